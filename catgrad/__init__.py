@@ -1,0 +1,26 @@
+"""catgrad: a compositional learning language built on typed string diagrams.
+
+>>> import catgrad as cg, numpy as np
+>>> f = cg.ops.sin(cg.f64[2]) >> cg.ops.exp(cg.f64[2])
+>>> x = np.array([0.0, 1.0])
+>>> np.allclose(cg.evaluate(f, x)[0], np.exp(np.sin(x)))
+True
+"""
+
+from . import errors, init, ops
+from .calculus.lens import Lens, lens
+from .calculus.para import Para, Param, ParaLens
+from .calculus.rdc import D, R
+from .core.diagram import Builder, Diagram, Graph, Wire, build, copy, discard, id, permute, swap, trace, wiring
+from .core.evaluate import evaluate
+from .core.types import DTYPES, DType, Ob, TensorType, bit, f32, f64, i64
+from .errors import CatgradError, CatgradTypeError, ShapeError, UnknownOpError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Builder", "CatgradError", "CatgradTypeError", "D", "DTYPES", "DType", "Diagram", "Graph", "Lens", "Ob",
+    "Para", "ParaLens", "Param", "R", "ShapeError", "TensorType", "UnknownOpError", "Wire", "bit", "build",
+    "copy", "discard", "errors", "evaluate", "f32", "f64", "i64", "id", "init", "lens", "ops", "permute",
+    "swap", "trace", "wiring",
+]

@@ -1,0 +1,1 @@
+"""The calculus layer: reverse derivatives, lenses, Para, learners, Poly."""

@@ -1,0 +1,216 @@
+"""Parametrised maps (the Para construction) and parametric lenses.
+
+A morphism ``A -> B`` of Para is a pair ``(P, f : P x A -> B)``. Composition puts
+the *later* map's parameters first, as in the Para construction:
+
+    (P, f) >> (Q, g) = (Q x P, (q, p, a) |-> g(q, f(p, a)))
+
+Flattened, the parameter list of a chain is the same however it is bracketed,
+so ``(f >> g) >> h`` and ``f >> (g >> h)`` have identical parameter layouts.
+Parameters carry names (unique within a Para: a clash gets a ``_2``, ``_3`` ...
+suffix) and an initialiser.
+
+A reparametrisation along ``alpha : Q -> P`` is the 2-cell
+``(P, f) => (Q, (alpha x id) >> f)``. Weight tying is reparametrisation by copy;
+under R the copy becomes addition, so tied parameters receive the sum of their
+gradients.
+
+A parametric lens (Para(Lens)) has ``get : P x A -> B`` and
+``put : P x A x B' -> P' x A'``; ``ParaLens.of(f)`` is ``(f, R[f])``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..core.diagram import Diagram, build, id, wiring
+from ..core.types import Ob, TensorType
+from ..errors import CatgradTypeError
+from ..init import Init, normal
+from .rdc import R
+
+
+@dataclass(frozen=True)
+class Param:
+    """A named parameter wire with its initialiser."""
+
+    name: str
+    type: TensorType
+    init: Optional[Init] = None
+
+    def initial(self, rng: np.random.Generator) -> np.ndarray:
+        init = self.init if self.init is not None else normal(0.01)
+        return init(rng, self.type.shape, self.type.dtype.numpy)
+
+
+def _merge(first: Sequence[Param], second: Sequence[Param]) -> tuple:
+    """Concatenate parameter lists, renaming clashes in ``second``."""
+    taken = {p.name for p in first}
+    out = list(first)
+    for p in second:
+        name, k = p.name, 1
+        while name in taken:
+            k += 1
+            name = f"{p.name}_{k}"
+        taken.add(name)
+        out.append(p if name == p.name else replace(p, name=name))
+    return tuple(out)
+
+
+class Para:
+    """A parametrised map ``A -> B`` with parameters ``P``: ``body : P x A -> B``."""
+
+    def __init__(self, params: Sequence[Param], body: Diagram):
+        params = tuple(params)
+        P = Ob(*(p.type for p in params))
+        if body.dom[: len(P)] != P:
+            raise CatgradTypeError(f"the body of a Para must take its parameters {P} first, got {body.dom}")
+        names = [p.name for p in params]
+        if len(set(names)) != len(names):
+            raise CatgradTypeError(f"parameter names must be unique, got {names}")
+        self.params, self.body = params, body
+        self.P = P
+        self.dom = Ob(*body.dom[len(P) :])
+        self.cod = body.cod
+
+    @classmethod
+    def lift(cls, f: Diagram) -> "Para":
+        """A plain diagram as a Para with no parameters."""
+        return cls((), f)
+
+    @property
+    def names(self) -> tuple:
+        return tuple(p.name for p in self.params)
+
+    def init(self, seed_or_rng=0) -> list:
+        """Initial parameter values, in parameter order."""
+        rng = seed_or_rng if isinstance(seed_or_rng, np.random.Generator) else np.random.default_rng(seed_or_rng)
+        return [p.initial(rng) for p in self.params]
+
+    def __rshift__(self, other) -> "Para":
+        other = other if isinstance(other, Para) else Para.lift(other)
+        if self.cod != other.dom:
+            raise CatgradTypeError(
+                f"cannot compose: the first map's output type is {self.cod} but the second one's input type is {other.dom}"
+            )
+        # (q, p, a) |-> g(q, f(p, a))
+        body = (id(other.P) @ self.body) >> other.body
+        return Para(_merge(other.params, self.params), body)
+
+    def __rrshift__(self, other) -> "Para":
+        return Para.lift(other) >> self
+
+    def __matmul__(self, other) -> "Para":
+        other = other if isinstance(other, Para) else Para.lift(other)
+        p, q, a, c = len(self.P), len(other.P), len(self.dom), len(other.dom)
+        # (p, q, a, c) |-> (p, a, q, c)
+        perm = [*range(p), *range(p + q, p + q + a), *range(p, p + q), *range(p + q + a, p + q + a + c)]
+        shuffle = wiring(self.P @ other.P @ self.dom @ other.dom, perm)
+        return Para(_merge(self.params, other.params), shuffle >> (self.body @ other.body))
+
+    def __rmatmul__(self, other) -> "Para":
+        return Para.lift(other) @ self
+
+    def reparam(self, alpha: Diagram, params: Sequence[Param]) -> "Para":
+        """The 2-cell along ``alpha : Q -> P``: new parameters ``params`` (of types Q)."""
+        Q = Ob(*(p.type for p in params))
+        if alpha.dom != Q or alpha.cod != self.P:
+            raise CatgradTypeError(f"a reparametrisation must map {Q} to {self.P}, got {alpha.dom} -> {alpha.cod}")
+        return Para(params, (alpha @ id(self.dom)) >> self.body)
+
+    def tie(self, *names: str) -> "Para":
+        """Weight tying: the named parameters (of one type) become one, the first name.
+        It is reparametrisation by copy, so their gradients add."""
+        index = {p.name: i for i, p in enumerate(self.params)}
+        missing = [n for n in names if n not in index]
+        if missing or len(names) < 2:
+            raise CatgradTypeError(f"tie needs two or more parameter names of this map, got {list(names)}")
+        keep = index[names[0]]
+        for n in names[1:]:
+            if self.params[index[n]].type != self.params[keep].type:
+                raise CatgradTypeError(f"cannot tie {names[0]} : {self.params[keep].type} to {n} : {self.params[index[n]].type}")
+        tied = {index[n] for n in names[1:]}
+        new = [p for i, p in enumerate(self.params) if i not in tied]
+        pos = {p.name: k for k, p in enumerate(new)}
+        source = [pos[names[0]] if i in tied else pos[p.name] for i, p in enumerate(self.params)]
+        alpha = wiring(Ob(*(p.type for p in new)), source)
+        return self.reparam(alpha, new)
+
+    def with_params(self, **renames: str) -> "Para":
+        """Rename parameters: ``f.with_params(W="enc.W")``."""
+        return Para([replace(p, name=renames.get(p.name, p.name)) for p in self.params], self.body)
+
+    def prefixed(self, prefix: str) -> "Para":
+        """Every parameter name prefixed with ``prefix + '.'``."""
+        return Para([replace(p, name=f"{prefix}.{p.name}") for p in self.params], self.body)
+
+    def __call__(self, *args):
+        return self.body(*args)
+
+    def __repr__(self) -> str:
+        ps = ", ".join(f"{p.name}: {p.type}" for p in self.params)
+        return f"Para([{ps}], {self.dom} -> {self.cod})"
+
+
+class ParaLens:
+    """A parametric lens: ``get : P x A -> B`` and ``put : P x A x B' -> P' x A'``."""
+
+    def __init__(self, params: Sequence[Param], get: Diagram, put: Diagram):
+        self.params = tuple(params)
+        self.P = Ob(*(p.type for p in self.params))
+        self.get, self.put = get, put
+        self.A = Ob(*get.dom[len(self.P) :])
+        self.B = get.cod
+        self.B_ = Ob(*put.dom[len(self.P) + len(self.A) :])
+        if put.dom[: len(self.P) + len(self.A)] != self.P @ self.A:
+            raise CatgradTypeError(f"put must take {self.P @ self.A} first, got {put.dom}")
+        self.A_ = Ob(*put.cod[len(self.P) :])
+
+    @classmethod
+    def of(cls, f) -> "ParaLens":
+        """The functor Para(C) -> Para(Lens(C)): ``(P, f) |-> (P, (f, R[f]))``."""
+        f = f if isinstance(f, Para) else Para.lift(f)
+        return cls(f.params, f.body, R(f.body))
+
+    def __rshift__(self, other: "ParaLens") -> "ParaLens":
+        if self.B != other.A or self.B_ != other.A_:
+            raise CatgradTypeError(
+                f"cannot compose parametric lenses: ({self.B}, {self.B_}) vs ({other.A}, {other.A_})"
+            )
+        f, g = self, other
+        np_, na, nq = len(f.P), len(f.A), len(g.P)
+
+        def get(b, ins):
+            q, p, a = ins[:nq], ins[nq : nq + np_], ins[nq + np_ :]
+            return b.call(g.get, q + b.call(f.get, p + a))
+
+        def put(b, ins):
+            q, p = ins[:nq], ins[nq : nq + np_]
+            a, c_ = ins[nq + np_ : nq + np_ + na], ins[nq + np_ + na :]
+            fb = b.call(f.get, p + a)
+            qb = b.call(g.put, q + fb + c_)
+            q_, b_ = qb[:nq], qb[nq:]
+            pa = b.call(f.put, p + a + b_)
+            return q_ + pa
+
+        P = g.P @ f.P
+        return ParaLens(
+            _merge(g.params, f.params), build(P @ f.A, get), build(P @ f.A @ g.B_, put)
+        )
+
+    def __repr__(self) -> str:
+        return f"ParaLens({self.P}; ({self.A}, {self.A_}) -> ({self.B}, {self.B_}))"
+
+
+def as_para(x) -> Para:
+    if isinstance(x, Para):
+        return x
+    if isinstance(x, Diagram):
+        return Para.lift(x)
+    raise CatgradTypeError(f"expected a Para or a Diagram, got {type(x).__name__}")
+
+
+__all__ = ["Param", "Para", "ParaLens", "as_para"]

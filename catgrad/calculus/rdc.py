@@ -1,0 +1,98 @@
+"""The reverse derivative functor R and the forward derivative D.
+
+For ``f : A -> B``, ``R(f) : A x B -> A`` is built in one linear pass over f's
+graph, never calling an autograd engine:
+
+1. replay f's boxes on the primal inputs (values every rule may need);
+2. walk the boxes in reverse topological order; each box's output cotangents are
+   the sum of what its readers sent back (R[copy] = add), and the box's own rule
+   (declared with the primitive) turns them into input cotangents;
+3. the cotangents reaching f's inputs are R(f)'s outputs (zero where none arrive).
+
+Every rule is a diagram in the same signature, so ``R(R(f))`` exists: this is
+what the axioms RD.6 and RD.7 need. Over Z2 a diagram is a polynomial, and R is
+its formal derivative: R[x * x] = 2 x d = 0 although x * x evaluates like x.
+
+Cotangents only flow through differentiable dtypes (floats and bits); integer
+wires get a zero cotangent.
+"""
+
+from __future__ import annotations
+
+from ..core.diagram import Builder, Diagram, Wire, wiring
+from ..core.types import Ob, TensorType
+from ..ops import constant
+
+
+def _zero(b: Builder, t: TensorType) -> Wire:
+    return constant(type=t, value=0.0 if t.dtype.is_float else 0, builder=b)
+
+
+def _total(parts: list):
+    if not parts:
+        return None
+    acc = parts[0]
+    for p in parts[1:]:
+        acc = acc + p
+    return acc
+
+
+def reverse(f: Diagram, b: Builder, xs: list, dys: list) -> list:
+    """Emit R(f) into ``b`` on primal input wires ``xs`` and output cotangents ``dys``
+    (``None`` = zero); return the input cotangents (``None`` = zero)."""
+    g = f.graph
+    env = dict(zip(g.inputs, (x.id for x in xs)))
+    for op, ins, outs in g.boxes:
+        for w, n in zip(outs, b.emit(op, [env[w] for w in ins])):
+            env[w] = n
+    cot: dict = {}
+    for w, d in zip(g.outputs, dys):
+        if d is not None and g.types[w].dtype.differentiable:
+            cot.setdefault(w, []).append(d)
+    for op, ins, outs in reversed(g.boxes):
+        douts = [_total(cot.pop(w, [])) for w in outs]
+        if all(d is None for d in douts) or op.prim.rd is None:
+            continue
+        douts = [_zero(b, g.types[w]) if d is None else d for w, d in zip(outs, douts)]
+        dins = op.prim.rd(
+            [Wire(b, env[w]) for w in ins], [Wire(b, env[w]) for w in outs], douts, **op.kwargs
+        )
+        for w, d in zip(ins, dins):
+            if d is not None and g.types[w].dtype.differentiable:
+                cot.setdefault(w, []).append(d)
+    return [_total(cot.get(w, [])) for w in g.inputs]
+
+
+def R(f: Diagram) -> Diagram:
+    """The reverse derivative ``R(f) : A x B -> A`` of ``f : A -> B``.
+
+    Smooth maps: ``R(f)(x, v) = J_f(x)^T v``.
+
+    >>> import catgrad as cg, numpy as np
+    >>> sq = cg.trace(cg.f64[()])(lambda x: x * x)
+    >>> float(cg.evaluate(cg.R(sq), np.float64(3.0), np.float64(1.0))[0])
+    6.0
+    """
+    b = Builder()
+    xs = [b.input(t) for t in f.dom]
+    ds = [b.input(t) for t in f.cod]
+    dxs = reverse(f, b, xs, ds)
+    outs = [(_zero(b, x.type) if d is None else d).id for x, d in zip(xs, dxs)]
+    return Diagram(b.finish([w.id for w in xs + ds], outs))
+
+
+def D(f: Diagram) -> Diagram:
+    """The forward derivative ``D(f) : A x A -> B``, ``D(f)(a, v) = J_f(a) v``,
+    obtained from R as ``pi1 R[R[f]]((a, 0), v)`` (MATH.md section 1)."""
+    A, B = f.dom, f.cod
+    proj = wiring(A @ B, range(len(A), len(A) + len(B)))
+    return _interleave(A, B) >> R(R(f)) >> proj
+
+
+def _interleave(A: Ob, B: Ob) -> Diagram:
+    """``(a, v) |-> (a, 0_B, v)`` as a diagram ``A x A -> A x B x A``."""
+    b = Builder()
+    a = [b.input(t) for t in A]
+    v = [b.input(t) for t in A]
+    z = [_zero(b, t) for t in B]
+    return Diagram(b.finish([w.id for w in a + v], [w.id for w in a + z + v]))

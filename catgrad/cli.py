@@ -1,0 +1,57 @@
+"""The ``catgrad`` command line: ``catgrad check|show|train|compile|draw ...``.
+
+Each subcommand lives with the layer it belongs to and registers itself through
+a ``register(subparsers)`` function in one of ``COMMAND_MODULES``. User errors
+(:class:`~catgrad.errors.CatgradError`) print a message and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import CatgradError
+
+COMMAND_MODULES = [
+    "catgrad.frontend.commands",  # check, show
+    "catgrad.train.commands",  # train
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # bad arguments: usage + message, exit 2 (argparse's convention)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="catgrad", description="A compositional learning language.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except CatgradError as e:
+        print(f"catgrad: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("catgrad: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The core layer: wire types, the primitive signature and the Diagram."""

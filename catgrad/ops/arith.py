@@ -1,0 +1,236 @@
+"""Elementwise arithmetic, constants, casts and comparisons.
+
+Over ``bit`` (Z2) ``add`` is XOR and ``mul`` is AND; ``neg`` is the identity and
+``sub`` equals ``add``. The reverse derivatives are the same formal rules in every
+dtype, which is what makes a Z2 circuit a polynomial rather than a truth table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.primitive import expect_arity, expect_float, expect_same
+from ..core.types import DTYPES, DType, TensorType
+from ..errors import CatgradTypeError
+from ._base import declare, torch
+
+
+def _binary(name: str, floats_only: bool = False, allow_bit: bool = True):
+    def rule(dom):
+        expect_arity(name, dom, 2)
+        t = expect_same(name, dom)
+        if floats_only:
+            expect_float(name, t)
+        if not allow_bit and t.dtype.name == "bit":
+            raise CatgradTypeError(f"{name} is not defined on bits, got {t}")
+        return t
+
+    return rule
+
+
+def _unary(name: str, floats_only: bool = False, allow_bit: bool = True):
+    def rule(dom, **_):
+        expect_arity(name, dom, 1)
+        if floats_only:
+            expect_float(name, dom[0])
+        if not allow_bit and dom[0].dtype.name == "bit":
+            raise CatgradTypeError(f"{name} is not defined on bits, got {dom[0]}")
+        return dom[0]
+
+    return rule
+
+
+def _is_bool(x) -> bool:
+    return getattr(x, "dtype", None) in (np.bool_, bool) or str(getattr(x, "dtype", "")) == "torch.bool"
+
+
+add = declare(
+    "add",
+    _binary("add"),
+    numpy=lambda x, y: x ^ y if _is_bool(x) else x + y,
+    torch=lambda x, y: x ^ y if _is_bool(x) else x + y,
+    rd=lambda xs, ys, dys: [dys[0], dys[0]],
+    doc="x + y (XOR on bits). R: ((x, y), d) -> (d, d).",
+    elementwise=True,
+)
+
+sub = declare(
+    "sub",
+    _binary("sub"),
+    numpy=lambda x, y: x ^ y if _is_bool(x) else x - y,
+    torch=lambda x, y: x ^ y if _is_bool(x) else x - y,
+    rd=lambda xs, ys, dys: [dys[0], -dys[0]],
+    doc="x - y (XOR on bits). R: ((x, y), d) -> (d, -d).",
+    elementwise=True,
+)
+
+mul = declare(
+    "mul",
+    _binary("mul"),
+    numpy=lambda x, y: x & y if _is_bool(x) else x * y,
+    torch=lambda x, y: x & y if _is_bool(x) else x * y,
+    rd=lambda xs, ys, dys: [xs[1] * dys[0], xs[0] * dys[0]],
+    doc="x * y (AND on bits). R: ((x, y), d) -> (y d, x d).",
+    elementwise=True,
+)
+
+div = declare(
+    "div",
+    _binary("div", floats_only=True),
+    numpy=lambda x, y: x / y,
+    torch=lambda x, y: x / y,
+    rd=lambda xs, ys, dys: [dys[0] / xs[1], -(dys[0] * ys[0] / xs[1])],
+    doc="x / y. R: ((x, y), d) -> (d / y, -d x / y^2).",
+    elementwise=True,
+)
+
+neg = declare(
+    "neg",
+    _unary("neg"),
+    numpy=lambda x: x if _is_bool(x) else -x,
+    torch=lambda x: x if _is_bool(x) else -x,
+    rd=lambda xs, ys, dys: [-dys[0]],
+    doc="-x (the identity on bits). R: (x, d) -> -d.",
+    elementwise=True,
+)
+
+
+def _pow_rd(xs, ys, dys, p):
+    if p == 1.0:
+        return [dys[0]]
+    return [dys[0] * (xs[0] ** (p - 1.0)) * p]
+
+
+pow = declare(
+    "pow",
+    _unary("pow", floats_only=True),
+    numpy=lambda x, p: np.power(x, p) if x.dtype != object else x**p,
+    torch=lambda x, p: torch.pow(x, p),
+    rd=_pow_rd,
+    doc="x ** p for a constant real p. R: (x, d) -> p x^(p-1) d.",
+    elementwise=True,
+)
+
+
+def _max_rd(xs, ys, dys):
+    mask = ge(xs[0], xs[1])
+    return [dys[0] * mask, dys[0] * (1.0 - mask)]
+
+
+maximum = declare(
+    "maximum",
+    _binary("maximum", allow_bit=False),
+    numpy=np.maximum,
+    torch=lambda x, y: torch.maximum(x, y),
+    rd=_max_rd,
+    doc="Elementwise max. R sends d to x where x >= y, else to y.",
+    elementwise=True,
+)
+
+
+def _min_rd(xs, ys, dys):
+    mask = ge(xs[1], xs[0])
+    return [dys[0] * mask, dys[0] * (1.0 - mask)]
+
+
+minimum = declare(
+    "minimum",
+    _binary("minimum", allow_bit=False),
+    numpy=np.minimum,
+    torch=lambda x, y: torch.minimum(x, y),
+    rd=_min_rd,
+    doc="Elementwise min. R sends d to x where x <= y, else to y.",
+    elementwise=True,
+)
+
+# -- comparisons: 0/1 masks in the inputs' dtype, locally constant (zero derivative) ---
+
+ge = declare(
+    "ge",
+    _binary("ge", allow_bit=False),
+    numpy=lambda x, y: (x >= y).astype(x.dtype),
+    torch=lambda x, y: (x >= y).to(x.dtype),
+    doc="1 where x >= y, else 0, in the inputs' dtype. Locally constant: R = 0.",
+    elementwise=True,
+)
+
+gt = declare(
+    "gt",
+    _binary("gt", allow_bit=False),
+    numpy=lambda x, y: (x > y).astype(x.dtype),
+    torch=lambda x, y: (x > y).to(x.dtype),
+    doc="1 where x > y, else 0, in the inputs' dtype. Locally constant: R = 0.",
+    elementwise=True,
+)
+
+eq = declare(
+    "eq",
+    _binary("eq"),
+    numpy=lambda x, y: (x == y).astype(x.dtype),
+    torch=lambda x, y: (x == y).to(x.dtype),
+    doc="1 where x == y, else 0, in the inputs' dtype. Locally constant: R = 0.",
+    elementwise=True,
+)
+
+# -- constants and casts ----------------------------------------------------------------
+
+
+def _constant_rule(dom, type, value):
+    if dom:
+        raise CatgradTypeError(f"constant takes no inputs, got {dom}")
+    if not isinstance(type, TensorType):
+        raise CatgradTypeError(f"constant needs type=<a wire type>, got {type!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise CatgradTypeError(f"constant value must be a number, got {value!r}")
+    if type.dtype.name == "bit" and value not in (0, 1):
+        raise CatgradTypeError(f"a bit constant must be 0 or 1, got {value!r}")
+    return type
+
+
+def _np_full(shape, value, dtype: DType, **_):
+    return np.full(shape, value, dtype=dtype.numpy)
+
+
+constant = declare(
+    "constant",
+    _constant_rule,
+    numpy=lambda type, value, shape, dtype: _np_full(shape, value, dtype),
+    torch=lambda type, value, shape, dtype: torch.full(shape, value, dtype=dtype.torch()),
+    needs_shape=True,
+    doc="() -> type, every entry equal to value. R: the unique map to ().",
+)
+
+
+def _cast_rule(dom, dtype):
+    expect_arity("cast", dom, 1)
+    if isinstance(dtype, str):
+        dtype = DTYPES.get(dtype)
+    if not isinstance(dtype, DType):
+        raise CatgradTypeError(f"cast needs dtype= one of {sorted(DTYPES)}")
+    return dom[0].with_dtype(dtype)
+
+
+def _cast_rd(xs, ys, dys, dtype):
+    if xs[0].dtype.is_float and ys[0].dtype.is_float:
+        return [cast(dys[0], dtype=xs[0].dtype)]
+    return [None]
+
+
+cast = declare(
+    "cast",
+    _cast_rule,
+    numpy=lambda x, dtype: x.astype(dtype.numpy) if isinstance(dtype, DType) else x.astype(DTYPES[dtype].numpy),
+    torch=lambda x, dtype: x.to((dtype if isinstance(dtype, DType) else DTYPES[dtype]).torch()),
+    rd=_cast_rd,
+    doc="Convert to another dtype. Between floats R casts back; otherwise R = 0.",
+)
+
+
+def zeros(t: TensorType):
+    """The constant 0 of type ``t`` as a diagram ``() -> t``."""
+    return constant(type=t, value=0 if not t.dtype.is_float else 0.0)
+
+
+def ones(t: TensorType):
+    """The constant 1 of type ``t`` as a diagram ``() -> t``."""
+    return constant(type=t, value=1 if not t.dtype.is_float else 1.0)

@@ -1,0 +1,94 @@
+"""Smooth (and piecewise smooth) elementwise functions on float wires.
+
+Each reverse derivative reuses the primal output ``y`` where that is cheaper:
+R[exp](x, d) = d y, R[tanh](x, d) = d (1 - y^2), R[sigmoid](x, d) = d y (1 - y).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .arith import _unary
+from ._base import declare, sympy, torch, vectorize
+
+
+def _float_unary(name, numpy, torch_fn, sympy_fn, rd, doc):
+    return declare(
+        name,
+        _unary(name, floats_only=True),
+        numpy=numpy,
+        torch=torch_fn,
+        sympy=vectorize(sympy_fn) if sympy_fn else None,
+        rd=rd,
+        doc=doc,
+        elementwise=True,
+    )
+
+
+exp = _float_unary(
+    "exp", np.exp, lambda x: torch.exp(x), lambda v: sympy.exp(v),
+    lambda xs, ys, dys: [dys[0] * ys[0]], "e^x. R: (x, d) -> d e^x.",
+)
+
+log = _float_unary(
+    "log", np.log, lambda x: torch.log(x), lambda v: sympy.log(v),
+    lambda xs, ys, dys: [dys[0] / xs[0]], "Natural logarithm. R: (x, d) -> d / x.",
+)
+
+sin = _float_unary(
+    "sin", np.sin, lambda x: torch.sin(x), lambda v: sympy.sin(v),
+    lambda xs, ys, dys: [dys[0] * cos(xs[0])], "sin x. R: (x, d) -> d cos x.",
+)
+
+cos = _float_unary(
+    "cos", np.cos, lambda x: torch.cos(x), lambda v: sympy.cos(v),
+    lambda xs, ys, dys: [-(dys[0] * sin(xs[0]))], "cos x. R: (x, d) -> -d sin x.",
+)
+
+tanh = _float_unary(
+    "tanh", np.tanh, lambda x: torch.tanh(x), lambda v: sympy.tanh(v),
+    lambda xs, ys, dys: [dys[0] * (1.0 - ys[0] * ys[0])], "tanh x. R: (x, d) -> d (1 - tanh^2 x).",
+)
+
+sigmoid = _float_unary(
+    "sigmoid",
+    # 1/(1+e^-x) written through tanh: no overflow for large |x|
+    lambda x: 0.5 * (1.0 + np.tanh(0.5 * x)),
+    lambda x: torch.sigmoid(x),
+    lambda v: 1 / (1 + sympy.exp(-v)),
+    lambda xs, ys, dys: [dys[0] * ys[0] * (1.0 - ys[0])],
+    "The logistic function 1 / (1 + e^-x). R: (x, d) -> d y (1 - y).",
+)
+
+sqrt = _float_unary(
+    "sqrt", np.sqrt, lambda x: torch.sqrt(x), lambda v: sympy.sqrt(v),
+    lambda xs, ys, dys: [dys[0] / (ys[0] * 2.0)], "Square root. R: (x, d) -> d / (2 sqrt x).",
+)
+
+heaviside = _float_unary(
+    "heaviside",
+    lambda x: (x > 0).astype(x.dtype),
+    lambda x: (x > 0).to(x.dtype),
+    lambda v: sympy.Heaviside(v, 0),
+    None,
+    "1 where x > 0, else 0. Locally constant: R = 0.",
+)
+
+sign = _float_unary(
+    "sign", np.sign, lambda x: torch.sign(x), lambda v: sympy.sign(v),
+    None, "-1, 0 or 1. Locally constant: R = 0.",
+)
+
+relu = _float_unary(
+    "relu",
+    lambda x: np.maximum(x, 0),
+    lambda x: torch.relu(x),
+    lambda v: sympy.Max(v, 0),
+    lambda xs, ys, dys: [dys[0] * heaviside(xs[0])],
+    "max(x, 0). R: (x, d) -> d [x > 0].",
+)
+
+abs = _float_unary(
+    "abs", np.abs, lambda x: torch.abs(x), lambda v: sympy.Abs(v),
+    lambda xs, ys, dys: [dys[0] * sign(xs[0])], "|x|. R: (x, d) -> d sign x.",
+)

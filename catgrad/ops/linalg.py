@@ -1,0 +1,221 @@
+"""Contraction and shape ops: einsum (with matmul as a spelling of it), transpose,
+reshape and broadcast.
+
+``einsum`` is the one contraction primitive. Its reverse derivative is einsum again
+with the output's index string swapped for the operand's: for ``ab,bc->ac``,
+dx = einsum(``ac,bc->ab``)(d, y) and dy = einsum(``ab,ac->bc``)(x, d). The type rule
+only admits specs where that swap is well formed (every operand index appears in
+the output or another operand; no index repeated within one operand), so R is closed.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections import Counter
+
+import numpy as np
+
+from ..core.diagram import Wire, _types
+from ..core.primitive import expect_arity
+from ..core.types import Ob, TensorType
+from ..errors import CatgradTypeError
+from ._base import OpFunction, declare, torch
+
+
+def _parse_spec(spec: str, n: int):
+    if not isinstance(spec, str) or "->" not in spec:
+        raise CatgradTypeError(f"einsum spec must look like 'ij,jk->ik', got {spec!r}")
+    lhs, out = spec.replace(" ", "").split("->")
+    terms = lhs.split(",")
+    if len(terms) != n:
+        raise CatgradTypeError(f"einsum spec {spec!r} names {len(terms)} operand(s) but {n} were given")
+    for term in terms + [out]:
+        if not all(c in string.ascii_letters for c in term):
+            raise CatgradTypeError(f"einsum spec {spec!r}: indices must be letters")
+        if len(set(term)) != len(term):
+            raise CatgradTypeError(f"einsum spec {spec!r}: index repeated within {term!r}")
+    return terms, out
+
+
+def _einsum_rule(dom, spec):
+    terms, out = _parse_spec(spec, len(dom))
+    dtype = dom[0].dtype
+    size = {}
+    for term, t in zip(terms, dom):
+        if t.dtype != dtype:
+            raise CatgradTypeError(f"einsum operands must share a dtype, got {dom[0]} and {t}")
+        if len(term) != t.rank:
+            raise CatgradTypeError(f"einsum {spec!r}: operand {term!r} has rank {len(term)} but the wire is {t}")
+        for c, d in zip(term, t.shape):
+            if size.setdefault(c, d) != d:
+                raise CatgradTypeError(f"einsum {spec!r}: index {c!r} is {size[c]} in one operand and {d} in {t}")
+    for c in out:
+        if c not in size:
+            raise CatgradTypeError(f"einsum {spec!r}: output index {c!r} is in no operand")
+    for i, term in enumerate(terms):
+        others = set(out).union(*(set(s) for j, s in enumerate(terms) if j != i))
+        for c in term:
+            if c not in others:
+                raise CatgradTypeError(
+                    f"einsum {spec!r}: index {c!r} occurs only in operand {i}; sum it with the sum op first"
+                )
+    return TensorType(dtype, tuple(size[c] for c in out))
+
+
+def _einsum_rd(xs, ys, dys, spec):
+    terms, out = _parse_spec(spec, len(xs))
+    dxs = []
+    for i, term in enumerate(terms):
+        new_terms = [out if j == i else s for j, s in enumerate(terms)]
+        args = [dys[0] if j == i else x for j, x in enumerate(xs)]
+        dxs.append(einsum(*args, spec=",".join(new_terms) + "->" + term))
+    return dxs
+
+
+def _np_einsum(*xs, spec):
+    if xs[0].dtype == np.bool_:
+        return (np.einsum(spec, *(x.astype(np.int64) for x in xs)) % 2).astype(bool)
+    if xs[0].dtype == object:
+        return np.einsum(spec, *xs)
+    return np.einsum(spec, *xs, optimize=len(xs) > 1)
+
+
+def _torch_einsum(*xs, spec):
+    if xs[0].dtype == torch.bool:
+        return (torch.einsum(spec, *(x.long() for x in xs)) % 2).bool()
+    return torch.einsum(spec, *xs)
+
+
+einsum = declare(
+    "einsum",
+    _einsum_rule,
+    numpy=_np_einsum,
+    torch=_torch_einsum,
+    rd=_einsum_rd,
+    doc="Tensor contraction, e.g. spec='ij,jk->ik'. Over bits sums are mod 2.",
+)
+
+
+def matmul_spec(a: TensorType, b: TensorType) -> str:
+    """The einsum spec of numpy's matmul for these ranks (b of rank 1 or 2, or batched)."""
+    if a.rank == 0 or b.rank == 0:
+        raise CatgradTypeError(f"matmul needs operands of rank >= 1, got {a} and {b}")
+    letters = iter(string.ascii_letters)
+    if b.rank <= 2:
+        batch = "".join(next(letters) for _ in range(a.rank - 1))
+        k = next(letters)
+        if b.rank == 1:
+            return f"{batch}{k},{k}->{batch}"
+        m = next(letters)
+        return f"{batch}{k},{k}{m}->{batch}{m}"
+    if a.rank != b.rank:
+        raise CatgradTypeError(f"batched matmul needs equal ranks, got {a} and {b}")
+    batch = "".join(next(letters) for _ in range(a.rank - 2))
+    n, k, m = next(letters), next(letters), next(letters)
+    return f"{batch}{n}{k},{batch}{k}{m}->{batch}{n}{m}"
+
+
+class _MatMul(OpFunction):
+    """``x @ w`` with numpy's matmul semantics, as an einsum box."""
+
+    def __call__(self, *args):
+        if len(args) != 2:
+            raise CatgradTypeError(f"matmul takes 2 operands, got {len(args)}")
+        if isinstance(args[0], Wire):
+            return einsum(*args, spec=matmul_spec(args[0].type, args[1].type))
+        a, b = _types(args)
+        return einsum(a, b, spec=matmul_spec(a, b))
+
+
+matmul = _MatMul(einsum.prim)
+matmul.__name__ = "matmul"
+
+
+def _transpose_rule(dom, perm=None):
+    expect_arity("transpose", dom, 1)
+    t = dom[0]
+    perm = tuple(reversed(range(t.rank))) if perm is None else tuple(perm)
+    if sorted(perm) != list(range(t.rank)):
+        raise CatgradTypeError(f"transpose: {perm} is not a permutation of the axes of {t}")
+    return t.with_shape(tuple(t.shape[i] for i in perm))
+
+
+def _perm(x, perm):
+    return tuple(reversed(range(x.type.rank))) if perm is None else tuple(perm)
+
+
+transpose = declare(
+    "transpose",
+    _transpose_rule,
+    numpy=lambda x, perm=None: np.transpose(x, perm),
+    torch=lambda x, perm=None: x.permute(*(perm if perm is not None else reversed(range(x.dim())))),
+    rd=lambda xs, ys, dys, perm=None: [
+        transpose(dys[0], perm=tuple(int(i) for i in np.argsort(_perm(xs[0], perm))))
+    ],
+    doc="Permute axes (reverse them by default). R: transpose by the inverse permutation.",
+)
+
+
+def _size_parts(shape):
+    return math.prod(d for d in shape if isinstance(d, int)), Counter(d for d in shape if isinstance(d, str))
+
+
+def _reshape_rule(dom, shape):
+    expect_arity("reshape", dom, 1)
+    t = dom[0]
+    target = t.with_shape(shape)
+    if _size_parts(t.shape) != _size_parts(target.shape):
+        raise CatgradTypeError(f"reshape: {t} has a different number of elements from {target}")
+    return target
+
+
+reshape = declare(
+    "reshape",
+    _reshape_rule,
+    numpy=lambda x, shape, dtype: np.reshape(x, shape),
+    torch=lambda x, shape, dtype: x.reshape(shape),
+    rd=lambda xs, ys, dys, shape: [dys[0].reshape(xs[0].shape)],
+    needs_shape=True,
+    doc="Same entries, new shape. R: reshape back.",
+)
+
+
+def _broadcast_axes(src: TensorType, shape: tuple):
+    """Axes of the target that broadcasting creates (leading) or stretches (size 1)."""
+    lead = len(shape) - src.rank
+    if lead < 0:
+        raise CatgradTypeError(f"broadcast: cannot broadcast {src} to fewer axes {shape}")
+    stretched = []
+    for i, d in enumerate(src.shape):
+        if d != shape[lead + i]:
+            if d != 1:
+                raise CatgradTypeError(f"broadcast: cannot broadcast {src} to shape {tuple(shape)}")
+            stretched.append(lead + i)
+    return tuple(range(lead)), tuple(stretched)
+
+
+def _broadcast_rule(dom, shape):
+    expect_arity("broadcast", dom, 1)
+    target = dom[0].with_shape(shape)
+    _broadcast_axes(dom[0], target.shape)
+    return target
+
+
+def _broadcast_rd(xs, ys, dys, shape):
+    lead, stretched = _broadcast_axes(xs[0].type, ys[0].shape)
+    d = dys[0]
+    if lead or stretched:
+        d = d.sum(axes=lead + stretched)
+    return [d.reshape(xs[0].shape) if d.shape != xs[0].shape else d]
+
+
+broadcast = declare(
+    "broadcast",
+    _broadcast_rule,
+    numpy=lambda x, shape, dtype: np.broadcast_to(x, shape),
+    torch=lambda x, shape, dtype: x.expand(shape),
+    rd=_broadcast_rd,
+    needs_shape=True,
+    doc="numpy-style broadcast to a shape (new leading axes, stretched size-1 axes). R: sum back.",
+)

@@ -1,0 +1,163 @@
+"""Reductions: sum, max, logsumexp and softmax over chosen axes.
+
+Their reverse derivatives broadcast the cotangent back over the reduced axes:
+R[sum](x, d) = bcast d;  R[max](x, d) = bcast d * [x == bcast max x];
+R[logsumexp](x, d) = bcast d * exp(x - bcast y);  R[softmax](x, d) = y (d - bcast sum(d y)).
+Over bits, ``sum`` is parity (XOR of the entries).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.primitive import expect_arity, expect_float, normalize_axes
+from ..core.types import TensorType
+from ..errors import CatgradTypeError
+from ._base import declare, torch
+from .arith import eq
+
+# This module's sum and max shadow the builtins on purpose: they are cg.ops.sum and cg.ops.max.
+
+
+def _reduced(t: TensorType, axes: tuple, keepdims: bool) -> TensorType:
+    if keepdims:
+        return t.with_shape(tuple(1 if i in axes else d for i, d in enumerate(t.shape)))
+    return t.with_shape(tuple(d for i, d in enumerate(t.shape) if i not in axes))
+
+
+def _reduce_rule(name, floats_only):
+    def rule(dom, axes=None, keepdims=False):
+        expect_arity(name, dom, 1)
+        if floats_only:
+            expect_float(name, dom[0])
+        return _reduced(dom[0], normalize_axes(name, dom[0], axes), bool(keepdims))
+
+    return rule
+
+
+def unreduce(d, x_type: TensorType, axes, keepdims: bool):
+    """Broadcast a reduced wire ``d`` back to ``x_type`` (the adjoint of summing)."""
+    axes = normalize_axes("unreduce", x_type, axes)
+    if not keepdims:
+        d = d.reshape(_reduced(x_type, axes, True).shape)
+    return d.broadcast(x_type.shape)
+
+
+def _np_sum(x, axes=None, keepdims=False):
+    axes = None if axes is None else tuple(axes) if not isinstance(axes, int) else axes
+    if x.dtype == np.bool_:
+        return np.logical_xor.reduce(x, axis=axes, keepdims=keepdims) if x.ndim else x.copy()
+    return np.sum(x, axis=axes, keepdims=keepdims)
+
+
+def _torch_axes(x, axes):
+    if axes is None:
+        return tuple(range(x.dim()))
+    return (axes,) if isinstance(axes, int) else tuple(axes)
+
+
+def _torch_sum(x, axes=None, keepdims=False):
+    dims = _torch_axes(x, axes)
+    if x.dtype == torch.bool:
+        return (x.long().sum(dim=dims, keepdim=keepdims) % 2).bool() if dims else x.clone()
+    return x.sum(dim=dims, keepdim=keepdims) if dims else x.clone()
+
+
+sum = declare(
+    "sum",
+    _reduce_rule("sum", floats_only=False),
+    numpy=_np_sum,
+    torch=_torch_sum,
+    rd=lambda xs, ys, dys, axes=None, keepdims=False: [unreduce(dys[0], xs[0].type, axes, keepdims)],
+    doc="Sum over axes (all by default); parity over bits. R: broadcast back.",
+)
+
+
+def _max_rd(xs, ys, dys, axes=None, keepdims=False):
+    x = xs[0]
+    mask = eq(x, unreduce(ys[0], x.type, axes, keepdims))
+    return [unreduce(dys[0], x.type, axes, keepdims) * mask]
+
+
+def _np_max(x, axes=None, keepdims=False):
+    return np.max(x, axis=None if axes is None else tuple(axes) if not isinstance(axes, int) else axes,
+                  keepdims=keepdims)
+
+
+def _torch_max(x, axes=None, keepdims=False):
+    dims = _torch_axes(x, axes)
+    return torch.amax(x, dim=dims, keepdim=keepdims) if dims else x.clone()
+
+
+def _max_rule(dom, axes=None, keepdims=False):
+    expect_arity("max", dom, 1)
+    if dom[0].dtype.name == "bit":
+        raise CatgradTypeError(f"max is not defined on bits, got {dom[0]}")
+    return _reduced(dom[0], normalize_axes("max", dom[0], axes), bool(keepdims))
+
+
+max = declare(
+    "max",
+    _max_rule,
+    numpy=_np_max,
+    torch=_torch_max,
+    rd=_max_rd,
+    doc="Maximum over axes. R routes d to the arg-max entries (to each of them on ties).",
+)
+
+
+def _np_logsumexp(x, axes=None, keepdims=False):
+    ax = None if axes is None else tuple(axes) if not isinstance(axes, int) else axes
+    m = np.max(x, axis=ax, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=ax, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=ax)
+
+
+def _torch_logsumexp(x, axes=None, keepdims=False):
+    return torch.logsumexp(x, dim=_torch_axes(x, axes), keepdim=keepdims)
+
+
+def _lse_rd(xs, ys, dys, axes=None, keepdims=False):
+    x = xs[0]
+    from .elementwise import exp
+
+    return [unreduce(dys[0], x.type, axes, keepdims) * exp(x - unreduce(ys[0], x.type, axes, keepdims))]
+
+
+logsumexp = declare(
+    "logsumexp",
+    _reduce_rule("logsumexp", floats_only=True),
+    numpy=_np_logsumexp,
+    torch=_torch_logsumexp,
+    rd=_lse_rd,
+    doc="log sum exp over axes, computed stably. R: (x, d) -> d softmax(x).",
+)
+
+
+def _softmax_rule(dom, axis=-1):
+    expect_arity("softmax", dom, 1)
+    expect_float("softmax", dom[0])
+    normalize_axes("softmax", dom[0], axis)
+    return dom[0]
+
+
+def _np_softmax(x, axis=-1):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _softmax_rd(xs, ys, dys, axis=-1):
+    y, d = ys[0], dys[0]
+    s = (d * y).sum(axes=axis, keepdims=True).broadcast(y.shape)
+    return [y * (d - s)]
+
+
+softmax = declare(
+    "softmax",
+    _softmax_rule,
+    numpy=_np_softmax,
+    torch=lambda x, axis=-1: torch.softmax(x, dim=axis),
+    rd=_softmax_rd,
+    doc="exp(x) / sum exp(x) along one axis. R: (x, d) -> y (d - sum(d y)).",
+)
