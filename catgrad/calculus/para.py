@@ -82,6 +82,11 @@ class Para:
         return cls((), f)
 
     @property
+    def diagram(self) -> Diagram:
+        """The body ``P x A -> B``: what evaluate and R see when given a Para."""
+        return self.body
+
+    @property
     def names(self) -> tuple:
         return tuple(p.name for p in self.params)
 

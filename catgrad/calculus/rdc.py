@@ -19,7 +19,7 @@ wires get a zero cotangent.
 
 from __future__ import annotations
 
-from ..core.diagram import Builder, Diagram, Wire, wiring
+from ..core.diagram import Builder, Diagram, Wire, as_diagram, wiring
 from ..core.types import Ob, TensorType
 from ..ops import constant
 
@@ -73,6 +73,7 @@ def R(f: Diagram) -> Diagram:
     >>> float(cg.evaluate(cg.R(sq), np.float64(3.0), np.float64(1.0))[0])
     6.0
     """
+    f = as_diagram(f)
     b = Builder()
     xs = [b.input(t) for t in f.dom]
     ds = [b.input(t) for t in f.cod]
@@ -84,6 +85,7 @@ def R(f: Diagram) -> Diagram:
 def D(f: Diagram) -> Diagram:
     """The forward derivative ``D(f) : A x A -> B``, ``D(f)(a, v) = J_f(a) v``,
     obtained from R as ``pi1 R[R[f]]((a, 0), v)`` (MATH.md section 1)."""
+    f = as_diagram(f)
     A, B = f.dom, f.cod
     proj = wiring(A @ B, range(len(A), len(A) + len(B)))
     return _interleave(A, B) >> R(R(f)) >> proj

@@ -427,6 +427,16 @@ class Diagram:
         return format_graph(self.graph)
 
 
+def as_diagram(x) -> Diagram:
+    """A Diagram, or an object carrying one as ``.diagram`` (a Para's body)."""
+    if isinstance(x, Diagram):
+        return x
+    d = getattr(x, "diagram", None)
+    if isinstance(d, Diagram):
+        return d
+    raise CatgradTypeError(f"expected a Diagram, got {type(x).__name__}")
+
+
 def _collect(d: Diagram, kind: str) -> list:
     """The maximal chain of ``kind`` nodes under ``d`` as a list, without recursion."""
     parts, stack = [], [d]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CatgradTypeError, ShapeError
-from .diagram import Diagram
+from .diagram import Diagram, as_diagram
 from .types import TensorType, bind_shape, resolve_shape
 
 
@@ -38,11 +38,12 @@ def _as_array(x, t: TensorType, i: int):
 def evaluate(f: Diagram, *args, backend: str = "numpy") -> tuple:
     """Evaluate ``f`` on arrays; returns the tuple of output arrays.
 
+    ``f`` may also be a :class:`~catgrad.Para`: its parameters come first.
+
     Shapes and dtypes are checked against ``f.dom``; symbolic dimensions are bound
     from the inputs and must agree everywhere they occur.
     """
-    if not isinstance(f, Diagram):
-        raise CatgradTypeError(f"evaluate expects a Diagram, got {type(f).__name__}")
+    f = as_diagram(f)
     g = f.graph
     dom = f.dom
     if len(args) != len(dom):
