@@ -1,0 +1,326 @@
+"""Datasets: the four small tables shipped with scikit-learn, and the user's CSV / ``.npz`` files.
+
+A :class:`Dataset` is a feature matrix ``x`` (n x d, float64) and targets ``y``: for
+classification, class indices (n,) with the class names in ``classes``; for regression,
+a float matrix (n x k). Everything a training run does to the data is a pure function
+of the data and a seed:
+
+* :meth:`Dataset.split` -- a fixed, stratified train/test split. For every class c with
+  n_c examples, taken in class-index order, the indices of that class are permuted by ``numpy.random.default_rng(seed)`` and the first
+  ``round(test_fraction * n_c)`` go to the test set. Both halves keep the original row
+  order, so the split depends only on (data, test_fraction, seed).
+* :func:`standardize` -- the affine map ``x |-> (x - mu) / sigma`` with mu and sigma the
+  per-feature mean and (population) standard deviation of the *training* rows only; a
+  constant feature (sigma = 0) gets sigma = 1, so it maps to 0 instead of NaN.
+* :func:`one_hot` -- class index k |-> the k-th standard basis vector e_k.
+
+Sources accepted by :func:`load`:
+
+* ``"iris"``, ``"digits"``, ``"wine"``, ``"breast_cancer"`` (no download);
+* ``PATH.csv``: a header row, then one example per row. The label column is chosen by
+  name (``label=...``), otherwise the last column. Feature cells must be numbers; label
+  cells may be numbers or names (names become classes, sorted).
+* ``PATH.npz``: arrays ``x`` (n x d) and ``y`` (n class indices, or n x k targets); other
+  key names via ``x_key`` / ``y_key``. Loaded with ``allow_pickle=False``.
+
+Every problem with a file is a :class:`DataError` that names the file and the place.
+
+>>> ds = load("iris")
+>>> ds.x.shape, ds.n_classes
+((150, 4), 3)
+>>> train, test = ds.split(test_fraction=0.2, seed=0)
+>>> len(train), len(test), sorted(np.bincount(test.y).tolist())
+(120, 30, [10, 10, 10])
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import zipfile
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+
+from .errors import CatgradError
+
+BUILTIN = ("iris", "digits", "wine", "breast_cancer")
+
+
+class DataError(CatgradError, ValueError):
+    """A dataset that cannot be read or does not fit: names the file and the place."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Features ``x`` (n x d) and targets ``y``; ``classes`` is None for regression."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    classes: Optional[tuple] = None
+    feature_names: tuple = ()
+
+    def __post_init__(self):
+        if self.x.ndim != 2:
+            raise DataError(f"{self.name}: features must be a matrix (examples x features), got shape {self.x.shape}")
+        if len(self.y) != len(self.x):
+            raise DataError(f"{self.name}: {len(self.x)} feature rows but {len(self.y)} labels")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.classes is not None
+
+    @property
+    def n_features(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        if self.classes is None:
+            raise DataError(f"{self.name}: a regression dataset has no classes")
+        return len(self.classes)
+
+    @property
+    def target_width(self) -> int:
+        """Width of one target vector: the number of classes, or the regression width."""
+        return len(self.classes) if self.classes is not None else self.y.shape[1]
+
+    def targets(self, dtype="float64") -> np.ndarray:
+        """The targets as the model's output type sees them: one-hot rows, or the float targets."""
+        if self.classes is not None:
+            return one_hot(self.y, len(self.classes), dtype)
+        return np.ascontiguousarray(self.y, dtype=dtype)
+
+    def subset(self, rows, name: Optional[str] = None) -> "Dataset":
+        rows = np.asarray(rows)
+        return replace(self, name=name or self.name, x=self.x[rows], y=self.y[rows])
+
+    def split(self, test_fraction: float = 0.2, seed: int = 0, stratify: bool = True):
+        """A fixed ``(train, test)`` split; see the module docstring for the exact rule."""
+        test = split_indices(self.y if (stratify and self.classes is not None) else None, len(self), test_fraction, seed)
+        mask = np.zeros(len(self), bool)
+        mask[test] = True
+        return self.subset(np.flatnonzero(~mask), f"{self.name}[train]"), self.subset(np.flatnonzero(mask), f"{self.name}[test]")
+
+    def fingerprint(self) -> str:
+        """A short hash of the arrays: a resumed run checks it trains on the same data."""
+        h = hashlib.sha256()
+        for a in (self.x, self.y):
+            a = np.ascontiguousarray(a)
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(a.tobytes())
+        return h.hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        kind = f"{self.n_classes} classes" if self.classes is not None else f"targets of width {self.y.shape[1]}"
+        return f"Dataset({self.name!r}: {len(self)} examples, {self.n_features} features, {kind})"
+
+
+def split_indices(labels, n: int, test_fraction: float, seed: int) -> np.ndarray:
+    """Sorted test-row indices: per class (or over all rows when ``labels`` is None),
+    a seeded permutation whose first ``round(test_fraction * n_class)`` rows are test rows."""
+    if not 0.0 <= test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    test = [rng.permutation(g)[: int(round(test_fraction * len(g)))] for g in groups]
+    return np.sort(np.concatenate(test)) if test else np.zeros(0, np.int64)
+
+
+def one_hot(labels, n_classes: int, dtype="float64") -> np.ndarray:
+    """Row k of the result is e_{labels[k]}, the standard basis vector of R^n_classes.
+
+    >>> one_hot(np.array([2, 0]), 3)
+    array([[0., 0., 1.],
+           [1., 0., 0.]])
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(f"one_hot needs a vector of class indices, got shape {labels.shape} dtype {labels.dtype}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataError(f"class indices must lie in [0, {n_classes}), got {labels.min()}..{labels.max()}")
+    out = np.zeros((len(labels), n_classes), dtype=dtype)
+    out[np.arange(len(labels)), labels] = 1
+    return out
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """The affine map x |-> (x - mean) / std, fitted on training rows."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "Standardizer":
+        std = x.std(axis=0)
+        return cls(x.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def __call__(self, ds: Dataset) -> Dataset:
+        return replace(ds, x=(ds.x - self.mean) / self.std)
+
+
+def standardize(train: Dataset, *others: Dataset) -> tuple:
+    """Standardise ``train`` and ``others`` with statistics of ``train`` alone (no test leakage)."""
+    s = Standardizer.fit(train.x)
+    return tuple(s(d) for d in (train, *others))
+
+
+def prepare(source, *, test_fraction: float = 0.2, seed: int = 0, scale: bool = True, **load_kwargs):
+    """``load`` + ``split`` + (optionally) ``standardize``: returns ``(train, test)``."""
+    train, test = load(source, **load_kwargs).split(test_fraction, seed)
+    return standardize(train, test) if scale else (train, test)
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def load(source, *, label=None, x_key: str = "x", y_key: str = "y") -> Dataset:
+    """A dataset by built-in name or from a ``.csv`` / ``.npz`` path."""
+    source = os.fspath(source)
+    if source in BUILTIN:
+        return _builtin(source)
+    if not os.path.exists(source):
+        hint = "" if os.sep in source or "." in source else f" (built-in datasets: {', '.join(BUILTIN)})"
+        raise DataError(f"{source}: no such file{hint}")
+    if os.path.isdir(source):
+        raise DataError(f"{source}: is a directory, expected a .csv or .npz file")
+    ext = os.path.splitext(source)[1].lower()
+    if ext == ".npz":
+        return _load_npz(source, x_key, y_key)
+    if ext == ".csv" or ext == ".txt":
+        return _load_csv(source, label)
+    raise DataError(f"{source}: unknown data format {ext or '(no extension)'!r}; use .csv or .npz")
+
+
+def _builtin(name: str) -> Dataset:
+    from sklearn import datasets as skd  # imported lazily: scikit-learn is slow to import
+
+    b = getattr(skd, f"load_{name}")()
+    names = tuple(str(t) for t in b.target_names)
+    return Dataset(name, np.asarray(b.data, np.float64), np.asarray(b.target, np.int64), names,
+                   tuple(str(f) for f in getattr(b, "feature_names", ())))
+
+
+def _number(cell: str):
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def _load_csv(path: str, label) -> Dataset:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: malformed CSV: {e}") from None
+    lines = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]  # 1-based line numbers
+    if not lines:
+        raise DataError(f"{path}: the file is empty (expected a header row, then data rows)")
+    (_, header), body = lines[0], lines[1:]
+    header = [h.strip() for h in header]
+    if not body:
+        raise DataError(f"{path}: a header row but no data rows")
+    if all(_number(h) is not None for h in header):
+        raise DataError(f"{path}: line 1 looks like data, but the first row must be a header of column names")
+    if label is None:
+        col = len(header) - 1
+    elif isinstance(label, int) or (isinstance(label, str) and label not in header and label.lstrip("-").isdigit()):
+        col = int(label) % len(header)
+    elif label in header:
+        col = header.index(label)
+    else:
+        from .errors import did_you_mean
+
+        raise DataError(f"{path}: no column named {label!r}{did_you_mean(label, header)}; columns: {', '.join(header)}")
+    if len(header) < 2:
+        raise DataError(f"{path}: need at least one feature column and a label column, got {header}")
+    feats = [j for j in range(len(header)) if j != col]
+    x = np.empty((len(body), len(feats)))
+    raw_labels = []
+    for k, (line, r) in enumerate(body):
+        if len(r) != len(header):
+            raise DataError(f"{path}: line {line} has {len(r)} cells but the header has {len(header)} columns (ragged row)")
+        for jj, j in enumerate(feats):
+            v = _number(r[j].strip())
+            if v is None:
+                what = "an empty cell" if not r[j].strip() else f"{r[j].strip()!r} is not a number"
+                raise DataError(f"{path}: line {line}, column {j + 1} ({header[j]!r}): {what}")
+            x[k, jj] = v
+        raw_labels.append(r[col].strip())
+    for (line, _), lab in zip(body, raw_labels):
+        if not lab:
+            raise DataError(f"{path}: line {line}, column {col + 1} ({header[col]!r}): empty label")
+    nums = [_number(s) for s in raw_labels]
+    if all(v is not None for v in nums):
+        vals = np.asarray(nums)
+        if np.all(vals == np.round(vals)):  # integral labels: classes
+            uniq = np.unique(vals)
+            y = np.searchsorted(uniq, vals).astype(np.int64)
+            classes = tuple(str(int(u)) for u in uniq)
+        else:  # real-valued labels: a regression target of width 1
+            y, classes = vals.reshape(-1, 1), None
+    else:
+        uniq = sorted(set(raw_labels))
+        index = {c: i for i, c in enumerate(uniq)}
+        y, classes = np.array([index[s] for s in raw_labels], np.int64), tuple(uniq)
+    if not np.all(np.isfinite(x)):
+        k, j = map(int, np.argwhere(~np.isfinite(x))[0])
+        raise DataError(f"{path}: line {body[k][0]}, column {feats[j] + 1} ({header[feats[j]]!r}): not a finite number")
+    return Dataset(os.path.basename(path), x, y, classes, tuple(header[j] for j in feats))
+
+
+def _load_npz(path: str, x_key: str, y_key: str) -> Dataset:
+    if not zipfile.is_zipfile(path):  # else numpy would try to read it as a pickle
+        raise DataError(f"{path}: not a valid .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            missing = [k for k in (x_key, y_key) if k not in keys]
+            if missing:
+                raise DataError(
+                    f"{path}: no array named {' or '.join(map(repr, missing))}; the file holds {keys or 'no arrays'}"
+                    f" (features go in {x_key!r}, labels in {y_key!r})"
+                )
+            x, y = z[x_key], z[y_key]
+    except DataError:
+        raise
+    except ValueError as e:  # object arrays refuse to load without pickle
+        raise DataError(f"{path}: cannot read without unpickling ({e}); store plain numeric arrays") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a valid .npz file ({e})") from None
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{path}: array {x_key!r} must be numeric, got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise DataError(f"{path}: array {x_key!r} must be 2-D (examples x features), got shape {x.shape}")
+    if len(y) != len(x):
+        raise DataError(f"{path}: {x_key!r} has {len(x)} rows but {y_key!r} has {len(y)}")
+    x = x.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        k, j = map(int, np.argwhere(~np.isfinite(x))[0])
+        raise DataError(f"{path}: {x_key}[{k}, {j}] is not a finite number")
+    name = os.path.basename(path)
+    if y.ndim == 1 and y.dtype.kind in "iub":
+        uniq = np.unique(y)
+        return Dataset(name, x, np.searchsorted(uniq, y).astype(np.int64), tuple(str(int(u)) for u in uniq))
+    if y.ndim == 2 and y.dtype.kind in "biuf":
+        return Dataset(name, x, y.astype(np.float64), None)
+    if y.ndim == 1 and y.dtype.kind == "f":
+        return Dataset(name, x, y.astype(np.float64).reshape(-1, 1), None)
+    raise DataError(
+        f"{path}: array {y_key!r} must hold class indices (n,) or targets (n, k), got shape {y.shape} dtype {y.dtype}"
+    )
+
+
+__all__ = [
+    "BUILTIN", "DataError", "Dataset", "Standardizer", "load", "one_hot", "prepare", "split_indices", "standardize",
+]
