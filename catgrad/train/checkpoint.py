@@ -1,0 +1,154 @@
+"""Checkpoints: everything needed to continue a training run bit for bit, in one ``.npz`` file.
+
+A checkpoint holds
+
+* the flat train state (``TrainState.flat()``): ``param/<name>``, ``opt/<key>`` and ``step``;
+* ``__meta__``: a UTF-8 JSON document (stored as a uint8 array) with the format tag, the
+  compiled step's ``signature()`` (parameter names and types, optimizer-state keys) and the
+  loop position: epoch, index of the next batch, shuffle seed, batch size, the data's
+  fingerprint and the running sums of the current epoch's metrics.
+
+The shuffle order of epoch e is a pure function of (seed, e) (see :mod:`catgrad.train.loop`),
+so (seed, epoch, batch) *is* the shuffle RNG state; nothing else is random during training.
+
+Writing is atomic: the bytes go to a temporary file in the target's directory, are flushed
+and fsync'ed, and the temporary file is renamed over the target with :func:`os.replace`
+(atomic on POSIX). A crash therefore leaves either the old checkpoint or the new one, never a
+torn file, and an error removes the temporary file. Reading uses ``allow_pickle=False``, so
+loading a checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from ..errors import CatgradError
+
+FORMAT = "catgrad-checkpoint/1"
+META = "__meta__"
+
+
+class CheckpointError(CatgradError, ValueError):
+    """A checkpoint that cannot be written, read, or does not belong to this model/run."""
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it onto ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CheckpointError(f"{path}: cannot write a checkpoint, directory {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot write a checkpoint ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(e, OSError):
+            raise CheckpointError(f"{path}: cannot write a checkpoint ({e.strerror or e})") from None
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # some filesystems do not allow fsync on a directory
+        pass
+
+
+def _canon(obj):
+    """A JSON-comparable form (tuples -> lists, unknown objects -> str)."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def save(path, flat: dict, meta: dict) -> None:
+    """Write ``flat`` (name -> array) and ``meta`` (JSON-able) to ``path`` atomically."""
+    if META in flat:
+        raise CheckpointError(f"{META!r} is reserved")
+    arrays = {k: np.asarray(v) for k, v in flat.items()}
+    for k, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise CheckpointError(f"{path}: entry {k!r} has dtype {a.dtype}; only numeric arrays are stored")
+    doc = dict(meta, format=FORMAT)
+    arrays[META] = np.frombuffer(json.dumps(_canon(doc), sort_keys=True).encode(), dtype=np.uint8)
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def load(path) -> tuple:
+    """Read ``(flat, meta)`` from a checkpoint written by :func:`save`."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):  # else numpy would try to read it as a pickle
+        raise CheckpointError(f"{path}: not a catgrad checkpoint (not an .npz archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            flat = {k: z[k] for k in z.keys()}
+    except ValueError as e:
+        raise CheckpointError(f"{path}: refusing to load: {e}") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise CheckpointError(f"{path}: not a catgrad checkpoint (unreadable .npz: {e})") from None
+    raw = flat.pop(META, None)
+    try:
+        meta = json.loads(bytes(raw).decode()) if raw is not None else None
+    except (ValueError, UnicodeDecodeError):
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a catgrad checkpoint (missing or unknown format tag; expected {FORMAT})")
+    return flat, meta
+
+
+def check_signature(path, saved, current) -> None:
+    """Refuse a checkpoint whose model/optimizer signature differs from the current one."""
+    a, b = _canon(saved), _canon(current)
+    if a == b:
+        return
+    diffs = []
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                diffs.append(f"{k}: checkpoint has {_short(a.get(k))}, this model has {_short(b.get(k))}")
+    detail = "; ".join(diffs[:4]) or f"checkpoint {_short(a)} vs model {_short(b)}"
+    raise CheckpointError(f"{path}: this checkpoint was written for a different model or optimizer ({detail})")
+
+
+def check_arrays(path, flat: dict, template: dict) -> None:
+    """Every array the current state needs is present with the same shape and dtype."""
+    missing = sorted(set(template) - set(flat))
+    extra = sorted(set(flat) - set(template))
+    if missing or extra:
+        raise CheckpointError(
+            f"{path}: this checkpoint was written for a different model or optimizer"
+            + (f" (missing {', '.join(missing[:5])})" if missing else "")
+            + (f" (unexpected {', '.join(extra[:5])})" if extra else "")
+        )
+    for k, t in template.items():
+        a, t = np.asarray(flat[k]), np.asarray(t)
+        if a.shape != t.shape or a.dtype != t.dtype:
+            raise CheckpointError(
+                f"{path}: entry {k!r} is {a.dtype}{list(a.shape)} but this model needs {t.dtype}{list(t.shape)}"
+                " (a checkpoint from a different model)"
+            )
+
+
+def _short(x, n: int = 80) -> str:
+    s = json.dumps(x, sort_keys=True) if not isinstance(x, str) else x
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+__all__ = ["CheckpointError", "FORMAT", "atomic_write", "check_arrays", "check_signature", "load", "save"]
