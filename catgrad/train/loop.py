@@ -157,12 +157,11 @@ def save_checkpoint(path, step, state, meta: dict) -> None:
 
 def load_checkpoint(path, step, init_seed: int = 0):
     """``(state, meta)`` from ``path``, after checking it belongs to ``step``'s model and optimizer."""
-    from ..step import TrainState  # learning layer, below run
-
     flat, meta = ckpt.load(path)
     ckpt.check_signature(path, meta.get("signature"), step.signature())
-    ckpt.check_arrays(path, flat, step.init(seed=init_seed).flat())
-    return TrainState.from_flat(flat), meta
+    template = step.init(seed=init_seed)
+    ckpt.check_arrays(path, flat, template.flat())
+    return type(template).from_flat(flat), meta
 
 
 def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=None, state=None,

@@ -1,0 +1,185 @@
+"""The training loop: batching, seeded shuffling, metrics, bit-identical resume, NaN stop."""
+
+import math
+
+import numpy as np
+import pytest
+from models import dense, mlp
+
+import catgrad as cg
+import catgrad.loss  # noqa: F401  (cg.loss before it is exported)
+from catgrad import data
+from catgrad.errors import ShapeError
+from catgrad.train import CheckpointError, NonFiniteLossError, epoch_order, fit
+from catgrad.train.loop import accuracy, predict
+
+try:
+    _compile = cg.compile
+except AttributeError:  # until catgrad/step.py lands
+    from _step_shim import ShimStep
+
+    def make_step(model, loss="mse", lr=0.1):
+        return ShimStep(model, cg.loss.get(loss) if isinstance(loss, str) else loss, lr)
+else:
+    def make_step(model, loss="mse", lr=0.1):
+        return cg.compile(model, loss=cg.loss.get(loss) if isinstance(loss, str) else loss,
+                          optimizer=cg.optim.sgd(lr=lr), backend="numpy")
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return data.prepare("iris", test_fraction=0.2, seed=0)
+
+
+def _mean_loss(t):
+    return cg.loss.mse(t, reduction="mean")
+
+
+class Recorder:
+    """Wraps a step and records the rows it is given (by their first feature values)."""
+
+    def __init__(self, step):
+        self.inner, self.calls = step, []
+
+    def __getattr__(self, k):
+        return getattr(self.inner, k)
+
+    def __call__(self, state, x, y):
+        self.calls.append(np.array(x, copy=True))
+        return self.inner(state, x, y)
+
+
+def test_epoch_order_is_a_seeded_permutation():
+    a = epoch_order(5, 2, 50)
+    assert sorted(a.tolist()) == list(range(50))
+    assert np.array_equal(a, epoch_order(5, 2, 50))
+    assert not np.array_equal(a, epoch_order(5, 3, 50)) and not np.array_equal(a, epoch_order(6, 2, 50))
+
+
+def test_batches_follow_the_documented_order(iris):
+    train, _ = iris
+    step = Recorder(make_step(dense(4, 3), _mean_loss))
+    res = fit(step, train, epochs=2, batch_size=32, seed=11)
+    n = len(train)
+    assert res.steps == 2 * math.ceil(n / 32) == len(step.calls)
+    x = train.x
+    for e in range(2):
+        order = epoch_order(11, e, n)
+        got = np.concatenate(step.calls[e * 4 : (e + 1) * 4])
+        assert np.array_equal(got, x[order])  # each epoch: every row once, in the seeded order
+    assert [len(c) for c in step.calls[:4]] == [32, 32, 32, n - 96]
+
+
+def test_drop_last(iris):
+    train, _ = iris
+    step = Recorder(make_step(dense(4, 3), _mean_loss))
+    res = fit(step, train, epochs=1, batch_size=50, seed=0, drop_last=True)
+    assert res.steps == len(train) // 50 and all(len(c) == 50 for c in step.calls)
+
+
+def test_training_learns_and_metrics_are_consistent(iris):
+    train, test = iris
+    step = make_step(dense(4, 3, act=None), _mean_loss, lr=0.1)
+    res = fit(step, train, test=test, epochs=15, batch_size=16, seed=0)
+    losses = [h["train_loss"] for h in res.history]
+    assert len(losses) == 15 and losses[-1] < 0.5 * losses[0]
+    assert res.train_accuracy > 0.8 and res.test_accuracy > 0.75
+    # reported accuracy equals a direct numpy computation from the final parameters
+    W, b = res.state.params["W"], res.state.params["b"]
+    assert res.test_accuracy == pytest.approx(np.mean(np.argmax(test.x @ W + b, 1) == test.y))
+    assert np.allclose(predict(step, res.state, test), test.x @ W + b)
+    assert accuracy(step, res.state, test) == res.test_accuracy
+
+
+def test_same_seed_same_run_bitwise(iris):
+    train, _ = iris
+    runs = [fit(make_step(mlp([4, 5, 3]), _mean_loss), train, epochs=2, batch_size=8, seed=s).state for s in (3, 3, 4)]
+    for k in runs[0].params:
+        assert runs[0].params[k].tobytes() == runs[1].params[k].tobytes()
+    assert any(runs[0].params[k].tobytes() != runs[2].params[k].tobytes() for k in runs[0].params)
+
+
+@pytest.mark.parametrize("stop", [7, 15, 16])  # mid-epoch, last batch of an epoch, epoch boundary
+def test_resume_is_bit_identical(iris, tmp_path, stop):
+    train, test = iris
+    model = mlp([4, 6, 3])
+    straight = fit(make_step(model, _mean_loss), train, test=test, epochs=4, batch_size=15, seed=2)
+    assert straight.steps == 32
+    ck = tmp_path / "run.npz"
+    first = fit(make_step(model, _mean_loss), train, epochs=4, batch_size=15, seed=2, checkpoint=ck, max_steps=stop)
+    assert first.stopped_early and first.steps == stop
+    resumed = fit(make_step(model, _mean_loss), train, test=test, epochs=4, batch_size=15, seed=2, resume=ck)
+    assert resumed.steps == 32
+    for k in straight.state.params:
+        assert straight.state.params[k].tobytes() == resumed.state.params[k].tobytes()
+    for k in straight.state.opt_state:
+        assert straight.state.opt_state[k].tobytes() == resumed.state.opt_state[k].tobytes()
+    # the epochs finished after the resume report exactly the same metrics
+    tail = straight.history[len(straight.history) - len(resumed.history):]
+    assert tail == resumed.history and resumed.test_accuracy == straight.test_accuracy
+
+
+def test_resume_checks_model_data_and_seed(iris, tmp_path):
+    train, _ = iris
+    ck = tmp_path / "c.npz"
+    fit(make_step(dense(4, 3), _mean_loss), train, epochs=1, batch_size=30, seed=0, checkpoint=ck)
+    with pytest.raises(CheckpointError, match="different model"):
+        fit(make_step(mlp([4, 8, 3]), _mean_loss), train, epochs=2, batch_size=30, seed=0, resume=ck)
+    with pytest.raises(CheckpointError, match="different --seed"):
+        fit(make_step(dense(4, 3), _mean_loss), train, epochs=2, batch_size=30, seed=1, resume=ck)
+    with pytest.raises(CheckpointError, match="different batch size"):
+        fit(make_step(dense(4, 3), _mean_loss), train, epochs=2, batch_size=10, seed=0, resume=ck)
+    with pytest.raises(CheckpointError, match="different training data"):
+        fit(make_step(dense(4, 3), _mean_loss), train.subset(np.arange(100)), epochs=2, batch_size=30, seed=0, resume=ck)
+
+
+class NaNAfter:
+    def __init__(self, step, k):
+        self.inner, self.k = step, k
+
+    def __getattr__(self, a):
+        return getattr(self.inner, a)
+
+    def __call__(self, state, x, y):
+        new, out = self.inner(state, x, y)
+        if new.step >= self.k:
+            out.loss = float("nan")
+        return new, out
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(iris, tmp_path):
+    train, _ = iris
+    ck = tmp_path / "c.npz"
+    step = NaNAfter(make_step(dense(4, 3), _mean_loss), k=10)
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 10 \(epoch 3, batch 2\)") as e:
+        fit(step, train, epochs=5, batch_size=30, seed=0, checkpoint=ck, checkpoint_every=3)
+    assert e.value.step == 10 and e.value.state.step == 9
+    # the file on disk is the last good one (step 9), and nothing else is there
+    from catgrad.train.checkpoint import load
+    flat, meta = load(ck)
+    assert int(flat["step"]) == 9 and meta["position"] == {"epoch": 2, "batch": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+def test_shape_mismatches_are_clear(iris):
+    train, _ = iris
+    with pytest.raises(ShapeError, match="inputs of width 5 .* 4 features"):
+        fit(make_step(dense(5, 3), _mean_loss), train, epochs=1)
+    with pytest.raises(ShapeError, match=r"labels do not fit the model: the model outputs f64\[B, 2\] .* 3 classes"):
+        fit(make_step(dense(4, 2), _mean_loss), train, epochs=1)
+    with pytest.raises(ShapeError, match="batch size must be 1"):
+        fit(make_step(dense(4, 3, batch=None)), train, epochs=1, batch_size=4)
+
+
+def test_per_example_model(iris):
+    train, _ = iris
+    step = Recorder(make_step(dense(4, 3, batch=None), "mse", lr=0.05))
+    res = fit(step, train.subset(np.arange(0, 120, 4)), epochs=2, batch_size=1, seed=0)
+    assert res.steps == 60 and step.calls[0].shape == (4,)
+
+
+def test_progress_bar_goes_to_stderr(iris, capsys):
+    train, _ = iris
+    fit(make_step(dense(4, 3), _mean_loss), train, epochs=1, batch_size=40, progress=True)
+    out, err = capsys.readouterr()
+    assert out == "" and "step" in err
