@@ -8,6 +8,8 @@ True
 """
 
 from . import errors, init, ops
+from .calculus import poly
+from .calculus.learner import Learn, Learner, learner
 from .calculus.lens import Lens, lens
 from .calculus.para import Para, Param, ParaLens
 from .calculus.rdc import D, R
@@ -24,3 +26,4 @@ __all__ = [
     "copy", "discard", "errors", "evaluate", "f32", "f64", "i64", "id", "init", "lens", "ops", "permute",
     "swap", "trace", "wiring",
 ]
+__all__ += ["Learn", "Learner", "learner", "poly"]
