@@ -8,6 +8,9 @@ True
 """
 
 from . import errors, init, ops
+from . import loss, optim, schedule
+from .step import Step, TrainState
+from . import compile  # noqa: E402  (the package is callable: cg.compile(model, ...))
 from .calculus import poly
 from .calculus.learner import Learn, Learner, learner
 from .calculus.lens import Lens, lens
@@ -21,7 +24,7 @@ from .errors import CatgradError, CatgradTypeError, ShapeError, UnknownOpError
 __version__ = "0.1.0"
 
 __all__ = [
-    "Builder", "CatgradError", "CatgradTypeError", "D", "DTYPES", "DType", "Diagram", "Graph", "Lens", "Ob",
+    "Builder", "CatgradError", "Step", "TrainState", "compile", "loss", "optim", "schedule", "CatgradTypeError", "D", "DTYPES", "DType", "Diagram", "Graph", "Lens", "Ob",
     "Para", "ParaLens", "Param", "R", "ShapeError", "TensorType", "UnknownOpError", "Wire", "bit", "build",
     "copy", "discard", "errors", "evaluate", "f32", "f64", "i64", "id", "init", "lens", "ops", "permute",
     "swap", "trace", "wiring",

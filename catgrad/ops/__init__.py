@@ -13,8 +13,8 @@ Ob(f32['B', 3])
 from ..core.primitive import PRIMITIVES, lookup
 from ..errors import UnknownOpError, did_you_mean
 from ._base import OpFunction
-from .arith import add, cast, constant, div, eq, ge, gt, maximum, minimum, mul, neg, ones, pow, sub, zeros
-from .elementwise import abs, cos, exp, heaviside, log, relu, sigmoid, sign, sin, sqrt, tanh
+from .arith import add, cast, constant, div, eq, ge, gt, maximum, minimum, mul, neg, ones, pow, sub, where, zeros
+from .elementwise import abs, cos, exp, floor, heaviside, log, relu, sigmoid, sign, sin, softplus, sqrt, tanh
 from .linalg import broadcast, einsum, matmul, reshape, transpose
 from .reduce import logsumexp, max, softmax, sum, unreduce
 from .z2 import and_, not_, one, or_, xor, zero

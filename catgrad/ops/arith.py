@@ -234,3 +234,33 @@ def zeros(t: TensorType):
 def ones(t: TensorType):
     """The constant 1 of type ``t`` as a diagram ``() -> t``."""
     return constant(type=t, value=1 if not t.dtype.is_float else 1.0)
+
+
+# -- selection ----------------------------------------------------------------------------
+
+
+def _where_rule(dom):
+    expect_arity("where", dom, 3)
+    t = expect_same("where", dom)
+    if t.dtype.name == "bit":
+        raise CatgradTypeError(f"where is not defined on bits (use c x + (1 + c) y), got {t}")
+    return t
+
+
+def _where_rd(xs, ys, dys):
+    c, d = xs[0], dys[0]
+    zero = d.const(0)
+    return [None, where(c, d, zero), where(c, zero, d)]
+
+
+where = declare(
+    "where",
+    _where_rule,
+    numpy=lambda c, x, y: np.where(c != 0, x, y),
+    torch=lambda c, x, y: torch.where(c != 0, x, y),
+    rd=_where_rd,
+    doc="where(c, x, y): x where the mask c is non-zero, else y (c, x, y of one type). "
+    "Unlike c x + (1 - c) y it never lets a NaN or inf of the branch not taken through. "
+    "R: ((c, x, y), d) -> (0, where(c, d, 0), where(c, 0, d)).",
+    elementwise=True,
+)

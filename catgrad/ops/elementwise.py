@@ -92,3 +92,17 @@ abs = _float_unary(
     "abs", np.abs, lambda x: torch.abs(x), lambda v: sympy.Abs(v),
     lambda xs, ys, dys: [dys[0] * sign(xs[0])], "|x|. R: (x, d) -> d sign x.",
 )
+
+floor = _float_unary(
+    "floor", np.floor, lambda x: torch.floor(x), lambda v: sympy.floor(v),
+    None, "The largest integer <= x. Locally constant: R = 0.",
+)
+
+softplus = _float_unary(
+    "softplus",
+    lambda x: np.logaddexp(0.0, x).astype(x.dtype) if x.dtype != object else np.log(1 + np.exp(x)),
+    lambda x: torch.logaddexp(x, torch.zeros((), dtype=x.dtype)),
+    lambda v: sympy.log(1 + sympy.exp(v)),
+    lambda xs, ys, dys: [dys[0] * sigmoid(xs[0])],
+    "log(1 + e^x), computed without overflow. R: (x, d) -> d sigmoid(x).",
+)

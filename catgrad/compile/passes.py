@@ -1,0 +1,134 @@
+"""Passes on a :class:`~catgrad.compile.program.Program`; each returns a new program
+computing the same function.
+
+- :func:`dce`: dead-code elimination (drop instructions no output depends on).
+- :func:`cse`: common-subexpression elimination (one instruction per distinct
+  ``(op, inputs)``; ops are pure, so this is sound). Composing lenses recomputes a
+  forward pass inside each put; CSE shares it again.
+- :func:`fold_constants`: evaluate, at compile time, every instruction whose inputs
+  are all known (``constant`` boxes first), given a binding of the symbolic
+  dimensions; then simplify ``x + 0``, ``x * 1``, ``x - 0`` and identity
+  broadcasts/reshapes to ``x``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.types import resolve_shape
+from .program import Instr, Program
+
+
+def dce(p: Program) -> Program:
+    live = set(p.outputs)
+    kept = []
+    for ins in reversed(p.instrs):
+        if any(o in live for o in ins.outs):
+            kept.append(ins)
+            live.update(ins.ins)
+    kept.reverse()
+    q = p.copy()
+    q.instrs = kept
+    q.consts = {v: c for v, c in p.consts.items() if v in live}
+    return q
+
+
+def _rename(p: Program, sub: dict) -> Program:
+    def r(v):
+        while v in sub:
+            v = sub[v]
+        return v
+
+    q = p.copy()
+    q.instrs = [Instr(i.op, tuple(r(v) for v in i.ins), i.outs) for i in p.instrs]
+    q.outputs = [r(v) for v in p.outputs]
+    return q
+
+
+def cse(p: Program) -> Program:
+    seen: dict = {}
+    sub: dict = {}
+    kept = []
+    for ins in p.instrs:
+        args = tuple(sub.get(v, v) for v in ins.ins)
+        key = (ins.op, args)
+        prev = seen.get(key)
+        if prev is not None:
+            for a, b in zip(ins.outs, prev.outs):
+                sub[a] = b
+            continue
+        new = Instr(ins.op, args, ins.outs)
+        seen[key] = new
+        kept.append(new)
+    q = p.copy()
+    q.instrs = kept
+    q.outputs = [sub.get(v, v) for v in p.outputs]
+    return q
+
+
+def _concrete(t, binding):
+    try:
+        return resolve_shape(t.shape, binding)
+    except Exception:
+        return None
+
+
+def _is_fill(c, value) -> bool:
+    c = np.asarray(c)
+    return c.size > 0 and bool(np.all(c == value))
+
+
+def fold_constants(p: Program, binding: dict | None = None) -> Program:
+    binding = binding or {}
+    consts = dict(p.consts)
+    sub: dict = {}
+    kept = []
+    for ins in p.instrs:
+        args = tuple(sub.get(v, v) for v in ins.ins)
+        op = ins.op
+        prim = op.prim
+        shapes = [_concrete(p.types[o], binding) for o in ins.outs]
+        if all(a in consts for a in args) and all(s is not None for s in shapes):
+            kwargs = op.kwargs
+            if prim.needs_shape:
+                kwargs["shape"], kwargs["dtype"] = shapes[0], op.cod[0].dtype
+            res = prim.numpy(*(consts[a] for a in args), **kwargs)
+            res = res if len(ins.outs) > 1 else (res,)
+            for o, r, t in zip(ins.outs, res, op.cod):
+                consts[o] = np.asarray(r, dtype=t.dtype.numpy)
+            continue
+        # algebraic identities that keep the type
+        out_t = op.cod[0] if len(op.cod) == 1 else None
+        same = lambda a: p.types[a] == out_t  # noqa: E731
+        if op.name in ("add", "sub") and len(args) == 2 and args[1] in consts and same(args[0]) \
+                and _is_fill(consts[args[1]], 0):
+            sub[ins.outs[0]] = args[0]
+            continue
+        if op.name == "add" and args[0] in consts and same(args[1]) and _is_fill(consts[args[0]], 0):
+            sub[ins.outs[0]] = args[1]
+            continue
+        if op.name == "mul" and len(args) == 2:
+            for k in (0, 1):
+                if args[k] in consts and same(args[1 - k]) and _is_fill(consts[args[k]], 1) \
+                        and out_t.dtype.is_float:
+                    sub[ins.outs[0]] = args[1 - k]
+                    break
+            if ins.outs[0] in sub:
+                continue
+        if op.name in ("broadcast", "reshape") and same(args[0]):
+            sub[ins.outs[0]] = args[0]
+            continue
+        kept.append(Instr(op, args, ins.outs))
+    q = p.copy()
+    q.instrs = kept
+    q.outputs = [sub.get(v, v) for v in p.outputs]
+    q.consts = consts
+    return dce(q)
+
+
+def optimize(p: Program, binding: dict | None = None) -> Program:
+    """The default pipeline: CSE, constant folding (with ``binding``), CSE again, DCE."""
+    return dce(cse(fold_constants(cse(p), binding)))
+
+
+__all__ = ["dce", "cse", "fold_constants", "optimize"]
