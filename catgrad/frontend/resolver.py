@@ -1,0 +1,179 @@
+"""Stage 2: name resolution.
+
+Walks every definition with its scopes and sets ``Var.ref`` to what each name
+denotes, reporting unknown names (with a "did you mean"), unknown dtypes and
+initialisers, duplicate definitions and repeated parameter names. Scopes, innermost
+first: local values (inputs, ``let``, ``param``) -> morphism parameters -> the
+module's definitions -> imported modules (``nn.dense``) -> the built-ins (primitive
+ops and the structural maps ``id copy discard swap perm``).
+
+A ``ref`` is one of ``("local", name)``, ``("fparam", name)``, ``("def", scope, Def)``,
+``("op", name)``, ``("struct", name)``, ``("attr", name)`` (a dtype or dimension name
+used as an op attribute).
+"""
+
+from __future__ import annotations
+
+from ..core.primitive import PRIMITIVES
+from ..core.types import DTYPES
+from ..errors import did_you_mean
+from ..init import INITS
+from . import ast as A
+from .diagnostics import Diagnostic, Note
+
+STRUCT = ("id", "copy", "discard", "swap", "perm")
+OP_ALIASES = {"xor": "add", "and": "mul", "matmul": "matmul"}
+
+
+def builtin_names() -> list:
+    return [*STRUCT, *OP_ALIASES, *PRIMITIVES]
+
+
+class Resolver:
+    def __init__(self, scope):
+        self.scope = scope  # a loader.ModuleScope: .defs, .imports, .diagnostics
+        self.diags = scope.diagnostics
+        self.broken: set = set()  # names of definitions with resolution errors
+
+    def error(self, msg, span, notes=()):
+        self.diags.append(Diagnostic(msg, span, list(notes)))
+        self._failed = True
+
+    def run(self, module: A.Module) -> None:
+        seen = {}
+        for d in module.defs:
+            if d.name in seen:
+                self.error(
+                    f"'{d.name}' is defined twice",
+                    d.name_span,
+                    [Note("first defined here", seen[d.name].name_span)],
+                )
+                self.broken.add(d.name)
+                continue
+            seen[d.name] = d
+        for d in module.defs:
+            self._failed = False
+            self.definition(d)
+            if self._failed:
+                self.broken.add(d.name)
+
+    # -- definitions ------------------------------------------------------------------
+    def definition(self, d: A.Def) -> None:
+        self.fparams = set(d.fparams)
+        for group, what in ((d.dims, "dimension parameter"), (d.fparams, "morphism parameter")):
+            if len(set(group)) != len(group):
+                dup = next(n for n in group if group.count(n) > 1)
+                self.error(f"{what} '{dup}' of '{d.name}' is repeated", d.name_span)
+        local = set()
+        if d.params is not None:
+            for p in d.params:
+                if p.name in local:
+                    self.error(f"input '{p.name}' of '{d.name}' is repeated", p.span)
+                local.add(p.name)
+                self.type_(p.type)
+        for t in (d.dom, d.cod):
+            if t is not None:
+                self.type_(t)
+        for s in d.stmts:
+            if isinstance(s, A.Let):
+                self.expr(s.value, local)
+                if len(set(s.names)) != len(s.names):
+                    self.error("a name is repeated in this pattern", s.span)
+                local.update(s.names)
+            else:
+                if d.params is None:
+                    self.error(
+                        f"'param {s.name}' needs a pointful definition: give '{d.name}' named inputs, "
+                        f"e.g. def {d.name}(x : f32[B, n]) {{ ... }}",
+                        s.span,
+                    )
+                if s.name in local:
+                    self.error(f"parameter '{s.name}' has the name of another input or variable", s.span)
+                self.type_(s.type)
+                if s.init is not None:
+                    if s.init not in INITS:
+                        self.error(f"unknown initialiser '{s.init}'{did_you_mean(s.init, INITS)}", s.init_span)
+                    for _, v in s.init_args:
+                        if not isinstance(v, (A.Num, A.UnOp)):
+                            self.error("initialiser arguments must be numbers", getattr(v, "span", s.span))
+                local.add(s.name)
+        self.expr(d.result, local)
+
+    def type_(self, t) -> None:
+        if isinstance(t, A.ProductTypeExpr):
+            for x in t.items:
+                self.type_(x)
+        elif t.dtype not in DTYPES:
+            self.error(f"unknown dtype '{t.dtype}'{did_you_mean(t.dtype, DTYPES)}; the dtypes are "
+                       + ", ".join(DTYPES), t.span)
+
+    # -- expressions ------------------------------------------------------------------
+    def expr(self, e, local) -> None:
+        if isinstance(e, A.Var):
+            e.ref = self.lookup(e.name, e.span, local)
+        elif isinstance(e, A.BinOp):
+            self.expr(e.left, local)
+            self.expr(e.right, local)
+        elif isinstance(e, A.UnOp):
+            self.expr(e.arg, local)
+        elif isinstance(e, A.Tuple):
+            for x in e.items:
+                self.expr(x, local)
+        elif isinstance(e, A.List):
+            for x in e.items:
+                self.attr(x, local)
+        elif isinstance(e, A.Inst):
+            self.expr(e.fn, local)
+        elif isinstance(e, A.Call):
+            self.expr(e.fn, local)
+            for x in e.args:
+                self.expr(x, local)
+            for _, v in e.kwargs:
+                self.attr(v, local)
+
+    def attr(self, e, local) -> None:
+        """An op attribute: numbers, strings, lists, dtypes, dimension names, types."""
+        if isinstance(e, A.Var) and "." not in e.name and e.name not in local:
+            e.ref = ("attr", e.name)
+        elif isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and e.fn.name in DTYPES:
+            e.fn.ref = ("attr", e.fn.name)
+        elif isinstance(e, A.List):
+            for x in e.items:
+                self.attr(x, local)
+        else:
+            self.expr(e, local)
+
+    def lookup(self, name: str, span, local):
+        if name in local:
+            return ("local", name)
+        if name in self.fparams:
+            return ("fparam", name)
+        if name in self.scope.defs:
+            return ("def", self.scope, self.scope.defs[name])
+        if "." in name:
+            head, rest = name.split(".", 1)
+            if head in self.scope.imports:
+                other = self.scope.imports[head]
+                if other is None:  # the import itself failed (already reported)
+                    self._failed = True
+                    return None
+                if rest in other.defs:
+                    return ("def", other, other.defs[rest])
+                self.error(f"module '{head}' has no definition '{rest}'{did_you_mean(rest, other.defs)}", span)
+                return None
+        if name in STRUCT:
+            return ("struct", name)
+        if name in OP_ALIASES or name in PRIMITIVES:
+            return ("op", OP_ALIASES.get(name, name))
+        candidates = [*local, *self.fparams, *self.scope.defs, *builtin_names()]
+        for alias, other in self.scope.imports.items():
+            if other is not None:
+                candidates += [f"{alias}.{n}" for n in other.defs]
+        hint = did_you_mean(name, candidates)
+        if not hint and "." not in name:
+            for alias, other in self.scope.imports.items():
+                if other is not None and name in other.defs:
+                    hint = f" (did you mean '{alias}.{name}'?)"
+                    break
+        self.error(f"unknown name '{name}'{hint}", span)
+        return None
