@@ -216,12 +216,10 @@ def curry(phi: FinLens, r: FinPoly, p: FinPoly) -> FinLens:
     return FinLens(r, H, fwd, back)
 
 
-def uncurry(psi: FinLens, p: FinPoly) -> FinLens:
-    """The inverse of :func:`curry`: ``Lens(r, [p, q]) -> Lens(r (x) p, q)``."""
+def uncurry(psi: FinLens, p: FinPoly, q: FinPoly) -> FinLens:
+    """The inverse of :func:`curry`: ``Lens(r, [p, q]) -> Lens(r (x) p, q)``.
+    ``uncurry(id_[p,q], p, q)`` is the evaluation ``[p, q] (x) p -> q``."""
     r = psi.dom
-    q = next(iter(psi.on_pos.values())).cod if psi.on_pos else None
-    if q is None:
-        raise CatgradError("cannot uncurry a lens out of the empty polynomial (the codomain is not determined)")
 
     def on_pos(ki):
         k, i = ki
