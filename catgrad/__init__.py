@@ -20,6 +20,7 @@ from .core.diagram import Builder, Diagram, Graph, Wire, build, copy, discard, i
 from .core.evaluate import evaluate
 from .core.types import DTYPES, DType, Ob, TensorType, bit, f32, f64, i64
 from .errors import CatgradError, CatgradTypeError, ShapeError, UnknownOpError
+from .frontend.module import load, loads  # the .cat language front end
 
 __version__ = "0.1.0"
 
@@ -30,3 +31,4 @@ __all__ = [
     "swap", "trace", "wiring",
 ]
 __all__ += ["Learn", "Learner", "learner", "poly"]
+__all__ += ["load", "loads"]

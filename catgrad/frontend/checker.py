@@ -755,7 +755,7 @@ class Checker:
             ]
             raise CatError(f"{name}: {err}", span, _dedupe(notes)) from None
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
-            raise CatError(f"{name}: bad attributes ({err})", span) from None
+            raise CatError(f"{name}: {_bad_attrs(name, attrs, err)}", span) from None
         outs = list(out) if isinstance(out, tuple) else [out]
         for w in outs:
             body.origin[w.id] = span
@@ -782,6 +782,23 @@ class Checker:
                 )
         shape = tuple(out)
         return [w if w.shape == shape else w.broadcast(shape) for w in (x, y)]
+
+
+def _bad_attrs(name, attrs, err) -> str:
+    import inspect
+
+    prim = PRIMITIVES.get(name)
+    try:
+        known = [p for p in inspect.signature(prim.type_rule).parameters if p != "dom"] if prim else []
+    except (TypeError, ValueError):
+        known = []
+    unknown = [k for k in attrs if known and k not in known]
+    if unknown:
+        from ..errors import did_you_mean
+
+        takes = ", ".join(known) if known else "none"
+        return f"unknown attribute '{unknown[0]}'{did_you_mean(unknown[0], known)}; it takes: {takes}"
+    return f"bad attribute values {attrs} ({err})"
 
 
 def _dedupe(notes):
