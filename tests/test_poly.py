@@ -326,6 +326,37 @@ def test_model_and_schedule_wired_into_one_diagram():
     assert_close(final, [w, np.array(30.0)], rtol=1e-12)
 
 
+@pytest.mark.skipif(not hasattr(cg, "schedule"), reason="cg.schedule not available yet")
+@pytest.mark.parametrize("name, args, rate", [
+    ("exponential", (0.2, 0.9), lambda t: 0.2 * 0.9**t),
+    ("warmup_linear", (0.3, 5), lambda t: 0.3 * min(1.0, (t + 1) / 5)),
+])
+def test_model_wired_to_a_learning_layer_schedule(name, args, rate):
+    """The learning layer's schedules are Moore machines S y^S -> L y^1; wired to the model
+    system they drive its rate, and the whole trainer is again one lens."""
+    from catgrad.calculus.learner import gradient
+
+    f = sq_model()
+    P, A, B, L = f.P, f.dom, f.cod, cg.Ob(f64[()])
+    grad = gradient(f)
+    model = System.moore(
+        cg.id(P), cg.build(P @ A @ B @ L, lambda b, ins: [ins[0] - ins[3] * b.call(grad, ins[:3])[0]])
+    )
+    sched = getattr(cg.schedule, name)(*args)
+    schedule = System.moore(*sched.moore())
+    assert schedule.interface == Monomial(L, cg.Ob())
+    wiring = cg.Lens(cg.wiring(P @ L, [0]), cg.wiring(P @ L @ A @ B, [2, 3, 1]))
+    trainer = (model @ schedule).wire(wiring)
+    s0 = [np.zeros(3)] + [np.asarray(v, dtype=np.float64) for v in sched.state_values().values()]
+    rng = np.random.default_rng(8)
+    data = [(rng.normal(size=3), np.array(rng.normal())) for _ in range(12)]
+    _, final = trainer.run(s0, [[a, b] for a, b in data])
+    w = np.zeros(3)
+    for t, (a, b) in enumerate(data):
+        w = w - rate(t) * (w @ a - b) * a
+    assert_close(final[:1], [w], rtol=1e-12)
+
+
 # -- learners as dynamical systems -----------------------------------------------------------------
 
 
@@ -451,7 +482,7 @@ def test_poly_training_loop_equals_compiled_sgd_step():
 
 
 @needs_compile
-@pytest.mark.parametrize("make_opt", ["momentum", "adam"])
+@pytest.mark.parametrize("make_opt", ["momentum", "nesterov", "adam"])
 def test_poly_training_loop_equals_compiled_step_with_optimizer_state(make_opt):
     """With a stateful optimizer the system's state is parameters + optimizer state."""
     factory = getattr(cg.optim, make_opt, None)
