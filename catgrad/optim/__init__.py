@@ -4,14 +4,33 @@
 >>> opt = cg.optim.clip_norm(1.0) >> cg.optim.sgd(lr=0.1)
 >>> opt.lens([("W", cg.f64[2, 2])]).keys
 ['W/clip_norm.max_norm', 'W/clip_norm.eps', 'W/sgd.lr']
+
+See docs/optimizers.md for the guide; each family's module states its update rule.
 """
 
+from .adafactor import adafactor
+from .adagrad import adagrad
+from .adam import adadelta, adam, adamax, adamw, amsgrad, nadam, radam
+from .ademamix import ademamix
 from .base import Assign, Chain, Optimizer, OptimizerLens, Stage, Tensor, assign, identity
+from .cautious import cautious
+from .diffgrad import diffgrad
+from .lion import lion
+from .lookahead import lookahead
+from .novograd import novograd
+from .parse import OptimizerSyntaxError, parse
+from .rmsprop import rmsprop
 from .sgd import gradient_update, momentum, nesterov, sgd
 from .transforms import clip_norm, clip_value, scale, scale_by_schedule, weight_decay
-from .parse import OptimizerSyntaxError, parse
 
+#: the names ``parse`` understands (optimizers and building blocks)
 NAMES = [
     "sgd", "momentum", "nesterov", "gradient_update", "identity",
-    "clip_norm", "clip_value", "weight_decay", "scale", "scale_by_schedule",
+    "adagrad", "rmsprop", "adam", "adamw", "amsgrad", "nadam", "radam", "adamax", "adadelta",
+    "lion", "ademamix", "cautious", "lookahead", "adafactor", "novograd", "diffgrad",
+    "clip_norm", "clip_value", "weight_decay", "scale", "scale_by_schedule", "assign",
 ]
+NAMES.remove("assign")  # takes a dict: Python only
+
+__all__ = [*NAMES, "assign", "parse", "Optimizer", "OptimizerLens", "Stage", "Chain", "Tensor", "Assign",
+           "OptimizerSyntaxError"]

@@ -386,3 +386,10 @@ __all__ = [
     "Optimizer", "Chain", "Tensor", "Assign", "assign", "Stage", "Slot", "Identity", "identity",
     "OptimizerLens", "zeros_like_slot", "scalar_slot",
 ]
+
+
+def power(base: Wire, exponent: Wire) -> Wire:
+    """``base ** exponent`` for scalar wires (both data): ``exp(exponent log base)``."""
+    from ..ops import exp, log
+
+    return exp(exponent * log(base))

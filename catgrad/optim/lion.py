@@ -1,0 +1,30 @@
+"""Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", 2023). With ``g = -u``:
+``c = b1 m + (1 - b1) g``; ``p_new = p - lr (sign(c) + wd p)``; ``m' = b2 m + (1 - b2) g``.
+"""
+
+from __future__ import annotations
+
+from .. import ops
+from .base import Stage, zeros_like_slot
+
+
+class Lion(Stage):
+    kind = "lion"
+
+    def __init__(self, lr=1e-4, b1=0.9, b2=0.99, weight_decay=0.0):
+        super().__init__(lr=lr, b1=b1, b2=b2, weight_decay=weight_decay)
+
+    def slots(self, t):
+        return [zeros_like_slot("m", t)]
+
+    def update(self, s, p, u):
+        g = -u
+        c = s["b1"] * s["m"] + (1.0 - s["b1"]) * g
+        m = s["b2"] * s["m"] + (1.0 - s["b2"]) * g
+        return {"m": m}, -(s["lr"] * (ops.sign(c) + s["weight_decay"] * p))
+
+
+def lion(lr=1e-4, b1=0.9, b2=0.99, weight_decay=0.0):
+    from .transforms import with_lr
+
+    return with_lr(Lion, lr, b1=b1, b2=b2, weight_decay=weight_decay)
