@@ -56,14 +56,10 @@ def _load_model(path: str, name: str):
     if load is None:
         raise CatgradError("this catgrad build has no .cat front end (catgrad.load); cannot read " + path)
     module = load(path)
-    try:
-        return module[name]
-    except KeyError:
-        names = _names(module)
-        raise CatgradError(
-            f"{path}: no model named {name!r}{did_you_mean(name, names)}"
-            + (f"; it defines {', '.join(names)}" if names else "")
-        ) from None
+    names = _names(module)
+    if names and name not in names:
+        raise CatgradError(f"{path}: no model named {name!r}{did_you_mean(name, names)}; it defines {', '.join(names)}")
+    return module[name]
 
 
 def _names(module):
