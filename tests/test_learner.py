@@ -325,3 +325,11 @@ def test_optimized_momentum_against_numpy():
 def test_optimized_rejects_mismatched_lens():
     with pytest.raises(cg.CatgradTypeError, match="optimizer lens"):
         optimized(dot_model(), sgd_lens(cg.Ob(f64[3]), 0.1))
+
+
+def test_bad_arrays_give_shape_errors():
+    L = learner(dot_model(), 0.1)
+    with pytest.raises(cg.ShapeError, match="parameters"):
+        L.updated([np.zeros(2), np.zeros(2)], np.zeros(2), np.array(1.0))
+    with pytest.raises(cg.ShapeError):
+        L.forward([np.zeros(3)], np.zeros(2))

@@ -39,6 +39,14 @@ where ``e_a^{-1}(z)`` is the ``y`` solving ``d e / d x (a, y) = z``. For the
 quadratic error ``e(x, y) = 1/2 (x - y)^2`` this is ``r(p, a, b) = a - grad_a E``.
 Both gradients come from the reverse derivative ``R[f]`` (no autograd): with
 ``g = d e/d x (f(p, a), b)``, ``(grad_p E, grad_a E) = R[f]((p, a), g)``.
+
+MATH.md's worked step, ``f(p, a) = p . a`` at ``p = (0.5, -1)``, ``a = (2, 1)``, ``b = 1``:
+
+>>> import catgrad as cg, numpy as np
+>>> body = cg.trace(cg.f64[2], cg.f64[2])(lambda w, a: (w * a).sum())
+>>> L = cg.learner(cg.Para([cg.Param("w", cg.f64[2])], body), eps=0.1)
+>>> L.updated([np.array([0.5, -1.0])], np.array([2.0, 1.0]), np.array(1.0))
+[array([ 0.7, -0.9])]
 """
 
 from __future__ import annotations

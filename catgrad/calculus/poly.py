@@ -119,7 +119,9 @@ class FinPoly:
     def hom(self, other: "FinPoly") -> "FinPoly":
         """The internal hom ``[p, q]``: positions the lenses ``p -> q``, directions at
         ``phi`` the pairs ``(i, e)`` with ``e in q[phi_1(i)]``."""
-        return FinPoly({phi: [(i, e) for i in self.positions for e in other[phi.on_pos[i]]] for phi in self.lenses(other)})
+        return FinPoly(
+            {phi: [(i, e) for i in self.positions for e in other[phi.on_pos[i]]] for phi in self.lenses(other)}
+        )
 
     def size(self) -> tuple:
         """``(number of positions, total number of directions)``."""
@@ -184,7 +186,9 @@ class FinLens:
         dom, cod = self.dom @ other.dom, self.cod @ other.cod
         fwd = {(i, j): (self.on_pos[i], other.on_pos[j]) for i, j in dom.positions}
         back = {
-            ((i, j), (e, f)): (self.on_dir[(i, e)], other.on_dir[(j, f)]) for (i, j) in dom.positions for e, f in cod[fwd[(i, j)]]
+            ((i, j), (e, f)): (self.on_dir[(i, e)], other.on_dir[(j, f)])
+            for (i, j) in dom.positions
+            for e, f in cod[fwd[(i, j)]]
         }
         return FinLens(dom, cod, fwd, back)
 
@@ -363,7 +367,9 @@ class PolyMap:
     def __rshift__(self, other) -> "PolyMap":
         other = PolyMap.of(other)
         f, g = self, other
-        return PolyMap(f.dom, g.cod, lambda i: g.on_pos(f.on_pos(i)), lambda i, e: f.on_dir(i, g.on_dir(f.on_pos(i), e)))
+        return PolyMap(
+            f.dom, g.cod, lambda i: g.on_pos(f.on_pos(i)), lambda i, e: f.on_dir(i, g.on_dir(f.on_pos(i), e))
+        )
 
     def __matmul__(self, other) -> "PolyMap":
         f, g = self, PolyMap.of(other)
@@ -482,7 +488,9 @@ class System:
         )
 
     def __repr__(self) -> str:
-        return f"System({self.state} y^{self.state} -> {self.interface})" if self.lens is not None else f"System(-> {self.interface})"
+        if self.lens is None:
+            return f"System(-> {self.interface})"
+        return f"System({self.state} y^{self.state} -> {self.interface})"
 
 
 def learner_lens(learner) -> Lens:
