@@ -147,6 +147,8 @@ class DefMorph(Morph):
 
     def dom_hint(self, ck):
         d = self.d
+        if d.dims and self.dims is None:
+            return None  # generic and not instantiated: polymorphic until used
         subst = dict(zip(d.dims, self.dims or ()))
         if d.params is not None:
             return Ob(*(t for p in d.params for t in ck.ob_of(p.type, subst)))
@@ -623,7 +625,7 @@ class Checker:
             attrs = dict(f.attrs)
             for k, v in e.kwargs:
                 attrs[k] = self.attr(body, v)
-            if not e.args:
+            if not e.args and f.name not in NULLARY:
                 return PrimMorph(f.name, attrs)
             f = PrimMorph(f.name, attrs)
         wires = []
@@ -687,9 +689,6 @@ class Checker:
         if isinstance(f, DefMorph):
             if any(not isinstance(w, Wire) for w in wires):
                 raise CatError(f"a bare number cannot be passed to '{f.d.name}'; its inputs are typed wires", span)
-            if f.d.params is None and f.d.dom is None and not f.d.stmts:
-                # a polymorphic point-free definition: inline its body morphism
-                return self.apply(body, self.body_morph(f), wires, span)
             actual = Ob(*(w.type for w in wires))
             inst = self.instance(f, actual, span, [body.origin.get(w.id) for w in wires])
             if len(body.b.boxes) + len(inst.graph.boxes) > MAX_BOXES:

@@ -62,7 +62,11 @@ class Module:
             inst = self._session.checker.check_def(self._scope, d)
             if inst is None:
                 raise CatgradError(self._why_not(d))
+        elif isinstance(name, str) and name.isidentifier():
+            self.definition(name)  # raises: no such definition (did you mean ...)
         else:
+            if not isinstance(name, str):
+                raise CatgradError(f"definitions are looked up by name (a str), got {type(name).__name__}")
             inst = self._expression(name)
         out = _wrap(inst)
         self._cache[name] = out
