@@ -752,7 +752,8 @@ class Checker:
             notes = [
                 Note(f"this input has type {w.type}", body.origin[w.id]) for w in wires if w.id in body.origin
             ]
-            raise CatError(f"{name}: {err}", span, _dedupe(notes)) from None
+            msg = str(err) if str(err).startswith(name) else f"{name}: {err}"
+            raise CatError(msg, span, _dedupe(notes)) from None
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
             raise CatError(f"{name}: {_bad_attrs(name, attrs, err)}", span) from None
         outs = list(out) if isinstance(out, tuple) else [out]

@@ -151,7 +151,17 @@ def check_text(text: str, path: str = "<string>", base_dir=None):
         scope = ModuleScope(path, text)
     finally:
         sys.setrecursionlimit(old)
+    _sort(session.diagnostics)
     return session, scope
+
+
+def _sort(diags: list) -> None:
+    """Source order within each file; files in the order their first error was found."""
+    order: dict = {}
+    for d in diags:
+        order.setdefault(d.span.path if d.span else "", len(order))
+    diags.sort(key=lambda d: (order[d.span.path if d.span else ""], d.span.line if d.span else 0,
+                              d.span.col if d.span else 0))
 
 
 def read_source(path) -> str:
