@@ -269,7 +269,7 @@ def _string(tok: Token, path: str) -> str:
 
 _WORDS = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string", "_NL": "a new line",
-    "$END": "the end of the file", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
+    "$END": "end of file", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
     "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "EQUAL": "'='", "COLON": "':'", "SEMICOLON": "';'",
 }
 
@@ -297,19 +297,24 @@ def _expected(terms, parser) -> str:
 
 def _describe(tok: Token) -> str:
     if tok.type == "$END":
-        return "the end of the file"
+        return "end of file"
     if tok.type == "_NL":
-        return "the end of the line"
+        return "end of line"
     return f"{tok.value!r}".replace('"', "'") if tok.type != "STRING" else "a string"
 
 
-def _syntax_diagnostic(e: UnexpectedInput, path: str, parser: Lark) -> Diagnostic:
+def _end_span(text: str, path: str) -> Span:
+    lines = text.rstrip().split("\n")
+    line = len(lines)
+    col = len(lines[-1].rstrip("\r")) + 1
+    return Span(path, line, col, line, col + 1)
+
+
+def _syntax_diagnostic(e: UnexpectedInput, path: str, parser: Lark, text: str) -> Diagnostic:
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type == "$END" or tok.line is None:
-            line = max(1, getattr(e, "line", 1) or 1)
-            col = max(1, getattr(e, "column", 1) or 1)
-            span = Span(path, line, col, line, col + 1)
+            span = _end_span(text, path)
         else:
             span = _tok_span(path, tok)
         msg = f"syntax error: unexpected {_describe(tok)}{_expected(e.expected, parser)}"
@@ -318,7 +323,7 @@ def _syntax_diagnostic(e: UnexpectedInput, path: str, parser: Lark) -> Diagnosti
         span = Span(path, e.line, e.column, e.line, e.column + 1)
         return Diagnostic(f"syntax error: unexpected character {e.char!r}".replace('"', "'"), span)
     if isinstance(e, UnexpectedEOF):
-        return Diagnostic(f"syntax error: unexpected end of the file{_expected(e.expected, parser)}", None)
+        return Diagnostic(f"syntax error: unexpected end of file{_expected(e.expected, parser)}", _end_span(text, path))
     return Diagnostic(f"syntax error: {e}", None)
 
 
@@ -344,7 +349,7 @@ def parse(text: str, path: str = "<string>") -> A.Module:
     try:
         tree = parser.parse(text)
     except UnexpectedInput as e:
-        raise SyntaxDiagnostic(_syntax_diagnostic(e, path, parser)) from None
+        raise SyntaxDiagnostic(_syntax_diagnostic(e, path, parser, text)) from None
     comments = list(_comments)
     try:
         module = _ToAST(path).transform(tree)
