@@ -245,3 +245,17 @@ def test_cfgbl_step_matches_a_numpy_transcription():
     p = res.state.params
     for got, want in ((p["l0.W"], W0), (p["l0.b"], b0), (p["l1.W"], W1), (p["l1.b"], b1)):
         assert np.allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_digits_adam_matches_plain_torch():
+    """examples/digits_adam.py in full (30 epochs): >= 97% test accuracy, within 0.5 points of torch."""
+    ex = _example("digits_adam.py")
+    train, test = data.prepare("digits", test_fraction=0.2, seed=0)
+    res, init = ex.run_catgrad(train, test, epochs=30, batch=32, seed=0, lr=1e-3, hidden=64)
+    tr, te, tparams = ex.run_torch(train, test, init, epochs=30, batch=32, seed=0, lr=1e-3)
+    assert (len(train), len(test)) == (1438, 359)
+    assert res.test_accuracy >= 0.97
+    assert abs(res.test_accuracy - te) <= 0.005
+    # same init, same batches, float64: the two runs agree far below the accuracy target
+    for k, v in tparams.items():
+        assert np.allclose(res.state.params[k], v, rtol=1e-8, atol=1e-10), k
