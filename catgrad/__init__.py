@@ -21,6 +21,8 @@ from .core.evaluate import evaluate
 from .core.types import DTYPES, DType, Ob, TensorType, bit, f32, f64, i64
 from .errors import CatgradError, CatgradTypeError, ShapeError, UnknownOpError
 from .frontend.module import load, loads  # the .cat language front end
+from . import data, train  # run layer: datasets, the training loop, checkpoints
+from .train import fit
 
 __version__ = "0.1.0"
 
@@ -32,3 +34,4 @@ __all__ = [
 ]
 __all__ += ["Learn", "Learner", "learner", "poly"]
 __all__ += ["load", "loads"]
+__all__ += ["data", "fit", "train"]
