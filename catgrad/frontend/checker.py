@@ -42,6 +42,7 @@ from .diagnostics import Diagnostic, Note, Span
 
 MAX_BOXES = 200_000  # elaborating more than this is refused (guards `f @ f` doubling towers)
 MAX_STRUCT = 4096
+MAX_WIRES = 100_000
 
 BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "ge", "gt", "eq", "or", "matmul"}
 NULLARY = {"constant"}
@@ -138,6 +139,12 @@ class DefMorph(Morph):
         self.key = ("def", id(d), dims, tuple(f.key for f in fargs) if fargs else None)
 
     def arity(self, ck):
+        k = ("arity", self.key)
+        if k not in ck.memo:
+            ck.memo[k] = self._arity(ck)
+        return ck.memo[k]
+
+    def _arity(self, ck):
         d = self.d
         if d.params is not None:
             return sum(len(ck.ob_of(p.type, {})) for p in d.params)
@@ -146,6 +153,12 @@ class DefMorph(Morph):
         return ck.body_morph(self).arity(ck)
 
     def dom_hint(self, ck):
+        k = ("dom", self.key)
+        if k not in ck.memo:
+            ck.memo[k] = self._dom_hint(ck)
+        return ck.memo[k]
+
+    def _dom_hint(self, ck):
         d = self.d
         if d.dims and self.dims is None:
             return None  # generic and not instantiated: polymorphic until used
@@ -181,10 +194,15 @@ class ParMorph(Morph):
         self.key = ("par", f.key, g.key)
 
     def arity(self, ck):
-        return self.f.arity(ck) + self.g.arity(ck)
+        n = self.f.arity(ck) + self.g.arity(ck)
+        if n > MAX_WIRES:
+            raise CatError(f"this program has more than {MAX_WIRES} parallel wires", None)
+        return n
 
     def dom_hint(self, ck):
         a, b = self.f.dom_hint(ck), self.g.dom_hint(ck)
+        if a is not None and b is not None and len(a) + len(b) > MAX_WIRES:
+            raise CatError(f"this program has more than {MAX_WIRES} parallel wires", None)
         return None if a is None or b is None else a @ b
 
     def describe(self):
@@ -225,6 +243,7 @@ class Checker:
         self.stack: list = []  # definitions being elaborated (recursion check)
         self.standalone: dict = {}  # id(def) -> Instance | None (None: failed or polymorphic)
         self.broken: set = set()  # id(def) with resolution errors
+        self.memo: dict = {}  # arity and input-type hints of definitions
 
     # -- types ------------------------------------------------------------------------
     def ob_of(self, t, subst) -> Ob:
