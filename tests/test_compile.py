@@ -116,3 +116,16 @@ def test_einsum_plans_match_numpy():
 
 def test_cg_compile_is_the_callable_package():
     assert callable(cg.compile) and cg.compile.Program is Program
+
+
+def test_broadcasts_left_to_numpy_only_where_safe():
+    @cg.trace(cg.f64[()], cg.f64[()], cg.f64[3])
+    def f(a, b, x):
+        both = a.broadcast(3) * b.broadcast(3)  # neither side has the full shape by itself
+        return both, both * x, x + a
+
+    a, b, x = np.float64(2.0), np.float64(3.0), np.arange(3.0)
+    got = compile_numpy(f)(a, b, x)
+    assert got[0].shape == (3,)
+    for r, g in zip(cg.evaluate(f, a, b, x), got):
+        np.testing.assert_array_equal(r, g)

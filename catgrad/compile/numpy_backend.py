@@ -106,6 +106,30 @@ def _kernel(instr, types, binding):
     return functools.partial(prim.numpy, **kw) if kw else prim.numpy
 
 
+def _implicit_broadcasts(prog: Program) -> set:
+    """Indices of broadcast instructions whose every reader is an elementwise op that
+    also reads a full-shape operand: numpy broadcasting makes them no-ops there."""
+    readers: dict = {}
+    for ins in prog.instrs:
+        for v in ins.ins:
+            readers.setdefault(v, []).append(ins)
+    outputs = set(prog.outputs)
+    bcast = {i.outs[0] for i in prog.instrs if i.op.name == "broadcast"}
+    out = set()
+    for j, ins in enumerate(prog.instrs):
+        if ins.op.name != "broadcast" or ins.outs[0] in outputs:
+            continue
+        full = prog.types[ins.outs[0]]
+        rs = readers.get(ins.outs[0], [])
+        if rs and all(
+            r.op.prim.extra.get("elementwise") and r.op.cod[0].shape == full.shape
+            and any(v not in bcast and prog.types[v].shape == full.shape for v in r.ins)
+            for r in rs
+        ):
+            out.add(j)
+    return out
+
+
 def generate(prog: Program, binding: dict):
     """Straight-line Python for ``prog`` (already folded for ``binding``)."""
     env = {"_asarray": np.asarray}
@@ -117,7 +141,11 @@ def generate(prog: Program, binding: dict):
             name[v] = f"c{v}"
             env[f"c{v}"] = c
     lines = [f"def run({', '.join(f'a{k}' for k in range(len(prog.inputs)))}):"]
+    implicit = _implicit_broadcasts(prog)
     for j, ins in enumerate(prog.instrs):
+        if j in implicit:  # numpy's own broadcasting in the consumers does it
+            name[ins.outs[0]] = name[ins.ins[0]]
+            continue
         env[f"k{j}"] = _kernel(ins, prog.types, binding)
         for o in ins.outs:
             name[o] = f"v{o}"
