@@ -680,6 +680,14 @@ class Checker:
 
     # -- applying morphisms to wires ------------------------------------------------------
     def apply(self, body: Body, f: Morph, wires: list, span) -> list:
+        try:
+            return self._apply(body, f, wires, span)
+        except CatError as e:
+            if e.diagnostic.span is None:
+                e.diagnostic.span = span
+            raise
+
+    def _apply(self, body: Body, f: Morph, wires: list, span) -> list:
         if isinstance(f, SeqMorph):
             return self.apply(body, f.g, self.apply(body, f.f, wires, span), span)
         if isinstance(f, ParMorph):
