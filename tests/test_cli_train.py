@@ -9,10 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-import catgrad as cg
 from catgrad.cli import main
-
-pytestmark = pytest.mark.skipif(not (hasattr(cg, "load") and hasattr(cg, "compile")), reason="needs cg.load and cg.compile")
 
 MODELS = """\
 import nn
@@ -75,6 +72,13 @@ def test_runs_as_a_subprocess(cat, tmp_path):
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["steps"] == 240 and res["loss"] == "mse" and res["train_accuracy"] is not None
     assert "epoch 2" in proc.stderr
+
+
+def test_default_batch_follows_the_model(cat, capsys):
+    rc, out, err = _train(capsys, cat, "--model", "single", "--data", "iris", "--loss", "mse", "--epochs", "1", "--json")
+    assert rc == 0 and json.loads(out.splitlines()[-1])["steps"] == 120  # per example
+    rc, out, err = _train(capsys, cat, "--model", "mlp", "--data", "iris", "--epochs", "1", "--json")
+    assert rc == 0 and json.loads(out.splitlines()[-1])["steps"] == 4  # ceil(120 / 32)
 
 
 def test_checkpoint_resume_continues_the_same_run(cat, tmp_path, capsys):

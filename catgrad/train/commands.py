@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     p.add_argument("--optimizer", default="sgd(lr=0.01)", help='optimizer expression, e.g. "adam(lr=1e-2)"')
     p.add_argument("--loss", default=None, help="loss name (default: softmax_cross_entropy for classes, mse otherwise)")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch", type=int, default=32, help="batch size (1 = per example)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch size (default 32, or 1 for a model that takes one example at a time)")
     p.add_argument("--seed", type=int, default=0, help="seeds the initial parameters, the split and the shuffling")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held-out fraction, stratified (default 0.2)")
     p.add_argument("--label", default=None, help="CSV label column (name or index; default: the last column)")
@@ -79,7 +80,7 @@ def _names(module):
 def _check_args(args) -> None:
     if args.epochs < 0:
         raise CatgradError(f"--epochs must be >= 0, got {args.epochs}")
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise CatgradError(f"--batch must be >= 1, got {args.batch}")
     if not 0 <= args.test_fraction < 1:
         raise CatgradError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
@@ -106,9 +107,11 @@ def run(args) -> int:
                                  scale=args.standardize, label=args.label)
     loss_name = args.loss or DEFAULT_LOSS[train.is_classification]
     loss = cg.loss.get(loss_name)
-    _check_model(model, train, args)
     batched = _input_type(model).rank == 2
-    if batched:  # per-example mean, so --batch does not rescale the learning rate
+    if args.batch is None:
+        args.batch = 32 if batched else 1
+    _check_model(model, train, args)
+    if batched and model.cod[0].dtype.is_float:  # per-example mean, so --batch does not rescale the learning rate
         base = loss
         loss = lambda t, _b=base: _b(t, reduction="mean")  # noqa: E731
     step = cg.compile(model, loss=loss, optimizer=optimizer, backend="numpy")
