@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from models import dense, mlp
 
 import catgrad as cg
@@ -259,3 +261,33 @@ def test_digits_adam_matches_plain_torch():
     # same init, same batches, float64: the two runs agree far below the accuracy target
     for k, v in tparams.items():
         assert np.allclose(res.state.params[k], v, rtol=1e-8, atol=1e-10), k
+
+
+_TINY = {}
+
+
+def _tiny_step():
+    if "s" not in _TINY:
+        _TINY["s"] = make_step(dense(2, 2, act=None), _mean_loss, lr=0.01)
+    return _TINY["s"]
+
+
+@settings(max_examples=15)
+@given(st.integers(1, 40), st.integers(1, 12), st.integers(1, 2), st.integers(0, 2**31), st.booleans())
+def test_every_epoch_visits_every_row_once(n, batch, epochs, seed, drop_last):
+    x = np.arange(2 * n, dtype=float).reshape(n, 2)
+    ds = data.Dataset("t", x, np.arange(n) % 2, ("a", "b"))
+    step = Recorder(_tiny_step())
+    per_epoch = n // batch if drop_last else -(-n // batch)
+    if per_epoch == 0:
+        with pytest.raises(cg.CatgradError, match="fewer than one batch"):
+            fit(step, ds, epochs=epochs, batch_size=batch, seed=seed, drop_last=drop_last)
+        return
+    records = []
+    res = fit(step, ds, epochs=epochs, batch_size=batch, seed=seed, drop_last=drop_last, log=records.append)
+    assert res.steps == epochs * per_epoch == len(step.calls)
+    assert [r["epoch"] for r in records] == list(range(1, epochs + 1)) and records == res.history
+    for e in range(epochs):
+        seen = np.concatenate(step.calls[e * per_epoch : (e + 1) * per_epoch])[:, 0] // 2
+        expect = epoch_order(seed, e, n)[: per_epoch * batch] if drop_last else epoch_order(seed, e, n)
+        assert np.array_equal(seen, expect)
