@@ -35,6 +35,14 @@ def _as_array(x, t: TensorType, i: int):
     raise ShapeError(f"input {i}: expected an array of type {t}, got {type(x).__name__}")
 
 
+def _as_object_arrays(res, n: int):
+    """numpy ops on 0-d object arrays return bare sympy expressions: wrap them back,
+    so every kernel sees arrays (with ``.dtype`` and ``.shape``)."""
+    if n == 1:
+        return res if isinstance(res, np.ndarray) else np.asarray(res, dtype=object)
+    return tuple(r if isinstance(r, np.ndarray) else np.asarray(r, dtype=object) for r in res)
+
+
 def evaluate(f: Diagram, *args, backend: str = "numpy") -> tuple:
     """Evaluate ``f`` on arrays; returns the tuple of output arrays.
 
@@ -65,6 +73,8 @@ def evaluate(f: Diagram, *args, backend: str = "numpy") -> tuple:
             kwargs["shape"] = resolve_shape(op.cod[0].shape, binding)
             kwargs["dtype"] = op.cod[0].dtype
         res = kernel(*(env[w] for w in ins), **kwargs)
+        if backend == "sympy":
+            res = _as_object_arrays(res, len(outs))
         if len(outs) == 1:
             env[outs[0]] = res
         else:

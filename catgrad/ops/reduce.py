@@ -1,7 +1,7 @@
 """Reductions: sum, max, logsumexp and softmax over chosen axes.
 
 Their reverse derivatives broadcast the cotangent back over the reduced axes:
-R[sum](x, d) = bcast d;  R[max](x, d) = bcast d * [x == bcast max x];
+R[sum](x, d) = bcast d;  R[max](x, d) = bcast d * m / bcast(sum m) with m = [x == bcast max x];
 R[logsumexp](x, d) = bcast d * exp(x - bcast y);  R[softmax](x, d) = y (d - bcast sum(d y)).
 Over bits, ``sum`` is parity (XOR of the entries).
 """
@@ -74,9 +74,12 @@ sum = declare(
 
 
 def _max_rd(xs, ys, dys, axes=None, keepdims=False):
+    # d is shared equally among tied maxima (as torch.amax does): then R[max] of a
+    # broadcast value is the derivative of that value, not a multiple of it.
     x = xs[0]
     mask = eq(x, unreduce(ys[0], x.type, axes, keepdims))
-    return [unreduce(dys[0], x.type, axes, keepdims) * mask]
+    count = unreduce(mask.sum(axes=axes, keepdims=keepdims), x.type, axes, keepdims)
+    return [unreduce(dys[0], x.type, axes, keepdims) * (mask / count)]
 
 
 def _np_max(x, axes=None, keepdims=False):
@@ -102,7 +105,7 @@ max = declare(
     numpy=_np_max,
     torch=_torch_max,
     rd=_max_rd,
-    doc="Maximum over axes. R routes d to the arg-max entries (to each of them on ties).",
+    doc="Maximum over axes. R routes d to the arg-max entries, split equally among ties.",
 )
 
 
