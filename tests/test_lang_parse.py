@@ -149,3 +149,18 @@ def test_syntax_errors_say_what_was_expected(src, where, words):
     d = e.value.diagnostic
     assert (d.span.line, d.span.col) == where, d
     assert words in d.message, d.message
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_pygments_lexer_covers_every_file(path):
+    pytest.importorskip("pygments")
+    from pygments.token import Error, Keyword, Name, String
+
+    from catgrad.frontend.lexer import CatLexer
+
+    toks = list(CatLexer().get_tokens(path.read_text()))
+    assert not [v for t, v in toks if t in Error]
+    assert "".join(v for _, v in toks).rstrip() == path.read_text().rstrip()
+    assert (Keyword, "def") in toks and any(t is Name.Function for t, _ in toks)
+    if "##" in path.read_text():
+        assert any(t is String.Doc for t, _ in toks)
