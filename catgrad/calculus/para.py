@@ -21,6 +21,7 @@ A parametric lens (Para(Lens)) has ``get : P x A -> B`` and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
@@ -46,18 +47,46 @@ class Param:
         return init(rng, self.type.shape, self.type.dtype.numpy)
 
 
-def _merge(first: Sequence[Param], second: Sequence[Param]) -> tuple:
-    """Concatenate parameter lists, renaming clashes in ``second``."""
-    taken = {p.name for p in first}
-    out = list(first)
-    for p in second:
-        name, k = p.name, 1
-        while name in taken:
-            k += 1
-            name = f"{p.name}_{k}"
-        taken.add(name)
-        out.append(p if name == p.name else replace(p, name=name))
+_SUFFIX = re.compile(r"_[0-9]+$")
+
+
+def _merge(*lists: Sequence[Param]) -> tuple:
+    """Concatenate parameter lists, renaming each clash to ``base_k`` for the least
+    free ``k >= 2`` (``base`` is the name without a ``_k`` suffix). One pass, so a
+    chain of composites is named the same however it was bracketed: ``W, W_2, W_3``."""
+    out, taken, next_k = [], set(), {}
+    for params in lists:
+        for p in params:
+            name = p.name
+            if name in taken:
+                base = _SUFFIX.sub("", name)
+                k = next_k.get(base, 2)
+                while f"{base}_{k}" in taken:
+                    k += 1
+                next_k[base] = k + 1
+                name = f"{base}_{k}"
+                p = Param(name, p.type, p.init)
+            taken.add(name)
+            out.append(p)
     return tuple(out)
+
+
+def _leaf_lists(para: "Para") -> list:
+    """The parameter lists of the leaves of a composite, in parameter order
+    (a sequential composite puts the later map first; a parallel one the left first).
+    Iterative: chains are as deep as the model."""
+    out, stack = [], [para]
+    while stack:
+        x = stack.pop()
+        if x._params is not None:
+            out.append(x._params)
+        elif x._tree[0] == "seq":  # (left >> right): right's parameters first
+            stack.append(x._tree[1])
+            stack.append(x._tree[2])
+        else:  # (left @ right): left's parameters first
+            stack.append(x._tree[2])
+            stack.append(x._tree[1])
+    return out
 
 
 class Para:
@@ -71,10 +100,32 @@ class Para:
         names = [p.name for p in params]
         if len(set(names)) != len(names):
             raise CatgradTypeError(f"parameter names must be unique, got {names}")
-        self.params, self.body = params, body
-        self.P = P
+        self._params, self.body = params, body
+        self._P, self._tree = P, None
         self.dom = Ob(*body.dom[len(P) :])
         self.cod = body.cod
+
+    @classmethod
+    def _composite(cls, kind: str, left: "Para", right: "Para", body: Diagram, dom: Ob, cod: Ob) -> "Para":
+        """A composite whose parameter list is merged lazily, in one pass over all
+        its leaves: building an L-layer chain by repeated ``>>`` stays O(L)."""
+        p = cls.__new__(cls)
+        p.body, p.dom, p.cod = body, dom, cod
+        p._params, p._P, p._tree = None, None, (kind, left, right)
+        return p
+
+    @property
+    def params(self) -> tuple:
+        if self._params is None:
+            self._params = _merge(*_leaf_lists(self))
+            self._tree = None  # the leaves are no longer needed
+        return self._params
+
+    @property
+    def P(self) -> Ob:
+        if self._P is None:
+            self._P = Ob(*(p.type for p in self.params))
+        return self._P
 
     @classmethod
     def lift(cls, f: Diagram) -> "Para":
@@ -103,7 +154,7 @@ class Para:
             )
         # (q, p, a) |-> g(q, f(p, a))
         body = (id(other.P) @ self.body) >> other.body
-        return Para(_merge(other.params, self.params), body)
+        return Para._composite("seq", self, other, body, self.dom, other.cod)
 
     def __rrshift__(self, other) -> "Para":
         return Para.lift(other) >> self
@@ -114,7 +165,8 @@ class Para:
         # (p, q, a, c) |-> (p, a, q, c)
         perm = [*range(p), *range(p + q, p + q + a), *range(p, p + q), *range(p + q + a, p + q + a + c)]
         shuffle = wiring(self.P @ other.P @ self.dom @ other.dom, perm)
-        return Para(_merge(self.params, other.params), shuffle >> (self.body @ other.body))
+        body = shuffle >> (self.body @ other.body)
+        return Para._composite("par", self, other, body, self.dom @ other.dom, self.cod @ other.cod)
 
     def __rmatmul__(self, other) -> "Para":
         return Para.lift(other) @ self

@@ -413,13 +413,7 @@ class Diagram:
         return hash((self.dom, self.cod))
 
     def __repr__(self) -> str:
-        if self._kind == "seq":
-            return f"({self._parts[0]!r} >> {self._parts[1]!r})"
-        if self._kind == "par":
-            return f"({self._parts[0]!r} @ {self._parts[1]!r})"
-        if self._name is not None:
-            return self._name
-        return f"<Diagram {len(self.graph.boxes)} boxes: {self.dom} -> {self.cod}>"
+        return _run(_repr_gen(self))
 
     def __str__(self) -> str:
         from .pretty import format_graph
@@ -450,19 +444,51 @@ def _collect(d: Diagram, kind: str) -> list:
     return parts
 
 
+def _run(gen):
+    """Drive a recursion written as generators (``yield args`` = recursive call) with
+    an explicit stack: composites nest as deep as the model (a Para chain alternates
+    seq and par nodes), far deeper than Python's recursion limit."""
+    stack, result = [gen], None
+    while stack:
+        try:
+            call = stack[-1].send(result)
+        except StopIteration as stop:
+            stack.pop()
+            result = stop.value
+        else:
+            stack.append(call)
+            result = None
+    return result
+
+
 def _emit(b: Builder, d: Diagram, ins: list) -> list:
+    """Inline the tree ``d`` into ``b`` on input wires ``ins``; return its output wires."""
+    return _run(_emit_gen(b, d, ins))
+
+
+def _emit_gen(b: Builder, d: Diagram, ins: list):
     if d._graph is not None:
         return b.inline(d._graph, ins)
     if d._kind == "seq":
         for part in _collect(d, "seq"):
-            ins = _emit(b, part, ins)
+            ins = yield _emit_gen(b, part, ins)
         return ins
     outs, i = [], 0
     for part in _collect(d, "par"):
         n = len(part.dom)
-        outs += _emit(b, part, ins[i : i + n])
+        outs += yield _emit_gen(b, part, ins[i : i + n])
         i += n
     return outs
+
+
+def _repr_gen(d: Diagram):
+    if d._kind in ("seq", "par"):
+        left = yield _repr_gen(d._parts[0])
+        right = yield _repr_gen(d._parts[1])
+        return f"({left} {'>>' if d._kind == 'seq' else '@'} {right})"
+    if d._name is not None:
+        return d._name
+    return f"<Diagram {len(d.graph.boxes)} boxes: {d.dom} -> {d.cod}>"
 
 
 # -- structure: identities, copies, discards, permutations -----------------------------
