@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import CatgradTypeError
 from .primitive import Op, Primitive, lookup
-from .types import DType, Ob, TensorType, as_ob
+from .types import DType, Ob, TensorType, as_ob, source
 
 
 class Box(NamedTuple):
@@ -547,11 +547,11 @@ def permute(dom, perm: Sequence[int]) -> Diagram:
 
 
 def _ob_arg(ob: Ob) -> str:
-    return repr(ob[0]) if len(ob) == 1 else repr(ob)
+    return source(ob[0]) if len(ob) == 1 else source(ob)
 
 
 def _ob_args(ob: Ob) -> str:
-    return ", ".join(repr(t) for t in ob)
+    return ", ".join(source(t) for t in ob)
 
 
 def build(dom, body) -> Diagram:

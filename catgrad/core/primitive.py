@@ -24,13 +24,14 @@ it labels the boxes of a diagram.
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ..errors import CatgradTypeError, UnknownOpError, did_you_mean
-from .types import Ob, TensorType, as_ob
+from .types import Ob, TensorType, as_ob, source
 
 PRIMITIVES: dict[str, "Primitive"] = {}
 
@@ -105,9 +106,10 @@ class Op:
         return hash((self.prim.name, self.dom, self.cod))
 
     def __repr__(self) -> str:
-        args = ", ".join(repr(t) for t in self.dom)
-        attrs = "".join(f", {k}={v!r}" for k, v in self.attrs)
-        return f"cg.ops.{self.name}({args}{attrs})"
+        """Source that rebuilds this op as a one-box diagram (``import catgrad as cg``)."""
+        args = [source(t) for t in self.dom] + [f"{k}={source(v)}" for k, v in self.attrs]
+        name = self.name + "_" if keyword.iskeyword(self.name) else self.name  # cg.ops.not_, cg.ops.or_
+        return f"cg.ops.{name}({', '.join(args)})"
 
 
 def register(prim: Primitive) -> Primitive:

@@ -147,6 +147,16 @@ class Ob(tuple):
         return "(" + ", ".join(str(t) for t in self) + ")"
 
 
+def source(x) -> str:
+    """Python source for a wire type or object, with ``import catgrad as cg`` in scope:
+    ``cg.f32[4, 'B']``, ``cg.Ob(cg.f32[3], cg.bit[2])``. Used by diagram reprs."""
+    if isinstance(x, (TensorType, DType)):
+        return "cg." + repr(x)
+    if isinstance(x, Ob):
+        return "cg.Ob(" + ", ".join(source(t) for t in x) + ")"
+    return repr(x)
+
+
 def as_ob(x) -> Ob:
     """Coerce a wire type, an object or an iterable of wire types to an :class:`Ob`."""
     if isinstance(x, Ob):

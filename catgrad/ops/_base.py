@@ -37,7 +37,7 @@ class OpFunction:
 
     >>> import catgrad as cg
     >>> cg.ops.exp(cg.f32[3])
-    cg.ops.exp(f32[3])
+    cg.ops.exp(cg.f32[3])
     """
 
     def __init__(self, prim: Primitive):
