@@ -712,6 +712,8 @@ class Checker:
             if nm == "swap":
                 a = d[0] if d else 1
                 return wires[a:] + wires[:a]
+            if d is None:
+                raise CatError("perm needs the permutation: perm[p0, p1, ...]", span)
             return [wires[i] for i in d]
         if isinstance(f, DefMorph):
             if any(not isinstance(w, Wire) for w in wires):

@@ -16,7 +16,10 @@ from .loader import check_text, read_source
 
 def _check(path):
     text = read_source(path)
-    session, scope = check_text(text, str(path))
+    try:
+        session, scope = check_text(text, str(path))
+    except Exception as e:  # defence in depth: a front-end bug must still not print a traceback
+        raise CatgradError(f"{path}: internal error in the front end ({type(e).__name__}: {e}); please report it") from None
     return session, scope
 
 
