@@ -23,7 +23,7 @@ def _as_array(x, t: TensorType, i: int):
                 return x.astype(bool)
             raise ShapeError(f"input {i}: expected {t} but got an array of dtype {x.dtype} (want {t.dtype.numpy})")
         return x
-    if isinstance(x, (bool, int, float, list, tuple, np.number)):
+    if isinstance(x, (bool, int, float, list, tuple, np.number, np.bool_)):
         a = np.asarray(x)
         if a.dtype.kind not in "biuf":
             raise ShapeError(f"input {i}: expected {t}, got a non-numeric value {x!r}")
