@@ -1,7 +1,7 @@
 """Shared pytest setup: hypothesis profiles and the path to the test helpers.
 
 Profiles: ``dev`` (default; random, modest example counts) and ``ci``
-(derandomized, so CI runs are reproducible). Choose with
+(derandomized, so CI runs are reproducible; the default when ``CI`` is set). Choose with
 ``HYPOTHESIS_PROFILE=ci pytest``. Individual properties set their own
 ``max_examples`` to keep the suite fast.
 """
@@ -16,4 +16,5 @@ sys.path.insert(0, os.path.dirname(__file__))  # so tests can `import strategies
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("dev", max_examples=30, **_common)
 settings.register_profile("ci", max_examples=30, derandomize=True, print_blob=True, **_common)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+# CI (CI=true) gets the derandomized profile unless one is named explicitly.
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

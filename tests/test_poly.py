@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_learner import assert_close, float_types, points, rng_from, smooth_diagrams
+from test_learner import assert_close, float_types, momentum_lens, points, rng_from, smooth_diagrams
 
 import catgrad as cg
 from catgrad.calculus.learner import learner, optimized
@@ -417,17 +417,6 @@ def test_two_learners_in_series():
         assert_close(ow.put(a, c), od.put(a, c), rtol=1e-13)
     # and the parameters actually moved
     assert np.linalg.norm(final[0] - p0[0]) > 1e-3
-
-
-def momentum_lens(P, eps, gamma):
-    n = len(P)
-
-    def put(b, ins):
-        p, s, d = ins[:n], ins[n : 2 * n], ins[2 * n :]
-        s2 = [gamma * si + di for si, di in zip(s, d)]
-        return [pi + eps * si for pi, si in zip(p, s2)] + s2
-
-    return cg.Lens(cg.wiring(P @ P, range(n)), cg.build(P @ P @ P, put))
 
 
 def test_training_system_with_optimizer_state():
