@@ -9,8 +9,8 @@ True
 
 from . import errors, init, ops
 from . import loss, optim, schedule
-from .step import Step, TrainState
-from . import compile  # noqa: E402  (the package is callable: cg.compile(model, ...))
+from .step import TrainState
+from .compiler import Step, compile
 from .calculus import poly
 from .calculus.learner import Learn, Learner, learner
 from .calculus.lens import Lens, lens

@@ -1,4 +1,4 @@
-"""The supervised training step as one diagram, and ``cg.compile``.
+"""The supervised training step as one diagram.
 
 Given an optimizer lens ``U : (P x S, P x S) -> (P, P')``, a model
 ``f : P x A -> B``, a loss ``loss : B x B -> L`` (parameter: the label) and a
@@ -19,47 +19,24 @@ resulting diagram is
 
     (params..., opt_state..., x, y) -> (params'..., opt_state'..., loss, pred)
 
-and a backend lowers it (``backend="numpy"`` here; others register with
-:func:`register_backend`). Over Z2 with the xor loss, the identity learning
-rate and ``gradient_update`` this is Reverse Derivative Ascent.
+which :func:`catgrad.compile` lowers with a backend. Over Z2 with the xor loss,
+the identity learning rate and ``gradient_update`` this is Reverse Derivative
+Ascent. :class:`TrainState` is the data the step threads through: parameters,
+optimizer state and the update count.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .calculus.lens import Lens
-from .calculus.para import Para, ParaLens, as_para
+from .calculus.para import Para, ParaLens
 from .core.diagram import Builder, Diagram, build, id as identity_diagram
-from .core.types import Ob, TensorType, bind_shape
-from .errors import CatgradError, CatgradTypeError, ShapeError, did_you_mean
-from . import loss as losses
-from .optim.base import Optimizer, OptimizerLens
-
-BACKENDS: dict[str, Callable] = {}
-
-
-def register_backend(name: str, factory: Callable) -> None:
-    """``factory(diagram) -> callable(*arrays) -> tuple of arrays``."""
-    BACKENDS[name] = factory
-
-
-def _backend(name: str) -> Callable:
-    if name not in BACKENDS:
-        # backends live in catgrad.compile (and later packages); importing it registers them
-        import importlib
-
-        importlib.import_module("catgrad.compile")
-    try:
-        return BACKENDS[name]
-    except KeyError:
-        raise CatgradError(
-            f"unknown backend {name!r}{did_you_mean(str(name), BACKENDS)}; available: {', '.join(sorted(BACKENDS))}"
-        ) from None
-
+from .core.types import Ob
+from .errors import CatgradError, CatgradTypeError, did_you_mean
+from .optim.base import OptimizerLens
 
 # -- learning rates ----------------------------------------------------------------------
 
@@ -80,7 +57,7 @@ def identity_learning_rate(loss_type) -> Diagram:
     return identity_diagram(Ob(*loss_type))
 
 
-def _lr_put(lr_lens, L: Ob) -> Diagram:
+def lr_put(lr_lens, L: Ob) -> Diagram:
     if lr_lens is None:
         if all(t.dtype.name == "bit" for t in L):
             return identity_learning_rate(L)
@@ -170,115 +147,4 @@ class TrainState:
         return TrainState(dict(self.params), opt, self.step)
 
 
-class StepOutput(NamedTuple):
-    loss: float
-    pred: np.ndarray
-
-
-def _type_str(t: TensorType) -> str:
-    return str(t)
-
-
-class Step:
-    """A compiled supervised step: ``new_state, out = step(state, x, y)``."""
-
-    def __init__(self, model: Para, loss: Para, optimizer: Optimizer, opt: OptimizerLens, diagram: Diagram,
-                 run, predict_run, backend: str):
-        self.model, self.loss, self.optimizer, self.opt = model, loss, optimizer, opt
-        self.diagram, self.backend = diagram, backend
-        self._run, self._predict = run, predict_run
-        self.param_names = list(model.names)
-        self.opt_keys = list(opt.keys)
-        self._n, self._k = len(self.param_names), len(self.opt_keys)
-        self._checked: set = set()
-        self._bits = model.cod[0].dtype.name == "bit"
-
-    @property
-    def program(self):
-        return self._run
-
-    def init(self, seed=0) -> TrainState:
-        values = self.model.init(seed)
-        params = dict(zip(self.param_names, values))
-        return TrainState(params, self.opt.init(values), 0)
-
-    def _check(self, state: TrainState, x, y) -> None:
-        key = (tuple(np.shape(x)), tuple(np.shape(y)))
-        if key in self._checked:
-            return
-        A, B = self.model.dom[0], self.model.cod[0]
-        binding: dict = {}
-        bind_shape(A, tuple(np.shape(x)), binding, "inputs")
-        try:
-            bind_shape(B, tuple(np.shape(y)), binding, "labels")
-        except ShapeError:
-            raise ShapeError(
-                f"labels of shape {tuple(np.shape(y))} do not fit the model's output type {B}"
-                f" (with inputs of shape {tuple(np.shape(x))}); for classification give one-hot labels"
-            ) from None
-        missing = [n for n in self.param_names if n not in state.params]
-        missing += [k for k in self.opt_keys if k not in state.opt_state]
-        if missing:
-            raise CatgradError(f"the train state lacks {', '.join(missing[:5])}: it belongs to a different model or optimizer")
-        self._checked.add(key)
-
-    def __call__(self, state: TrainState, x, y):
-        self._check(state, x, y)
-        p, s = state.params, state.opt_state
-        outs = self._run(*[p[n] for n in self.param_names], *[s[k] for k in self.opt_keys], x, y)
-        n, k = self._n, self._k
-        loss = outs[n + k]
-        loss = float(np.sum(loss)) if self._bits else float(loss)
-        new = TrainState(dict(zip(self.param_names, outs[:n])), dict(zip(self.opt_keys, outs[n : n + k])),
-                         state.step + 1)
-        return new, StepOutput(loss, outs[n + k + 1])
-
-    def predict(self, state: TrainState, x) -> np.ndarray:
-        p = state.params
-        return self._predict(*[p[n] for n in self.param_names], x)[0]
-
-    def signature(self) -> dict:
-        return {
-            "params": {p.name: _type_str(p.type) for p in self.model.params},
-            "opt_state": dict(zip(self.opt_keys, map(_type_str, self.opt.state_types))),
-            "optimizer": repr(self.optimizer),
-            "input": _type_str(self.model.dom[0]),
-            "output": _type_str(self.model.cod[0]),
-        }
-
-    def __repr__(self):
-        return f"<Step {self.model!r} optimizer={self.optimizer!r} backend={self.backend!r}>"
-
-
-def compile(model, loss="mse", optimizer: Optimizer | None = None, backend: str = "numpy", lr_lens=None,
-            **backend_options) -> Step:
-    """Build the supervised step for ``model`` and lower it with ``backend``.
-
-    ``loss``: a name (``"mse"``, ``"softmax_cross_entropy"``...), a constructor from
-    :mod:`catgrad.loss` or a ready Para. ``optimizer``: an :class:`~catgrad.optim.Optimizer`
-    or a string such as ``"adam(lr=1e-3)"`` (default ``sgd(lr=0.01)``).
-    ``lr_lens`` overrides the learning-rate lens (default ``-1`` on floats, the
-    identity on bits).
-    """
-    from .optim import parse, sgd
-
-    model = as_para(model)
-    factory = _backend(backend)
-    if optimizer is None:
-        optimizer = sgd(0.01)
-    elif isinstance(optimizer, str):
-        optimizer = parse(optimizer)
-    if not isinstance(optimizer, Optimizer):
-        raise CatgradError(f"optimizer must be a cg.optim optimizer or a string, got {optimizer!r}")
-    if len(model.cod) != 1:
-        raise CatgradTypeError(f"the step needs a model with one output wire, got {model.cod}")
-    loss_para = losses.resolve(loss, model.cod[0])
-    opt = optimizer.lens(model.params)
-    d = step_diagram(model, loss_para, opt, _lr_put(lr_lens, loss_para.cod))
-    run = factory(d, **backend_options)
-    predict_run = factory(model.body, **backend_options)
-    return Step(model, loss_para, optimizer, opt, d, run, predict_run, backend)
-
-
-__all__ = ["compile", "Step", "StepOutput", "TrainState", "step_diagram", "register_backend", "learning_rate",
-           "identity_learning_rate", "BACKENDS"]
+__all__ = ["TrainState", "step_diagram", "learning_rate", "identity_learning_rate", "lr_put"]

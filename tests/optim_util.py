@@ -3,7 +3,7 @@
 import numpy as np
 
 import catgrad as cg
-from catgrad.compile import compile_numpy
+from catgrad.compiler import compile_numpy
 
 
 class Driver:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import catgrad as cg
-from catgrad.compile import Program, compile_numpy, cse, dce, fold_constants, lower, optimize
+from catgrad.compiler import Program, compile_numpy, cse, dce, fold_constants, lower, optimize
 
 UNARY = [cg.ops.sin, cg.ops.tanh, cg.ops.exp, cg.ops.sigmoid]
 
@@ -104,7 +104,7 @@ def test_bit_programs():
 
 
 def test_einsum_plans_match_numpy():
-    from catgrad.compile.numpy_backend import _einsum2
+    from catgrad.compiler.numpy_backend import _einsum2
 
     rng = np.random.default_rng(0)
     for spec, sa, sb in [("ab,bc->ac", (2, 3), (3, 4)), ("ac,bc->ab", (2, 4), (3, 4)), ("ab,ac->bc", (2, 3), (2, 4)),
@@ -114,8 +114,28 @@ def test_einsum_plans_match_numpy():
         np.testing.assert_allclose(_einsum2(spec, sa, sb)(a, b), np.einsum(spec, a, b), rtol=1e-12)
 
 
-def test_cg_compile_is_the_callable_package():
-    assert callable(cg.compile) and cg.compile.Program is Program
+def test_backends_plug_in_through_the_registry():
+    """A backend is a factory diagram -> run; cg.compile hands it the one step diagram."""
+    from catgrad.compiler import BACKENDS, register_backend
+
+    seen = []
+
+    def recording(d, **options):
+        seen.append(d)
+        return compile_numpy(d, **options)
+
+    register_backend("recording", recording)
+    try:
+        W = cg.Param("W", cg.f64[2, 1], cg.init.constant(0.5))
+        model = cg.Para([W], cg.trace(cg.f64[2, 1], cg.f64["B", 2])(lambda w, x: x @ w))
+        step = cg.compile(model, loss="mse", optimizer="sgd(lr=0.1)", backend="recording")
+        state, out = step(step.init(), np.ones((3, 2)), np.zeros((3, 1)))
+    finally:
+        del BACKENDS["recording"]
+    assert seen[0] == step.diagram  # the step program, then the forward-only one
+    assert out.loss == pytest.approx(0.5 * 3 * 1.0**2)
+    with pytest.raises(cg.CatgradError, match="unknown backend 'recording'"):
+        cg.compile(model, backend="recording")
 
 
 def test_broadcasts_left_to_numpy_only_where_safe():

@@ -1,4 +1,4 @@
-"""Passes on a :class:`~catgrad.compile.program.Program`; each returns a new program
+"""Passes on a :class:`~catgrad.compiler.program.Program`; each returns a new program
 computing the same function.
 
 - :func:`dce`: dead-code elimination (drop instructions no output depends on).

@@ -1,0 +1,134 @@
+"""``cg.compile``: the supervised step diagram, lowered by a backend, as a callable.
+
+:func:`compile` builds the closed step of :mod:`catgrad.step` from a model, a
+loss and an optimizer, and hands the one diagram to a backend; :class:`Step`
+threads a :class:`~catgrad.step.TrainState` through the compiled program.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import loss as losses
+from ..calculus.para import Para, as_para
+from ..core.diagram import Diagram
+from ..core.types import TensorType, bind_shape
+from ..errors import CatgradError, CatgradTypeError, ShapeError
+from ..optim.base import Optimizer, OptimizerLens
+from ..step import TrainState, lr_put, step_diagram
+from .backends import backend_factory
+
+
+class StepOutput(NamedTuple):
+    loss: float
+    pred: np.ndarray
+
+
+def _type_str(t: TensorType) -> str:
+    return str(t)
+
+
+class Step:
+    """A compiled supervised step: ``new_state, out = step(state, x, y)``."""
+
+    def __init__(self, model: Para, loss: Para, optimizer: Optimizer, opt: OptimizerLens, diagram: Diagram,
+                 run, predict_run, backend: str):
+        self.model, self.loss, self.optimizer, self.opt = model, loss, optimizer, opt
+        self.diagram, self.backend = diagram, backend
+        self._run, self._predict = run, predict_run
+        self.param_names = list(model.names)
+        self.opt_keys = list(opt.keys)
+        self._n, self._k = len(self.param_names), len(self.opt_keys)
+        self._checked: set = set()
+        self._bits = model.cod[0].dtype.name == "bit"
+
+    @property
+    def program(self):
+        return self._run
+
+    def init(self, seed=0) -> TrainState:
+        values = self.model.init(seed)
+        params = dict(zip(self.param_names, values))
+        return TrainState(params, self.opt.init(values), 0)
+
+    def _check(self, state: TrainState, x, y) -> None:
+        key = (tuple(np.shape(x)), tuple(np.shape(y)))
+        if key in self._checked:
+            return
+        A, B = self.model.dom[0], self.model.cod[0]
+        binding: dict = {}
+        bind_shape(A, tuple(np.shape(x)), binding, "inputs")
+        try:
+            bind_shape(B, tuple(np.shape(y)), binding, "labels")
+        except ShapeError:
+            raise ShapeError(
+                f"labels of shape {tuple(np.shape(y))} do not fit the model's output type {B}"
+                f" (with inputs of shape {tuple(np.shape(x))}); for classification give one-hot labels"
+            ) from None
+        missing = [n for n in self.param_names if n not in state.params]
+        missing += [k for k in self.opt_keys if k not in state.opt_state]
+        if missing:
+            raise CatgradError(f"the train state lacks {', '.join(missing[:5])}: it belongs to a different model or optimizer")
+        self._checked.add(key)
+
+    def __call__(self, state: TrainState, x, y):
+        self._check(state, x, y)
+        p, s = state.params, state.opt_state
+        outs = self._run(*[p[n] for n in self.param_names], *[s[k] for k in self.opt_keys], x, y)
+        n, k = self._n, self._k
+        loss = outs[n + k]
+        loss = float(np.sum(loss)) if self._bits else float(loss)
+        new = TrainState(dict(zip(self.param_names, outs[:n])), dict(zip(self.opt_keys, outs[n : n + k])),
+                         state.step + 1)
+        return new, StepOutput(loss, outs[n + k + 1])
+
+    def predict(self, state: TrainState, x) -> np.ndarray:
+        p = state.params
+        return self._predict(*[p[n] for n in self.param_names], x)[0]
+
+    def signature(self) -> dict:
+        return {
+            "params": {p.name: _type_str(p.type) for p in self.model.params},
+            "opt_state": dict(zip(self.opt_keys, map(_type_str, self.opt.state_types))),
+            "optimizer": repr(self.optimizer),
+            "input": _type_str(self.model.dom[0]),
+            "output": _type_str(self.model.cod[0]),
+        }
+
+    def __repr__(self):
+        return f"<Step {self.model!r} optimizer={self.optimizer!r} backend={self.backend!r}>"
+
+
+def compile(model, loss="mse", optimizer: Optimizer | None = None, backend: str = "numpy", lr_lens=None,
+            **backend_options) -> Step:
+    """Build the supervised step for ``model`` and lower it with ``backend``.
+
+    ``loss``: a name (``"mse"``, ``"softmax_cross_entropy"``...), a constructor from
+    :mod:`catgrad.loss` or a ready Para. ``optimizer``: an :class:`~catgrad.optim.Optimizer`
+    or a string such as ``"adam(lr=1e-3)"`` (default ``sgd(lr=0.01)``).
+    ``lr_lens`` overrides the learning-rate lens (default ``-1`` on floats, the
+    identity on bits).
+    """
+    from ..optim import parse, sgd
+
+    model = as_para(model)
+    factory = backend_factory(backend)
+    if optimizer is None:
+        optimizer = sgd(0.01)
+    elif isinstance(optimizer, str):
+        optimizer = parse(optimizer)
+    if not isinstance(optimizer, Optimizer):
+        raise CatgradError(f"optimizer must be a cg.optim optimizer or a string, got {optimizer!r}")
+    if len(model.cod) != 1:
+        raise CatgradTypeError(f"the step needs a model with one output wire, got {model.cod}")
+    loss_para = losses.resolve(loss, model.cod[0])
+    opt = optimizer.lens(model.params)
+    d = step_diagram(model, loss_para, opt, lr_put(lr_lens, loss_para.cod))
+    run = factory(d, **backend_options)
+    predict_run = factory(model.body, **backend_options)
+    return Step(model, loss_para, optimizer, opt, d, run, predict_run, backend)
+
+
+__all__ = ["compile", "Step", "StepOutput"]
