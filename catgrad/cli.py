@@ -16,6 +16,7 @@ from .errors import CatgradError
 COMMAND_MODULES = [
     "catgrad.frontend.commands",  # check, show
     "catgrad.train.commands",  # train
+    "catgrad.draw",  # draw
 ]
 
 

@@ -1,10 +1,8 @@
 """Diagrams form a symmetric monoidal category with a copy/discard comonoid on
 every object: each law is checked as structural equality (``==``) and by evaluation.
-Also: the printed form round-trips (``eval(repr(d)) == d``), and the core modules'
-doctests run here (pytest only collects doctests under ``tests/``)."""
+Also: the printed form round-trips (``eval(repr(d)) == d``).
+"""
 
-import doctest
-import importlib
 
 import numpy as np
 import pytest
@@ -169,20 +167,3 @@ def test_deep_composites_flatten_and_print():
     for _ in range(2001):
         ref = np.sin(ref)
     np.testing.assert_allclose(cg.evaluate(d, x)[0], ref)
-
-
-# -- doctests of the core modules -------------------------------------------------------------
-
-CORE = [
-    "catgrad", "catgrad.core.types", "catgrad.core.primitive", "catgrad.core.diagram", "catgrad.core.evaluate",
-    "catgrad.core.pretty", "catgrad.ops", "catgrad.ops._base", "catgrad.ops.arith", "catgrad.ops.elementwise",
-    "catgrad.ops.linalg", "catgrad.ops.reduce", "catgrad.ops.z2", "catgrad.calculus.rdc", "catgrad.calculus.lens",
-    "catgrad.calculus.para", "catgrad.init",
-]
-
-
-@pytest.mark.parametrize("name", CORE)
-def test_core_doctests(name):
-    mod = importlib.import_module(name)
-    res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
-    assert res.failed == 0

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from ..files import atomic_write as _atomic_write
 from ..errors import CatgradError
 
 FORMAT = "catgrad-checkpoint/1"
@@ -38,37 +38,8 @@ class CheckpointError(CatgradError, ValueError):
 
 
 def atomic_write(path, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it onto ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CheckpointError(f"{path}: cannot write a checkpoint, directory {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot write a checkpoint ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(e, OSError):
-            raise CheckpointError(f"{path}: cannot write a checkpoint ({e.strerror or e})") from None
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # some filesystems do not allow fsync on a directory
-        pass
+    """Write a checkpoint file atomically (see :func:`catgrad.files.atomic_write`)."""
+    _atomic_write(path, write, what="a checkpoint", error=CheckpointError)
 
 
 def _canon(obj):

@@ -49,32 +49,13 @@ def register(subparsers) -> None:
 
 
 def _load_model(path: str, name: str):
-    import catgrad as cg
+    from ..frontend.module import load
 
-    if not os.path.exists(path):
-        raise CatgradError(f"{path}: no such file")
-    load = getattr(cg, "load", None)
-    if load is None:
-        raise CatgradError("this catgrad build has no .cat front end (catgrad.load); cannot read " + path)
     module = load(path)
-    names = _names(module)
-    if names and name not in names:
+    if name not in module:
+        names = module.names()
         raise CatgradError(f"{path}: no model named {name!r}{did_you_mean(name, names)}; it defines {', '.join(names)}")
     return module[name]
-
-
-def _names(module):
-    for attr in ("names", "keys"):
-        f = getattr(module, attr, None)
-        if f is not None:
-            try:
-                return sorted(f() if callable(f) else f)
-            except TypeError:
-                pass
-    try:
-        return sorted(module)
-    except TypeError:
-        return []
 
 
 def _check_args(args) -> None:

@@ -1,0 +1,45 @@
+"""Writing files so that a failure never leaves a partial one behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from .errors import CatgradError
+
+
+def atomic_write(path, write, what: str = "the file", error: type = CatgradError) -> None:
+    """Call ``write(fileobj)`` on a temporary file next to ``path``, fsync it, then
+    rename it onto ``path`` (:func:`os.replace` is atomic). On any failure the
+    temporary file is removed and ``path`` keeps its old contents; OS errors become
+    ``error`` naming ``what`` was being written."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise error(f"{path}: cannot write {what}, directory {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise error(f"{path}: cannot write {what} ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(e, OSError):
+            raise error(f"{path}: cannot write {what} ({e.strerror or e})") from None
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # some filesystems do not allow fsync on a directory
+        pass

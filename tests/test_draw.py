@@ -1,0 +1,91 @@
+"""Drawing: the networkx functor keeps the hypergraph's structure; Graphviz renders it."""
+
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import catgrad as cg
+from catgrad.draw import render, to_dot, to_networkx
+from strategies import smooth_diagrams
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+HAVE_DOT = shutil.which("dot") is not None
+
+
+@settings(max_examples=25)
+@given(smooth_diagrams())
+def test_networkx_graph_is_the_hypergraph(d):
+    g = d.graph
+    G = to_networkx(d)
+    assert nx.is_directed_acyclic_graph(G)
+    boxes = [n for n in G if n[0] == "box"]
+    assert len(boxes) == len(g.boxes)
+    # one edge per use of a wire: box inputs plus diagram outputs
+    assert G.number_of_edges() == sum(len(b.ins) for b in g.boxes) + len(g.outputs)
+    for k, (op, ins, outs) in enumerate(g.boxes):
+        node = ("box", k)
+        assert G.nodes[node]["op"] == op.name
+        assert sorted(e[2]["port"] for e in G.in_edges(node, data=True)) == list(range(len(ins)))
+    # networkx's topological order reaches every box
+    order = [n for n in nx.topological_sort(G) if n[0] == "box"]
+    assert {k for _, k in order} == set(range(len(g.boxes)))
+
+
+def test_copies_and_discards_are_visible():
+    t = cg.f64[3]
+    d = (cg.copy(t) >> (cg.ops.sin(t) @ cg.ops.exp(t)) >> cg.ops.add(t, t)) @ cg.discard(t)
+    G = to_networkx(d)
+    assert G.out_degree(("input", 0)) == 2  # the copied wire: two uses, one key
+    assert {w for _, _, w in G.out_edges(("input", 0), data="wire")} == {0}
+    assert G.out_degree(("input", 1)) == 0  # the discarded wire
+    src = to_dot(d).source
+    assert src.count("shape=point") == 1 and src.count("shape=circle") == 1
+
+
+def test_para_inputs_are_named_after_parameters():
+    mlp = cg.load(EXAMPLES / "iris.cat")["mlp"]
+    G = to_networkx(mlp)
+    names = [G.nodes[("input", i)]["name"] for i in range(len(mlp.body.dom))]
+    assert names == [*mlp.names, "x0"]
+
+
+@pytest.mark.skipif(not HAVE_DOT, reason="Graphviz's dot program is not installed")
+def test_svg_has_one_node_per_box_port_copy_and_discard(tmp_path):
+    mlp = cg.load(EXAMPLES / "iris.cat")["mlp"]
+    d = cg.R(mlp)
+    out = render(d, tmp_path / "r.svg")
+    root = ET.parse(out).getroot()
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    drawn = root.findall(".//s:g[@class='node']", ns)
+    G = to_networkx(d)
+    wires = [w for _, _, w in G.edges(data="wire")]
+    copies = sum(1 for w in set(wires) if wires.count(w) > 1)
+    discards = sum(1 for n in G if n[0] == "input" and G.out_degree(n) == 0)
+    assert len(drawn) == G.number_of_nodes() + copies + discards
+
+
+def test_render_rejects_unknown_suffix_and_leaves_nothing(tmp_path):
+    with pytest.raises(cg.CatgradError, match="suffix"):
+        render(cg.ops.exp(cg.f64[2]), tmp_path / "x.jpeg")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "catgrad", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_draw_dot_and_errors(tmp_path):
+    r = _cli("draw", EXAMPLES / "iris.cat", "mlp", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("digraph mlp {") and "einsum" in r.stdout
+    r = _cli("draw", EXAMPLES / "iris.cat", "mlp", "--grad", "-o", tmp_path / "g.dot", cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "g.dot").read_text().startswith("digraph")
+    r = _cli("draw", EXAMPLES / "iris.cat", "mpl", "-o", tmp_path / "bad.dot", cwd=tmp_path)
+    assert r.returncode == 1 and "did you mean 'mlp'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "bad.dot").exists()
