@@ -8,6 +8,16 @@ import tempfile
 from .errors import CatgradError
 
 
+def _mode_for(path: str) -> int:
+    """The mode ``path`` has now, or the one a plain ``open(path, "w")`` would give it."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path, write, what: str = "the file", error: type = CatgradError) -> None:
     """Call ``write(fileobj)`` on a temporary file next to ``path``, fsync it, then
     rename it onto ``path`` (:func:`os.replace` is atomic). On any failure the
@@ -26,6 +36,7 @@ def atomic_write(path, write, what: str = "the file", error: type = CatgradError
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600; give the file its ordinary mode
         os.replace(tmp, path)
     except BaseException as e:
         try:
