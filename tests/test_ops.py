@@ -24,6 +24,7 @@ CASES = {
     "broadcast": O.broadcast(cg.f64[3], shape=(2, 3)),
     "sum": O.sum(T23, axes=(1,)), "max": O.max(T23, axes=(0,)), "logsumexp": O.logsumexp(T23, axes=(1,)),
     "softmax": O.softmax(T23, axis=0), "cast": O.cast(T23, dtype=cg.f64),
+    "slice": O.slice(T23, axis=1, start=1, stop=3), "pad": O.pad(T23, axis=0, before=1, after=2),
 }
 
 
@@ -84,6 +85,23 @@ def test_or_formal_derivative():
     dx, dy = cg.evaluate(cg.R(O.or_(B2, B2)), A, Bv, np.ones(4, bool))
     np.testing.assert_array_equal(dx, ~Bv)
     np.testing.assert_array_equal(dy, ~A)
+
+
+def test_slice_and_pad_are_adjoint():
+    """<slice x, y> = <x, pad y>: pad is the transpose of slice, so each is the other's R."""
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((4, 5)), rng.standard_normal((4, 2))
+    (sx,) = cg.evaluate(O.slice(cg.f64[4, 5], axis=-1, start=1, stop=3), x)
+    (py,) = cg.evaluate(O.pad(cg.f64[4, 2], axis=1, before=1, after=2), y)
+    assert np.isclose(np.sum(sx * y), np.sum(x * py))
+    assert cg.R(cg.R(O.slice(cg.f64[4, 5], axis=1, start=1, stop=3))) is not None
+    bits = np.array([[True, False, True]])
+    (out,) = cg.evaluate(O.pad(cg.bit[1, 3], axis=1, before=0, after=1), bits)
+    assert out.dtype == bool and out.tolist() == [[True, False, True, False]]
+    with pytest.raises(cg.CatgradTypeError, match="symbolic size"):
+        O.slice(cg.f64["B", 3], axis=0, start=0, stop=1)
+    with pytest.raises(cg.CatgradTypeError, match="start <= stop"):
+        O.slice(cg.f64[3], axis=0, start=2, stop=1)
 
 
 def test_every_primitive_is_complete():

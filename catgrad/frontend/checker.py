@@ -37,6 +37,7 @@ from ..core.types import DTYPES, Ob, TensorType
 from ..errors import CatgradError
 from ..init import INITS, bits
 from ..ops.linalg import matmul_spec
+from .resolver import ATTR_ARITH
 from . import ast as A
 from .diagnostics import Diagnostic, Note, Span
 
@@ -57,6 +58,25 @@ class CatError(Exception):
 
 class Poisoned(Exception):
     """A use of something whose error was already reported: stay quiet."""
+
+
+class Deferred(Poisoned):
+    """An op attribute depends on a dimension that is still a variable (a generic
+    definition checked on its own, e.g. ``slice(x, start=i, stop=i + 1)`` in
+    ``def at[n, i]``): the definition is checked where it is used, with sizes."""
+
+
+def _symbolic_dims(body) -> set:
+    """The definition's own dimension parameters that are still variables (not free
+    dimensions such as a batch ``B``, whose size is only known at run time)."""
+    dims = body.d.dims or ()
+    return {body.subst[d] for d in dims if isinstance(body.subst.get(d), str)}
+
+
+def _mentions(value, names: set) -> bool:
+    if isinstance(value, tuple):
+        return any(_mentions(v, names) for v in value)
+    return isinstance(value, str) and value in names
 
 
 POISON = object()
@@ -243,6 +263,7 @@ class Checker:
         self.stack: list = []  # definitions being elaborated (recursion check)
         self.standalone: dict = {}  # id(def) -> Instance | None (None: failed or polymorphic)
         self.broken: set = set()  # id(def) with resolution errors
+        self.deferred: set = set()  # id(def) of generic defs checked only where used (see Deferred)
         self.memo: dict = {}  # arity and input-type hints of definitions
 
     # -- types ------------------------------------------------------------------------
@@ -287,6 +308,9 @@ class Checker:
             inst = self.instance(m, dom, None)
         except CatError as e:
             self.diags.append(e.diagnostic)
+            inst = None
+        except Deferred:
+            self.deferred.add(key)
             inst = None
         except Poisoned:
             inst = None
@@ -676,6 +700,15 @@ class Checker:
         if isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and e.fn.name in DTYPES:
             dims = tuple(body.subst.get(x, x) if isinstance(x, str) else x for x in e.dims)
             return TensorType(DTYPES[e.fn.name], dims)
+        if isinstance(e, A.BinOp) and e.op in ATTR_ARITH:
+            left, right = self.attr(body, e.left), self.attr(body, e.right)
+            if _mentions((left, right), _symbolic_dims(body)):
+                raise Deferred()
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (left, right)):
+                raise CatError(
+                    f"arithmetic in an op attribute needs whole numbers known when the definition is used, "
+                    f"got {left!r} {e.op} {right!r}", e.span)
+            return {"+": left + right, "-": left - right, "*": left * right}[e.op]
         raise CatError("an op attribute must be a number, string, true/false, dtype, type or a list of them", e.span)
 
     # -- applying morphisms to wires ------------------------------------------------------
@@ -777,13 +810,17 @@ class Checker:
                 out = apply(PRIMITIVES[name], *args, builder=body.b, **attrs)
         except CatError:
             raise
-        except CatgradError as err:
+        except (CatgradError, TypeError, ValueError) as err:
+            if _mentions(tuple(attrs.values()), _symbolic_dims(body)):
+                raise Deferred() from None
+            if not isinstance(err, CatgradError):
+                raise CatError(f"{name}: {_bad_attrs(name, attrs, err)}", span) from None
             notes = [
                 Note(f"this input has type {w.type}", body.origin[w.id]) for w in wires if w.id in body.origin
             ]
             msg = str(err) if str(err).startswith(name) else f"{name}: {err}"
             raise CatError(msg, span, _dedupe(notes)) from None
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+        except (KeyError, IndexError, AttributeError) as err:
             raise CatError(f"{name}: {_bad_attrs(name, attrs, err)}", span) from None
         outs = list(out) if isinstance(out, tuple) else [out]
         for w in outs:

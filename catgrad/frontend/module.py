@@ -129,6 +129,8 @@ class Module:
                 return f"higher-order: takes morphism(s) ({', '.join(d.fparams)})"
             if d.params is None and d.dom is None:
                 return "polymorphic"
+            if id(d) in self._session.checker.deferred:
+                return f"{self.declared(name)}   (generic: checked where used)"
             return "<error>"
         return f"{inst.dom} -> {inst.cod}"
 

@@ -24,6 +24,8 @@ from .diagnostics import Diagnostic, Note
 STRUCT = ("id", "copy", "discard", "swap", "perm")
 OP_ALIASES = {"xor": "add", "and": "mul", "matmul": "matmul"}
 
+ATTR_ARITH = ("+", "-", "*")  # integer arithmetic allowed inside op attributes
+
 
 def builtin_names() -> list:
     return [*STRUCT, *OP_ALIASES, *PRIMITIVES]
@@ -132,7 +134,8 @@ class Resolver:
                 self.attr(v, local)
 
     def attr(self, e, local) -> None:
-        """An op attribute: numbers, strings, lists, dtypes, dimension names, types."""
+        """An op attribute: numbers, strings, lists, dtypes, dimension names, types, and
+        integer arithmetic on them (``stop=i + 1``)."""
         if isinstance(e, A.Var) and "." not in e.name and e.name not in local:
             e.ref = ("attr", e.name)
         elif isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and e.fn.name in DTYPES:
@@ -140,6 +143,9 @@ class Resolver:
         elif isinstance(e, A.List):
             for x in e.items:
                 self.attr(x, local)
+        elif isinstance(e, A.BinOp) and e.op in ATTR_ARITH:
+            self.attr(e.left, local)
+            self.attr(e.right, local)
         else:
             self.expr(e, local)
 

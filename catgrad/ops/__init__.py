@@ -15,7 +15,7 @@ from ..errors import UnknownOpError, did_you_mean
 from ._base import OpFunction
 from .arith import add, cast, constant, div, eq, ge, gt, maximum, minimum, mul, neg, ones, pow, sub, where, zeros
 from .elementwise import abs, cos, exp, floor, heaviside, log, relu, sigmoid, sign, sin, softplus, sqrt, tanh
-from .linalg import broadcast, einsum, matmul, reshape, transpose
+from .linalg import broadcast, einsum, matmul, pad, reshape, slice, transpose
 from .reduce import logsumexp, max, softmax, sum, unreduce
 from .z2 import and_, not_, one, or_, xor, zero
 

@@ -1,5 +1,5 @@
 """Contraction and shape ops: einsum (with matmul as a spelling of it), transpose,
-reshape and broadcast.
+reshape, broadcast, and the adjoint pair slice / pad.
 
 ``einsum`` is the one contraction primitive. Its reverse derivative is einsum again
 with the output's index string swapped for the operand's: for ``ab,bc->ac``,
@@ -10,6 +10,7 @@ the output or another operand; no index repeated within one operand), so R is cl
 
 from __future__ import annotations
 
+import builtins
 import math
 import string
 from collections import Counter
@@ -218,4 +219,81 @@ broadcast = declare(
     rd=_broadcast_rd,
     needs_shape=True,
     doc="numpy-style broadcast to a shape (new leading axes, stretched size-1 axes). R: sum back.",
+)
+
+
+# -- slice and pad: an adjoint pair (this module's slice shadows the builtin: cg.ops.slice) -----------------------------------------------------------
+
+
+def _axis_size(name: str, t: TensorType, axis) -> tuple:
+    if not isinstance(axis, (int, np.integer)) or not -t.rank <= axis < t.rank:
+        raise CatgradTypeError(f"{name}: axis {axis!r} is out of range for {t}")
+    axis = int(axis) % t.rank
+    n = t.shape[axis]
+    if not isinstance(n, int):
+        raise CatgradTypeError(f"{name}: axis {axis} of {t} has the symbolic size {n}; it needs a fixed size")
+    return axis, n
+
+
+def _slice_rule(dom, axis, start, stop):
+    expect_arity("slice", dom, 1)
+    axis, n = _axis_size("slice", dom[0], axis)
+    if not all(isinstance(v, (int, np.integer)) for v in (start, stop)) or not 0 <= start <= stop <= n:
+        raise CatgradTypeError(f"slice: need 0 <= start <= stop <= {n} on axis {axis} of {dom[0]}, got {start}:{stop}")
+    shape = list(dom[0].shape)
+    shape[axis] = int(stop) - int(start)
+    return dom[0].with_shape(shape)
+
+
+def _index(rank, axis, sl):
+    return (builtins.slice(None),) * (axis % rank) + (sl,)
+
+
+slice = declare(
+    "slice",
+    _slice_rule,
+    numpy=lambda x, axis, start, stop: x[_index(x.ndim, axis, np.s_[start:stop])],
+    torch=lambda x, axis, start, stop: x.narrow(axis % x.dim(), start, stop - start),
+    rd=lambda xs, ys, dys, axis, start, stop: [
+        pad(dys[0], axis=axis, before=start, after=_axis_size("slice", xs[0].type, axis)[1] - stop)
+    ],
+    doc="Entries start:stop along one axis (of fixed size). R: pad the cotangent back with zeros.",
+)
+
+
+def _pad_rule(dom, axis, before, after):
+    expect_arity("pad", dom, 1)
+    axis, n = _axis_size("pad", dom[0], axis)
+    if not all(isinstance(v, (int, np.integer)) and v >= 0 for v in (before, after)):
+        raise CatgradTypeError(f"pad: before and after must be counts >= 0, got {before}, {after}")
+    shape = list(dom[0].shape)
+    shape[axis] = n + int(before) + int(after)
+    return dom[0].with_shape(shape)
+
+
+def _np_pad(x, axis, before, after):
+    widths = [(0, 0)] * x.ndim
+    widths[axis % x.ndim] = (before, after)
+    return np.pad(x, widths, constant_values=x.dtype.type(0) if x.dtype != object else 0)
+
+
+def _torch_pad(x, axis, before, after):
+    axis %= x.dim()
+    parts = []
+    for k in (before, after):
+        shape = list(x.shape)
+        shape[axis] = k
+        parts.append(torch.zeros(shape, dtype=x.dtype, device=x.device))
+    return torch.cat([parts[0], x, parts[1]], dim=axis)
+
+
+pad = declare(
+    "pad",
+    _pad_rule,
+    numpy=_np_pad,
+    torch=_torch_pad,
+    rd=lambda xs, ys, dys, axis, before, after: [
+        slice(dys[0], axis=axis, start=before, stop=before + _axis_size("pad", xs[0].type, axis)[1])
+    ],
+    doc="Zeros added before and after along one axis (of fixed size). R: slice the cotangent back out.",
 )
