@@ -121,3 +121,15 @@ def test_bit_parameters_only_for_sgd():
         O.adam().lens([("t", cg.bit[3])])
     with pytest.raises(cg.CatgradTypeError, match="lr 0 or 1"):
         O.sgd(0.5).lens([("t", cg.bit[3])])
+
+
+@pytest.mark.parametrize("name", ["adam", "nadam", "radam", "adamax", "adadelta", "adagrad", "rmsprop"])
+def test_coupled_weight_decay_is_a_stage_in_front(name):
+    """torch's ``weight_decay`` on these optimizers *is* ``weight_decay(wd) >> opt``: the
+    same lens, the same state keys (so one implementation of L2 decay serves them all)."""
+    make = getattr(cg.optim, name)
+    t = cg.f64[3]
+    built = make(weight_decay=0.1).lens([("w", t)])
+    composed = (cg.optim.weight_decay(0.1) >> make()).lens([("w", t)])
+    assert built.keys == composed.keys and any(k.startswith("w/weight_decay") for k in built.keys)
+    assert built.lens.get == composed.lens.get and built.lens.put == composed.lens.put

@@ -13,12 +13,10 @@ from .base import Slot, Stage, scalar_slot
 class Adagrad(Stage):
     kind = "adagrad"
 
-    def __init__(self, lr=1e-2, eps=1e-10, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0):
+    def __init__(self, lr=1e-2, eps=1e-10, lr_decay=0.0, initial_accumulator_value=0.0):
         hyp = dict(lr=lr, eps=eps)
         if lr_decay:
             hyp["lr_decay"] = lr_decay
-        if weight_decay:
-            hyp["weight_decay"] = weight_decay
         super().__init__(**hyp)
         self.initial = float(initial_accumulator_value)
 
@@ -33,8 +31,6 @@ class Adagrad(Stage):
 
     def update(self, s, p, u):
         g = -u
-        if "weight_decay" in s:
-            g = g + s["weight_decay"] * p
         acc = s["sum"] + g * g
         new = {"sum": acc}
         lr = s["lr"]
@@ -48,5 +44,5 @@ def adagrad(lr=1e-2, eps=1e-10, lr_decay=0.0, weight_decay=0.0, initial_accumula
     """torch.optim.Adagrad."""
     from .transforms import with_lr
 
-    return with_lr(Adagrad, lr, eps=eps, lr_decay=lr_decay, weight_decay=weight_decay,
+    return with_lr(Adagrad, lr, eps=eps, lr_decay=lr_decay, coupled_weight_decay=weight_decay,
                    initial_accumulator_value=initial_accumulator_value)

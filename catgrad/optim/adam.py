@@ -4,7 +4,8 @@
 - ``adam``: ``m' = b1 m + (1 - b1) g``, ``v' = b2 v + (1 - b2) g^2``,
   ``p_new = p - lr (m' / (1 - b1^t)) / (sqrt(v') / sqrt(1 - b2^t) + eps)``
   (MATH.md's Adam with ``delta`` scaled by ``sqrt(1 - b2^t)``, as torch.optim.Adam does);
-  ``weight_decay`` adds ``wd p`` to ``g`` first.
+  ``weight_decay`` adds ``wd p`` to ``g`` first (a ``weight_decay`` stage in front, as for
+  every optimizer here that has torch's coupled decay).
 - ``amsgrad``: as adam with ``v' `` replaced by ``vmax' = max(vmax, v')`` in the denominator.
 - ``adamw``: decoupled decay ``p <- p (1 - lr wd)`` then the adam step (Loshchilov & Hutter).
 - ``nadam``: Nesterov-accelerated Adam with torch's momentum schedule
@@ -26,14 +27,13 @@ from .base import Stage, power, scalar_slot, zeros_like_slot
 class Adam(Stage):
     kind = "adam"
 
-    def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False):
+    def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, amsgrad=False, decoupled_weight_decay=0.0):
         hyp = dict(lr=lr, b1=b1, b2=b2, eps=eps)
-        if weight_decay:
-            hyp["weight_decay"] = weight_decay
-        super().__init__(**hyp)
-        self.amsgrad, self.decoupled = amsgrad, decoupled
-        if decoupled:
+        if decoupled_weight_decay:
+            hyp["weight_decay"] = decoupled_weight_decay
             self.kind = "adamw"
+        super().__init__(**hyp)
+        self.amsgrad = amsgrad
 
     def slots(self, t):
         out = [zeros_like_slot("m", t), zeros_like_slot("v", t), scalar_slot("t", t)]
@@ -43,9 +43,6 @@ class Adam(Stage):
 
     def update(self, s, p, u):
         g = -u
-        wd = s.get("weight_decay")
-        if wd is not None and not self.decoupled:
-            g = g + wd * p
         t = s["t"] + 1.0
         b1, b2 = s["b1"], s["b2"]
         m = b1 * s["m"] + (1.0 - b1) * g
@@ -58,8 +55,8 @@ class Adam(Stage):
         bc2 = 1.0 - power(b2, t)
         denom = ops.sqrt(vv) / ops.sqrt(bc2) + s["eps"]
         step = (s["lr"] / bc1) * m / denom
-        if wd is not None and self.decoupled:
-            step = step + s["lr"] * wd * p
+        if "weight_decay" in s:  # adamw: decoupled, p <- p (1 - lr wd) besides the adam step
+            step = step + s["lr"] * s["weight_decay"] * p
         return new, -step
 
     def __repr__(self):
@@ -70,10 +67,8 @@ class Adam(Stage):
 class NAdam(Stage):
     kind = "nadam"
 
-    def __init__(self, lr=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, momentum_decay=4e-3):
+    def __init__(self, lr=2e-3, b1=0.9, b2=0.999, eps=1e-8, momentum_decay=4e-3):
         hyp = dict(lr=lr, b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
-        if weight_decay:
-            hyp["weight_decay"] = weight_decay
         super().__init__(**hyp)
 
     def slots(self, t):
@@ -81,8 +76,6 @@ class NAdam(Stage):
 
     def update(self, s, p, u):
         g = -u
-        if "weight_decay" in s:
-            g = g + s["weight_decay"] * p
         t = s["t"] + 1.0
         b1, b2, psi = s["b1"], s["b2"], s["momentum_decay"]
         c = t.const(0.96)
@@ -101,10 +94,8 @@ class NAdam(Stage):
 class RAdam(Stage):
     kind = "radam"
 
-    def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
         hyp = dict(lr=lr, b1=b1, b2=b2, eps=eps)
-        if weight_decay:
-            hyp["weight_decay"] = weight_decay
         super().__init__(**hyp)
 
     def slots(self, t):
@@ -112,8 +103,6 @@ class RAdam(Stage):
 
     def update(self, s, p, u):
         g = -u
-        if "weight_decay" in s:
-            g = g + s["weight_decay"] * p
         t = s["t"] + 1.0
         b1, b2 = s["b1"], s["b2"]
         m = b1 * s["m"] + (1.0 - b1) * g
@@ -138,7 +127,7 @@ def adam(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False):
     """torch.optim.Adam."""
     from .transforms import with_lr
 
-    return with_lr(Adam, lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    return with_lr(Adam, lr, b1=b1, b2=b2, eps=eps, coupled_weight_decay=weight_decay, amsgrad=amsgrad)
 
 
 def amsgrad(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
@@ -150,21 +139,21 @@ def adamw(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-2, amsgrad=False)
     """torch.optim.AdamW: decoupled weight decay."""
     from .transforms import with_lr
 
-    return with_lr(Adam, lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, decoupled=True)
+    return with_lr(Adam, lr, b1=b1, b2=b2, eps=eps, amsgrad=amsgrad, decoupled_weight_decay=weight_decay)
 
 
 def nadam(lr=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, momentum_decay=4e-3):
     """torch.optim.NAdam."""
     from .transforms import with_lr
 
-    return with_lr(NAdam, lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay)
+    return with_lr(NAdam, lr, b1=b1, b2=b2, eps=eps, coupled_weight_decay=weight_decay, momentum_decay=momentum_decay)
 
 
 def radam(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     """torch.optim.RAdam."""
     from .transforms import with_lr
 
-    return with_lr(RAdam, lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+    return with_lr(RAdam, lr, b1=b1, b2=b2, eps=eps, coupled_weight_decay=weight_decay)
 
 
 class Adamax(Stage):
@@ -173,10 +162,8 @@ class Adamax(Stage):
 
     kind = "adamax"
 
-    def __init__(self, lr=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr=2e-3, b1=0.9, b2=0.999, eps=1e-8):
         hyp = dict(lr=lr, b1=b1, b2=b2, eps=eps)
-        if weight_decay:
-            hyp["weight_decay"] = weight_decay
         super().__init__(**hyp)
 
     def slots(self, t):
@@ -184,8 +171,6 @@ class Adamax(Stage):
 
     def update(self, s, p, u):
         g = -u
-        if "weight_decay" in s:
-            g = g + s["weight_decay"] * p
         t = s["t"] + 1.0
         m = s["b1"] * s["m"] + (1.0 - s["b1"]) * g
         n = ops.maximum(s["b2"] * s["n"], ops.abs(g) + s["eps"])
@@ -199,10 +184,8 @@ class Adadelta(Stage):
 
     kind = "adadelta"
 
-    def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+    def __init__(self, lr=1.0, rho=0.9, eps=1e-6):
         hyp = dict(lr=lr, rho=rho, eps=eps)
-        if weight_decay:
-            hyp["weight_decay"] = weight_decay
         super().__init__(**hyp)
 
     def slots(self, t):
@@ -210,8 +193,6 @@ class Adadelta(Stage):
 
     def update(self, s, p, u):
         g = -u
-        if "weight_decay" in s:
-            g = g + s["weight_decay"] * p
         rho, eps = s["rho"], s["eps"]
         v = rho * s["v"] + (1.0 - rho) * (g * g)
         delta = ops.sqrt(s["acc"] + eps) / ops.sqrt(v + eps) * g
@@ -223,11 +204,11 @@ def adamax(lr=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     """torch.optim.Adamax."""
     from .transforms import with_lr
 
-    return with_lr(Adamax, lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+    return with_lr(Adamax, lr, b1=b1, b2=b2, eps=eps, coupled_weight_decay=weight_decay)
 
 
 def adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
     """torch.optim.Adadelta."""
     from .transforms import with_lr
 
-    return with_lr(Adadelta, lr, rho=rho, eps=eps, weight_decay=weight_decay)
+    return with_lr(Adadelta, lr, rho=rho, eps=eps, coupled_weight_decay=weight_decay)

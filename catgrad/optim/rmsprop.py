@@ -13,10 +13,8 @@ from .base import Stage, zeros_like_slot
 class RMSprop(Stage):
     kind = "rmsprop"
 
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, centered=False):
         hyp = dict(lr=lr, alpha=alpha, eps=eps)
-        if weight_decay:
-            hyp["weight_decay"] = weight_decay
         if momentum:
             hyp["momentum"] = momentum
         super().__init__(**hyp)
@@ -32,8 +30,6 @@ class RMSprop(Stage):
 
     def update(self, s, p, u):
         g = -u
-        if "weight_decay" in s:
-            g = g + s["weight_decay"] * p
         a = s["alpha"]
         v = a * s["v"] + (1.0 - a) * (g * g)
         new = {"v": v}
@@ -52,4 +48,4 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
     """torch.optim.RMSprop."""
     from .transforms import with_lr
 
-    return with_lr(RMSprop, lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
+    return with_lr(RMSprop, lr, alpha=alpha, eps=eps, coupled_weight_decay=weight_decay, momentum=momentum, centered=centered)

@@ -116,10 +116,12 @@ def scale_by_schedule(schedule) -> Optimizer:
     return ScaleBySchedule(schedule)
 
 
-def with_lr(make, lr, **kw) -> Optimizer:
-    """``make(lr=...)``, or ``make(lr=1) >> scale_by_schedule(lr)`` when ``lr`` is a schedule."""
+def with_lr(make, lr, coupled_weight_decay=0.0, **kw) -> Optimizer:
+    """``make(lr=...)``, or ``make(lr=1) >> scale_by_schedule(lr)`` when ``lr`` is a schedule.
+    A nonzero ``coupled_weight_decay`` (torch.optim's ``weight_decay`` for the SGD, Adam,
+    Adagrad and RMSprop families: the gradient gains ``wd p``) is a :class:`WeightDecay`
+    stage in front."""
     from ..schedule import Schedule
 
-    if isinstance(lr, Schedule):
-        return make(lr=1.0, **kw) >> ScaleBySchedule(lr)
-    return make(lr=lr, **kw)
+    core = make(lr=1.0, **kw) >> ScaleBySchedule(lr) if isinstance(lr, Schedule) else make(lr=lr, **kw)
+    return WeightDecay(coupled_weight_decay) >> core if coupled_weight_decay else core
