@@ -68,8 +68,7 @@ class NAdam(Stage):
     kind = "nadam"
 
     def __init__(self, lr=2e-3, b1=0.9, b2=0.999, eps=1e-8, momentum_decay=4e-3):
-        hyp = dict(lr=lr, b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
-        super().__init__(**hyp)
+        super().__init__(lr=lr, b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
 
     def slots(self, t):
         return [zeros_like_slot("m", t), zeros_like_slot("v", t), scalar_slot("t", t), scalar_slot("mu_product", t, 1.0)]
@@ -95,8 +94,7 @@ class RAdam(Stage):
     kind = "radam"
 
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
-        hyp = dict(lr=lr, b1=b1, b2=b2, eps=eps)
-        super().__init__(**hyp)
+        super().__init__(lr=lr, b1=b1, b2=b2, eps=eps)
 
     def slots(self, t):
         return [zeros_like_slot("m", t), zeros_like_slot("v", t), scalar_slot("t", t)]
@@ -163,8 +161,7 @@ class Adamax(Stage):
     kind = "adamax"
 
     def __init__(self, lr=2e-3, b1=0.9, b2=0.999, eps=1e-8):
-        hyp = dict(lr=lr, b1=b1, b2=b2, eps=eps)
-        super().__init__(**hyp)
+        super().__init__(lr=lr, b1=b1, b2=b2, eps=eps)
 
     def slots(self, t):
         return [zeros_like_slot("m", t), zeros_like_slot("n", t), scalar_slot("t", t)]
@@ -185,8 +182,7 @@ class Adadelta(Stage):
     kind = "adadelta"
 
     def __init__(self, lr=1.0, rho=0.9, eps=1e-6):
-        hyp = dict(lr=lr, rho=rho, eps=eps)
-        super().__init__(**hyp)
+        super().__init__(lr=lr, rho=rho, eps=eps)
 
     def slots(self, t):
         return [zeros_like_slot("v", t), zeros_like_slot("acc", t)]
