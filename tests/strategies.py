@@ -40,7 +40,7 @@ SMOOTH_OPS = (
     "sin", "cos", "tanh", "sigmoid", "exp", "log", "sqrt", "pow", "neg",
     "add", "sub", "mul", "div",
     "matmul", "sum", "broadcast", "reshape", "transpose",
-    "softmax", "logsumexp", "max", "relu", "abs", "maximum",
+    "softmax", "logsumexp", "max", "relu", "abs", "maximum", "slice", "pad",
 )
 SYMPY_OPS = (
     "sin", "cos", "tanh", "sigmoid", "exp", "log", "sqrt", "pow", "neg",
@@ -227,6 +227,21 @@ def _smooth_step(draw, pool: _Pool, allowed) -> bool:
         if x.type.rank < 2:
             return False
         pool.add(pool.use(i).T, bx, gx)
+    elif kind == "slice":
+        axes = [a for a, n in enumerate(x.shape) if n >= 2]
+        if not axes:
+            return False
+        a = draw(st.sampled_from(axes))
+        start = draw(st.integers(0, x.shape[a] - 1))
+        stop = draw(st.integers(start + 1, x.shape[a]))
+        pool.add(O.slice(pool.use(i), axis=a, start=start, stop=stop), bx, gx)
+    elif kind == "pad":
+        if x.type.rank == 0 or _numel(x.shape) > 12:
+            return False
+        a = draw(st.integers(0, x.type.rank - 1))
+        before, after = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+        # the zeros it adds are ties: no relu/abs/max on top of it
+        pool.add(O.pad(pool.use(i), axis=a, before=before, after=after), bx, gx and before + after == 0)
     else:  # pragma: no cover
         raise AssertionError(kind)
     return True
