@@ -20,6 +20,7 @@ from ..errors import did_you_mean
 from ..init import INITS
 from . import ast as A
 from .diagnostics import Diagnostic, Note
+from .resources import prelude_names
 
 STRUCT = ("id", "copy", "discard", "swap", "perm")
 OP_ALIASES = {"xor": "add", "and": "mul", "matmul": "matmul"}
@@ -181,5 +182,7 @@ class Resolver:
                 if other is not None and name in other.defs:
                     hint = f" (did you mean '{alias}.{name}'?)"
                     break
+        if not hint and "." in name and name.split(".", 1)[0] in prelude_names():
+            hint = f" (module '{name.split('.', 1)[0]}' is not imported: add `import {name.split('.', 1)[0]}`)"
         self.error(f"unknown name '{name}'{hint}", span)
         return None
