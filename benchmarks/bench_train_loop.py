@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import catgrad as cg  # noqa: E402
 from catgrad import data  # noqa: E402
 from catgrad.train import epoch_order, fit  # noqa: E402
-from digits_adam import mean_cross_entropy, mlp as digits_mlp  # noqa: E402
+from digits_adam import mlp as digits_mlp  # noqa: E402
 from iris_cfgbl import model as iris_model  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main():
     cases = [
         ("iris 4-20-3 per example, sgd", cg.compile(iris_model([4, 20, 3], 0.01), loss=cg.loss.mse,
                                                    optimizer=cg.optim.sgd(lr=0.01)), iris, 20, 1, False),
-        ("digits 64-64-10 batch 32, adam", cg.compile(digits_mlp(), loss=mean_cross_entropy,
+        ("digits 64-64-10 batch 32, adam", cg.compile(digits_mlp(), loss=cg.loss.softmax_cross_entropy(reduction="mean"),
                                                      optimizer=cg.optim.adam(lr=1e-3)), digits, 10, 32, True),
     ]
     print("| case | steps | bare loop µs/step | fit µs/step | fit + checkpoint/epoch µs/step | fit / bare |")

@@ -27,6 +27,8 @@ size of the leading (batch) axis, which may be symbolic.
 
 from __future__ import annotations
 
+import functools
+
 from .calculus.para import Para, Param
 from .core.diagram import Builder, Wire, build
 from .core.types import Ob, TensorType, as_ob
@@ -65,6 +67,21 @@ def _make(name: str, t: TensorType, body, reduction: str | None = "sum", float_o
     return Para([Param("label", t, zeros())], d)
 
 
+def _constructor(fn):
+    """Lets a loss constructor be configured before the prediction type is known:
+    ``cg.loss.mse(reduction="mean")`` (options only) is the constructor with those
+    options fixed, ready for ``cg.compile(..., loss=...)``."""
+
+    @functools.wraps(fn)
+    def make(pred_type=None, **options):
+        if pred_type is None:
+            return functools.partial(make, **options)
+        return fn(pred_type, **options)
+
+    return make
+
+
+@_constructor
 def mse(pred_type, reduction: str = "sum") -> Para:
     """Squared error ``1/2 sum (pred - label)^2`` (``/ batch`` with ``reduction='mean'``)."""
     t = _pred_type(pred_type)
@@ -76,6 +93,7 @@ def mse(pred_type, reduction: str = "sum") -> Para:
     return _make("mse", t, body, reduction)
 
 
+@_constructor
 def softmax_cross_entropy(pred_type, reduction: str = "sum") -> Para:
     """Cross-entropy of ``softmax(pred)`` (over the last axis) against ``label``."""
     t = _pred_type(pred_type)
@@ -89,6 +107,7 @@ def softmax_cross_entropy(pred_type, reduction: str = "sum") -> Para:
     return _make("softmax_cross_entropy", t, body, reduction)
 
 
+@_constructor
 def binary_cross_entropy(pred_type, reduction: str = "sum", from_logits: bool = True, eps: float = 1e-7) -> Para:
     """Binary cross-entropy; the prediction is a logit (default) or a probability."""
     t = _pred_type(pred_type)
@@ -104,6 +123,7 @@ def binary_cross_entropy(pred_type, reduction: str = "sum", from_logits: bool = 
     return _make("binary_cross_entropy", t, body, reduction)
 
 
+@_constructor
 def xor(pred_type, reduction=None) -> Para:
     """The Z2 loss ``label + pred`` (XOR), a bit vector: which bits are wrong."""
     t = _pred_type(pred_type)
@@ -112,6 +132,7 @@ def xor(pred_type, reduction=None) -> Para:
     return _make("xor", t, lambda label, pred: label ^ pred, None, float_only=False)
 
 
+@_constructor
 def dot(pred_type, reduction: str = "sum") -> Para:
     """``sum label * pred``."""
     t = _pred_type(pred_type)

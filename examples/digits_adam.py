@@ -46,12 +46,8 @@ def mlp(hidden: int = 64) -> cg.Para:
     return dense(64, hidden, "l0", relu=True) >> dense(hidden, 10, "l1", relu=False)
 
 
-def mean_cross_entropy(t):
-    return cg.loss.softmax_cross_entropy(t, reduction="mean")
-
-
 def run_catgrad(train, test, epochs, batch, seed, lr, hidden):
-    step = cg.compile(mlp(hidden), loss=mean_cross_entropy, optimizer=cg.optim.adam(lr=lr))
+    step = cg.compile(mlp(hidden), loss=cg.loss.softmax_cross_entropy(reduction="mean"), optimizer=cg.optim.adam(lr=lr))
     init = step.init(seed=seed)
     res = fit(step, train, test=test, epochs=epochs, batch_size=batch, seed=seed, state=init)
     return res, init

@@ -160,3 +160,19 @@ def test_where_against_torch(c, x, y, d):
     np.testing.assert_array_equal(dc, np.zeros(4))
     # the branch not taken never leaks a NaN
     assert np.isfinite(cg.evaluate(w, np.ones(4), x, np.full(4, np.nan))[0]).all()
+
+
+def test_constructors_take_options_before_the_type():
+    """``cg.loss.mse(reduction="mean")`` fixes the options; the type comes later."""
+    t = cg.f64["B", 3]
+    configured = cg.loss.softmax_cross_entropy(reduction="mean")
+    assert configured(t).body == cg.loss.softmax_cross_entropy(t, reduction="mean").body
+    label, pred = np.eye(3)[[0, 2]], np.array([[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]])
+    (mean,) = cg.evaluate(configured(t), label, pred)
+    (total,) = cg.evaluate(cg.loss.softmax_cross_entropy(t), label, pred)
+    assert np.isclose(mean, total / 2)
+    W = cg.Param("W", cg.f64[3, 3], cg.init.constant(0.1))
+    model = cg.Para([W], cg.trace(cg.f64[3, 3], t)(lambda w, x: x @ w))
+    step = cg.compile(model, loss=configured, optimizer="sgd(lr=0.1)")
+    _, out = step(step.init(), pred, label)
+    assert np.isclose(out.loss, cg.evaluate(configured(t), label, pred @ np.full((3, 3), 0.1))[0])

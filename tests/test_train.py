@@ -24,10 +24,6 @@ def iris():
     return data.prepare("iris", test_fraction=0.2, seed=0)
 
 
-def _mean_loss(t):
-    return cg.loss.mse(t, reduction="mean")
-
-
 class Recorder:
     """Wraps a step and records the rows it is given (by their first feature values)."""
 
@@ -51,7 +47,7 @@ def test_epoch_order_is_a_seeded_permutation():
 
 def test_batches_follow_the_documented_order(iris):
     train, _ = iris
-    step = Recorder(make_step(dense(4, 3), _mean_loss))
+    step = Recorder(make_step(dense(4, 3), cg.loss.mse(reduction="mean")))
     res = fit(step, train, epochs=2, batch_size=32, seed=11)
     n = len(train)
     assert res.steps == 2 * math.ceil(n / 32) == len(step.calls)
@@ -65,14 +61,14 @@ def test_batches_follow_the_documented_order(iris):
 
 def test_drop_last(iris):
     train, _ = iris
-    step = Recorder(make_step(dense(4, 3), _mean_loss))
+    step = Recorder(make_step(dense(4, 3), cg.loss.mse(reduction="mean")))
     res = fit(step, train, epochs=1, batch_size=50, seed=0, drop_last=True)
     assert res.steps == len(train) // 50 and all(len(c) == 50 for c in step.calls)
 
 
 def test_training_learns_and_metrics_are_consistent(iris):
     train, test = iris
-    step = make_step(dense(4, 3, act=None), _mean_loss, lr=0.1)
+    step = make_step(dense(4, 3, act=None), cg.loss.mse(reduction="mean"), lr=0.1)
     res = fit(step, train, test=test, epochs=15, batch_size=16, seed=0)
     losses = [h["train_loss"] for h in res.history]
     assert len(losses) == 15 and losses[-1] < 0.5 * losses[0]
@@ -86,7 +82,7 @@ def test_training_learns_and_metrics_are_consistent(iris):
 
 def test_same_seed_same_run_bitwise(iris):
     train, _ = iris
-    runs = [fit(make_step(mlp([4, 5, 3]), _mean_loss), train, epochs=2, batch_size=8, seed=s).state for s in (3, 3, 4)]
+    runs = [fit(make_step(mlp([4, 5, 3]), cg.loss.mse(reduction="mean")), train, epochs=2, batch_size=8, seed=s).state for s in (3, 3, 4)]
     for k in runs[0].params:
         assert runs[0].params[k].tobytes() == runs[1].params[k].tobytes()
     assert any(runs[0].params[k].tobytes() != runs[2].params[k].tobytes() for k in runs[0].params)
@@ -99,7 +95,7 @@ def test_resume_is_bit_identical(iris, tmp_path, stop, opt):
     model = mlp([4, 6, 3])
 
     def step():
-        return make_step(model, _mean_loss, optimizer=cg.optim.parse(opt))
+        return make_step(model, cg.loss.mse(reduction="mean"), optimizer=cg.optim.parse(opt))
 
     straight = fit(step(), train, test=test, epochs=4, batch_size=15, seed=2)
     assert straight.steps == 32
@@ -121,15 +117,15 @@ def test_resume_is_bit_identical(iris, tmp_path, stop, opt):
 def test_resume_checks_model_data_and_seed(iris, tmp_path):
     train, _ = iris
     ck = tmp_path / "c.npz"
-    fit(make_step(dense(4, 3), _mean_loss), train, epochs=1, batch_size=30, seed=0, checkpoint=ck)
+    fit(make_step(dense(4, 3), cg.loss.mse(reduction="mean")), train, epochs=1, batch_size=30, seed=0, checkpoint=ck)
     with pytest.raises(CheckpointError, match="different model"):
-        fit(make_step(mlp([4, 8, 3]), _mean_loss), train, epochs=2, batch_size=30, seed=0, resume=ck)
+        fit(make_step(mlp([4, 8, 3]), cg.loss.mse(reduction="mean")), train, epochs=2, batch_size=30, seed=0, resume=ck)
     with pytest.raises(CheckpointError, match="different --seed"):
-        fit(make_step(dense(4, 3), _mean_loss), train, epochs=2, batch_size=30, seed=1, resume=ck)
+        fit(make_step(dense(4, 3), cg.loss.mse(reduction="mean")), train, epochs=2, batch_size=30, seed=1, resume=ck)
     with pytest.raises(CheckpointError, match="different batch size"):
-        fit(make_step(dense(4, 3), _mean_loss), train, epochs=2, batch_size=10, seed=0, resume=ck)
+        fit(make_step(dense(4, 3), cg.loss.mse(reduction="mean")), train, epochs=2, batch_size=10, seed=0, resume=ck)
     with pytest.raises(CheckpointError, match="different training data"):
-        fit(make_step(dense(4, 3), _mean_loss), train.subset(np.arange(100)), epochs=2, batch_size=30, seed=0, resume=ck)
+        fit(make_step(dense(4, 3), cg.loss.mse(reduction="mean")), train.subset(np.arange(100)), epochs=2, batch_size=30, seed=0, resume=ck)
 
 
 class NaNAfter:
@@ -149,7 +145,7 @@ class NaNAfter:
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(iris, tmp_path):
     train, _ = iris
     ck = tmp_path / "c.npz"
-    step = NaNAfter(make_step(dense(4, 3), _mean_loss), k=10)
+    step = NaNAfter(make_step(dense(4, 3), cg.loss.mse(reduction="mean")), k=10)
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 10 \(epoch 3, batch 2\)") as e:
         fit(step, train, epochs=5, batch_size=30, seed=0, checkpoint=ck, checkpoint_every=3)
     assert e.value.step == 10 and e.value.state.step == 9
@@ -183,9 +179,9 @@ def test_diverging_run_stops_at_the_first_non_finite_loss(iris):
 def test_shape_mismatches_are_clear(iris):
     train, _ = iris
     with pytest.raises(ShapeError, match="inputs of width 5 .* 4 features"):
-        fit(make_step(dense(5, 3), _mean_loss), train, epochs=1)
+        fit(make_step(dense(5, 3), cg.loss.mse(reduction="mean")), train, epochs=1)
     with pytest.raises(ShapeError, match=r"labels do not fit the model: the model outputs f64\[B, 2\] .* 3 classes"):
-        fit(make_step(dense(4, 2), _mean_loss), train, epochs=1)
+        fit(make_step(dense(4, 2), cg.loss.mse(reduction="mean")), train, epochs=1)
     with pytest.raises(ShapeError, match="batch size must be 1"):
         fit(make_step(dense(4, 3, batch=None)), train, epochs=1, batch_size=4)
 
@@ -199,7 +195,7 @@ def test_per_example_model(iris):
 
 def test_progress_bar_goes_to_stderr(iris, capsys):
     train, _ = iris
-    fit(make_step(dense(4, 3), _mean_loss), train, epochs=1, batch_size=40, progress=True)
+    fit(make_step(dense(4, 3), cg.loss.mse(reduction="mean")), train, epochs=1, batch_size=40, progress=True)
     out, err = capsys.readouterr()
     assert out == "" and "step" in err
 
@@ -268,7 +264,7 @@ _TINY = {}
 
 def _tiny_step():
     if "s" not in _TINY:
-        _TINY["s"] = make_step(dense(2, 2, act=None), _mean_loss, lr=0.01)
+        _TINY["s"] = make_step(dense(2, 2, act=None), cg.loss.mse(reduction="mean"), lr=0.01)
     return _TINY["s"]
 
 

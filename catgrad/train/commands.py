@@ -93,8 +93,7 @@ def run(args) -> int:
         args.batch = 32 if batched else 1
     _check_model(model, train, args)
     if batched and model.cod[0].dtype.is_float:  # per-example mean, so --batch does not rescale the learning rate
-        base = loss
-        loss = lambda t, _b=base: _b(t, reduction="mean")  # noqa: E731
+        loss = loss(reduction="mean")
     step = cg.compile(model, loss=loss, optimizer=optimizer, backend="numpy")
 
     def log(rec):
