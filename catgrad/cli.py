@@ -15,7 +15,7 @@ from .errors import CatgradError
 
 COMMAND_MODULES = [
     "catgrad.frontend.commands",  # check, show
-    "catgrad.train.commands",  # train
+    "catgrad.train.commands",  # train, compile
     "catgrad.draw",  # draw
 ]
 
@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         mod.register(sub)
+        if hasattr(mod, "register_compile"):
+            mod.register_compile(sub)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""``catgrad train``: train a model from a ``.cat`` file on a dataset, from the shell.
+"""``catgrad train`` (train a model from a ``.cat`` file on a dataset) and ``catgrad compile``
+(print the training step as one program), from the shell.
 
     catgrad train FILE.cat --model NAME --data iris|digits|wine|breast_cancer|PATH
                   --optimizer "adam(lr=1e-2)" --epochs N --batch N --seed N
@@ -150,3 +151,55 @@ def _check_model(model, train, args) -> None:
 
 
 __all__ = ["register", "run"]
+
+
+# -- `catgrad compile`: the training step as a program -------------------------------------
+
+EMITS = ("program", "python", "dot")
+
+
+def register_compile(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compile", help="show the whole training step as one compiled program",
+        description="Build the supervised step (optimizer, model, loss, learning rate as one diagram) "
+                    "and print it: the SSA program after the passes, the generated numpy code, or a drawing.",
+    )
+    p.add_argument("file", metavar="FILE.cat", help="the .cat file holding the model")
+    p.add_argument("--model", required=True, help="name of the model (a definition in FILE.cat)")
+    p.add_argument("--optimizer", default="sgd(lr=0.01)", help='optimizer expression, e.g. "adam(lr=1e-2)"')
+    p.add_argument("--loss", default="mse", help="loss name (default: mse)")
+    p.add_argument("--emit", choices=EMITS, default="program",
+                   help="program: SSA after CSE/folding/DCE; python: the numpy code for --batch; dot: Graphviz")
+    p.add_argument("--batch", type=int, default=32, help="batch size the python code is generated for (default 32)")
+    p.add_argument("-o", "--output", default=None, metavar="PATH", help="write here instead of stdout")
+    p.set_defaults(run=run_compile)
+
+
+def run_compile(args) -> int:
+    import catgrad as cg
+
+    from ..compiler import lower, optimize
+    from ..core.types import resolve_shape
+
+    if args.batch < 1:
+        raise CatgradError(f"--batch must be >= 1, got {args.batch}")
+    model = _load_model(args.file, args.model)
+    step = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer))
+    if args.emit == "program":
+        text = str(optimize(lower(step.diagram))) + "\n"
+    elif args.emit == "dot":
+        from ..draw import to_dot
+
+        text = to_dot(step.diagram, f"step of {args.model}").source
+    else:
+        binding = {d: args.batch for t in step.diagram.dom for d in t.symbols}
+        shapes = [resolve_shape(t.shape, binding) for t in step.diagram.dom]
+        text = step.program.source(*shapes) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        from ..files import atomic_write
+
+        atomic_write(args.output, lambda fh: fh.write(text.encode()), what="the program")
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0

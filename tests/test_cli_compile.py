@@ -1,0 +1,50 @@
+"""``catgrad compile``: the whole training step printed as one program."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import catgrad as cg
+
+IRIS = Path(__file__).resolve().parent.parent / "examples" / "iris.cat"
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "catgrad", "compile", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_program_is_the_optimized_step():
+    r = _cli(IRIS, "--model", "mlp", "--optimizer", "adam(lr=1e-2)", "--loss", "softmax_cross_entropy")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("program(") and lines[-1].startswith("  return ")
+    # forward (einsum, tanh), the loss (logsumexp) and adam's update (sqrt) are all in one program
+    for op in ("einsum(", "tanh(", "logsumexp(", "sqrt("):
+        assert any(op in line for line in lines), op
+    # outputs: 4 params + adam state + loss + prediction, as the step diagram says
+    step = cg.compile(cg.load(IRIS)["mlp"], loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)")
+    assert len(lines[-1].split(",")) == len(step.diagram.cod)
+
+
+def test_python_code_runs_the_step_for_the_batch_size(tmp_path):
+    out = tmp_path / "step.py"
+    r = _cli(IRIS, "--model", "mlp", "--emit", "python", "--batch", "5", "-o", out)
+    assert r.returncode == 0, r.stderr
+    src = out.read_text()
+    assert src.startswith("def run(") and "return" in src
+    step = cg.compile(cg.load(IRIS)["mlp"], loss="mse")
+    n_inputs = len(step.diagram.dom)
+    assert src.splitlines()[0] == f"def run({', '.join(f'a{k}' for k in range(n_inputs))}):"
+
+
+def test_dot_and_errors(tmp_path):
+    r = _cli(IRIS, "--model", "mlp", "--emit", "dot")
+    assert r.returncode == 0 and r.stdout.startswith('digraph "step of mlp"')
+    r = _cli(IRIS, "--model", "mpl", "-o", tmp_path / "x.txt")
+    assert r.returncode == 1 and "did you mean 'mlp'" in r.stderr and "Traceback" not in r.stderr
+    r = _cli(IRIS, "--model", "mlp", "--batch", "0", "--emit", "python")
+    assert r.returncode == 1 and "--batch must be >= 1" in r.stderr
+    r = _cli(IRIS, "--model", "mlp", "--optimizer", "adamm()")
+    assert r.returncode == 1 and "did you mean 'adam'" in r.stderr
+    assert list(tmp_path.iterdir()) == [] and r.stdout == ""
