@@ -2,13 +2,15 @@
 
 Each subcommand lives with the layer it belongs to and registers itself through
 a ``register(subparsers)`` function in one of ``COMMAND_MODULES``. User errors
-(:class:`~catgrad.errors.CatgradError`) print a message and exit 1, never a traceback.
+(:class:`~catgrad.errors.CatgradError`) print a message and exit 1, never a traceback; so do
+internal errors, unless ``CATGRAD_DEBUG=1`` asks for the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import CatgradError
@@ -54,6 +56,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("catgrad: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug in catgrad, not in the user's input: still no traceback by default
+        if os.environ.get("CATGRAD_DEBUG"):
+            raise
+        print(f"catgrad: internal error: {type(e).__name__}: {e} (this is a bug in catgrad; "
+              "set CATGRAD_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

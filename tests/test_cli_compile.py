@@ -48,3 +48,22 @@ def test_dot_and_errors(tmp_path):
     r = _cli(IRIS, "--model", "mlp", "--optimizer", "adamm()")
     assert r.returncode == 1 and "did you mean 'adam'" in r.stderr
     assert list(tmp_path.iterdir()) == [] and r.stdout == ""
+
+
+def test_internal_errors_print_one_line_not_a_traceback(monkeypatch, capsys):
+    import pytest
+
+    import catgrad.train.commands as commands
+    from catgrad.cli import main
+
+    def broken(args):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(commands, "run_compile", broken)
+    monkeypatch.delenv("CATGRAD_DEBUG", raising=False)
+    assert main(["compile", str(IRIS), "--model", "mlp"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: kaboom" in err and "CATGRAD_DEBUG=1" in err and "Traceback" not in err
+    monkeypatch.setenv("CATGRAD_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="kaboom"):
+        main(["compile", str(IRIS), "--model", "mlp"])

@@ -5,8 +5,8 @@ On the first call with a given tuple of input shapes the backend binds the
 symbolic dimensions, checks every input against its wire type, folds every
 constant (symbolic-shaped ones included, now that shapes are known), and
 generates straight-line code ``v7 = k3(v2, v5)`` whose kernels ``k*`` are chosen
-once: numpy ufuncs for arithmetic, BLAS matmuls for two-operand contractions
-(transpose/reshape plans precomputed), bound attributes for the rest. Later calls
+once: each op's own numpy kernel for its dtype (declared with the op), BLAS matmuls
+for two-operand contractions (transpose/reshape plans precomputed), attributes bound. Later calls
 with the same shapes only look the function up. Values are never mutated in
 place, so outputs may share memory with inputs (treat arrays as immutable).
 """
@@ -23,15 +23,6 @@ from ..core.types import bind_shape, resolve_shape
 from ..errors import ShapeError
 from .passes import optimize
 from .program import Program, lower
-
-_FLOAT_UFUNCS = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide, "neg": np.negative,
-    "exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "sqrt": np.sqrt,
-    "abs": np.abs, "sign": np.sign, "maximum": np.maximum, "minimum": np.minimum, "floor": np.floor,
-}
-_BIT_UFUNCS = {"add": np.logical_xor, "sub": np.logical_xor, "mul": np.logical_and, "not": np.logical_not,
-               "or": np.logical_or}
-
 
 def _einsum2(spec: str, sa: tuple, sb: tuple):
     """A BLAS plan for a two-operand contraction, or None."""
@@ -72,13 +63,7 @@ def _einsum2(spec: str, sa: tuple, sb: tuple):
 def _kernel(instr, types, binding):
     op = instr.op
     name, prim = op.name, op.prim
-    dt = op.dom[0].dtype if op.dom else op.cod[0].dtype
-    if dt.name == "bit" and name in _BIT_UFUNCS:
-        return _BIT_UFUNCS[name]
-    if dt.name == "bit" and name == "neg":
-        return lambda x: x
-    if dt.is_float and name in _FLOAT_UFUNCS:
-        return _FLOAT_UFUNCS[name]
+    dt = op.dtype
     kw = op.kwargs
     if name == "einsum" and len(op.dom) == 2 and dt.is_float:
         sa, sb = (resolve_shape(t.shape, binding) for t in op.dom)
@@ -96,14 +81,11 @@ def _kernel(instr, types, binding):
     if name == "reshape":
         shape = resolve_shape(op.cod[0].shape, binding)
         return lambda x: np.reshape(x, shape)
-    if name == "relu":
-        return lambda x: np.maximum(x, 0)
-    if name == "where":
-        return lambda c, x, y: np.where(c != 0, x, y)
+    kernel = prim.kernel("numpy", dt)  # per-dtype kernels are resolved here, once
     if prim.needs_shape:
         kw["shape"] = resolve_shape(op.cod[0].shape, binding)
         kw["dtype"] = op.cod[0].dtype
-    return functools.partial(prim.numpy, **kw) if kw else prim.numpy
+    return functools.partial(kernel, **kw) if kw else kernel
 
 
 def _implicit_broadcasts(prog: Program) -> set:

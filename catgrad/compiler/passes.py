@@ -92,7 +92,7 @@ def fold_constants(p: Program, binding: dict | None = None) -> Program:
             kwargs = op.kwargs
             if prim.needs_shape:
                 kwargs["shape"], kwargs["dtype"] = shapes[0], op.cod[0].dtype
-            res = prim.numpy(*(consts[a] for a in args), **kwargs)
+            res = prim.kernel("numpy", op.dtype)(*(consts[a] for a in args), **kwargs)
             res = res if len(ins.outs) > 1 else (res,)
             for o, r, t in zip(ins.outs, res, op.cod):
                 consts[o] = np.asarray(r, dtype=t.dtype.numpy)

@@ -67,7 +67,7 @@ def evaluate(f: Diagram, *args, backend: str = "numpy") -> tuple:
         env[w] = x
     for op, ins, outs in g.boxes:
         prim = op.prim
-        kernel = prim.kernel(backend)
+        kernel = prim.kernel(backend, op.dtype)
         kwargs = op.kwargs
         if prim.needs_shape:
             kwargs["shape"] = resolve_shape(op.cod[0].shape, binding)

@@ -10,7 +10,9 @@ A :class:`Primitive` bundles, in one place,
   ``ys`` the primal outputs, ``dys`` the output cotangents; it returns one
   cotangent per input, ``None`` meaning zero. ``rd=None`` declares the op locally
   constant (its derivative is zero);
-- ``numpy(*arrays, **attrs)``: the reference kernel;
+- ``numpy(*arrays, **attrs)``: the reference kernel; or a dict of kernels per dtype
+  kind (``{"float": np.add, "int": np.add, "bit": np.logical_xor}``), so backends
+  pick the right ufunc once instead of testing the dtype on every call;
 - ``torch(*tensors, **attrs)``: the torch lowering (eager tensors, or fx proxies);
 - ``sympy``: optional kernel on object arrays of sympy expressions;
 - ``gates``: optional Z2 lowering into a circuit (filled in by the circuit backend's op table).
@@ -57,12 +59,19 @@ class Primitive:
             cod = Ob(cod)
         return Op(self, dom, Ob(*cod), tuple(sorted(attrs.items())))
 
-    def kernel(self, backend: str):
+    def kernel(self, backend: str, dtype=None):
+        """The kernel for ``backend``; a kernel given per dtype kind (a dict with keys
+        ``"float"``, ``"int"``, ``"bit"``) is resolved for ``dtype``."""
         k = getattr(self, backend, None)
         if k is None and backend == "sympy":
-            k = self.numpy  # numpy kernels written with operators work on object arrays
+            k = self.numpy  # numpy kernels work on object arrays of sympy expressions
         if k is None:
             raise UnknownOpError(f"op {self.name!r} has no {backend} kernel")
+        if isinstance(k, dict):
+            kind = "float" if dtype is None or dtype.is_float else "bit" if dtype.name == "bit" else "int"
+            if kind not in k:
+                raise UnknownOpError(f"op {self.name!r} has no {backend} kernel for {dtype}")
+            k = k[kind]
         return k
 
     def __repr__(self) -> str:
@@ -91,6 +100,11 @@ class Op:
     @property
     def kwargs(self) -> dict:
         return dict(self.attrs)
+
+    @property
+    def dtype(self):
+        """The dtype kernels are chosen by: the first input's, or the output's for constants."""
+        return (self.dom or self.cod)[0].dtype
 
     def __eq__(self, other) -> bool:
         return (

@@ -47,7 +47,7 @@ def _is_bool(x) -> bool:
 add = declare(
     "add",
     _binary("add"),
-    numpy=lambda x, y: x ^ y if _is_bool(x) else x + y,
+    numpy={"float": np.add, "int": np.add, "bit": np.logical_xor},
     torch=lambda x, y: x ^ y if _is_bool(x) else x + y,
     rd=lambda xs, ys, dys: [dys[0], dys[0]],
     doc="x + y (XOR on bits). R: ((x, y), d) -> (d, d).",
@@ -57,7 +57,7 @@ add = declare(
 sub = declare(
     "sub",
     _binary("sub"),
-    numpy=lambda x, y: x ^ y if _is_bool(x) else x - y,
+    numpy={"float": np.subtract, "int": np.subtract, "bit": np.logical_xor},
     torch=lambda x, y: x ^ y if _is_bool(x) else x - y,
     rd=lambda xs, ys, dys: [dys[0], -dys[0]],
     doc="x - y (XOR on bits). R: ((x, y), d) -> (d, -d).",
@@ -67,7 +67,7 @@ sub = declare(
 mul = declare(
     "mul",
     _binary("mul"),
-    numpy=lambda x, y: x & y if _is_bool(x) else x * y,
+    numpy={"float": np.multiply, "int": np.multiply, "bit": np.logical_and},
     torch=lambda x, y: x & y if _is_bool(x) else x * y,
     rd=lambda xs, ys, dys: [xs[1] * dys[0], xs[0] * dys[0]],
     doc="x * y (AND on bits). R: ((x, y), d) -> (y d, x d).",
@@ -77,7 +77,7 @@ mul = declare(
 div = declare(
     "div",
     _binary("div", floats_only=True),
-    numpy=lambda x, y: x / y,
+    numpy=np.true_divide,
     torch=lambda x, y: x / y,
     rd=lambda xs, ys, dys: [dys[0] / xs[1], -(dys[0] * ys[0] / xs[1])],
     doc="x / y. R: ((x, y), d) -> (d / y, -d x / y^2).",
@@ -87,7 +87,7 @@ div = declare(
 neg = declare(
     "neg",
     _unary("neg"),
-    numpy=lambda x: x if _is_bool(x) else -x,
+    numpy={"float": np.negative, "int": np.negative, "bit": lambda x: x},
     torch=lambda x: x if _is_bool(x) else -x,
     rd=lambda xs, ys, dys: [-dys[0]],
     doc="-x (the identity on bits). R: (x, d) -> -d.",
