@@ -10,6 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 import catgrad as cg
+from strategies import assert_close
 from catgrad.calculus.learner import Error, Learner, gradient, learner, optimized
 
 f64 = cg.f64
@@ -68,20 +69,6 @@ def rng_from(draw) -> np.random.Generator:
 
 def points(rng, ob) -> list:
     return [rng.uniform(-1.0, 1.0, size=t.shape) for t in cg.Ob(*ob)]
-
-
-def assert_close(actual, expected, rtol=1e-8):
-    """Norm-wise relative closeness, per component of two lists of arrays."""
-    actual, expected = list(actual), list(expected)
-    assert len(actual) == len(expected), f"{len(actual)} outputs vs {len(expected)}"
-    for k, (a, e) in enumerate(zip(actual, expected)):
-        a, e = np.asarray(a, dtype=np.float64), np.asarray(e, dtype=np.float64)
-        assert a.shape == e.shape, f"output {k}: shape {a.shape}, expected {e.shape}"
-        err = np.linalg.norm((a - e).ravel())
-        assert err <= rtol * (np.linalg.norm(a.ravel()) + np.linalg.norm(e.ravel())) + 1e-300, (
-            f"output {k}: {a} vs {e} (error {err})"
-        )
-    return True
 
 
 def dot_model():
