@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 
 from .calculus.para import Para, Param
-from .core.diagram import Builder, Wire, build
+from .core.diagram import Wire, build
 from .core.types import Ob, TensorType, as_ob
 from .errors import CatgradError, CatgradTypeError, did_you_mean
 from .init import zeros

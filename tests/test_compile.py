@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import catgrad as cg
-from catgrad.compiler import Program, compile_numpy, cse, dce, fold_constants, lower, optimize
+from catgrad.compiler import Program, compile_numpy, cse, dce, lower, optimize
 
 UNARY = [cg.ops.sin, cg.ops.tanh, cg.ops.exp, cg.ops.sigmoid]
 

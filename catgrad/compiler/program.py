@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.diagram import Diagram, as_diagram
+from ..core.diagram import as_diagram
 from ..core.primitive import Op
 from ..core.types import Ob
 

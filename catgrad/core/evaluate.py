@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CatgradTypeError, ShapeError
+from ..errors import ShapeError
 from .diagram import Diagram, as_diagram
 from .types import TensorType, bind_shape, resolve_shape
 

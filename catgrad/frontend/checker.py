@@ -39,7 +39,7 @@ from ..init import INITS, bits
 from ..ops.linalg import matmul_spec
 from .resolver import ATTR_ARITH
 from . import ast as A
-from .diagnostics import Diagnostic, Note, Span
+from .diagnostics import Diagnostic, Note
 
 MAX_BOXES = 200_000  # elaborating more than this is refused (guards `f @ f` doubling towers)
 MAX_STRUCT = 4096

@@ -153,8 +153,6 @@ class Module:
 
 
 def _wrap(inst):
-    from ..calculus.para import Param  # noqa: F401  (Param objects come from the checker)
-
     body = Diagram(inst.graph)
     if inst.params:
         return Para(inst.params, body)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.diagram import Wire, _types
 from ..core.primitive import expect_arity
-from ..core.types import Ob, TensorType
+from ..core.types import TensorType
 from ..errors import CatgradTypeError
 from ._base import OpFunction, declare, torch
 

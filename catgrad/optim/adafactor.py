@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from .. import ops
-from .base import Slot, Stage, scalar_slot, zeros_like_slot
+from .base import Stage, scalar_slot, zeros_like_slot
 
 
 class Adafactor(Stage):

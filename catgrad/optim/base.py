@@ -41,7 +41,7 @@ import numpy as np
 
 from ..calculus.lens import Lens
 from ..calculus.para import Param
-from ..core.diagram import Builder, Diagram, Wire
+from ..core.diagram import Wire
 from ..core.types import Ob, TensorType
 from ..errors import CatgradError, CatgradTypeError
 
