@@ -74,11 +74,8 @@ def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProg
     env: dict = {}
     for v in prog.inputs:
         env[v] = fx.Proxy(graph.placeholder(names[v]), tracer)
-    binding: dict = {}  # symbolic dimension -> the size read off the first input that has it
-    for v in prog.inputs:
-        for k, d in enumerate(prog.types[v].shape):
-            if isinstance(d, str) and d not in binding:
-                binding[d] = env[v].size(k)
+    binding = _Sizes({d: (env[v], k) for v in reversed(prog.inputs)
+                      for k, d in enumerate(prog.types[v].shape) if isinstance(d, str)})
     used = {a for i in prog.instrs for a in i.ins} | set(prog.outputs)
     for v, c in sorted(prog.consts.items()):
         if v in used and v not in env:
@@ -98,6 +95,20 @@ def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProg
     graph.output(outs)
     graph.lint()
     return fx.GraphModule(root, graph, class_name=class_name)
+
+
+class _Sizes(dict):
+    """Symbolic dimension -> its size read off the first input that has it
+    (``x.size(0)``), recorded in the graph only when a rule asks for it."""
+
+    def __init__(self, where: dict):
+        super().__init__()
+        self._where = where
+
+    def __missing__(self, d):
+        proxy, k = self._where[d]
+        self[d] = size = proxy.size(k)
+        return size
 
 
 class TorchProgram:

@@ -46,7 +46,22 @@ def register(subparsers) -> None:
     p.add_argument("--resume", default=None, metavar="PATH", help="continue the run saved in this checkpoint")
     p.add_argument("--json", action="store_true", help="print the result as a JSON object (last stdout line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _backend_args(p)
     p.set_defaults(run=run)
+
+
+def _backend_args(p) -> None:
+    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy", help="what runs the step (default numpy)")
+    p.add_argument("--device", default=None, help="torch backend: cpu (default) or cuda[:N]")
+    p.add_argument("--torch-compile", action="store_true", help="torch backend: wrap the step in torch.compile")
+
+
+def _backend_options(args) -> dict:
+    if args.backend != "torch":
+        if args.device is not None or args.torch_compile:
+            raise CatgradError("--device and --torch-compile need --backend torch")
+        return {}
+    return {"device": args.device or "cpu", "torch_compile": bool(args.torch_compile)}
 
 
 def _load_model(path: str, name: str):
@@ -83,6 +98,7 @@ def run(args) -> int:
     from .loop import fit
 
     _check_args(args)
+    options = _backend_options(args)
     model = _load_model(args.file, args.model)
     optimizer = cg.optim.parse(args.optimizer)
     train, test = cgdata.prepare(args.data, test_fraction=args.test_fraction, seed=args.seed,
@@ -95,7 +111,7 @@ def run(args) -> int:
     _check_model(model, train, args)
     if batched and model.cod[0].dtype.is_float:  # per-example mean, so --batch does not rescale the learning rate
         loss = loss(reduction="mean")
-    step = cg.compile(model, loss=loss, optimizer=optimizer, backend="numpy")
+    step = cg.compile(model, loss=loss, optimizer=optimizer, backend=args.backend, **options)
 
     def log(rec):
         if not args.quiet:
@@ -107,7 +123,7 @@ def run(args) -> int:
               checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
               progress=not args.quiet and sys.stderr.isatty(), log=log)
     summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer, loss=loss_name,
-                   batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test))
+                   batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test), backend=args.backend)
     if args.checkpoint:
         summary["checkpoint"] = args.checkpoint
     if args.json:
@@ -171,6 +187,8 @@ def register_compile(subparsers) -> None:
     p.add_argument("--emit", choices=EMITS, default="program",
                    help="program: SSA after CSE/folding/DCE; python: the numpy code for --batch; dot: Graphviz")
     p.add_argument("--batch", type=int, default=32, help="batch size the python code is generated for (default 32)")
+    p.add_argument("--target", choices=("numpy", "torch"), default="numpy",
+                   help="torch: print the step's torch.fx GraphModule code instead (one graph for every batch size)")
     p.add_argument("-o", "--output", default=None, metavar="PATH", help="write here instead of stdout")
     p.set_defaults(run=run_compile)
 
@@ -185,7 +203,10 @@ def run_compile(args) -> int:
         raise CatgradError(f"--batch must be >= 1, got {args.batch}")
     model = _load_model(args.file, args.model)
     step = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer))
-    if args.emit == "program":
+    if args.target == "torch":
+        tstep = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer), backend="torch")
+        text = tstep.graph_module.code.strip() + "\n"
+    elif args.emit == "program":
         text = str(optimize(lower(step.diagram))) + "\n"
     elif args.emit == "dot":
         from ..draw import to_dot
