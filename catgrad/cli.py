@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "catgrad.frontend.commands",  # check, show
     "catgrad.train.commands",  # train, compile
     "catgrad.draw",  # draw
+    "catgrad.export",  # export
 ]
 
 
