@@ -67,14 +67,15 @@ def test_torch_and_numpy_agree_for_100_float64_steps(file, name, n_in, n_out, op
     _assert_states_close(states["torch"], states["numpy"], 1e-9)
 
 
-def test_rda_step_on_bits_is_the_same_on_both_backends():
+@pytest.mark.parametrize("name", ["or_neuron", "polynomial", "affine"])
+def test_rda_step_on_bits_is_the_same_on_both_backends(name):
     """Bits are torch.bool with XOR/AND semantics: Reverse Derivative Ascent gives the
-    very same parameters."""
-    model = cg.load(f"{EXAMPLES}/rda_iris.cat")["affine"]
+    very same parameters, for every bit model of the examples."""
+    model = cg.load(f"{EXAMPLES}/rda_iris.cat")[name]
     steps = {b: cg.compile(model, loss="xor", optimizer="gradient_update()", backend=b) for b in ("numpy", "torch")}
     states = {b: s.init(seed=0) for b, s in steps.items()}
     rng = np.random.default_rng(0)
-    for _ in range(30):
+    for _ in range(100):
         x = rng.integers(0, 2, 4).astype(bool)
         y = np.asarray(rng.integers(0, 2) == 1)
         for b, s in steps.items():
