@@ -337,8 +337,10 @@ def _load_npz(path: str, x_key: str, y_key: str) -> Dataset:
         raise DataError(f"{path}: array {x_key!r} must be numeric, got dtype {x.dtype}")
     if x.ndim != 2:
         raise DataError(f"{path}: array {x_key!r} must be 2-D (examples x features), got shape {x.shape}")
-    if y.ndim == 0 or len(y) != len(x):
-        raise DataError(f"{path}: {x_key!r} has {len(x)} rows but {y_key!r} has shape {y.shape}")
+    if y.ndim == 0:
+        raise DataError(f"{path}: {y_key!r} must hold one label per row, got a single number")
+    if len(y) != len(x):
+        raise DataError(f"{path}: {x_key!r} has {len(x)} rows but {y_key!r} has {len(y)}")
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
         k, j = map(int, np.argwhere(~np.isfinite(x))[0])

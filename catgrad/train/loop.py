@@ -103,8 +103,17 @@ class _Layout:
             raise ShapeError(f"the model's input {self.x_type} fixes the batch size to {self.fixed_batch}, got {batch_size}")
 
     def arrays(self, data):
-        x = np.ascontiguousarray(data.x, dtype=self.x_type.dtype.numpy)
-        return x, data.targets(self.y_type.dtype.numpy)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = np.ascontiguousarray(data.x, dtype=self.x_type.dtype.numpy)
+            y = data.targets(self.y_type.dtype.numpy)
+        for what, a, src in (("feature", x, data.x), ("target", y, None)):
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                k, j = (int(v) for v in np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0])
+                v = (src if src is not None else data.y.reshape(len(a), -1))[k, j]
+                name = data.feature_names[j] if what == "feature" and j < len(data.feature_names) else f"column {j + 1}"
+                raise ShapeError(f"{data.name}: {what} {name!r} of row {k + 1} is {v:.6g}, which does not fit the "
+                                 f"model's {a.dtype} (largest {np.finfo(a.dtype).max:.3g}); scale the data or use f64")
+        return x, y
 
 
 def _correct(pred: np.ndarray, y: np.ndarray) -> int:
