@@ -177,6 +177,8 @@ class _Parser:
                 raise OptimizerSyntaxError(
                     f"in {self.text!r}: unknown name {val!r} at column {col}{did_you_mean(val, [*_registry(), *_schedules()])}"
                 )
+            if val not in _registry() and val not in _schedules():
+                _build(val, [], {}, col, self.text)  # raises: unknown optimizer (did you mean ...)
             self.take("(")
             args, kwargs = self.arguments(val)
             return _build(val, args, kwargs, col, self.text)
