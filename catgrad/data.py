@@ -165,7 +165,9 @@ class Standardizer:
     def fit(cls, x: np.ndarray) -> "Standardizer":
         # mean and std of x/m, times m (m = max |x| per column): the same numbers, but a
         # column near the float64 limit (1e308) does not overflow into inf/nan
-        m = np.max(np.abs(x), axis=0) if len(x) else np.ones(x.shape[1:])
+        if len(x) == 0:  # no training rows: the identity map
+            return cls(np.zeros(x.shape[1:]), np.ones(x.shape[1:]))
+        m = np.max(np.abs(x), axis=0)
         m = np.where(m > 0, m, 1.0)
         z = x / m
         std = z.std(axis=0) * m
