@@ -39,7 +39,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
             deadline = time.time() + 120
             while (not ck.exists() or os.path.getmtime(ck) == t0) and p.poll() is None and time.time() < deadline:
                 time.sleep(0.01)  # wait until this process has written a checkpoint itself
-            time.sleep(rng.uniform(0.0, 0.3))
+            time.sleep(rng.uniform(0.0, 0.1))
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
                 p.wait(timeout=60)
