@@ -40,6 +40,7 @@ NONNEGATIVE = frozenset({"lr", "eps", "eps2", "weight_decay", "rate", "max_norm"
 F32_MAX = 3.4028234663852886e38
 MAX_LENGTH = 1_000_000  # characters; the parse is linear, this only bounds the work
 MAX_DEPTH = 64  # nested calls or parentheses
+MAX_STAGES = 256  # optimizers in one string: building the step grows faster than linearly in them
 
 
 def _check_hyper(fname: str, name: str, v, text: str) -> None:
@@ -92,6 +93,11 @@ _TOKEN = re.compile(r"""\s*(?:
   )""", re.VERBOSE)
 
 
+def _short(text: str, n: int = 120) -> str:
+    """The optimizer string for a message: long ones are cut in the middle."""
+    return text if len(text) <= n else text[: n // 2] + " ... " + text[-n // 2:]
+
+
 def _tokens(text: str) -> list:
     out, pos = [], 0
     while pos < len(text):
@@ -100,7 +106,7 @@ def _tokens(text: str) -> list:
             if not text[pos:].strip():
                 break
             col = pos + len(text[pos:]) - len(text[pos:].lstrip()) + 1
-            raise OptimizerSyntaxError(f"cannot parse optimizer {text!r}: unexpected {text[col - 1]!r} at column {col}")
+            raise OptimizerSyntaxError(f"cannot parse optimizer {_short(text)!r}: unexpected {text[col - 1]!r} at column {col}")
         kind = m.lastgroup
         out.append((kind, m.group(kind), m.start(kind) + 1))
         pos = m.end()
@@ -114,7 +120,7 @@ class _Parser:
     Chains and signs are loops, so their length is unbounded; nesting is limited to MAX_DEPTH."""
 
     def __init__(self, text: str):
-        self.text, self.toks, self.i, self.depth = text, _tokens(text), 0, 0
+        self.text, self.toks, self.i, self.depth, self.stages = text, _tokens(text), 0, 0, 0
 
     def peek(self):
         return self.toks[self.i]
@@ -123,7 +129,7 @@ class _Parser:
         t = self.toks[self.i]
         if value is not None and t[1] != value:
             found = "the end" if t[0] == "end" else repr(t[1])
-            raise OptimizerSyntaxError(f"cannot parse optimizer {self.text!r}: expected {value!r} at column {t[2]}, found {found}")
+            raise OptimizerSyntaxError(f"cannot parse optimizer {_short(self.text)!r}: expected {value!r} at column {t[2]}, found {found}")
         self.i += 1
         return t
 
@@ -143,7 +149,11 @@ class _Parser:
 
     def combine(self, left, right, op, col):
         if not isinstance(left, Optimizer) or not isinstance(right, Optimizer):
-            raise OptimizerSyntaxError(f"in {self.text!r}: '{op}' at column {col} combines optimizers, not numbers")
+            raise OptimizerSyntaxError(f"in {_short(self.text)!r}: '{op}' at column {col} combines optimizers, not numbers")
+        self.stages += 1
+        if self.stages >= MAX_STAGES:
+            raise OptimizerSyntaxError(f"the optimizer string combines more than {MAX_STAGES} optimizers "
+                                       f"(at column {col}); that is the limit")
         return left >> right if op == ">>" else left @ right
 
     def unary(self):
@@ -154,7 +164,7 @@ class _Parser:
         v = self.atom()
         if sign == -1:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise OptimizerSyntaxError(f"in {self.text!r}: '-' at column {col} applies to numbers only")
+                raise OptimizerSyntaxError(f"in {_short(self.text)!r}: '-' at column {col} applies to numbers only")
             v = -v
         return v
 
@@ -164,9 +174,9 @@ class _Parser:
             try:
                 v = float(val) if any(c in val for c in ".eE") else int(val.replace("_", ""))
             except ValueError:
-                raise OptimizerSyntaxError(f"cannot parse optimizer {self.text!r}: bad number {val!r} at column {col}") from None
+                raise OptimizerSyntaxError(f"cannot parse optimizer {_short(self.text)!r}: bad number {val!r} at column {col}") from None
             if isinstance(v, int) and abs(v) > 2**63:
-                raise OptimizerSyntaxError(f"in {self.text!r}: the number at column {col} is too large")
+                raise OptimizerSyntaxError(f"in {_short(self.text)!r}: the number at column {col} is too large")
             return v
         if kind == "name":
             if val in ("True", "False"):
@@ -175,7 +185,7 @@ class _Parser:
                 if val in _registry():
                     return _build(val, [], {}, col, self.text)
                 raise OptimizerSyntaxError(
-                    f"in {self.text!r}: unknown name {val!r} at column {col}{did_you_mean(val, [*_registry(), *_schedules()])}"
+                    f"in {_short(self.text)!r}: unknown name {val!r} at column {col}{did_you_mean(val, [*_registry(), *_schedules()])}"
                 )
             if val not in _registry() and val not in _schedules():
                 _build(val, [], {}, col, self.text)  # raises: unknown optimizer (did you mean ...)
@@ -183,7 +193,7 @@ class _Parser:
             args, kwargs = self.arguments(val)
             return _build(val, args, kwargs, col, self.text)
         if kind == "str":
-            raise OptimizerSyntaxError(f"in {self.text!r}: {val} at column {col} is not a number, optimizer or schedule")
+            raise OptimizerSyntaxError(f"in {_short(self.text)!r}: {val} at column {col} is not a number, optimizer or schedule")
         if val == "(":
             self.enter(col)
             v = self.chain()
@@ -191,12 +201,12 @@ class _Parser:
             self.depth -= 1
             return v
         found = "the end" if kind == "end" else repr(val)
-        raise OptimizerSyntaxError(f"cannot parse optimizer {self.text!r}: expected a name or number at column {col}, found {found}")
+        raise OptimizerSyntaxError(f"cannot parse optimizer {_short(self.text)!r}: expected a name or number at column {col}, found {found}")
 
     def enter(self, col):
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise OptimizerSyntaxError(f"in {self.text!r}: nested more than {MAX_DEPTH} deep at column {col}")
+            raise OptimizerSyntaxError(f"in {_short(self.text)!r}: nested more than {MAX_DEPTH} deep at column {col}")
 
     def arguments(self, fname):
         self.enter(self.peek()[2])
@@ -230,7 +240,7 @@ def parse(text: str) -> Optimizer:
     out = p.chain()
     if p.peek()[0] != "end":
         _, val, col = p.peek()
-        raise OptimizerSyntaxError(f"cannot parse optimizer {text!r}: unexpected {val!r} at column {col}")
+        raise OptimizerSyntaxError(f"cannot parse optimizer {_short(text)!r}: unexpected {val!r} at column {col}")
     if not isinstance(out, Optimizer):
-        raise OptimizerSyntaxError(f"{text!r} is not an optimizer")
+        raise OptimizerSyntaxError(f"{_short(text)!r} is not an optimizer")
     return out

@@ -103,22 +103,25 @@ def check_meta(path, meta: dict, flat: dict) -> tuple:
     def bad(what):
         return CheckpointError(f"{path}: damaged checkpoint metadata ({what})")
 
-    def integer(v, what, lo=0):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise bad(f"{what} must be a whole number >= {lo}, got {_short(v)}")
+    def integer(v, what, lo=0, hi=10**12):
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise bad(f"{what} must be a whole number in [{lo}, {hi}], got {_short(v)}")
         return v
 
     pos, run, loop = meta.get("position"), meta.get("running"), meta.get("loop")
     for name, v in (("position", pos), ("running", run), ("loop", loop)):
         if not isinstance(v, dict):
             raise bad(f"'{name}' is missing")
-    epoch, batch = integer(pos.get("epoch"), "position.epoch"), integer(pos.get("batch"), "position.batch")
+    epoch, batch = integer(pos.get("epoch"), "position.epoch", 0, 10**9), integer(pos.get("batch"), "position.batch")
     loss = run.get("loss")
     if isinstance(loss, bool) or not isinstance(loss, (int, float)) or loss != loss:
         raise bad(f"running.loss must be a number, got {_short(loss)}")
-    correct, count = integer(run.get("correct"), "running.correct"), integer(run.get("count"), "running.count")
+    if isinstance(loss, float) and abs(loss) == float("inf"):
+        raise bad("running.loss is infinite")
+    n_train = integer(loop.get("n_train"), "loop.n_train", 1)
     integer(loop.get("batch_size"), "loop.batch_size", 1)
-    integer(loop.get("n_train"), "loop.n_train", 1)
+    count = integer(run.get("count"), "running.count", 0, n_train)  # the unfinished epoch's rows
+    correct = integer(run.get("correct"), "running.correct", 0, count)
     step = flat.get("step")
     if step is not None:
         s = np.asarray(step)
