@@ -23,6 +23,7 @@ from .errors import CatgradError, CatgradTypeError, ShapeError, UnknownOpError
 from .frontend.module import load, loads  # the .cat language front end
 from . import data, train  # run layer: datasets, the training loop, checkpoints
 from .train import fit
+from .train.predict import Trained, load_checkpoint
 
 __version__ = "0.1.0"
 
@@ -34,4 +35,4 @@ __all__ = [
 ]
 __all__ += ["Learn", "Learner", "learner", "poly"]
 __all__ += ["load", "loads"]
-__all__ += ["data", "fit", "train"]
+__all__ += ["data", "fit", "train", "Trained", "load_checkpoint"]

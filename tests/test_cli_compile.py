@@ -29,18 +29,20 @@ def test_program_is_the_optimized_step():
 
 def test_python_code_runs_the_step_for_the_batch_size(tmp_path):
     out = tmp_path / "step.py"
-    r = _cli(IRIS, "--model", "mlp", "--emit", "python", "--batch", "5", "-o", out)
+    r = _cli(IRIS, "--model", "mlp", "--loss", "cross_entropy", "--emit", "python", "--batch", "5", "-o", out)
     assert r.returncode == 0, r.stderr
     src = out.read_text()
     assert src.startswith("def run(") and "return" in src
-    step = cg.compile(cg.load(IRIS)["mlp"], loss="mse")
+    step = cg.compile(cg.load(IRIS)["mlp"], loss="cross_entropy")
     n_inputs = len(step.diagram.dom)
     assert src.splitlines()[0] == f"def run({', '.join(f'a{k}' for k in range(n_inputs))}):"
 
 
 def test_dot_and_errors(tmp_path):
-    r = _cli(IRIS, "--model", "mlp", "--emit", "dot")
+    r = _cli(IRIS, "--model", "mlp", "--loss", "mse", "--emit", "dot")
     assert r.returncode == 0 and r.stdout.startswith('digraph "step of mlp"')
+    r = _cli(IRIS, "--model", "mlp", "--emit", "dot")  # a float output: which loss? never a silent mse
+    assert r.returncode == 1 and "which loss?" in r.stderr and "--loss cross_entropy" in r.stderr and r.stdout == ""
     r = _cli(IRIS, "--model", "mpl", "-o", tmp_path / "x.txt")
     assert r.returncode == 1 and "did you mean 'mlp'" in r.stderr and "Traceback" not in r.stderr
     r = _cli(IRIS, "--model", "mlp", "--batch", "0", "--emit", "python")

@@ -125,6 +125,15 @@ def _load_npz(path: str) -> tuple:
     return flat, meta
 
 
+def model_hash(model) -> str:
+    """A hash of an elaborated model: its parameters (names, types) and its diagram's canonical
+    form. Two loads of the same definition agree; editing comments or layout changes nothing."""
+    import hashlib
+
+    text = repr(([(p.name, str(p.type)) for p in model.params], model.body.graph.canonical()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def check_signature(path, saved, current) -> None:
     """Refuse a checkpoint whose model/optimizer signature differs from the current one."""
     a, b = _canon(saved), _canon(current)
@@ -163,4 +172,4 @@ def _short(x, n: int = 80) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
-__all__ = ["CheckpointError", "FORMAT", "FORMAT_NPZ", "atomic_write", "check_arrays", "check_signature", "load", "save"]
+__all__ = ["CheckpointError", "FORMAT", "FORMAT_NPZ", "atomic_write", "check_arrays", "model_hash", "check_signature", "load", "save"]
