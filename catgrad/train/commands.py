@@ -3,8 +3,12 @@
 
     catgrad train FILE.cat --model NAME --data iris|digits|wine|breast_cancer|PATH
                   --optimizer "adam(lr=1e-2)" --epochs N --batch N --seed N
-                  [--loss NAME] [--test-fraction F] [--label COLUMN] [--no-standardize]
+                  [--loss NAME|FILE.cat:NAME] [--test-fraction F] [--label COLUMN] [--no-standardize]
+                  [--val-fraction F] [--patience K] [--plot curves.png]
                   [--checkpoint PATH] [--checkpoint-every K] [--resume PATH] [--json] [--quiet]
+
+The checkpoint holds what ``catgrad predict`` and ``catgrad evaluate`` need: the model's
+source, the scaler fitted on the training rows, the class names and the parameters.
 
 Progress goes to stderr; the result goes to stdout (with ``--json`` the last stdout line is
 one JSON object with ``train_accuracy``, ``test_accuracy``, ``train_loss``, ``epochs`` and
@@ -240,7 +244,8 @@ def run_compile(args) -> int:
     if args.batch < 1:
         raise CatgradError(f"--batch must be >= 1, got {args.batch}")
     model = _load_model(args.file, args.model)
-    step = cg.compile(model, loss=loss_arg(args.loss, model)[0], optimizer=cg.optim.parse(args.optimizer))
+    optimizer = cg.optim.parse(args.optimizer)
+    step = cg.compile(model, loss=loss_arg(args.loss, model)[0], optimizer=optimizer)
     if args.emit == "program":
         text = str(optimize(lower(step.diagram))) + "\n"
     elif args.emit == "dot":
