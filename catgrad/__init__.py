@@ -27,6 +27,16 @@ from .train.predict import Trained, load_checkpoint
 
 __version__ = "0.1.0"
 
+
+def _repr_svg_(self):
+    """Jupyter shows a diagram (or a Para) as its drawing; None (the text repr) without Graphviz."""
+    from .draw import svg
+
+    return svg(self)
+
+
+Diagram._repr_svg_ = Para._repr_svg_ = _repr_svg_  # the drawing lives in the run layer, above core
+
 __all__ = [
     "Builder", "CatgradError", "Step", "TrainState", "compile", "loss", "optim", "schedule", "CatgradTypeError", "D", "DTYPES", "DType", "Diagram", "Graph", "Lens", "Ob",
     "Para", "ParaLens", "Param", "R", "ShapeError", "TensorType", "UnknownOpError", "Wire", "bit", "build",
