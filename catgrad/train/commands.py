@@ -139,9 +139,10 @@ def run(args) -> int:
                    batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test))
     if val is not None:
         summary["n_val"] = len(val)
-        if res.history:
-            summary["val_loss"] = res.history[-1].get("val_loss")
-            summary["val_accuracy"] = res.history[-1].get("val_accuracy")
+        if res.history:  # of the epoch whose parameters are returned (the best one, when stopped early)
+            rec = res.history[res.best_epoch - 1] if res.stopped_early else res.history[-1]
+            summary["val_loss"] = rec.get("val_loss")
+            summary["val_accuracy"] = rec.get("val_accuracy")
     if args.checkpoint:
         summary["checkpoint"] = args.checkpoint
     if args.plot:
