@@ -4,7 +4,7 @@ Each constructor takes the prediction's wire type ``B`` and returns a
 :class:`~catgrad.Para` with one parameter, ``label : B``, and body
 ``label x pred -> L``. Under R the loss becomes a parametric lens whose backward
 map, evaluated at a learning-rate value ``alpha``, returns ``alpha * dL/dpred``
-(MATH.md section 3).
+(docs/mathematics.md, section 3).
 
 - ``mse``: ``L = mean (pred - label)^2`` over every entry, as ``torch.nn.functional.mse_loss``;
   R: ``alpha * 2 (pred - label) / N`` for N entries.

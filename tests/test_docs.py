@@ -5,7 +5,8 @@ Fences by language:
 - ``python``: run top to bottom, one namespace per page; a block written as a doctest
   (``>>>`` prompts) must print what it shows.
 - ``console``: each ``$ command`` runs in a shell (``catgrad`` is this checkout); the lines
-  after it are its expected stdout (``...`` matches anything, whitespace is normalised).
+  after it are its expected stdout (``...`` matches anything, whitespace is normalised). A
+  command ending in ``# exits N`` must exit with status N, and its stderr counts as output.
 - ``cat``: the block must be a well-typed ``.cat`` file (``catgrad check``).
 - ``sh`` (installation commands), ``text`` and unlabelled fences (outputs, tables, layouts)
   are shown, not run.
@@ -27,7 +28,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), ROOT / "lang" / "REFERENCE.md"])
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 FENCE = re.compile(r"^```([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 RUN = ("python", "console", "cat")
 SHOWN = ("", "text", "sh")
@@ -83,10 +84,12 @@ def test_code_blocks_run_and_print_what_the_page_says(page, sandbox):
         elif lang == "console":
             for cmd, want in _commands(body):
                 ran += 1
+                status = re.search(r"#\s*exits (\d+)\s*$", cmd)  # an error shown on purpose: stderr counts
                 r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=env, cwd=tmp, timeout=300)
-                assert r.returncode == 0, f"{where(line)}: $ {cmd}\n{r.stderr}"
-                assert checker.check_output(want, r.stdout, FLAGS), (
-                    f"{where(line)}: $ {cmd}\nthe page says:\n{want}\nit printed:\n{r.stdout}")
+                assert r.returncode == (int(status.group(1)) if status else 0), f"{where(line)}: $ {cmd}\n{r.stderr}"
+                got = r.stdout + r.stderr if status else r.stdout
+                assert checker.check_output(want, got, FLAGS), (
+                    f"{where(line)}: $ {cmd}\nthe page says:\n{want}\nit printed:\n{got}")
         elif lang == "cat":
             ran += 1
             src = tmp / f"block_{line}.cat"

@@ -2,7 +2,7 @@
 
 The loop adds no learning of its own: every update is one call of the compiled step
 program ``step(state, x, y) -> (state', out)`` (``cg.compile``), which is the closed
-supervised step of MATH.md §3 -- optimizer, model, loss and learning rate as one
+supervised step of docs/mathematics.md, section 3 -- optimizer, model, loss and learning rate as one
 diagram. The loop only decides which examples go into each call, and in what order:
 
 * Epoch e visits the training rows in the order ``permutation_e`` drawn by
