@@ -529,6 +529,11 @@ class OptimizerLens:
         return ps
 
     def emit_put(self, ps: list, ss: list, grads: list):
+        us, new_s = self.emit_directions(ps, ss, grads)
+        return [p + u for p, u in zip(ps, us)], new_s
+
+    def emit_directions(self, ps: list, ss: list, grads: list):
+        """The put before the parameters move: ``(outgoing directions, new state list)``."""
         s = dict(zip(self.keys, ss))
         new_s = dict(s)
         us = list(grads)
@@ -551,11 +556,10 @@ class OptimizerLens:
                 new_s.update({f"{self.prefixes[m][at[m]]}.{f}": w for f, w in out.items()})
 
         self._walk(per_param, whole_model)
-        new_p = [p + u for p, u in zip(ps, us)]
         for k, w in new_s.items():
             if w.type != s[k].type:
                 raise CatgradTypeError(f"optimizer state {k}: the update has type {w.type}, expected {s[k].type}")
-        return new_p, [new_s[k] for k in self.keys]
+        return us, [new_s[k] for k in self.keys]
 
     @property
     def lens(self) -> Lens:
