@@ -2,7 +2,7 @@
 With ``g = -u``, ``t`` counting from 1 and ``beta2_t = 1 - t^decay`` (decay = -0.8):
 
 - matrices (rank >= 2, factored over the last two axes): row and column second moments
-  ``r' = r + (mean_cols(g^2) - r)(1 - beta2_t)``, ``c' = c + (mean_rows(g^2) - c)(1 - beta2_t)``,
+  ``r' = beta2_t r + (1 - beta2_t) mean_cols(g^2)``, ``c' = beta2_t c + (1 - beta2_t) mean_rows(g^2)``,
   ``vhat = r' c' / max(mean_rows(r'), eps1)``; vectors and scalars keep a full ``v'``;
 - ``upd = g / sqrt(max(vhat, eps1^2))``, ``rho = min(lr, 1 / sqrt(t))``,
   ``a = max(eps2, rms(p)) rho``, ``p_new = p (1 - lr wd) - a upd / max(1, rms(upd) / d)``.

@@ -285,6 +285,8 @@ class Stage(StageBase):
         where ``decoupled`` (``None`` if there is none) does not come from the gradient
         (decoupled weight decay). Wrappers that reshape a step, such as
         :func:`~catgrad.optim.cautious`, leave the decoupled part alone."""
+        if type(self).update is Stage.update:
+            raise NotImplementedError(f"the {self.kind} stage implements neither update nor update_parts")
         new, d = self.update(s, p, u)
         return new, d, None
 

@@ -34,38 +34,36 @@ class ClipValue(Stage):
         return {}, minimum(maximum(u, -c), c)
 
 
-def _clip_factor(h, norm):
-    from ..ops import minimum
-
-    return minimum(h["max_norm"] / (norm + h["eps"]), norm.const(1.0))
-
-
-class ClipNorm(WholeModelStage):
-    kind = "clip_norm"
+class _NormClip:
+    """``u min(1, max_norm / (norm + eps))``: shared by the global and per-tensor clips."""
 
     def __init__(self, max_norm=1.0, eps=1e-6):
-        if max_norm <= 0:
-            raise CatgradError(f"clip_norm needs a positive bound, got {max_norm}")
+        if isinstance(max_norm, (int, float)) and max_norm <= 0:
+            raise CatgradError(f"{self.kind} needs a positive bound, got {max_norm}")
         super().__init__(max_norm=max_norm, eps=eps)
+
+    @staticmethod
+    def clip(h, u, norm):
+        from ..ops import minimum
+
+        return u * minimum(h["max_norm"] / (norm + h["eps"]), norm.const(1.0))
+
+
+class ClipNorm(_NormClip, WholeModelStage):
+    kind = "clip_norm"
 
     def update(self, h, ss, ps, us):
         from ..ops import sqrt
 
-        total = sum(((u * u).sum() for u in us[1:]), (us[0] * us[0]).sum())
-        factor = _clip_factor(h, sqrt(total))
-        return [{} for _ in us], [u * factor for u in us]
+        total = sqrt(sum(((u * u).sum() for u in us[1:]), (us[0] * us[0]).sum()))
+        return [{} for _ in us], [self.clip(h, u, total) for u in us]
 
 
-class ClipNormPerTensor(Stage):
+class ClipNormPerTensor(_NormClip, Stage):
     kind = "clip_norm_per_tensor"
 
-    def __init__(self, max_norm=1.0, eps=1e-6):
-        if max_norm <= 0:
-            raise CatgradError(f"clip_norm_per_tensor needs a positive bound, got {max_norm}")
-        super().__init__(max_norm=max_norm, eps=eps)
-
     def update(self, s, p, u):
-        return {}, u * _clip_factor(s, norm(u))
+        return {}, self.clip(s, u, norm(u))
 
 
 class WeightDecay(Stage):
