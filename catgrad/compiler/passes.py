@@ -7,7 +7,8 @@ computing the same function.
   forward pass inside each put; CSE shares it again.
 - :func:`fold_constants`: evaluate, at compile time, every instruction whose inputs
   are all known (``constant`` boxes first), given a binding of the symbolic
-  dimensions; then simplify ``x + 0``, ``x * 1``, ``x - 0`` and identity
+  dimensions; a constant whose shape is still symbolic becomes a folded scalar and a
+  broadcast (so backends never build a tensor of unknown shape from nothing); then simplify ``x + 0``, ``x * 1``, ``x - 0`` and identity
   broadcasts/reshapes to ``x``.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.primitive import bind, lookup
 from ..core.types import resolve_shape
 from .program import Instr, Program
 
@@ -83,23 +85,30 @@ def fold_constants(p: Program, binding: dict | None = None) -> Program:
     consts = dict(p.consts)
     sub: dict = {}
     kept = []
+    types = list(p.types)
     for ins in p.instrs:
         args = tuple(sub.get(v, v) for v in ins.ins)
         op = ins.op
-        prim = op.prim
-        shapes = [_concrete(p.types[o], binding) for o in ins.outs]
-        if all(a in consts for a in args) and all(s is not None for s in shapes):
-            kwargs = op.kwargs
-            if prim.needs_shape:
-                kwargs["shape"], kwargs["dtype"] = shapes[0], op.cod[0].dtype
-            res = prim.kernel("numpy", op.dtype)(*(consts[a] for a in args), **kwargs)
+        if op.prim.kind == "constant" and _concrete(op.cod[0], binding) is None:
+            # a constant of symbolic shape: a folded scalar, broadcast when the shape is known
+            t = op.cod[0]
+            scalar = t.with_shape(())
+            c = len(types)
+            types.append(scalar)
+            consts[c] = np.asarray(op.kwargs["value"], dtype=t.dtype.numpy)
+            kept.append(Instr(_broadcast_op(scalar, t.shape), (c,), ins.outs))
+            continue
+        shapes = [_concrete(types[o], binding) for o in ins.outs]
+        if all(a in consts for a in args) and all(s is not None for s in shapes) \
+                and all(_concrete(types[a], binding) is not None for a in args):
+            res = bind(op, "numpy", binding)(*(consts[a] for a in args))
             res = res if len(ins.outs) > 1 else (res,)
             for o, r, t in zip(ins.outs, res, op.cod):
                 consts[o] = np.asarray(r, dtype=t.dtype.numpy)
             continue
         # algebraic identities that keep the type
         out_t = op.cod[0] if len(op.cod) == 1 else None
-        same = lambda a: p.types[a] == out_t  # noqa: E731
+        same = lambda a: types[a] == out_t  # noqa: E731
         if op.name in ("add", "sub") and len(args) == 2 and args[1] in consts and same(args[0]) \
                 and _is_fill(consts[args[1]], 0):
             sub[ins.outs[0]] = args[0]
@@ -120,10 +129,15 @@ def fold_constants(p: Program, binding: dict | None = None) -> Program:
             continue
         kept.append(Instr(op, args, ins.outs))
     q = p.copy()
+    q.types = types
     q.instrs = kept
     q.outputs = [sub.get(v, v) for v in p.outputs]
     q.consts = consts
     return dce(q)
+
+
+def _broadcast_op(t, shape):
+    return lookup("broadcast").op([t], shape=shape)
 
 
 def optimize(p: Program, binding: dict | None = None) -> Program:
