@@ -282,3 +282,55 @@ def test_cautious_adamw_decays_every_coordinate():
     for k in params:
         np.testing.assert_allclose(drv.params[k], ref[k], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(drv.state[f"{k}/cautious.adamw.m"], st[k][0], rtol=1e-12, atol=1e-300)
+
+
+# -- mixing the two kinds of stage ----------------------------------------------------------
+
+
+def test_per_parameter_stages_around_a_whole_model_stage():
+    a, b = np.array([3.0, 0.0]), np.array([0.0, 4.0])
+    got = directions(O.scale(2.0) >> O.clip_norm(1.0) >> O.scale(3.0), [a, b])
+    ref = torch_clipped([2 * a, 2 * b], 1.0)
+    for x, y in zip(got, ref):
+        np.testing.assert_allclose(x, 3 * y, rtol=1e-15)
+
+
+class Shift(O.WholeModelStage):
+    """A test-only whole-model stage with a get: every point moves by ``c p / ||p||``
+    (``||p||`` over all wires), the shape of SAM's perturbation."""
+
+    kind = "shift"
+
+    def __init__(self, c=0.5):
+        super().__init__(c=c)
+
+    def get(self, h, ss, ps):
+        total = cg.ops.sqrt(sum(((p * p).sum() for p in ps[1:]), (ps[0] * ps[0]).sum()))
+        return [p + h["c"] * p / total for p in ps]
+
+    def update(self, h, ss, ps, us):
+        return [{} for _ in us], us
+
+
+def test_whole_model_get_moves_every_point():
+    a, b = np.array([3.0, 0.0]), np.array([0.0, 4.0])
+    L = (O.sgd(1.0) >> Shift(0.5)).lens([("a", cg.f64[2]), ("b", cg.f64[2])])
+    got = cg.evaluate(L.lens.get, a, b, *L.init([a, b]).values())
+    np.testing.assert_allclose(got[0], a * 1.1, rtol=1e-15)
+    np.testing.assert_allclose(got[1], b * 1.1, rtol=1e-15)
+
+
+class Crossed(O.Optimizer):
+    """A recipe putting two whole-model stages in opposite orders on two wires."""
+
+    def resolve(self, params):
+        from catgrad.optim.base import Group
+
+        g1, g2 = Group(O.clip_norm(1.0), [0, 1]), Group(O.clip_norm(2.0), [0, 1])
+        return [[g1, g2], [g2, g1]]
+
+
+def test_whole_model_stages_in_crossed_orders_are_refused():
+    L = Crossed().lens([("a", cg.f64[2]), ("b", cg.f64[2])])
+    with pytest.raises(cg.CatgradError, match="wait for each other"):
+        L.lens.put

@@ -27,9 +27,8 @@ class NovoGrad(Stage):
         first = ops.eq(s["t"], s["t"].const(0.0))
         v = ops.where(first, n, ema(s["v"], n, s["b2"]))
         scaled = g / (ops.sqrt(v) + s["eps"])
-        if self.grad_averaging:
-            scaled = (1.0 - s["b1"]) * scaled
-        m = s["b1"] * s["m"] + scaled + s["weight_decay"] * p
+        b1 = s["b1"]
+        m = (ema(s["m"], scaled, b1) if self.grad_averaging else b1 * s["m"] + scaled) + s["weight_decay"] * p
         return {"m": m, "v": v, "t": s["t"] + 1.0}, -(s["lr"] * m)
 
 
