@@ -108,6 +108,8 @@ def test_whole_model_bad_input():
         O.cautious(O.clip_norm(1.0) >> O.adam()).lens([("W", cg.f64[2])])
     with pytest.raises(cg.CatgradTypeError, match="lamb optimizer needs float"):
         O.lamb().lens([("W", cg.bit[2])])
+    with pytest.raises(cg.CatgradError, match="names must be distinct.*'W'"):
+        O.clip_norm(1.0).lens([("W", cg.f64[2]), ("W", cg.f64[2])])
 
 
 def test_compiled_step_with_global_clipping_equals_torch():

@@ -233,9 +233,6 @@ class StageBase(Optimizer):
         if not t.dtype.is_float:
             raise CatgradTypeError(f"the {self.kind} optimizer needs float parameters, got {t}")
 
-    def is_hyper(self, field: str) -> bool:
-        return field in self.hypers or field.split(".", 1)[0] in self.schedules
-
     def bind(self, s: dict) -> dict:
         """``s`` with each schedule-valued hyperparameter replaced by its current output."""
         out = dict(s)
@@ -434,6 +431,9 @@ class OptimizerLens:
             name, t = (p.name, p.type) if isinstance(p, Param) else p
             self.names.append(name)
             self.types.append(t)
+        twice = sorted({n for n in self.names if self.names.count(n) > 1})
+        if twice:
+            raise CatgradError(f"parameter names must be distinct (they key the optimizer state), got {twice} twice")
         self.stages = opt.resolve(list(enumerate(self.names)))
         self.prefixes = [[f"{name}/{k}" for k in _number(st)] for name, st in zip(self.names, self.stages)]
         # fields[i][j]: (field, full key) of stage j on parameter i
@@ -442,8 +442,10 @@ class OptimizerLens:
             fl, sl = [], []
             for st, pre in zip(sts, pres):
                 if isinstance(st, Group):
-                    self._check_group(st)
-                    mine = st.stage.all_slots(t) if st.members[0] == i else st.stage.slots(t)
+                    lead = st.members[0] == i
+                    if lead:
+                        self._check_group(st)
+                    mine = st.stage.all_slots(t) if lead else st.stage.slots(t)
                 else:
                     st.check(t)
                     mine = st.all_slots(t)
@@ -452,8 +454,6 @@ class OptimizerLens:
             self.fields.append(fl)
             self.slots.append(sl)
         self.keys = [sl.field for sls in self.slots for sl in sls]
-        if len(set(self.keys)) != len(self.keys):
-            raise CatgradError(f"two parameters share a name: {self.names}")
         self.state_types = [sl.type for sls in self.slots for sl in sls]
         self.opt = opt
         self._lens = None
@@ -510,8 +510,9 @@ class OptimizerLens:
     def _split(self, g: Group, s: dict, at: dict):
         """(hyperparameter wires, per-member state dicts) of a whole-model stage."""
         lead = g.members[0]
-        h = {f: w for f, w in self._local(s, lead, at[lead]).items() if g.stage.is_hyper(f)}
-        ss = [{f: w for f, w in self._local(s, m, at[m]).items() if not g.stage.is_hyper(f)} for m in g.members]
+        hyper = {sl.field for sl in g.stage.hyper_slots(self.types[lead])}
+        h = {f: w for f, w in self._local(s, lead, at[lead]).items() if f in hyper}
+        ss = [{f: w for f, w in self._local(s, m, at[m]).items() if f not in hyper} for m in g.members]
         return h, ss
 
     def emit_get(self, ps: list, ss: list) -> list:
