@@ -64,4 +64,29 @@ def value_names(prog: Program, input_names=None) -> dict:
     return names
 
 
-__all__ = ["prepare", "as_program", "value_names"]
+def implicit_broadcasts(prog: Program) -> set:
+    """Indices of broadcast instructions whose every reader is an elementwise op that
+    also reads a full-shape operand: numpy's and torch's own broadcasting in those
+    readers does the work, so a backend may pass the unbroadcast value instead."""
+    readers: dict = {}
+    for ins in prog.instrs:
+        for v in ins.ins:
+            readers.setdefault(v, []).append(ins)
+    outputs = set(prog.outputs)
+    bcast = {i.outs[0] for i in prog.instrs if i.op.name == "broadcast"}
+    out = set()
+    for j, ins in enumerate(prog.instrs):
+        if ins.op.name != "broadcast" or ins.outs[0] in outputs:
+            continue
+        full = prog.types[ins.outs[0]]
+        rs = readers.get(ins.outs[0], [])
+        if rs and all(
+            r.op.prim.elementwise and r.op.cod[0].shape == full.shape
+            and any(v not in bcast and prog.types[v].shape == full.shape for v in r.ins)
+            for r in rs
+        ):
+            out.add(j)
+    return out
+
+
+__all__ = ["prepare", "as_program", "value_names", "implicit_broadcasts"]

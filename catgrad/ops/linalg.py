@@ -286,7 +286,7 @@ broadcast = declare(
     torch=lambda x, shape: torch.broadcast_to(x, shape),
     rd=_broadcast_rd,
     needs=("shape",), kind="data_movement",
-    samples=lambda: [Sample(Ob(f64[3]), {"shape": (2, 3)}), Sample(Ob(f32[()]), {"shape": ("B", 2)}),
+    samples=lambda: [Sample(Ob(f64[3]), {"shape": (2, 3)}), Sample(Ob(f32["B", 1]), {"shape": ("B", 3)}), Sample(Ob(f32[()]), {"shape": (2, 2)}),
                      Sample(Ob(f64[2, 1, 3]), {"shape": (4, 2, 5, 3)}), Sample(Ob(bit[1]), {"shape": (3,)})],
     doc="numpy-style broadcast to a shape (new leading axes, stretched size-1 axes). R: sum back.",
 )
