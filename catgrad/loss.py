@@ -64,7 +64,9 @@ def _make(name: str, t: TensorType, body, reduction: str | None = "sum", float_o
     if reduction is not None and reduction not in REDUCTIONS:
         raise CatgradError(f"unknown reduction {reduction!r}{did_you_mean(str(reduction), REDUCTIONS)}; use 'sum' or 'mean'")
     d = build(Ob(t, t), lambda b, ins: [body(*ins)])
-    return Para([Param("label", t, zeros())], d)
+    para = Para([Param("label", t, zeros())], d)
+    para.reduction = reduction  # how data-parallel training combines the processes' gradients
+    return para
 
 
 def _constructor(fn):

@@ -134,20 +134,38 @@ def gradient_transform_diagram(transform, P: Ob) -> Diagram:
     raise CatgradError(f"a gradient transform is a diagram P x P' -> P' or a stateless optimizer, got {transform!r}")
 
 
-def step_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram, gradient_transform=None) -> Diagram:
+def step_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram, gradient_transform=None,
+                 world_size: int | None = None) -> Diagram:
     """The closed supervised step (see the module docstring): the gradient, then the
-    optional ``gradient_transform``, then the optimizer's put, as one diagram."""
+    optional ``gradient_transform``, then the optimizer's put, as one diagram.
+
+    ``world_size`` (data-parallel training over that many processes, each fed its
+    shard of the global batch) all-reduces the gradient and the loss first, so every
+    process gets those of the global batch: ``all_reduce`` (the mean over processes)
+    for a mean-reduced loss, ``world_size * all_reduce`` for a summed one (the loss's
+    ``reduction``; a loss without one counts as summed)."""
     n, k = len(model.P), len(opt.S)
     grad = gradient_diagram(model, loss, opt, lr_put)
     T = None if gradient_transform is None else gradient_transform_diagram(gradient_transform, model.P)
+    if world_size is not None and (isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1):
+        raise CatgradError(f"world_size must be a positive number of processes, got {world_size!r}")
+    factor = float(world_size) if getattr(loss, "reduction", "sum") == "sum" and world_size else 1.0
+
+    def global_(w):
+        from .ops import all_reduce
+
+        r = all_reduce(w)
+        return r if factor == 1.0 else factor * r
 
     def body(b: Builder, ins):
         ps, ss = ins[:n], ins[n : n + k]
         outs = b.call(grad, ins)
-        dp, rest = outs[:n], outs[n:]
+        dp, ls, pred = outs[:n], outs[n:-1], outs[-1:]
+        if world_size is not None:
+            dp, ls = [global_(d) for d in dp], [global_(x) for x in ls]
         if T is not None:
             dp = b.call(T, ps + dp)
-        return b.call(opt.lens.put, ps + ss + dp) + rest
+        return b.call(opt.lens.put, ps + ss + dp) + ls + pred
 
     return build(grad.dom, body)
 

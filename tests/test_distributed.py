@@ -1,0 +1,78 @@
+"""Data-parallel training on torch.distributed: 2 gloo processes on localhost, each fed
+half of every global batch, end with the parameters (and losses) of 1 process fed the
+whole batch (float64, 20 steps, <= 1e-10 relative), for a mean-reduced loss with
+momentum and a summed loss with global-norm clipping and Adam."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import catgrad as cg
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+dist = pytest.importorskip("torch.distributed")
+if not dist.is_available() or not dist.is_gloo_available():
+    pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
+
+import dp_worker  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_ranks(out: Path, world=2, timeout=240):
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(world),
+           "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, str(HERE / "dp_worker.py"), str(out)],
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(world)]
+    logs = []
+    try:
+        for p in procs:
+            logs.append(p.communicate(timeout=timeout)[0].decode(errors="replace"))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log[-3000:]
+
+
+def test_two_gloo_processes_equal_one_process(tmp_path):
+    out = tmp_path / "dp.npz"
+    run_ranks(out)
+    got = np.load(out)
+    for name in dp_worker.CASES:
+        params, losses = dp_worker.train(name)  # one process, the whole batch
+        for k, v in params.items():
+            np.testing.assert_allclose(got[f"{name}/{k}"], v, rtol=1e-10, atol=1e-12, err_msg=f"{name}: {k}")
+        np.testing.assert_allclose(got[f"{name}/#loss"], losses, rtol=1e-10, err_msg=f"{name}: losses")
+        init = cg.compile(dp_worker.mlp(), loss="mse").init(seed=1).params
+        assert max(np.max(np.abs(v - init[k])) for k, v in params.items()) > 1e-2  # training moved them
+
+
+def test_distributed_needs_a_process_group_and_the_torch_backend():
+    with pytest.raises(cg.CatgradError, match="init_process_group.*torchrun"):
+        cg.compile(dp_worker.mlp(), loss="mse", backend="torch", distributed=True)
+    with pytest.raises(cg.CatgradError, match="torch backend"):
+        cg.compile(dp_worker.mlp(), loss="mse", distributed=True)
+
+
+def test_all_reduce_is_its_own_reverse_derivative():
+    f = cg.ops.all_reduce(cg.f64[3])
+    rf = cg.R(f)
+    assert "%2: f64[3] = all_reduce(%1)" in str(rf) and str(rf).count("=") == 1  # R[all_reduce](x, d) = all_reduce(d)
+    x, d = np.arange(3.0), np.array([1.0, -2.0, 0.5])
+    np.testing.assert_array_equal(cg.evaluate(f, x)[0], x)  # one process: the identity
+    np.testing.assert_array_equal(cg.evaluate(rf, x, d)[0], d)
