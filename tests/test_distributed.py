@@ -3,6 +3,7 @@ half of every global batch, end with the parameters (and losses) of 1 process fe
 whole batch (float64, 20 steps, <= 1e-10 relative), for a mean-reduced loss with
 momentum and a summed loss with global-norm clipping and Adam."""
 
+import json
 import os
 import socket
 import subprocess
@@ -76,3 +77,52 @@ def test_all_reduce_is_its_own_reverse_derivative():
     x, d = np.arange(3.0), np.array([1.0, -2.0, 0.5])
     np.testing.assert_array_equal(cg.evaluate(f, x)[0], x)  # one process: the identity
     np.testing.assert_array_equal(cg.evaluate(rf, x, d)[0], d)
+
+
+# -- the command line under torchrun --------------------------------------------------------
+
+IRIS = str(HERE.parent / "examples" / "iris.cat")
+TRAIN = ["-m", "catgrad", "train", IRIS, "--model", "mlp", "--data", "iris", "--batch", "16", "--quiet", "--json",
+         "--optimizer", "clip_norm(1.0) >> adam(lr=0.01)", "--distributed"]
+
+
+def torchrun(nproc: int, *extra, timeout=240):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
+           f"--master_port={free_port()}", *TRAIN, *extra]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, r.stdout  # rank 0 alone prints
+    return json.loads(lines[0])
+
+
+def test_torchrun_two_processes_equal_one_and_resume(tmp_path):
+    one = torchrun(1, "--epochs", "3", "--checkpoint", str(tmp_path / "one.npz"))
+    two = torchrun(2, "--epochs", "3", "--checkpoint", str(tmp_path / "two.npz"))
+    for k in ("train_loss", "train_accuracy", "test_accuracy"):
+        assert two[k] == pytest.approx(one[k], rel=1e-5), k
+    a, b = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    for k in a.files:
+        if k.startswith("param/"):
+            np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6)  # f32 model
+    # stop after 1 epoch, resume under torchrun to 3: the same as 3 straight
+    torchrun(2, "--epochs", "1", "--checkpoint", str(tmp_path / "part.npz"))
+    torchrun(2, "--epochs", "3", "--checkpoint", str(tmp_path / "part.npz"), "--resume", str(tmp_path / "part.npz"))
+    c = np.load(tmp_path / "part.npz")
+    for k in b.files:
+        if k.startswith(("param/", "opt/")):
+            np.testing.assert_array_equal(c[k], b[k])
+
+
+def test_cli_distributed_bad_input(tmp_path):
+    base = [sys.executable, *TRAIN]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])
+    r = subprocess.run(base, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "torchrun --nproc_per_node=N -m catgrad train" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    env.update(RANK="0", WORLD_SIZE="3", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    r = subprocess.run(base, env=env, capture_output=True, text=True, timeout=120)  # 16 rows per batch, 3 processes
+    assert r.returncode == 1 and "--batch 16 does not divide by the 3 processes" in r.stderr, r.stderr

@@ -192,7 +192,9 @@ def compile(model, loss="mse", optimizer: Optimizer | None = None, backend: str 
     names = [f"p_{n}" for n in model.names] + [f"s_{k}" for k in opt.keys] + ["x", "y"]
     run = factory(prepare(d), input_names=names, **backend_options)
     predict_run = factory(prepare(model.body), input_names=names[: len(model.names)] + ["x"], **backend_options)
-    return Step(model, loss_para, optimizer, opt, d, run, predict_run, backend)
+    step = Step(model, loss_para, optimizer, opt, d, run, predict_run, backend)
+    step.world_size = world  # None: one process; else each call takes this process's shard of the batch
+    return step
 
 
 __all__ = ["compile", "Step", "StepOutput"]

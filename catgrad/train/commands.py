@@ -5,6 +5,12 @@
                   --optimizer "adam(lr=1e-2)" --epochs N --batch N --seed N
                   [--loss NAME] [--test-fraction F] [--label COLUMN] [--no-standardize]
                   [--checkpoint PATH] [--checkpoint-every K] [--resume PATH] [--json] [--quiet]
+                  [--distributed [--dist-timeout SECONDS]]
+
+Data-parallel training: ``torchrun --nproc_per_node=N -m catgrad train ... --distributed``.
+Every process reads its shard of each global batch (``--batch``, split evenly; a last
+batch that does not fill it is dropped, so the run does not depend on N), gradients and
+loss are all-reduced inside the step, rank 0 alone writes checkpoints and prints.
 
 Progress goes to stderr; the result goes to stdout (with ``--json`` the last stdout line is
 one JSON object with ``train_accuracy``, ``test_accuracy``, ``train_loss``, ``epochs`` and
@@ -46,6 +52,10 @@ def register(subparsers) -> None:
     p.add_argument("--resume", default=None, metavar="PATH", help="continue the run saved in this checkpoint")
     p.add_argument("--json", action="store_true", help="print the result as a JSON object (last stdout line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over torch.distributed; launch with torchrun --nproc_per_node=N -m catgrad train ...")
+    p.add_argument("--dist-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="with --distributed: how long a process waits for the others before giving up (default 120)")
     p.set_defaults(run=run)
 
 
@@ -95,17 +105,58 @@ def run(args) -> int:
     _check_model(model, train, args)
     if batched and model.cod[0].dtype.is_float:  # per-example mean, so --batch does not rescale the learning rate
         loss = loss(reduction="mean")
-    step = cg.compile(model, loss=loss, optimizer=optimizer, backend="numpy")
+    group = _init_distributed(args, batched) if args.distributed else None
+    rank = group[0] if group else 0
+    if not group:
+        return _train(args, cg.compile(model, loss=loss, optimizer=optimizer), train, test, loss_name, rank, fit)
+    import torch.distributed as dist
 
+    try:
+        step = cg.compile(model, loss=loss, optimizer=optimizer, backend="torch", distributed=True)
+        return _train(args, step, train, test, loss_name, rank, fit)
+    except dist.DistError as e:  # a peer died or stalled: say so, keep the last checkpoint
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        kept = f"; the last checkpoint {args.checkpoint} is kept" if args.checkpoint else ""
+        raise CatgradError(f"rank {rank}: another process of the distributed run failed or did not answer within "
+                           f"{args.dist_timeout:g} s ({first[:200]}){kept}") from None
+    finally:
+        dist.destroy_process_group()
+
+
+def _init_distributed(args, batched: bool):
+    """Join torchrun's process group (gloo); ``(rank, world size)``."""
+    missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+    if missing:
+        raise CatgradError(f"--distributed needs torchrun's environment ({', '.join(missing)} not set): launch with "
+                           f"`torchrun --nproc_per_node=N -m catgrad train ... --distributed`")
+    world = int(os.environ["WORLD_SIZE"])
+    if not batched:
+        raise CatgradError("--distributed splits batches across processes: the model needs a batch axis (f[B, d])")
+    if args.batch % world:
+        raise CatgradError(f"--batch {args.batch} does not divide by the {world} processes: the global batch is split "
+                           f"evenly, so use a multiple of {world}")
+    if args.dist_timeout <= 0:
+        raise CatgradError(f"--dist-timeout must be > 0, got {args.dist_timeout}")
+    import datetime
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=args.dist_timeout))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _train(args, step, train, test, loss_name, rank, fit) -> int:
     def log(rec):
-        if not args.quiet:
+        if not args.quiet and rank == 0:
             acc = rec.get("train_accuracy_running")
             print(f"epoch {rec['epoch']}: loss {rec['train_loss']:.6g}" + (f", running accuracy {acc:.4f}" if acc is not None else ""),
                   file=sys.stderr)
 
     res = fit(step, train, test=test, epochs=args.epochs, batch_size=args.batch, seed=args.seed,
               checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-              progress=not args.quiet and sys.stderr.isatty(), log=log)
+              progress=not args.quiet and sys.stderr.isatty() and rank == 0, log=log)
+    if rank != 0:
+        return 0
     summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer, loss=loss_name,
                    batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test))
     if args.checkpoint:
