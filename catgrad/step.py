@@ -151,18 +151,20 @@ def step_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram, g
         raise CatgradError(f"world_size must be a positive number of processes, got {world_size!r}")
     factor = float(world_size) if getattr(loss, "reduction", "sum") == "sum" and world_size else 1.0
 
-    def global_(w):
+    def global_(ws):  # one collective for the gradient and the loss together
         from .ops import all_reduce
 
-        r = all_reduce(w)
-        return r if factor == 1.0 else factor * r
+        rs = all_reduce(*ws)
+        rs = list(rs) if isinstance(rs, tuple) else [rs]
+        return rs if factor == 1.0 else [factor * r for r in rs]
 
     def body(b: Builder, ins):
         ps, ss = ins[:n], ins[n : n + k]
         outs = b.call(grad, ins)
         dp, ls, pred = outs[:n], outs[n:-1], outs[-1:]
         if world_size is not None:
-            dp, ls = [global_(d) for d in dp], [global_(x) for x in ls]
+            both = global_(dp + ls)
+            dp, ls = both[:n], both[n:]
         if T is not None:
             dp = b.call(T, ps + dp)
         return b.call(opt.lens.put, ps + ss + dp) + ls + pred
