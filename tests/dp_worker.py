@@ -36,7 +36,10 @@ def train(name, rank=0, world=1, distributed=False):
     state = step.init(seed=1)
     share = BATCH // world
     losses = []
-    for x, y in batches():
+    die_at = int(os.environ.get("DP_DIE_AT", -1)) if rank == 1 else -1  # the failure test kills rank 1 here
+    for i, (x, y) in enumerate(batches()):
+        if i == die_at:
+            os._exit(3)
         state, out = step(state, x[rank * share:(rank + 1) * share], y[rank * share:(rank + 1) * share])
         losses.append(out.loss)
     return {k: to_host(v) for k, v in state.params.items()}, np.array(losses)
@@ -45,7 +48,7 @@ def train(name, rank=0, world=1, distributed=False):
 def main(out):
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=int(os.environ.get("DP_TIMEOUT", 60))))
     rank, world = dist.get_rank(), dist.get_world_size()
     result = {}
     for name in CASES:
