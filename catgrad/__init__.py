@@ -26,6 +26,15 @@ from .train import fit
 
 __version__ = "0.1.0"
 
+
+def to_torch(model, state, device="cpu", name: str = "model"):
+    """``model`` with the parameters of ``state`` as a ``torch.nn.Module`` (see
+    :func:`catgrad.compiler.torch_export.to_torch`); imports torch on first use."""
+    from .compiler.torch_export import to_torch as _to_torch
+
+    return _to_torch(model, state, device=device, name=name)
+
+
 __all__ = [
     "Builder", "CatgradError", "Step", "TrainState", "compile", "loss", "optim", "schedule", "CatgradTypeError", "D", "DTYPES", "DType", "Diagram", "Graph", "Lens", "Ob",
     "Para", "ParaLens", "Param", "R", "ShapeError", "TensorType", "UnknownOpError", "Wire", "bit", "build",
@@ -34,4 +43,4 @@ __all__ = [
 ]
 __all__ += ["Learn", "Learner", "learner", "poly"]
 __all__ += ["load", "loads"]
-__all__ += ["data", "fit", "train"]
+__all__ += ["data", "fit", "train", "to_torch"]

@@ -168,3 +168,23 @@ def test_cli_distributed_bad_input(tmp_path):
     env.update(RANK="0", WORLD_SIZE="3", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     r = subprocess.run(base, env=env, capture_output=True, text=True, timeout=120)  # 16 rows per batch, 3 processes
     assert r.returncode == 1 and "--batch 16 does not divide by the 3 processes" in r.stderr, r.stderr
+
+
+def test_multi_output_all_reduce_in_a_compiled_torch_step():
+    """The torch backend schedules readers of every output of a multi-output op after it
+    (regression: only the first output had a depth, so later ones were read too early)."""
+    plain = cg.compile(dp_worker.mlp(), loss="mse")
+    from catgrad.compiler.torch_backend import compile_torch
+    from catgrad.step import lr_put, step_diagram
+
+    model = dp_worker.mlp()
+    loss = cg.loss.mse(model.cod[0])
+    opt = cg.optim.sgd(0.01).lens(model.params)
+    d = step_diagram(model, loss, opt, lr_put(None, loss.cod), world_size=2)  # all_reduce of 5 wires
+    run = compile_torch(d)
+    state = plain.init(0)
+    x, y = np.ones((3, 4)), np.zeros((3, 3))
+    got = run(*state.params.values(), *state.opt_state.values(), x, y)
+    want = cg.evaluate(d, *state.params.values(), *state.opt_state.values(), x, y)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-12, atol=1e-14)
