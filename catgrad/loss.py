@@ -87,7 +87,9 @@ def _make(name: str, t: TensorType, body, reduction: str | None = "mean", float_
     if reduction is not None and reduction not in REDUCTIONS:
         raise _bad_reduction(reduction)
     d = build(Ob(t, t), lambda b, ins: [body(*ins)])
-    return Para([Param("label", t, zeros())], d)
+    para = Para([Param("label", t, zeros())], d)
+    para.reduction = reduction  # how data-parallel training combines the processes' gradients
+    return para
 
 
 def _constructor(fn):

@@ -6,6 +6,12 @@
                   [--loss NAME|FILE.cat:NAME] [--test-fraction F] [--label COLUMN] [--no-standardize]
                   [--val-fraction F] [--patience K] [--plot curves.png]
                   [--checkpoint PATH] [--checkpoint-every K] [--resume PATH] [--json] [--quiet]
+                  [--distributed [--dist-timeout SECONDS]]
+
+Data-parallel training: ``torchrun --nproc_per_node=N -m catgrad train ... --distributed``.
+Every process reads its shard of each global batch (``--batch``, split evenly; a last
+batch that does not fill it is dropped, so the run does not depend on N), gradients and
+loss are all-reduced inside the step, rank 0 alone writes checkpoints and prints.
 
 The checkpoint holds what ``catgrad predict`` and ``catgrad evaluate`` need: the model's
 source, the scaler fitted on the training rows, the class names and the parameters.
@@ -59,6 +65,12 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the result as a JSON object (last stdout line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _backend_args(p)
+    p.set_defaults(backend=None)  # numpy, or torch with --distributed
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over torch.distributed (torch backend); launch with "
+                        "torchrun --nproc_per_node=N -m catgrad train ...")
+    p.add_argument("--dist-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="with --distributed: how long a process waits for the others before giving up (default 120)")
     p.set_defaults(run=run)
 
 
@@ -139,6 +151,10 @@ def run(args) -> int:
     from .loop import fit
 
     _check_args(args)
+    if args.backend is None:
+        args.backend = "torch" if args.distributed else "numpy"
+    elif args.distributed and args.backend != "torch":
+        raise CatgradError(f"--distributed runs on the torch backend, not --backend {args.backend}")
     options = _backend_options(args)
     if args.plot:
         from ..plot import check_output
@@ -161,12 +177,60 @@ def run(args) -> int:
         args.batch = 32 if batched else 1
     _check_model(model, train, args)
     _check_sizes(model, args.batch)
-    step = cg.compile(model, loss=loss, optimizer=optimizer, backend=args.backend, **options)
     with open(args.file, encoding="utf-8") as fh:
         source = {"name": args.model, "path": os.fspath(args.file), "text": fh.read()}
+    extra = {"val": val, "pre": pre, "source": source}
+    group = _init_distributed(args, batched, options) if args.distributed else None
+    rank = group[0] if group else 0
+    if not group:
+        step = cg.compile(model, loss=loss, optimizer=optimizer, backend=args.backend, **options)
+        return _train(args, step, train, test, loss_name, rank, fit, **extra)
+    import torch.distributed as dist
 
+    try:
+        step = cg.compile(model, loss=loss, optimizer=optimizer, backend="torch", distributed=True, **options)
+        return _train(args, step, train, test, loss_name, rank, fit, **extra)
+    except dist.DistError as e:  # a peer died or stalled: say so, keep the last checkpoint
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        kept = f"; the last checkpoint {args.checkpoint} is kept" if args.checkpoint else ""
+        raise CatgradError(f"rank {rank}: another process of the distributed run failed or did not answer within "
+                           f"{args.dist_timeout:g} s ({first[:200]}){kept}") from None
+    finally:
+        dist.destroy_process_group()
+
+
+def _init_distributed(args, batched: bool, options: dict):
+    """Join torchrun's process group (gloo); ``(rank, world size)``."""
+    missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+    if missing:
+        raise CatgradError(f"--distributed needs torchrun's environment ({', '.join(missing)} not set): launch with "
+                           f"`torchrun --nproc_per_node=N -m catgrad train ... --distributed`")
+    world = int(os.environ["WORLD_SIZE"])
+    if not batched:
+        raise CatgradError("--distributed splits batches across processes: the model needs a batch axis (f[B, d])")
+    if args.batch % world:
+        raise CatgradError(f"--batch {args.batch} does not divide by the {world} processes: the global batch is split "
+                           f"evenly, so use a multiple of {world}")
+    if args.dist_timeout <= 0:
+        raise CatgradError(f"--dist-timeout must be > 0, got {args.dist_timeout}")
+    import datetime
+
+    import torch.distributed as dist
+
+    cuda = options["device"].startswith("cuda")
+    if cuda:  # one device per process: NCCL
+        import torch
+
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+        options["device"] = device
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=args.dist_timeout))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _train(args, step, train, test, loss_name, rank, fit, val=None, pre=None, source=None) -> int:
     def log(rec):
-        if not args.quiet:
+        if not args.quiet and rank == 0:
             acc, vl, va = rec.get("train_accuracy_running"), rec.get("val_loss"), rec.get("val_accuracy")
             print(f"epoch {rec['epoch']}: loss {rec['train_loss']:.6g}"
                   + (f", running accuracy {acc:.4f}" if acc is not None else "")
@@ -175,11 +239,13 @@ def run(args) -> int:
 
     res = fit(step, train, test=test, validation=val, patience=args.patience, epochs=args.epochs,
               batch_size=args.batch, seed=args.seed, checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-              resume=args.resume, progress=not args.quiet and sys.stderr.isatty(), log=log,
+              resume=args.resume, progress=not args.quiet and sys.stderr.isatty() and rank == 0, log=log,
               preprocessing=pre, source=source, force=args.force, protect=_inputs(args),
               run_info={"loss": loss_name, "standardize": bool(args.standardize),
                         "test_fraction": float(args.test_fraction), "label": args.label,
                         "val_fraction": args.val_fraction})
+    if rank != 0:
+        return 0
     summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer, loss=loss_name,
                    batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test), backend=args.backend)
     if val is not None:

@@ -13,6 +13,12 @@ diagram. The loop only decides which examples go into each call, and in what ord
 * A model whose input type has no batch axis (``f64[d]``) is trained per example
   (``batch`` must be 1); one with a symbolic leading axis (``f64["B", d]``) takes batches.
 
+Data-parallel (a step compiled with ``distributed=True``, one process per rank): every
+process visits the same order and takes its equal share of each global batch (``batch``
+must divide by the number of processes; a last batch that does not fill it is dropped, so
+the run does not depend on how many processes share it); the step all-reduces gradients
+and loss, the correct count is summed over processes, and rank 0 alone writes checkpoints.
+
 Metrics: the training loss of an epoch is the batch-size-weighted mean of the loss the
 step reports for each batch (with a per-example or mean-reduced loss, the mean loss per
 example); accuracy compares ``argmax`` of the prediction with ``argmax`` of the one-hot
@@ -348,6 +354,12 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
                                ((train, "train"), (test, "test"), (validation, "validation")))
     if len(train) == 0:
         raise CatgradError(f"{train.name}: no training examples")
+    rank, world = _process_group(step)
+    if world is not None:
+        if batch_size % world:
+            raise CatgradError(f"the global batch of {batch_size} does not divide by the {world} processes; "
+                               f"use a multiple of {world}")
+        drop_last = True  # equal shards of full batches: the run does not depend on the number of processes
     lay.check(train, batch_size)
     for other in (test, validation):
         if other is not None and len(other):
@@ -406,7 +418,7 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
     saved = [False]  # whether this run has written its checkpoint (the "last good" one)
 
     def save(epoch, batch, at=None):
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:  # one writer; every rank holds the same state
             meta = _loop_meta(seed, batch_size, drop_last or lay.fixed_batch is not None, train, epoch, batch, sums)
             meta["loop"]["run"] = run_info
             save_checkpoint(checkpoint, step, state if at is None else at, meta, preprocessing, source,
@@ -436,7 +448,11 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
                     result.stopped_early = True
                     return _finish(result, step, state, train, test, sums, epoch)
                 rows = order[b * batch_size : (b + 1) * batch_size]
-                if lay.batched:
+                if world is not None:  # this process's shard of the global batch
+                    share = batch_size // world
+                    mine = rows[rank * share : (rank + 1) * share]
+                    xb, yb = X[mine], Y[mine]
+                elif lay.batched:
                     xb, yb = X[rows], Y[rows]
                 else:
                     xb, yb = X[rows[0]], Y[rows[0]]
@@ -452,8 +468,8 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
                 done += 1
                 sums[0] += loss * len(rows)
                 sums[2] += len(rows)
-                if classify:
-                    sums[1] += _correct(out.pred, yb)
+                if classify:  # the step's loss is already the global batch's; the correct count is summed here
+                    sums[1] += _correct(out.pred, yb) if world is None else _sum_over_processes(_correct(out.pred, yb))
                 if bar is not None:
                     bar.update(1)
                     if done % 50 == 0 or b == n_batches - 1:
@@ -493,6 +509,26 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
     finally:
         if bar is not None:
             bar.close()
+
+
+def _process_group(step):
+    """``(rank, world size)`` of a data-parallel step (``cg.compile(..., distributed=True)``),
+    ``(0, None)`` for a one-process one."""
+    world = getattr(step, "world_size", None)
+    if world is None:
+        return 0, None
+    import torch.distributed as dist
+
+    return dist.get_rank(), world
+
+
+def _sum_over_processes(k: int) -> int:
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([k], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return int(t.item())
 
 
 def _finish(result, step, state, train, test, sums, epoch) -> FitResult:
