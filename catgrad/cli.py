@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "catgrad.frontend.commands",  # check, show
     "catgrad.train.commands",  # train, compile
     "catgrad.draw",  # draw
+    "catgrad.export",  # export
 ]
 
 

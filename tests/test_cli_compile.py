@@ -1,5 +1,6 @@
 """``catgrad compile``: the whole training step printed as one program."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +35,13 @@ def test_python_code_runs_the_step_for_the_batch_size(tmp_path):
     src = out.read_text()
     assert src.startswith("def run(") and "return" in src
     step = cg.compile(cg.load(IRIS)["mlp"], loss="mse")
-    n_inputs = len(step.diagram.dom)
-    assert src.splitlines()[0] == f"def run({', '.join(f'a{k}' for k in range(n_inputs))}):"
+    # inputs are named after the parameters, the optimizer state, the data and the labels
+    names = [re.sub(r"\W", "_", n) for n in [f"p_{n}" for n in step.param_names] + [f"s_{k}" for k in step.opt_keys]]
+    names += ["x", "y"]
+    assert src.splitlines()[0] == f"def run({', '.join(names)}):"
+    # values are named after the ops that made them, numpy functions are called by name
+    assert "np.tanh(" in src and "tanh_" in src
+
 
 
 def test_dot_and_errors(tmp_path):

@@ -310,3 +310,23 @@ def test_ast_nodes_get_types():
     d = scope.defs["f"]
     assert d.stmts[0].value.type == cg.Ob(cg.f32["B", 3])
     assert d.result.type == cg.Ob(cg.f32["B"])
+
+
+def test_arity_comes_from_the_primitive():
+    """The checker reads each op's arity from its primitive: where takes three wires."""
+    src = ("def f(c : f32[3], x : f32[3], y : f32[3], z : f32[2]) -> (f32[3], f32[2]) = (where @ id)(c, x, y, z)\n"
+           "def g(a : f32[2], b : f32[2]) -> f32[2] = (maximum >> neg)(a, b)\n")
+    import tempfile, os
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "w.cat")
+        with open(path, "w") as fh:
+            fh.write(src)
+        mod = cg.load(path)
+    f, g = mod["f"], mod["g"]
+    assert f.dom == cg.Ob(cg.f32[3], cg.f32[3], cg.f32[3], cg.f32[2]) and f.cod == cg.Ob(cg.f32[3], cg.f32[2])
+    c = np.array([1, 0, 2], np.float32)
+    out = cg.evaluate(f, c, np.ones(3, np.float32), np.zeros(3, np.float32), np.full(2, 5, np.float32))
+    np.testing.assert_array_equal(out[0], [1, 0, 1])
+    np.testing.assert_array_equal(out[1], [5, 5])
+    np.testing.assert_array_equal(cg.evaluate(g, np.array([1, -3], np.float32), np.array([0, -4], np.float32))[0],
+                                  [-1, 3])

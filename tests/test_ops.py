@@ -105,11 +105,17 @@ def test_slice_and_pad_are_adjoint():
 
 
 def test_every_primitive_is_complete():
+    from catgrad.core.primitive import KINDS, RULES
+
     for name, prim in PRIMITIVES.items():
-        kernels = prim.numpy.values() if isinstance(prim.numpy, dict) else [prim.numpy]
-        assert callable(prim.type_rule) and kernels and all(map(callable, kernels)), name
-        assert prim.torch is not None, f"{name} has no torch kernel"
+        assert callable(prim.type_rule) and prim.kind in KINDS, name
+        for backend in ("numpy", "torch"):
+            rule = RULES[backend].lookup(prim)
+            assert rule is not None, f"{name} has no {backend} rule"
+            fns = rule.fn.values() if isinstance(rule.fn, dict) else [rule.fn]
+            assert fns and all(map(callable, fns)), (name, backend)
         assert prim.doc, f"{name} has no docstring"
+        assert prim.samples(), f"{name} declares no samples for the conformance suite"
 
 
 def test_symbolic_batch_broadcast_and_constants():

@@ -34,7 +34,7 @@ def test_printing():
 
 def test_bits_and_dtypes():
     assert cg.bit.differentiable and cg.f32.differentiable and not cg.i64.differentiable
-    assert set(cg.DTYPES) == {"f32", "f64", "i64", "bit"}
+    assert set(cg.DTYPES) == {"f32", "f64", "bf16", "i64", "bit"}
 
 
 def test_shape_binding():

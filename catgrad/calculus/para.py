@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..core.diagram import Diagram, build, id, wiring
+from ..core.retype import retype
 from ..core.types import Ob, TensorType
 from ..errors import CatgradTypeError
 from ..init import Init, normal
@@ -195,6 +196,13 @@ class Para:
         source = [pos[names[0]] if i in tied else pos[p.name] for i, p in enumerate(self.params)]
         alpha = wiring(Ob(*(p.type for p in new)), source)
         return self.reparam(alpha, new)
+
+    def retype(self, mapping: dict) -> "Para":
+        """The same map with wire dtypes replaced along ``mapping`` (``{f32: bf16}``):
+        parameters keep their names and initialisers."""
+        params = [Param(p.name, p.type.with_dtype(mapping.get(p.type.dtype, p.type.dtype)), p.init)
+                  for p in self.params]
+        return Para(params, retype(self.body, mapping))
 
     def with_params(self, **renames: str) -> "Para":
         """Rename parameters: ``f.with_params(W="enc.W")``."""

@@ -1,31 +1,44 @@
-"""The backend registry: a backend turns a diagram into a callable on arrays.
+"""The backend registry: a backend turns an optimized Program into a callable.
 
-A backend is a factory ``factory(diagram, **options) -> run`` where
-``run(*arrays) -> tuple of arrays`` computes the diagram. ``numpy`` is built in
-(:mod:`catgrad.compiler.numpy_backend`); others (torch, circuits) register
-themselves with :func:`register_backend` when their module is imported.
+A backend is a factory ``factory(program, input_names=None, **options) -> run`` where
+``run(*values) -> tuple of values`` computes the program (see
+:mod:`catgrad.compiler.pipeline` for how the Program is made). ``run`` may also have
+``asarray(host_array, wire_type)``, which turns a numpy array into the backend's own
+value (a torch tensor on the chosen device). A backend runs each primitive through
+its rule table (:mod:`catgrad.core.primitive`).
+
+``numpy`` is built in; ``torch`` is registered by name and imported on first use, so
+``import catgrad`` does not import torch. Others register with :func:`register_backend`.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 from ..errors import CatgradError, did_you_mean
 
-BACKENDS: dict[str, Callable] = {}
+BACKENDS: dict[str, Callable | str] = {
+    "torch": "catgrad.compiler.torch_backend:compile_torch",
+}
 
 
-def register_backend(name: str, factory: Callable) -> None:
+def register_backend(name: str, factory: Callable | str) -> None:
+    """Register ``factory`` (or ``"module:function"``, imported on first use) as ``name``."""
     BACKENDS[name] = factory
 
 
 def backend_factory(name: str) -> Callable:
     try:
-        return BACKENDS[name]
+        f = BACKENDS[name]
     except (KeyError, TypeError):
         raise CatgradError(
             f"unknown backend {name!r}{did_you_mean(str(name), BACKENDS)}; available: {', '.join(sorted(BACKENDS))}"
         ) from None
+    if isinstance(f, str):
+        module, attr = f.split(":")
+        f = BACKENDS[name] = getattr(importlib.import_module(module), attr)
+    return f
 
 
 __all__ = ["BACKENDS", "register_backend", "backend_factory"]

@@ -1,8 +1,10 @@
 """``cg.compile``: the supervised step diagram, lowered by a backend, as a callable.
 
 :func:`compile` builds the closed step of :mod:`catgrad.step` from a model, a
-loss and an optimizer, and hands the one diagram to a backend; :class:`Step`
-threads a :class:`~catgrad.step.TrainState` through the compiled program.
+loss and an optimizer, runs it through the one pipeline (lower, optimize) and hands
+the optimized Program to a backend; :class:`Step` threads a
+:class:`~catgrad.step.TrainState` through the compiled program. Values in the state
+are whatever the backend computes on: numpy arrays, or torch tensors on a device.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import numpy as np
 from .. import loss as losses
 from ..calculus.para import Para, as_para
 from ..core.diagram import Diagram
-from ..core.types import TensorType, bind_shape
+from ..core.types import DTYPES, DType, TensorType, bind_shape
 from ..errors import CatgradError, CatgradTypeError, ShapeError
 from ..optim.base import Optimizer, OptimizerLens
 from ..step import TrainState, lr_put, step_diagram
 from .backends import backend_factory
+from .pipeline import prepare
 
 
 class StepOutput(NamedTuple):
@@ -38,6 +41,8 @@ class Step:
         self.model, self.loss, self.optimizer, self.opt = model, loss, optimizer, opt
         self.diagram, self.backend = diagram, backend
         self._run, self._predict = run, predict_run
+        # backends that compute on their own arrays (torch tensors) convert host values
+        self._to_backend = getattr(run, "asarray", lambda x, t: x)
         self.param_names = list(model.names)
         self.opt_keys = list(opt.keys)
         self._n, self._k = len(self.param_names), len(self.opt_keys)
@@ -48,24 +53,45 @@ class Step:
     def program(self):
         return self._run
 
+    @property
+    def graph_module(self):
+        """The step's ``torch.fx.GraphModule`` (torch backend only)."""
+        gm = getattr(self._run, "graph_module", None)
+        if gm is None:
+            raise CatgradError(f"the {self.backend} backend builds no torch graph; compile with backend='torch'")
+        return gm
+
     def init(self, seed=0) -> TrainState:
         values = self.model.init(seed)
-        params = dict(zip(self.param_names, values))
-        return TrainState(params, self.opt.init(values), 0)
+        opt_state = self.opt.init(values)
+        conv = self._to_backend
+        params = {n: conv(v, p.type) for n, v, p in zip(self.param_names, values, self.model.params)}
+        opt_state = {k: conv(opt_state[k], t) for k, t in zip(self.opt_keys, self.opt.state_types)}
+        return TrainState(params, opt_state, 0)
+
+    def to_backend(self, state: TrainState) -> TrainState:
+        """``state`` (numpy arrays from a checkpoint, say) as this step's backend values."""
+        conv = self._to_backend
+        params = {n: conv(state.params[n], p.type) for n, p in zip(self.param_names, self.model.params)
+                  if n in state.params}
+        opt = {k: conv(state.opt_state[k], t) for k, t in zip(self.opt_keys, self.opt.state_types)
+               if k in state.opt_state}
+        return TrainState(params, opt, state.step)
 
     def _check(self, state: TrainState, x, y) -> None:
-        key = (tuple(np.shape(x)), tuple(np.shape(y)))
+        xs, ys = _shape(x), _shape(y)
+        key = (xs, ys)
         if key in self._checked:
             return
         A, B = self.model.dom[0], self.model.cod[0]
         binding: dict = {}
-        bind_shape(A, tuple(np.shape(x)), binding, "inputs")
+        bind_shape(A, xs, binding, "inputs")
         try:
-            bind_shape(B, tuple(np.shape(y)), binding, "labels")
+            bind_shape(B, ys, binding, "labels")
         except ShapeError:
             raise ShapeError(
-                f"labels of shape {tuple(np.shape(y))} do not fit the model's output type {B}"
-                f" (with inputs of shape {tuple(np.shape(x))}); for classification give one-hot labels"
+                f"labels of shape {ys} do not fit the model's output type {B}"
+                f" (with inputs of shape {xs}); for classification give one-hot labels"
             ) from None
         missing = [n for n in self.param_names if n not in state.params]
         missing += [k for k in self.opt_keys if k not in state.opt_state]
@@ -79,7 +105,7 @@ class Step:
         outs = self._run(*[p[n] for n in self.param_names], *[s[k] for k in self.opt_keys], x, y)
         n, k = self._n, self._k
         loss = outs[n + k]
-        loss = float(np.sum(loss)) if self._bits else float(loss)
+        loss = float(loss.sum()) if self._bits else float(loss)
         new = TrainState(dict(zip(self.param_names, outs[:n])), dict(zip(self.opt_keys, outs[n : n + k])),
                          state.step + 1)
         return new, StepOutput(loss, outs[n + k + 1])
@@ -101,20 +127,41 @@ class Step:
         return f"<Step {self.model!r} optimizer={self.optimizer!r} backend={self.backend!r}>"
 
 
+def _shape(x) -> tuple:
+    s = getattr(x, "shape", None)
+    return tuple(s) if s is not None else tuple(np.shape(x))
+
+
+def _float_dtype(dtype) -> DType | None:
+    if dtype is None or isinstance(dtype, DType):
+        return dtype
+    name = {"float32": "f32", "float64": "f64", "bfloat16": "bf16"}.get(str(dtype).replace("torch.", ""), str(dtype))
+    d = DTYPES.get(name)
+    if d is None or not d.is_float:
+        raise CatgradError(f"dtype must be one of f32, f64, bf16 (or float32, float64, bfloat16), got {dtype!r}")
+    return d
+
+
 def compile(model, loss="mse", optimizer: Optimizer | None = None, backend: str = "numpy", lr_lens=None,
-            **backend_options) -> Step:
-    """Build the supervised step for ``model`` and lower it with ``backend``.
+            dtype=None, **backend_options) -> Step:
+    """Build the supervised step for ``model``, optimize it once and lower it with ``backend``.
 
     ``loss``: a name (``"mse"``, ``"softmax_cross_entropy"``...), a constructor from
     :mod:`catgrad.loss` or a ready Para. ``optimizer``: an :class:`~catgrad.optim.Optimizer`
     or a string such as ``"adam(lr=1e-3)"`` (default ``sgd(lr=0.01)``).
     ``lr_lens`` overrides the learning-rate lens (default ``-1`` on floats, the
-    identity on bits).
+    identity on bits). ``dtype`` (``"f32"``, ``"f64"``, ``"bf16"`` or a torch dtype)
+    retypes every float wire of the model before the step is built. Other keywords go
+    to the backend: for ``backend="torch"``, ``device="cpu"|"cuda"`` and
+    ``torch_compile=True``.
     """
     from ..optim import parse, sgd
 
     model = as_para(model)
     factory = backend_factory(backend)
+    dtype = _float_dtype(dtype)
+    if dtype is not None:
+        model = model.retype({d: dtype for d in DTYPES.values() if d.is_float and d is not dtype})
     if optimizer is None:
         optimizer = sgd(0.01)
     elif isinstance(optimizer, str):
@@ -126,8 +173,9 @@ def compile(model, loss="mse", optimizer: Optimizer | None = None, backend: str 
     loss_para = losses.resolve(loss, model.cod[0])
     opt = optimizer.lens(model.params)
     d = step_diagram(model, loss_para, opt, lr_put(lr_lens, loss_para.cod))
-    run = factory(d, **backend_options)
-    predict_run = factory(model.body, **backend_options)
+    names = [f"p_{n}" for n in model.names] + [f"s_{k}" for k in opt.keys] + ["x", "y"]
+    run = factory(prepare(d), input_names=names, **backend_options)
+    predict_run = factory(prepare(model.body), input_names=names[: len(model.names)] + ["x"], **backend_options)
     return Step(model, loss_para, optimizer, opt, d, run, predict_run, backend)
 
 

@@ -314,7 +314,7 @@ def apply(prim, *args, builder: Builder | None = None, **attrs):
         builder = next((a.builder for a in args if isinstance(a, Wire)), None)
         if builder is None:
             raise CatgradTypeError(f"{prim.name} needs at least one wire argument")
-    wires = _lift(args, builder, prim.extra.get("elementwise", False))
+    wires = _lift(args, builder, prim.elementwise)
     op = prim.op(Ob(*(w.type for w in wires)), **attrs)
     outs = builder.emit(op, [w.id for w in wires])
     if len(outs) == 1:

@@ -1,10 +1,11 @@
 """Evaluation: the functor from diagrams to functions on arrays.
 
-``evaluate(f, *arrays)`` runs each box's kernel in topological order. With the
+``evaluate(f, *arrays)`` runs each box's rule in topological order. With the
 default ``backend="numpy"`` this is catgrad's reference semantics: over ``bit``
 wires (numpy ``bool`` arrays) + is XOR and * is AND. The same interpreter runs
-the ``torch`` kernels on tensors (used as an independent reference in tests) and
-the ``sympy`` kernels on object arrays of sympy expressions.
+any backend's rule table eagerly: ``torch`` rules on tensors (the very rules the
+torch backend traces into an fx graph) and ``sympy`` rules on object arrays of
+sympy expressions.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 
 from ..errors import ShapeError
 from .diagram import Diagram, as_diagram
-from .types import TensorType, bind_shape, resolve_shape
+from .primitive import bind
+from .types import TensorType, bind_shape
 
 
 def _as_array(x, t: TensorType, i: int):
@@ -66,13 +68,7 @@ def evaluate(f: Diagram, *args, backend: str = "numpy") -> tuple:
         bind_shape(t, tuple(x.shape), binding, f"input {i}")
         env[w] = x
     for op, ins, outs in g.boxes:
-        prim = op.prim
-        kernel = prim.kernel(backend, op.dtype)
-        kwargs = op.kwargs
-        if prim.needs_shape:
-            kwargs["shape"] = resolve_shape(op.cod[0].shape, binding)
-            kwargs["dtype"] = op.cod[0].dtype
-        res = kernel(*(env[w] for w in ins), **kwargs)
+        res = bind(op, backend, binding)(*(env[w] for w in ins))
         if backend == "sympy":
             res = _as_object_arrays(res, len(outs))
         if len(outs) == 1:

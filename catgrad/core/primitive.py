@@ -1,6 +1,6 @@
-"""The signature: primitive operations, each declared once with all its rules.
+"""The signature: primitive operations, each declared once, and the rule tables.
 
-A :class:`Primitive` bundles, in one place,
+A :class:`Primitive` holds what is true of an op whatever runs it:
 
 - ``type_rule(dom, **attrs) -> cod``: the output wire types, or a
   :class:`~catgrad.errors.CatgradTypeError` naming what is wrong;
@@ -10,15 +10,27 @@ A :class:`Primitive` bundles, in one place,
   ``ys`` the primal outputs, ``dys`` the output cotangents; it returns one
   cotangent per input, ``None`` meaning zero. ``rd=None`` declares the op locally
   constant (its derivative is zero);
-- ``numpy(*arrays, **attrs)``: the reference kernel; or a dict of kernels per dtype
-  kind (``{"float": np.add, "int": np.add, "bit": np.logical_xor}``), so backends
-  pick the right ufunc once instead of testing the dtype on every call;
-- ``torch(*tensors, **attrs)``: the torch lowering (eager tensors, or fx proxies);
-- ``sympy``: optional kernel on object arrays of sympy expressions;
-- ``gates``: optional Z2 lowering into a circuit (filled in by the circuit backend's op table).
+- ``arity``: the number of input wires (``None``: variadic, as einsum);
+- ``kind``: one of :data:`KINDS` (elementwise, data movement, reduction, ...);
+  passes and backends read it instead of testing op names;
+- ``samples``: input types and attributes the conformance suite runs the op at.
 
-Kernels flagged ``needs_shape`` also receive ``shape=``: the first output's shape
-with symbolic dimensions resolved, for ops such as ``constant`` or ``broadcast``.
+How an op *runs* is not part of the primitive: each backend keeps a
+:class:`RuleTable` keyed by primitive (as JAX keeps one lowering table per
+platform), and a new backend adds its own table without touching this class.
+``declare(numpy=..., torch=...)`` in :mod:`catgrad.ops` is sugar that fills the
+``numpy`` and ``torch`` tables. A rule is a function of the input values; it may be
+given per dtype kind (``{"float": np.add, "int": np.add, "bit": np.logical_xor}``),
+so no rule branches on the dtype at run time, and it may ask (``needs=``) for
+
+- ``shape``: the first output's shape, symbolic dimensions resolved by the caller;
+- ``dtype``: the first output's dtype, as the backend's own dtype object;
+- ``dom``: the input wire types (static ranks and dtypes, for rules that must
+  not inspect traced values);
+- ``shapes``: the input shapes, symbolic dimensions resolved.
+
+:func:`bind` is the one place that turns (op, backend) into a callable of the
+inputs alone; evaluation, constant folding and every backend call it.
 
 An :class:`Op` is a primitive instantiated at concrete wire types and attributes:
 it labels the boxes of a diagram.
@@ -26,6 +38,7 @@ it labels the boxes of a diagram.
 
 from __future__ import annotations
 
+import functools
 import keyword
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -33,49 +46,179 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import CatgradTypeError, UnknownOpError, did_you_mean
-from .types import Ob, TensorType, as_ob, source
+from .types import Ob, TensorType, as_ob, resolve_shape, source
 
 PRIMITIVES: dict[str, "Primitive"] = {}
+
+#: What an op does to its inputs' entries; passes and backends dispatch on it.
+KINDS = ("elementwise", "data_movement", "reduction", "contraction", "constant", "collective", "other")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Where the conformance suite runs an op: input types, attributes, and the
+    interval float inputs are drawn from (``None``: standard normal)."""
+
+    dom: Ob
+    attrs: dict = field(default_factory=dict)
+    domain: Optional[tuple] = None
 
 
 @dataclass(eq=False)
 class Primitive:
     name: str
     type_rule: Callable[..., Any]
-    numpy: Callable[..., Any]
     rd: Optional[Callable[..., Any]] = None
-    torch: Optional[Callable[..., Any]] = None
-    sympy: Optional[Callable[..., Any]] = None
-    gates: Optional[Callable[..., Any]] = None
-    needs_shape: bool = False
+    arity: Optional[int] = 1
+    kind: str = "elementwise"
+    samples: Callable[[], list] = lambda: []
     doc: str = ""
-    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"primitive {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+
+    @property
+    def elementwise(self) -> bool:
+        return self.kind == "elementwise"
 
     def op(self, dom, **attrs) -> "Op":
-        """Instantiate at input types ``dom``: runs the type rule."""
+        """Instantiate at input types ``dom``: checks the arity, then runs the type rule."""
         dom = as_ob(dom)
+        if self.arity is not None and len(dom) != self.arity:
+            raise CatgradTypeError(f"{self.name} takes {self.arity} input(s), got {len(dom)}: {dom}")
         cod = self.type_rule(dom, **attrs)
         if isinstance(cod, TensorType):
             cod = Ob(cod)
         return Op(self, dom, Ob(*cod), tuple(sorted(attrs.items())))
 
-    def kernel(self, backend: str, dtype=None):
-        """The kernel for ``backend``; a kernel given per dtype kind (a dict with keys
-        ``"float"``, ``"int"``, ``"bit"``) is resolved for ``dtype``."""
-        k = getattr(self, backend, None)
-        if k is None and backend == "sympy":
-            k = self.numpy  # numpy kernels work on object arrays of sympy expressions
-        if k is None:
-            raise UnknownOpError(f"op {self.name!r} has no {backend} kernel")
-        if isinstance(k, dict):
-            kind = "float" if dtype is None or dtype.is_float else "bit" if dtype.name == "bit" else "int"
-            if kind not in k:
-                raise UnknownOpError(f"op {self.name!r} has no {backend} kernel for {dtype}")
-            k = k[kind]
-        return k
-
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+# -- rule tables: one per backend, keyed by primitive ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one backend runs one primitive: ``fn`` (or a dict of them per dtype kind)
+    and what else it is given (a subset of :data:`NEEDS`). A ``staged`` rule is called
+    once, with the attributes and needs alone, and returns the kernel: work that
+    depends only on types (a BLAS plan, normalised axes) is then done at compile time."""
+
+    fn: Any
+    needs: frozenset = frozenset()
+    staged: bool = False
+
+    def resolve(self, kind: str):
+        fn = self.fn
+        if isinstance(fn, dict):
+            return fn.get(kind)
+        return fn
+
+
+class RuleTable(dict):
+    """``{Primitive: Rule}`` for one backend. ``dtype`` maps a catgrad dtype to the
+    backend's own dtype object; a table with a ``parent`` falls back to its rules
+    (sympy runs the numpy rules on object arrays unless it has its own)."""
+
+    def __init__(self, name: str, dtype: Callable = lambda d: d, parent: "RuleTable | None" = None,
+                 unsupported: frozenset = frozenset()):
+        super().__init__()
+        self.name, self.dtype, self.parent, self.unsupported = name, dtype, parent, frozenset(unsupported)
+
+    def register(self, prim: Primitive, fn, needs=(), staged: bool = False) -> None:
+        bad = set(needs) - set(NEEDS)
+        if bad:
+            raise ValueError(f"rule for {prim.name!r} on {self.name}: unknown needs {sorted(bad)}")
+        self[prim] = Rule(fn, frozenset(needs), staged)
+
+    def lookup(self, prim: Primitive) -> Optional[Rule]:
+        t = self
+        while t is not None:
+            r = dict.get(t, prim)
+            if r is not None:
+                return r
+            t = t.parent
+        return None
+
+
+RULES: dict[str, RuleTable] = {}
+#: What a rule may ask for besides the attributes (see :func:`bind`).
+NEEDS = ("shape", "dtype", "dom", "shapes")
+
+
+def rule_table(name: str, dtype: Callable | None = None, parent: str | None = None,
+               unsupported=()) -> RuleTable:
+    """The rule table of backend ``name``, created on first use. ``unsupported``
+    names dtypes the backend cannot hold (numpy has no bfloat16)."""
+    t = RULES.get(name)
+    if t is None:
+        t = RULES[name] = RuleTable(name, dtype or (lambda d: d), RULES.get(parent) if parent else None,
+                                    frozenset(unsupported))
+    else:
+        if dtype is not None:
+            t.dtype = dtype
+        t.unsupported |= frozenset(unsupported)
+    return t
+
+
+def dtype_kind(dtype) -> str:
+    """``"float"``, ``"int"`` or ``"bit"``: the key of per-dtype rules."""
+    return "float" if dtype is None or dtype.is_float else "bit" if dtype.name == "bit" else "int"
+
+
+def lowering_error(op: "Op", backend: str, why: str = "") -> UnknownOpError:
+    ins = ", ".join(str(t) for t in op.dom) or "no inputs"
+    return UnknownOpError(f"the {backend} backend cannot run op {op.name!r} on ({ins}){': ' + why if why else ''}")
+
+
+def find_rule(op: "Op", backend: str):
+    """The rule function for ``op`` on ``backend`` and its :class:`Rule`, or raise
+    naming the op, its input types and the backend."""
+    table = RULES.get(backend)
+    if table is None:
+        raise UnknownOpError(f"no backend called {backend!r}{did_you_mean(str(backend), RULES)}")
+    rule = table.lookup(op.prim)
+    if rule is None:
+        raise lowering_error(op, backend, "no rule is registered for it")
+    kind = dtype_kind(op.dtype)
+    fn = rule.resolve(kind)
+    if fn is None:
+        raise lowering_error(op, backend, f"it has no rule for {kind} values")
+    return fn, rule
+
+
+def check_lowerable(ops, backend: str) -> None:
+    """Raise, before anything runs, if ``backend`` lacks a rule for one of ``ops`` or
+    cannot hold one of their dtypes; the message names the op, its types and the backend."""
+    table = RULES.get(backend)
+    for op in ops:
+        for t in (*op.dom, *op.cod):
+            if table is not None and t.dtype.name in table.unsupported:
+                raise lowering_error(op, backend, f"it has no {t.dtype.name} values")
+        find_rule(op, backend)
+
+
+def bind(op: "Op", backend: str, binding: dict | None = None, shape=None) -> Callable:
+    """The kernel-call protocol, written once: ``op``'s rule on ``backend`` with its
+    attributes (and whatever it ``needs``) bound, as a function of the inputs alone.
+    ``shape`` overrides the resolved output shape (backends that trace pass their own
+    symbolic sizes)."""
+    fn, rule = find_rule(op, backend)
+    needs = rule.needs
+    kw = op.kwargs
+    if "shape" in needs:
+        kw["shape"] = shape if shape is not None else resolve_shape(op.cod[0].shape, {} if binding is None else binding)
+    if "dtype" in needs:
+        kw["dtype"] = RULES[backend].dtype(op.cod[0].dtype)
+    if "dom" in needs:
+        kw["dom"] = op.dom
+    if "shapes" in needs:
+        kw["shapes"] = tuple(resolve_shape(t.shape, {} if binding is None else binding) for t in op.dom)
+    if rule.staged:
+        return fn(**kw)
+    return functools.partial(fn, **kw) if kw else fn
 
 
 def _attr_eq(a, b) -> bool:

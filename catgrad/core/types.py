@@ -32,7 +32,7 @@ class DType:
     """A scalar type. ``bit`` is Z2: + is XOR and * is AND."""
 
     name: str
-    numpy: str  # the numpy dtype name that carries values of this type
+    numpy: str  # the numpy dtype that carries values of this type (bf16: float32 on the host; numpy cannot compute in it)
     is_float: bool
 
     def __getitem__(self, shape) -> "TensorType":
@@ -52,7 +52,8 @@ class DType:
     def torch(self):
         import torch
 
-        return {"f32": torch.float32, "f64": torch.float64, "i64": torch.int64, "bit": torch.bool}[self.name]
+        return {"f32": torch.float32, "f64": torch.float64, "bf16": torch.bfloat16, "i64": torch.int64,
+                "bit": torch.bool}[self.name]
 
     def __repr__(self) -> str:
         return self.name
@@ -60,9 +61,10 @@ class DType:
 
 f32 = DType("f32", "float32", True)
 f64 = DType("f64", "float64", True)
+bf16 = DType("bf16", "float32", True)
 i64 = DType("i64", "int64", False)
 bit = DType("bit", "bool", False)
-DTYPES = {d.name: d for d in (f32, f64, i64, bit)}
+DTYPES = {d.name: d for d in (f32, f64, bf16, i64, bit)}
 
 
 def _check_dim(d) -> Dim:

@@ -45,8 +45,10 @@ MAX_BOXES = 200_000  # elaborating more than this is refused (guards `f @ f` dou
 MAX_STRUCT = 4096
 MAX_WIRES = 100_000
 
-BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "ge", "gt", "eq", "or", "matmul"}
-NULLARY = {"constant"}
+def prim_arity(name: str):
+    """The number of input wires of op ``name``, as its primitive declares it
+    (``matmul`` is the two-operand spelling of einsum; einsum is variadic: None)."""
+    return 2 if name == "matmul" else PRIMITIVES[name].arity
 
 
 class CatError(Exception):
@@ -125,10 +127,11 @@ class PrimMorph(Morph):
         self.key = ("prim", name, tuple(sorted((k, _hashable(v)) for k, v in self.attrs.items())))
 
     def arity(self, ck):
-        if self.name == "einsum":
+        n = prim_arity(self.name)
+        if n is None:  # variadic (einsum): the spec says how many operands
             spec = self.attrs.get("spec")
             return spec.split("->")[0].count(",") + 1 if isinstance(spec, str) else 1
-        return 2 if self.name in BINARY else 0 if self.name in NULLARY else 1
+        return n
 
     def describe(self):
         return self.name
@@ -671,7 +674,7 @@ class Checker:
             attrs = dict(f.attrs)
             for k, v in e.kwargs:
                 attrs[k] = self.attr(body, v)
-            if not e.args and f.name not in NULLARY:
+            if not e.args and prim_arity(f.name) != 0:
                 return PrimMorph(f.name, attrs)
             f = PrimMorph(f.name, attrs)
         wires = []
@@ -799,7 +802,7 @@ class Checker:
         else:  # pragma: no cover - the resolver only lets known ops through
             raise CatError(f"unknown op '{name}'", span)
         wires = [a for a in args if isinstance(a, Wire)]
-        if not wires and name not in NULLARY:
+        if not wires and prim_arity(name) != 0:
             raise CatError(f"'{name}' needs at least one typed input", span)
         try:
             if name == "matmul":
@@ -808,7 +811,7 @@ class Checker:
                 spec = matmul_spec(wires[0].type, wires[1].type)
                 out = apply("einsum", *wires, spec=spec)
             else:
-                if PRIMITIVES[name].extra.get("elementwise") and len(wires) == 2:
+                if PRIMITIVES[name].elementwise and len(wires) == 2:
                     args = self.broadcast(body, args, name, span)
                 out = apply(PRIMITIVES[name], *args, builder=body.b, **attrs)
         except CatError:

@@ -7,7 +7,8 @@ import importlib
 import numpy as np
 
 from ..core.diagram import Diagram, Wire, _types, apply
-from ..core.primitive import Primitive, register
+from ..core.primitive import Primitive, Sample, register, rule_table
+from ..core.types import Ob, bit, f32, f64
 
 
 class _Lazy:
@@ -54,10 +55,48 @@ class OpFunction:
         return f"cg.ops.{self.prim.name}"
 
 
-def declare(name: str, type_rule, numpy, rd=None, torch=None, sympy=None, doc="", **extra) -> OpFunction:
-    """Register a primitive and return its :class:`OpFunction`."""
-    needs_shape = extra.pop("needs_shape", False)
-    prim = Primitive(
-        name, type_rule, numpy, rd=rd, torch=torch, sympy=sympy, needs_shape=needs_shape, doc=doc, extra=extra
-    )
-    return OpFunction(register(prim))
+# The built-in backends' rule tables. numpy is the reference; sympy runs the numpy
+# rules on object arrays of expressions unless an op gives its own.
+NUMPY = rule_table("numpy", dtype=lambda d: np.dtype(d.numpy), unsupported=("bf16",))
+TORCH = rule_table("torch", dtype=lambda d: d.torch())
+SYMPY = rule_table("sympy", dtype=lambda d: np.dtype(object), parent="numpy")
+
+
+def declare(name: str, type_rule, numpy, rd=None, torch=None, sympy=None, doc="", *, arity=1,
+            kind="elementwise", samples=None, needs=(), torch_needs=None, staged=False,
+            torch_staged=False) -> OpFunction:
+    """Register a primitive and return its :class:`OpFunction`.
+
+    ``numpy=``, ``torch=`` and ``sympy=`` are sugar for registering rules in those
+    backends' tables (other backends register theirs in their own modules);
+    ``needs`` and ``staged`` describe the numpy rule (and the torch rule, unless
+    ``torch_needs`` says otherwise). ``samples`` returns the :class:`Sample` list the
+    conformance suite runs the op at; every primitive must have some.
+    """
+    prim = Primitive(name, type_rule, rd=rd, arity=arity, kind=kind, samples=samples or (lambda: []), doc=doc)
+    register(prim)
+    NUMPY.register(prim, numpy, needs, staged)
+    if torch is not None:  # the torch rule is described by needs/staged too, unless torch_needs is given
+        TORCH.register(prim, torch, *((needs, staged) if torch_needs is None else (torch_needs, torch_staged)))
+    if sympy is not None:
+        SYMPY.register(prim, sympy)
+    return OpFunction(prim)
+
+
+# -- samples for the conformance suite --------------------------------------------------------
+
+
+def samples_of(arity: int, dtypes=(f64, f32), shapes=((3, 4), ("B", 2), ()), domain=None, attrs=None):
+    """Samples of an op whose inputs all share one type: each dtype at each shape."""
+    def make():
+        return [Sample(Ob(*[dt[s] for _ in range(arity)]), dict(attrs or {}), domain)
+                for dt in dtypes for s in shapes]
+    return make
+
+
+def bit_samples(arity: int, attrs=None):
+    return samples_of(arity, dtypes=(bit,), shapes=((5,), ("B", 3)), attrs=attrs)
+
+
+def both(*makers):
+    return lambda: [s for m in makers for s in m()]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.primitive import expect_arity, expect_float, expect_same
-from ..core.types import DTYPES, DType, TensorType
+from ..core.primitive import Sample, expect_arity, expect_float, expect_same
+from ..core.types import DTYPES, DType, Ob, TensorType, bit, f32, f64, i64
 from ..errors import CatgradTypeError
-from ._base import declare, torch
+from ._base import bit_samples, both, declare, samples_of, torch
+
 
 
 def _binary(name: str, floats_only: bool = False, allow_bit: bool = True):
@@ -40,58 +41,61 @@ def _unary(name: str, floats_only: bool = False, allow_bit: bool = True):
     return rule
 
 
-def _is_bool(x) -> bool:
-    return getattr(x, "dtype", None) in (np.bool_, bool) or str(getattr(x, "dtype", "")) == "torch.bool"
+def _ident(x):
+    return x
 
 
 add = declare(
     "add",
     _binary("add"),
     numpy={"float": np.add, "int": np.add, "bit": np.logical_xor},
-    torch=lambda x, y: x ^ y if _is_bool(x) else x + y,
+    torch={"float": lambda x, y: torch.add(x, y), "int": lambda x, y: torch.add(x, y),
+           "bit": lambda x, y: torch.logical_xor(x, y)},
     rd=lambda xs, ys, dys: [dys[0], dys[0]],
     doc="x + y (XOR on bits). R: ((x, y), d) -> (d, d).",
-    elementwise=True,
+    arity=2, samples=both(samples_of(2), bit_samples(2)),
 )
 
 sub = declare(
     "sub",
     _binary("sub"),
     numpy={"float": np.subtract, "int": np.subtract, "bit": np.logical_xor},
-    torch=lambda x, y: x ^ y if _is_bool(x) else x - y,
+    torch={"float": lambda x, y: torch.sub(x, y), "int": lambda x, y: torch.sub(x, y),
+           "bit": lambda x, y: torch.logical_xor(x, y)},
     rd=lambda xs, ys, dys: [dys[0], -dys[0]],
     doc="x - y (XOR on bits). R: ((x, y), d) -> (d, -d).",
-    elementwise=True,
+    arity=2, samples=both(samples_of(2), bit_samples(2)),
 )
 
 mul = declare(
     "mul",
     _binary("mul"),
     numpy={"float": np.multiply, "int": np.multiply, "bit": np.logical_and},
-    torch=lambda x, y: x & y if _is_bool(x) else x * y,
+    torch={"float": lambda x, y: torch.mul(x, y), "int": lambda x, y: torch.mul(x, y),
+           "bit": lambda x, y: torch.logical_and(x, y)},
     rd=lambda xs, ys, dys: [xs[1] * dys[0], xs[0] * dys[0]],
     doc="x * y (AND on bits). R: ((x, y), d) -> (y d, x d).",
-    elementwise=True,
+    arity=2, samples=both(samples_of(2), bit_samples(2)),
 )
 
 div = declare(
     "div",
     _binary("div", floats_only=True),
     numpy=np.true_divide,
-    torch=lambda x, y: x / y,
+    torch=lambda x, y: torch.div(x, y),
     rd=lambda xs, ys, dys: [dys[0] / xs[1], -(dys[0] * ys[0] / xs[1])],
     doc="x / y. R: ((x, y), d) -> (d / y, -d x / y^2).",
-    elementwise=True,
+    arity=2, samples=samples_of(2, domain=(0.5, 2.0)),
 )
 
 neg = declare(
     "neg",
     _unary("neg"),
-    numpy={"float": np.negative, "int": np.negative, "bit": lambda x: x},
-    torch=lambda x: x if _is_bool(x) else -x,
+    numpy={"float": np.negative, "int": np.negative, "bit": _ident},
+    torch={"float": lambda x: torch.neg(x), "int": lambda x: torch.neg(x), "bit": _ident},
     rd=lambda xs, ys, dys: [-dys[0]],
     doc="-x (the identity on bits). R: (x, d) -> -d.",
-    elementwise=True,
+    samples=both(samples_of(1), bit_samples(1)),
 )
 
 
@@ -104,11 +108,13 @@ def _pow_rd(xs, ys, dys, p):
 pow = declare(
     "pow",
     _unary("pow", floats_only=True),
-    numpy=lambda x, p: np.power(x, p) if x.dtype != object else x**p,
+    numpy=lambda x, p: np.power(x, p),
     torch=lambda x, p: torch.pow(x, p),
+    sympy=lambda x, p: x**p,
     rd=_pow_rd,
     doc="x ** p for a constant real p. R: (x, d) -> p x^(p-1) d.",
-    elementwise=True,
+    samples=both(samples_of(1, domain=(0.5, 2.0), attrs={"p": 1.5}), samples_of(1, attrs={"p": 2.0}),
+                 samples_of(1, domain=(0.5, 2.0), attrs={"p": -1.0})),
 )
 
 
@@ -124,7 +130,7 @@ maximum = declare(
     torch=lambda x, y: torch.maximum(x, y),
     rd=_max_rd,
     doc="Elementwise max. R sends d to x where x >= y, else to y.",
-    elementwise=True,
+    arity=2, samples=samples_of(2),
 )
 
 
@@ -140,7 +146,7 @@ minimum = declare(
     torch=lambda x, y: torch.minimum(x, y),
     rd=_min_rd,
     doc="Elementwise min. R sends d to x where x <= y, else to y.",
-    elementwise=True,
+    arity=2, samples=samples_of(2),
 )
 
 # -- comparisons: 0/1 masks in the inputs' dtype, locally constant (zero derivative) ---
@@ -148,28 +154,31 @@ minimum = declare(
 ge = declare(
     "ge",
     _binary("ge", allow_bit=False),
-    numpy=lambda x, y: (x >= y).astype(x.dtype),
-    torch=lambda x, y: (x >= y).to(x.dtype),
+    numpy=lambda x, y, dtype: (x >= y).astype(dtype),
+    torch=lambda x, y, dtype: torch.ge(x, y).to(dtype),
+    needs=("dtype",),
     doc="1 where x >= y, else 0, in the inputs' dtype. Locally constant: R = 0.",
-    elementwise=True,
+    arity=2, samples=samples_of(2, dtypes=(f64, f32, i64)),
 )
 
 gt = declare(
     "gt",
     _binary("gt", allow_bit=False),
-    numpy=lambda x, y: (x > y).astype(x.dtype),
-    torch=lambda x, y: (x > y).to(x.dtype),
+    numpy=lambda x, y, dtype: (x > y).astype(dtype),
+    torch=lambda x, y, dtype: torch.gt(x, y).to(dtype),
+    needs=("dtype",),
     doc="1 where x > y, else 0, in the inputs' dtype. Locally constant: R = 0.",
-    elementwise=True,
+    arity=2, samples=samples_of(2, dtypes=(f64, f32, i64)),
 )
 
 eq = declare(
     "eq",
     _binary("eq"),
-    numpy=lambda x, y: (x == y).astype(x.dtype),
-    torch=lambda x, y: (x == y).to(x.dtype),
+    numpy=lambda x, y, dtype: (x == y).astype(dtype),
+    torch=lambda x, y, dtype: torch.eq(x, y).to(dtype),
+    needs=("dtype",),
     doc="1 where x == y, else 0, in the inputs' dtype. Locally constant: R = 0.",
-    elementwise=True,
+    arity=2, samples=samples_of(2, dtypes=(f64, f32, i64)),
 )
 
 # -- constants and casts ----------------------------------------------------------------
@@ -187,17 +196,16 @@ def _constant_rule(dom, type, value):
     return type
 
 
-def _np_full(shape, value, dtype: DType, **_):
-    return np.full(shape, value, dtype=dtype.numpy)
-
-
 constant = declare(
     "constant",
     _constant_rule,
-    numpy=lambda type, value, shape, dtype: _np_full(shape, value, dtype),
-    torch=lambda type, value, shape, dtype: torch.full(shape, value, dtype=dtype.torch()),
-    needs_shape=True,
+    numpy=lambda type, value, shape, dtype: np.full(shape, value, dtype=dtype),
+    torch=lambda type, value, shape, dtype: torch.full(shape, value, dtype=dtype),
+    needs=("shape", "dtype"),
     doc="() -> type, every entry equal to value. R: the unique map to ().",
+    arity=0, kind="constant",
+    samples=lambda: [Sample(Ob(), {"type": f64[3, 2], "value": 1.5}), Sample(Ob(), {"type": f32[()], "value": -2.0}),
+                     Sample(Ob(), {"type": bit[4], "value": 1}), Sample(Ob(), {"type": i64[2], "value": 7})],
 )
 
 
@@ -219,10 +227,14 @@ def _cast_rd(xs, ys, dys, dtype):
 cast = declare(
     "cast",
     _cast_rule,
-    numpy=lambda x, dtype: x.astype(dtype.numpy) if isinstance(dtype, DType) else x.astype(DTYPES[dtype].numpy),
-    torch=lambda x, dtype: x.to((dtype if isinstance(dtype, DType) else DTYPES[dtype]).torch()),
+    # the op's own dtype= attribute is replaced by the backend's dtype object of the output
+    numpy=lambda x, dtype: x.astype(dtype),
+    torch=lambda x, dtype: x.to(dtype),
+    needs=("dtype",),
     rd=_cast_rd,
     doc="Convert to another dtype. Between floats R casts back; otherwise R = 0.",
+    samples=lambda: [Sample(Ob(f32[3, 2]), {"dtype": f64}), Sample(Ob(f64["B"]), {"dtype": f32}),
+                     Sample(Ob(f64[4]), {"dtype": i64})],
 )
 
 
@@ -259,8 +271,8 @@ where = declare(
     numpy=lambda c, x, y: np.where(c != 0, x, y),
     torch=lambda c, x, y: torch.where(c != 0, x, y),
     rd=_where_rd,
+    arity=3, samples=samples_of(3),
     doc="where(c, x, y): x where the mask c is non-zero, else y (c, x, y of one type). "
     "Unlike c x + (1 - c) y it never lets a NaN or inf of the branch not taken through. "
     "R: ((c, x, y), d) -> (0, where(c, d, 0), where(c, 0, d)).",
-    elementwise=True,
 )

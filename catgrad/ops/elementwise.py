@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from .arith import _unary
-from ._base import declare, sympy, torch, vectorize
+from ._base import declare, samples_of, sympy, torch, vectorize
 
 
-def _float_unary(name, numpy, torch_fn, sympy_fn, rd, doc):
+def _float_unary(name, numpy, torch_fn, sympy_fn, rd, doc, domain=None, needs=()):
     return declare(
         name,
         _unary(name, floats_only=True),
@@ -21,7 +21,8 @@ def _float_unary(name, numpy, torch_fn, sympy_fn, rd, doc):
         sympy=vectorize(sympy_fn) if sympy_fn else None,
         rd=rd,
         doc=doc,
-        elementwise=True,
+        samples=samples_of(1, domain=domain),
+        needs=needs,
     )
 
 
@@ -32,7 +33,7 @@ exp = _float_unary(
 
 log = _float_unary(
     "log", np.log, lambda x: torch.log(x), lambda v: sympy.log(v),
-    lambda xs, ys, dys: [dys[0] / xs[0]], "Natural logarithm. R: (x, d) -> d / x.",
+    lambda xs, ys, dys: [dys[0] / xs[0]], "Natural logarithm. R: (x, d) -> d / x.", domain=(0.5, 3.0),
 )
 
 sin = _float_unary(
@@ -62,16 +63,17 @@ sigmoid = _float_unary(
 
 sqrt = _float_unary(
     "sqrt", np.sqrt, lambda x: torch.sqrt(x), lambda v: sympy.sqrt(v),
-    lambda xs, ys, dys: [dys[0] / (ys[0] * 2.0)], "Square root. R: (x, d) -> d / (2 sqrt x).",
+    lambda xs, ys, dys: [dys[0] / (ys[0] * 2.0)], "Square root. R: (x, d) -> d / (2 sqrt x).", domain=(0.5, 3.0),
 )
 
 heaviside = _float_unary(
     "heaviside",
-    lambda x: (x > 0).astype(x.dtype),
-    lambda x: (x > 0).to(x.dtype),
+    lambda x, dtype: (x > 0).astype(dtype),
+    lambda x, dtype: torch.gt(x, 0).to(dtype),
     lambda v: sympy.Heaviside(v, 0),
     None,
     "1 where x > 0, else 0. Locally constant: R = 0.",
+    needs=("dtype",),
 )
 
 sign = _float_unary(
@@ -100,8 +102,8 @@ floor = _float_unary(
 
 softplus = _float_unary(
     "softplus",
-    lambda x: np.logaddexp(0.0, x).astype(x.dtype) if x.dtype != object else np.log(1 + np.exp(x)),
-    lambda x: torch.logaddexp(x, torch.zeros((), dtype=x.dtype)),
+    lambda x: np.logaddexp(0.0, x).astype(x.dtype, copy=False),
+    lambda x: torch.logaddexp(x, torch.zeros_like(x)),
     lambda v: sympy.log(1 + sympy.exp(v)),
     lambda xs, ys, dys: [dys[0] * sigmoid(xs[0])],
     "log(1 + e^x), computed without overflow. R: (x, d) -> d sigmoid(x).",

@@ -18,10 +18,10 @@ from collections import Counter
 import numpy as np
 
 from ..core.diagram import Wire, _types
-from ..core.primitive import expect_arity
-from ..core.types import TensorType
+from ..core.primitive import Sample, expect_arity
+from ..core.types import Ob, TensorType, bit, f32, f64
 from ..errors import CatgradTypeError
-from ._base import OpFunction, declare, torch
+from ._base import SYMPY, OpFunction, declare, torch
 
 
 def _parse_spec(spec: str, n: int):
@@ -74,28 +74,102 @@ def _einsum_rd(xs, ys, dys, spec):
     return dxs
 
 
-def _np_einsum(*xs, spec):
-    if xs[0].dtype == np.bool_:
-        return (np.einsum(spec, *(x.astype(np.int64) for x in xs)) % 2).astype(bool)
-    if xs[0].dtype == object:
-        return np.einsum(spec, *xs)
-    return np.einsum(spec, *xs, optimize=len(xs) > 1)
+def _einsum2(spec: str, sa: tuple, sb: tuple):
+    """A BLAS plan for a two-operand contraction (transposes and reshapes around one
+    ``np.matmul``), or None when the spec is not of that form."""
+    lhs, out = spec.replace(" ", "").split("->")
+    x, y = lhs.split(",")
+    batch = [c for c in x if c in y and c in out]
+    contr = [c for c in x if c in y and c not in out]
+    left = [c for c in x if c not in y]
+    right = [c for c in y if c not in x]
+    if any(c not in out for c in left + right):
+        return None
+    size = dict(zip(x, sa)) | dict(zip(y, sb))
+    px = [x.index(c) for c in batch + left + contr]
+    py = [y.index(c) for c in batch + contr + right]
+    nb = math.prod(size[c] for c in batch)
+    nl, nk, nr = (math.prod(size[c] for c in g) for g in (left, contr, right))
+    mid = [size[c] for c in batch + left + right]
+    order = batch + left + right
+    pz = [order.index(c) for c in out]
+    idx, idy, idz = px == sorted(px), py == sorted(py), pz == sorted(pz)
+    if not batch and len(left) <= 1 and len(right) <= 1 and len(contr) == 1:
+        # plain (vector/matrix) products: transposes are views, no reshapes
+        tx = (lambda a: a) if idx else (lambda a: a.T)
+        ty = (lambda b: b) if idy else (lambda b: b.T)
+        if idz:
+            return lambda a, b: np.matmul(tx(a), ty(b))
+        return lambda a, b: np.matmul(tx(a), ty(b)).T
+
+    def run(a, b):
+        a2 = (a if idx else a.transpose(px)).reshape(nb, nl, nk)
+        b2 = (b if idy else b.transpose(py)).reshape(nb, nk, nr)
+        c = np.matmul(a2, b2).reshape(mid)
+        return c if idz else c.transpose(pz)
+
+    return run
 
 
-def _torch_einsum(*xs, spec):
-    if xs[0].dtype == torch.bool:
-        return (torch.einsum(spec, *(x.long() for x in xs)) % 2).bool()
-    return torch.einsum(spec, *xs)
+def _np_einsum_float(spec, shapes):
+    plan = _einsum2(spec, *shapes) if len(shapes) == 2 else None
+    if plan is not None:
+        return plan
+    return lambda *xs: np.einsum(spec, *xs, optimize=len(xs) > 1)
+
+
+def _np_einsum_mod2(spec, shapes):
+    return lambda *xs: (np.einsum(spec, *(x.astype(np.int64) for x in xs)) % 2).astype(bool)
+
+
+def _torch_einsum_float(spec, dom):
+    """A plain matrix or vector product as ``torch.matmul`` (with ``torch.t`` where an
+    operand or the result is transposed); any other contraction as ``torch.einsum``."""
+    lhs, out = spec.replace(" ", "").split("->")
+    terms = lhs.split(",")
+    if len(terms) == 2 and len(set(terms[0]) & set(terms[1]) - set(out)) == 1 and not set(terms[0]) & set(terms[1]) & set(out):
+        x, y = terms
+        k = (set(x) & set(y)).pop()
+        left, right = x.replace(k, ""), y.replace(k, "")
+        if len(x) <= 2 and len(y) <= 2 and sorted(out) == sorted(left + right):
+            tx = (lambda a: a) if x.endswith(k) or len(x) == 1 else torch.t
+            ty = (lambda b: b) if y.startswith(k) or len(y) == 1 else torch.t
+            tz = (lambda c: c) if out == left + right else torch.t
+            return lambda a, b: tz(torch.matmul(tx(a), ty(b)))
+    return lambda *xs: torch.einsum(spec, *xs)
+
+
+def _torch_einsum_mod2(*xs, spec):
+    return torch.remainder(torch.einsum(spec, *(x.to(torch.int64) for x in xs)), 2).to(torch.bool)
+
+
+def _einsum_samples():
+    out = []
+    for dt in (f64, f32):
+        out += [Sample(Ob(dt["B", 4], dt[4, 3]), {"spec": "bi,ij->bj"}),
+                Sample(Ob(dt[4, 3], dt["B", 4]), {"spec": "ij,bi->jb"}),
+                Sample(Ob(dt[2, 3, 4], dt[2, 4, 5]), {"spec": "bij,bjk->bik"}),
+                Sample(Ob(dt[3], dt[3]), {"spec": "i,i->"}),
+                Sample(Ob(dt[3], dt[4]), {"spec": "i,j->ij"}),
+                Sample(Ob(dt[2, 3], dt[3, 4], dt[4, 2]), {"spec": "ab,bc,cd->ad"}),
+                Sample(Ob(dt[3, 4]), {"spec": "ij->ji"})]
+    out += [Sample(Ob(bit["B", 4], bit[4, 3]), {"spec": "bi,ij->bj"})]
+    return out
 
 
 einsum = declare(
     "einsum",
     _einsum_rule,
-    numpy=_np_einsum,
-    torch=_torch_einsum,
+    numpy={"float": _np_einsum_float, "int": _np_einsum_float, "bit": _np_einsum_mod2},
+    needs=("shapes",), staged=True,
+    torch={"float": _torch_einsum_float, "int": _torch_einsum_float,
+           "bit": lambda spec, dom: lambda *xs: _torch_einsum_mod2(*xs, spec=spec)},
+    torch_needs=("dom",), torch_staged=True,
     rd=_einsum_rd,
     doc="Tensor contraction, e.g. spec='ij,jk->ik'. Over bits sums are mod 2.",
+    arity=None, kind="contraction", samples=_einsum_samples,
 )
+SYMPY.register(einsum.prim, lambda *xs, spec: np.einsum(spec, *xs))
 
 
 def matmul_spec(a: TensorType, b: TensorType) -> str:
@@ -146,11 +220,19 @@ def _perm(x, perm):
     return tuple(reversed(range(x.type.rank))) if perm is None else tuple(perm)
 
 
+def _full_perm(dom, perm):
+    return tuple(reversed(range(dom[0].rank))) if perm is None else tuple(int(i) for i in perm)
+
+
 transpose = declare(
     "transpose",
     _transpose_rule,
     numpy=lambda x, perm=None: np.transpose(x, perm),
-    torch=lambda x, perm=None: x.permute(*(perm if perm is not None else reversed(range(x.dim())))),
+    torch=lambda x, dom, perm=None: torch.permute(x, _full_perm(dom, perm)),
+    torch_needs=("dom",),
+    kind="data_movement",
+    samples=lambda: [Sample(Ob(f64[2, 3, 4]), {"perm": (1, 2, 0)}), Sample(Ob(f32["B", 3]), {}),
+                     Sample(Ob(bit[2, 3]), {"perm": (1, 0)})],
     rd=lambda xs, ys, dys, perm=None: [
         transpose(dys[0], perm=tuple(int(i) for i in np.argsort(_perm(xs[0], perm))))
     ],
@@ -174,10 +256,13 @@ def _reshape_rule(dom, shape):
 reshape = declare(
     "reshape",
     _reshape_rule,
-    numpy=lambda x, shape, dtype: np.reshape(x, shape),
-    torch=lambda x, shape, dtype: x.reshape(shape),
+    # the op's shape= attribute is replaced by the resolved output shape
+    numpy=lambda x, shape: np.reshape(x, shape),
+    torch=lambda x, shape: torch.reshape(x, shape),
     rd=lambda xs, ys, dys, shape: [dys[0].reshape(xs[0].shape)],
-    needs_shape=True,
+    needs=("shape",), kind="data_movement",
+    samples=lambda: [Sample(Ob(f64[2, 6]), {"shape": (3, 4)}), Sample(Ob(f32["B", 2, 3]), {"shape": ("B", 6)}),
+                     Sample(Ob(f64[4]), {"shape": (2, 1, 2)})],
     doc="Same entries, new shape. R: reshape back.",
 )
 
@@ -214,10 +299,12 @@ def _broadcast_rd(xs, ys, dys, shape):
 broadcast = declare(
     "broadcast",
     _broadcast_rule,
-    numpy=lambda x, shape, dtype: np.broadcast_to(x, shape),
-    torch=lambda x, shape, dtype: x.expand(shape),
+    numpy=lambda x, shape: np.broadcast_to(x, shape),
+    torch=lambda x, shape: torch.broadcast_to(x, shape),
     rd=_broadcast_rd,
-    needs_shape=True,
+    needs=("shape",), kind="data_movement",
+    samples=lambda: [Sample(Ob(f64[3]), {"shape": (2, 3)}), Sample(Ob(f32["B", 1]), {"shape": ("B", 3)}), Sample(Ob(f32[()]), {"shape": (2, 2)}),
+                     Sample(Ob(f64[2, 1, 3]), {"shape": (4, 2, 5, 3)}), Sample(Ob(bit[1]), {"shape": (3,)})],
     doc="numpy-style broadcast to a shape (new leading axes, stretched size-1 axes). R: sum back.",
 )
 
@@ -253,7 +340,11 @@ slice = declare(
     "slice",
     _slice_rule,
     numpy=lambda x, axis, start, stop: x[_index(x.ndim, axis, np.s_[start:stop])],
-    torch=lambda x, axis, start, stop: x.narrow(axis % x.dim(), start, stop - start),
+    torch=lambda x, dom, axis, start, stop: torch.narrow(x, axis % dom[0].rank, start, stop - start),
+    torch_needs=("dom",), kind="data_movement",
+    samples=lambda: [Sample(Ob(f64[5, 3]), {"axis": 0, "start": 1, "stop": 4}),
+                     Sample(Ob(f32["B", 6]), {"axis": -1, "start": 0, "stop": 2}),
+                     Sample(Ob(bit[4]), {"axis": 0, "start": 2, "stop": 4})],
     rd=lambda xs, ys, dys, axis, start, stop: [
         pad(dys[0], axis=axis, before=start, after=_axis_size("slice", xs[0].type, axis)[1] - stop)
     ],
@@ -277,14 +368,11 @@ def _np_pad(x, axis, before, after):
     return np.pad(x, widths, constant_values=x.dtype.type(0) if x.dtype != object else 0)
 
 
-def _torch_pad(x, axis, before, after):
-    axis %= x.dim()
-    parts = []
-    for k in (before, after):
-        shape = list(x.shape)
-        shape[axis] = k
-        parts.append(torch.zeros(shape, dtype=x.dtype, device=x.device))
-    return torch.cat([parts[0], x, parts[1]], dim=axis)
+def _torch_pad(x, dom, axis, before, after):
+    # F.pad lists (before, after) pairs from the last axis backwards
+    rank = dom[0].rank
+    widths = (0, 0) * (rank - 1 - axis % rank) + (before, after)
+    return torch.nn.functional.pad(x, widths)
 
 
 pad = declare(
@@ -292,6 +380,10 @@ pad = declare(
     _pad_rule,
     numpy=_np_pad,
     torch=_torch_pad,
+    torch_needs=("dom",), kind="data_movement",
+    samples=lambda: [Sample(Ob(f64[3, 2]), {"axis": 0, "before": 1, "after": 2}),
+                     Sample(Ob(f32["B", 2]), {"axis": 1, "before": 0, "after": 3}),
+                     Sample(Ob(bit[2]), {"axis": 0, "before": 2, "after": 1})],
     rd=lambda xs, ys, dys, axis, before, after: [
         slice(dys[0], axis=axis, start=before, stop=before + _axis_size("pad", xs[0].type, axis)[1])
     ],

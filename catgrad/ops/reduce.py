@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.primitive import expect_arity, expect_float, normalize_axes
-from ..core.types import TensorType
+from ..core.primitive import Sample, expect_arity, expect_float, normalize_axes
+from ..core.types import Ob, TensorType, bit, f32, f64
 from ..errors import CatgradTypeError
 from ._base import declare, torch
 from .arith import eq
@@ -43,34 +43,59 @@ def unreduce(d, x_type: TensorType, axes, keepdims: bool):
     return d.broadcast(x_type.shape)
 
 
-def _np_sum(x, axes=None, keepdims=False):
-    axes = None if axes is None else tuple(axes) if not isinstance(axes, int) else axes
-    if x.dtype == np.bool_:
-        return np.logical_xor.reduce(x, axis=axes, keepdims=keepdims) if x.ndim else x.copy()
-    return np.sum(x, axis=axes, keepdims=keepdims)
+# Rules for reductions are staged: the axes are normalised once, from the static input
+# type, and an empty set of axes (which torch would read as "all") is the identity.
 
 
-def _torch_axes(x, axes):
-    if axes is None:
-        return tuple(range(x.dim()))
-    return (axes,) if isinstance(axes, int) else tuple(axes)
+def _reducer(reduce):
+    def staged(dom, axes=None, keepdims=False):
+        dims = normalize_axes("reduce", dom[0], axes)
+        if not dims:
+            return lambda x: x
+        return lambda x: reduce(x, dims, bool(keepdims))
+
+    return staged
 
 
-def _torch_sum(x, axes=None, keepdims=False):
-    dims = _torch_axes(x, axes)
-    if x.dtype == torch.bool:
-        return (x.long().sum(dim=dims, keepdim=keepdims) % 2).bool() if dims else x.clone()
-    return x.sum(dim=dims, keepdim=keepdims) if dims else x.clone()
+def _np_parity(x, dims, keep):
+    return np.logical_xor.reduce(x, axis=dims, keepdims=keep)
+
+
+def _torch_parity(x, dims, keep):
+    return torch.remainder(torch.sum(x.to(torch.int64), dim=dims, keepdim=keep), 2).to(torch.bool)
+
+
+def _samples(dtypes=(f64, f32)):
+    def make():
+        out = []
+        for dt in dtypes:
+            out += [Sample(Ob(dt[3, 4]), {}), Sample(Ob(dt[3, 4]), {"axes": 1}),
+                    Sample(Ob(dt["B", 2, 3]), {"axes": (0, 2), "keepdims": True}),
+                    Sample(Ob(dt["B", 3]), {"axes": -1})]
+        return out
+
+    return make
 
 
 sum = declare(
     "sum",
     _reduce_rule("sum", floats_only=False),
-    numpy=_np_sum,
-    torch=_torch_sum,
+    numpy={k: _reducer(f) for k, f in (("float", lambda x, d, k: np.sum(x, axis=d, keepdims=k)),
+                                       ("int", lambda x, d, k: np.sum(x, axis=d, keepdims=k)),
+                                       ("bit", _np_parity))},
+    torch={k: _reducer(f) for k, f in (("float", lambda x, d, k: torch.sum(x, dim=d, keepdim=k)),
+                                       ("int", lambda x, d, k: torch.sum(x, dim=d, keepdim=k)),
+                                       ("bit", _torch_parity))},
+    needs=("dom",), staged=True,
     rd=lambda xs, ys, dys, axes=None, keepdims=False: [unreduce(dys[0], xs[0].type, axes, keepdims)],
     doc="Sum over axes (all by default); parity over bits. R: broadcast back.",
+    kind="reduction", samples=lambda: _samples()() + _samples((bit,))(),
 )
+# sympy: object arrays, no staging (numpy's sum works on expressions)
+from ._base import SYMPY  # noqa: E402
+
+SYMPY.register(sum.prim, lambda x, axes=None, keepdims=False: np.sum(
+    x, axis=None if axes is None else (axes if isinstance(axes, int) else tuple(axes)), keepdims=keepdims))
 
 
 def _max_rd(xs, ys, dys, axes=None, keepdims=False):
@@ -80,16 +105,6 @@ def _max_rd(xs, ys, dys, axes=None, keepdims=False):
     mask = eq(x, unreduce(ys[0], x.type, axes, keepdims))
     count = unreduce(mask.sum(axes=axes, keepdims=keepdims), x.type, axes, keepdims)
     return [unreduce(dys[0], x.type, axes, keepdims) * (mask / count)]
-
-
-def _np_max(x, axes=None, keepdims=False):
-    return np.max(x, axis=None if axes is None else tuple(axes) if not isinstance(axes, int) else axes,
-                  keepdims=keepdims)
-
-
-def _torch_max(x, axes=None, keepdims=False):
-    dims = _torch_axes(x, axes)
-    return torch.amax(x, dim=dims, keepdim=keepdims) if dims else x.clone()
 
 
 def _max_rule(dom, axes=None, keepdims=False):
@@ -102,23 +117,20 @@ def _max_rule(dom, axes=None, keepdims=False):
 max = declare(
     "max",
     _max_rule,
-    numpy=_np_max,
-    torch=_torch_max,
+    numpy=_reducer(lambda x, d, k: np.max(x, axis=d, keepdims=k)),
+    torch=_reducer(lambda x, d, k: torch.amax(x, dim=d, keepdim=k)),
+    needs=("dom",), staged=True,
     rd=_max_rd,
     doc="Maximum over axes. R routes d to the arg-max entries, split equally among ties.",
+    kind="reduction", samples=_samples(),
 )
 
 
-def _np_logsumexp(x, axes=None, keepdims=False):
-    ax = None if axes is None else tuple(axes) if not isinstance(axes, int) else axes
+def _np_logsumexp(x, ax, keepdims):
     m = np.max(x, axis=ax, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
     out = np.log(np.sum(np.exp(x - m), axis=ax, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=ax)
-
-
-def _torch_logsumexp(x, axes=None, keepdims=False):
-    return torch.logsumexp(x, dim=_torch_axes(x, axes), keepdim=keepdims)
 
 
 def _lse_rd(xs, ys, dys, axes=None, keepdims=False):
@@ -131,10 +143,12 @@ def _lse_rd(xs, ys, dys, axes=None, keepdims=False):
 logsumexp = declare(
     "logsumexp",
     _reduce_rule("logsumexp", floats_only=True),
-    numpy=_np_logsumexp,
-    torch=_torch_logsumexp,
+    numpy=_reducer(_np_logsumexp),
+    torch=_reducer(lambda x, d, k: torch.logsumexp(x, dim=d, keepdim=k)),
+    needs=("dom",), staged=True,
     rd=_lse_rd,
     doc="log sum exp over axes, computed stably. R: (x, d) -> d softmax(x).",
+    kind="reduction", samples=_samples(),
 )
 
 
@@ -163,4 +177,6 @@ softmax = declare(
     torch=lambda x, axis=-1: torch.softmax(x, dim=axis),
     rd=_softmax_rd,
     doc="exp(x) / sum exp(x) along one axis. R: (x, d) -> y (d - sum(d y)).",
+    kind="other",
+    samples=lambda: [Sample(Ob(f64[3, 4])), Sample(Ob(f32["B", 5]), {"axis": 0}), Sample(Ob(f64[2, 3, 2]), {"axis": 1})],
 )

@@ -11,7 +11,7 @@ import numpy as np
 from ..core.primitive import expect_arity, expect_same
 from ..core.types import TensorType
 from ..errors import CatgradTypeError
-from ._base import declare
+from ._base import bit_samples, declare, torch
 from .arith import add, constant, mul
 
 
@@ -30,20 +30,20 @@ not_ = declare(
     "not",
     _bits("not", 1),
     numpy=np.logical_not,
-    torch=lambda x: ~x,
+    torch=lambda x: torch.logical_not(x),
     rd=lambda xs, ys, dys: [dys[0]],
     doc="not x = 1 + x over Z2. R: (x, d) -> d.",
-    elementwise=True,
+    samples=bit_samples(1),
 )
 
 or_ = declare(
     "or",
     _bits("or", 2),
     numpy=np.logical_or,
-    torch=lambda x, y: x | y,
+    torch=lambda x, y: torch.logical_or(x, y),
     rd=lambda xs, ys, dys: [~xs[1] & dys[0], ~xs[0] & dys[0]],
     doc="x or y = x + y + xy over Z2. R: ((x, y), d) -> ((1 + y) d, (1 + x) d).",
-    elementwise=True,
+    arity=2, samples=bit_samples(2),
 )
 
 xor = add

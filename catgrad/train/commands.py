@@ -48,7 +48,22 @@ def register(subparsers) -> None:
                    help="replace whatever regular file is at --checkpoint PATH (by default only a checkpoint is replaced)")
     p.add_argument("--json", action="store_true", help="print the result as a JSON object (last stdout line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _backend_args(p)
     p.set_defaults(run=run)
+
+
+def _backend_args(p) -> None:
+    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy", help="what runs the step (default numpy)")
+    p.add_argument("--device", default=None, help="torch backend: cpu (default) or cuda[:N]")
+    p.add_argument("--torch-compile", action="store_true", help="torch backend: wrap the step in torch.compile")
+
+
+def _backend_options(args) -> dict:
+    if args.backend != "torch":
+        if args.device is not None or args.torch_compile:
+            raise CatgradError("--device and --torch-compile need --backend torch")
+        return {}
+    return {"device": args.device or "cpu", "torch_compile": bool(args.torch_compile)}
 
 
 def _load_model(path: str, name: str):
@@ -108,6 +123,7 @@ def run(args) -> int:
     from .loop import fit
 
     _check_args(args)
+    options = _backend_options(args)
     model = _load_model(args.file, args.model)
     optimizer = cg.optim.parse(args.optimizer)
     train, test = cgdata.prepare(args.data, test_fraction=args.test_fraction, seed=args.seed,
@@ -121,7 +137,7 @@ def run(args) -> int:
     _check_sizes(model, args.batch)
     if batched and model.cod[0].dtype.is_float:  # per-example mean, so --batch does not rescale the learning rate
         loss = loss(reduction="mean")
-    step = cg.compile(model, loss=loss, optimizer=optimizer, backend="numpy")
+    step = cg.compile(model, loss=loss, optimizer=optimizer, backend=args.backend, **options)
 
     def log(rec):
         if not args.quiet:
@@ -135,7 +151,7 @@ def run(args) -> int:
               run_info={"loss": loss_name, "standardize": bool(args.standardize),
                         "test_fraction": float(args.test_fraction), "label": args.label})
     summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer, loss=loss_name,
-                   batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test))
+                   batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test), backend=args.backend)
     if args.checkpoint:
         summary["checkpoint"] = args.checkpoint
     if args.json:
@@ -243,6 +259,8 @@ def register_compile(subparsers) -> None:
     p.add_argument("--emit", choices=EMITS, default="program",
                    help="program: SSA after CSE/folding/DCE; python: the numpy code for --batch; dot: Graphviz")
     p.add_argument("--batch", type=int, default=32, help="batch size the python code is generated for (default 32)")
+    p.add_argument("--target", choices=("numpy", "torch"), default="numpy",
+                   help="torch: print the step's torch.fx GraphModule code instead (one graph for every batch size)")
     p.add_argument("-o", "--output", default=None, metavar="PATH", help="write here instead of stdout")
     p.add_argument("--force", action="store_true",
                    help="replace whatever regular file is at -o PATH (by default only an earlier output is replaced)")
@@ -264,7 +282,10 @@ def run_compile(args) -> int:
     model = _load_model(args.file, args.model)
     _check_sizes(model, args.batch)
     step = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer))
-    if args.emit == "program":
+    if args.target == "torch":
+        tstep = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer), backend="torch")
+        text = tstep.graph_module.code.strip() + "\n"
+    elif args.emit == "program":
         text = str(optimize(lower(step.diagram))) + "\n"
     elif args.emit == "dot":
         from ..draw import to_dot

@@ -32,6 +32,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import CatgradError, ShapeError
+from ..step import to_host
 from . import checkpoint as ckpt
 
 
@@ -117,7 +118,7 @@ class _Layout:
 
 
 def _correct(pred: np.ndarray, y: np.ndarray) -> int:
-    pred, y = np.asarray(pred), np.asarray(y)
+    pred, y = to_host(pred), np.asarray(y)
     if pred.ndim == 1:
         return int(np.argmax(pred) == np.argmax(y))
     return int(np.sum(np.argmax(pred, -1) == np.argmax(y, -1)))
@@ -128,7 +129,7 @@ def predict(step, state, data, batch_size: int = 1024) -> np.ndarray:
     lay = _Layout.of(step)
     x, _ = lay.arrays(data)
     if not lay.batched:
-        return np.stack([np.asarray(step.predict(state, row)) for row in x]) if len(x) else np.zeros((0,))
+        return np.stack([to_host(step.predict(state, row)) for row in x]) if len(x) else np.zeros((0,))
     if lay.fixed_batch is not None:
         batch_size = lay.fixed_batch
     outs = []
@@ -136,9 +137,9 @@ def predict(step, state, data, batch_size: int = 1024) -> np.ndarray:
         xb = x[i : i + batch_size]
         if lay.fixed_batch is not None and len(xb) < batch_size:  # pad the last batch, then cut
             xb = np.concatenate([xb, np.zeros((batch_size - len(xb),) + xb.shape[1:], xb.dtype)])
-            outs.append(np.asarray(step.predict(state, xb))[: len(x) - i])
+            outs.append(to_host(step.predict(state, xb))[: len(x) - i])
         else:
-            outs.append(np.asarray(step.predict(state, xb)))
+            outs.append(to_host(step.predict(state, xb)))
     return np.concatenate(outs) if outs else np.zeros((0,))
 
 
@@ -208,7 +209,7 @@ def load_checkpoint(path, step, init_seed: int = 0):
     ckpt.check_signature(path, meta.get("signature"), step.signature())
     template = step.init(seed=init_seed)
     ckpt.check_arrays(path, flat, template.flat())
-    return type(template).from_flat(flat), meta
+    return step.to_backend(type(template).from_flat(flat)), meta
 
 
 def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=None, state=None,
