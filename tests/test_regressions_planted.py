@@ -242,3 +242,15 @@ def test_arguments_unify_dtypes_and_dimensions(call, msg):
     src = SRC + f"def bad(a : f32[2], b : f32[3], d : f64[2]) -> f32[2] = {call}\n"
     with pytest.raises(cg.CatgradError, match=msg.replace("[", r"\[").replace("]", r"\]")):
         cg.loads(src)
+
+
+def test_identities_with_one_element_constants_are_folded():
+    """x + 0, x - 0 and x * 1 vanish also when the constant has a single element (mutation
+    testing found the size test unchecked)."""
+    for t in (cg.f64[()], cg.f64[1]):
+        @cg.trace(t)
+        def f(x):
+            return (x + x.const(0.0)) * x.const(1.0) - x.const(0.0)
+
+        assert optimize(lower(f)).op_counts() == {}
+        np.testing.assert_array_equal(compile_numpy(f)(np.full(t.shape, 2.5))[0], np.full(t.shape, 2.5))
