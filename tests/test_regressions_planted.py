@@ -254,3 +254,29 @@ def test_identities_with_one_element_constants_are_folded():
 
         assert optimize(lower(f)).op_counts() == {}
         np.testing.assert_array_equal(compile_numpy(f)(np.full(t.shape, 2.5))[0], np.full(t.shape, 2.5))
+
+
+# -- optimizers: the whole state, not only the parameters ---------------------------------------------
+
+
+def test_lion_state_and_hyperparameters_match_the_paper():
+    """Lion's parameters depend on sign(c) only, so swapping b1 and b2 barely moves them;
+    the momentum m = b2 m + (1 - b2) g and the stored hyperparameters do not hide it."""
+    from optim_util import Driver, grads_of, problem
+
+    params, loss = problem(0)
+    drv = Driver(cg.optim.lion(1e-3, b1=0.9, b2=0.99, weight_decay=0.1), params)
+    ref = {k: np.array(v) for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in params.items()}
+    for _ in range(20):
+        g = grads_of(loss, ref)
+        drv.step(g)
+        for k in ref:
+            c = 0.9 * m[k] + 0.1 * g[k]
+            ref[k] = ref[k] - 1e-3 * (np.sign(c) + 0.1 * ref[k])
+            m[k] = 0.99 * m[k] + 0.01 * g[k]
+    for k in ref:
+        np.testing.assert_allclose(drv.params[k], ref[k], rtol=0, atol=1e-14)
+        np.testing.assert_allclose(drv.state[f"{k}/lion.m"], m[k], rtol=1e-13, atol=1e-15)
+        assert [float(drv.state[f"{k}/lion.{h}"]) for h in ("lr", "b1", "b2", "weight_decay")] == \
+            pytest.approx([1e-3, 0.9, 0.99, 0.1], rel=1e-15)
