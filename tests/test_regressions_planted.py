@@ -280,3 +280,37 @@ def test_lion_state_and_hyperparameters_match_the_paper():
         np.testing.assert_allclose(drv.state[f"{k}/lion.m"], m[k], rtol=1e-13, atol=1e-15)
         assert [float(drv.state[f"{k}/lion.{h}"]) for h in ("lr", "b1", "b2", "weight_decay")] == \
             pytest.approx([1e-3, 0.9, 0.99, 0.1], rel=1e-15)
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1e-7])
+def test_adam_params_and_moments_equal_torch_to_float64_precision(eps):
+    """Against torch.optim.Adam in float64, parameters and both moments agree to 1e-12
+    (relative): tight enough that eps 1e-8 vs 1e-7 is a failure, not a pass."""
+    import torch
+
+    from optim_util import Driver, problem
+
+    params, loss = problem(1)
+    drv = Driver(cg.optim.adam(1e-2, eps=eps), params)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    opt = torch.optim.Adam(tp.values(), lr=1e-2, eps=eps)
+    for _ in range(30):
+        opt.zero_grad()
+        loss(tp).backward()
+        drv.step({k: v.grad.numpy() for k, v in tp.items()})
+        opt.step()
+    for k, t in tp.items():
+        st = opt.state[t]
+        for ours, theirs in ((drv.params[k], t.detach().numpy()), (drv.state[f"{k}/adam.m"], st["exp_avg"].numpy()),
+                             (drv.state[f"{k}/adam.v"], st["exp_avg_sq"].numpy())):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+    other = Driver(cg.optim.adam(1e-2, eps=1e-7 if eps == 1e-8 else 1e-8), params)
+    tp2 = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    for _ in range(30):  # the other eps is farther from torch than the tolerance
+        for k, v in tp2.items():
+            v.data = torch.tensor(other.params[k])
+        for v in tp2.values():
+            v.grad = None
+        loss(tp2).backward()
+        other.step({k: v.grad.numpy() for k, v in tp2.items()})
+    assert max(np.max(np.abs(other.params[k] - drv.params[k]) / (np.abs(drv.params[k]) + 1e-15)) for k in tp) > 1e-9
