@@ -314,3 +314,24 @@ def test_adam_params_and_moments_equal_torch_to_float64_precision(eps):
         loss(tp2).backward()
         other.step({k: v.grad.numpy() for k, v in tp2.items()})
     assert max(np.max(np.abs(other.params[k] - drv.params[k]) / (np.abs(drv.params[k]) + 1e-15)) for k in tp) > 1e-9
+
+
+def test_zero_plus_x_folds_and_the_rest_of_the_program_is_kept():
+    """0 + x is x (and the instructions after it stay); x + 0 with a constant of a larger
+    shape is a broadcast, not x."""
+    @cg.trace(cg.f64[3])
+    def f(x):
+        return (x.const(0.0) + x) * x.const(3.0) + x.const(1.0)
+
+    p = optimize(lower(f))
+    assert p.op_counts() == {"mul": 1, "add": 1}
+    x = np.array([1.0, -2.0, 0.5])
+    np.testing.assert_array_equal(compile_numpy(f)(x)[0], 3 * x + 1)
+
+    @cg.trace(cg.f64[()])
+    def g(s):
+        zeros = s.builder.constant(cg.f64[3], 0.0)
+        return s + zeros, zeros + s, s - zeros
+
+    for out in compile_numpy(g)(np.float64(2.5)):
+        np.testing.assert_array_equal(out, [2.5, 2.5, 2.5])
