@@ -11,8 +11,10 @@ Nothing is written unless the checkpoint belongs to the model.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import zipfile
 
 import numpy as np
 
@@ -33,6 +35,12 @@ def checkpoint_params(path, model) -> dict:
             for k in sorted(set(saved) | set(want)) if saved.get(k) != want.get(k)]
         raise ckpt.CheckpointError(f"{path}: this checkpoint belongs to a different model"
                                    + (f" ({'; '.join(diff[:4])})" if diff else ""))
+    saved_hash = (meta.get("model") or {}).get("hash") if isinstance(meta.get("model"), dict) else None
+    if saved_hash is not None and saved_hash != ckpt.model_hash(model):
+        name = meta["model"].get("name")
+        raise ckpt.CheckpointError(f"{path}: this checkpoint belongs to a different model"
+                                   + (f" ({name!r}, whose diagram differs from this one)" if name else
+                                      " (the same parameters, but another diagram)"))
     params = {}
     for p in model.params:
         a = flat.get(f"param/{p.name}")
@@ -40,6 +48,27 @@ def checkpoint_params(path, model) -> dict:
             raise ckpt.CheckpointError(f"{path}: parameter {p.name} is missing or has the wrong shape")
         params[p.name] = np.asarray(a)
     return params
+
+
+def _our_program(head: bytes, path: str) -> bool:
+    """An earlier ``catgrad export`` program (a zip holding our mark)."""
+    from .compiler.torch_export import MARK
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.rsplit("/", 1)[-1] == MARK for n in z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def _our_weights(head: bytes, path: str) -> bool:
+    """A safetensors file whose metadata says catgrad wrote it."""
+    try:
+        n = int.from_bytes(head[:8], "little")
+        meta = json.loads(head[8 : 8 + n]).get("__metadata__", {})
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(meta, dict) and meta.get("writer") == "catgrad"
 
 
 def example_inputs(model, batch: int = 2):
@@ -52,8 +81,15 @@ def example_inputs(model, batch: int = 2):
 
 def run(args) -> int:
     from .compiler.torch_export import export_program, program_bytes, safetensors_bytes, to_torch
-    from .files import atomic_write
+    from .files import atomic_write, check_output
     from .frontend.module import load
+
+    if not args.output.endswith(".pt2"):
+        raise CatgradError(f"-o {args.output}: a torch.export program is written to a .pt2 file")
+    weights = args.weights or os.path.splitext(args.output)[0] + ".safetensors"
+    inputs = (args.file, args.checkpoint)
+    check_output(args.output, "the exported program", ours=_our_program, force=args.force, protect=inputs)
+    check_output(weights, "the weights", ours=_our_weights, force=args.force, protect=inputs)
 
     module = load(args.file)
     if args.model not in module:
@@ -63,20 +99,16 @@ def run(args) -> int:
     from .calculus.para import as_para
 
     model = as_para(model)
-    if not args.output.endswith(".pt2"):
-        raise CatgradError(f"-o {args.output}: a torch.export program is written to a .pt2 file")
-    weights = args.weights or os.path.splitext(args.output)[0] + ".safetensors"
-    for out in (args.output, weights):
-        if os.path.abspath(out) in (os.path.abspath(args.file), os.path.abspath(args.checkpoint)):
-            raise CatgradError(f"{out}: refusing to overwrite an input of this run")
     params = checkpoint_params(args.checkpoint, model)
     torch_module = to_torch(model, params, name=args.model)
     dynamic = all(t.rank and isinstance(t.shape[0], str) for t in model.dom)
     exported = export_program(torch_module, example_inputs(model), dynamic_batch=dynamic)
     program = program_bytes(exported)
     tensors = safetensors_bytes(params, {"model": args.model, "source": os.path.basename(args.file)})
-    atomic_write(args.output, lambda fh: fh.write(program), what="the exported program")
-    atomic_write(weights, lambda fh: fh.write(tensors), what="the weights")
+    atomic_write(args.output, lambda fh: fh.write(program), what="the exported program", ours=_our_program,
+                 force=args.force, protect=inputs)
+    atomic_write(weights, lambda fh: fh.write(tensors), what="the weights", ours=_our_weights, force=args.force,
+                 protect=inputs)
     print(f"wrote {args.output} ({'dynamic' if dynamic else 'fixed'} batch) and {weights}", file=sys.stderr)
     return 0
 
@@ -89,6 +121,8 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a checkpoint written by catgrad train")
     p.add_argument("-o", "--output", required=True, metavar="PATH.pt2", help="where to write the program")
     p.add_argument("--weights", default=None, metavar="PATH", help="the safetensors file (default: beside -o)")
+    p.add_argument("--force", action="store_true",
+                   help="replace whatever regular files are at the output paths (by default only earlier exports)")
     p.set_defaults(run=run)
 
 

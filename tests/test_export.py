@@ -133,3 +133,21 @@ def test_export_refuses_a_checkpoint_of_another_model(checkpoint, tmp_path):
              "-o", tmp_path / "m.pt2", cwd=tmp_path)
     assert r.returncode == 1 and "belongs to a different model" in r.stderr and "dense.W" in r.stderr
     assert "Traceback" not in r.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_export_replaces_only_its_own_outputs(checkpoint, tmp_path):
+    import os
+
+    src = os.path.abspath(IRIS)
+    notes = tmp_path / "m.safetensors"
+    notes.write_text("my notes\n")
+    r = _cli("export", src, "--model", "mlp", "--checkpoint", checkpoint, "-o", tmp_path / "m.pt2", cwd=tmp_path)
+    assert r.returncode == 1 and "was not written by catgrad" in r.stderr and notes.read_text() == "my notes\n"
+    assert not (tmp_path / "m.pt2").exists()
+    notes.unlink()
+    for _ in range(2):  # an earlier export is ours to replace
+        r = _cli("export", src, "--model", "mlp", "--checkpoint", checkpoint, "-o", tmp_path / "m.pt2", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    r = _cli("export", src, "--model", "mlp", "--checkpoint", checkpoint, "-o", tmp_path / "m.pt2",
+             "--weights", checkpoint, cwd=tmp_path)
+    assert r.returncode == 1 and "an input of this run" in r.stderr

@@ -96,9 +96,13 @@ def export_program(module: CatgradModule, example_inputs: tuple, dynamic_batch: 
         raise CatgradError(f"torch.export could not capture the model: {type(e).__name__}: {str(e).splitlines()[0]}") from None
 
 
-def program_bytes(exported) -> bytes:
+#: The extra file catgrad puts in the programs it exports, so it knows them again.
+MARK = "catgrad_export"
+
+
+def program_bytes(exported, note: str = "") -> bytes:
     buf = io.BytesIO()
-    torch.export.save(exported, buf)
+    torch.export.save(exported, buf, extra_files={MARK: note or "written by catgrad export"})
     return buf.getvalue()
 
 
@@ -107,7 +111,8 @@ def safetensors_bytes(params: dict, metadata: dict | None = None) -> bytes:
     from safetensors.numpy import save
 
     arrays = {k: np.ascontiguousarray(np.asarray(v)) for k, v in params.items()}
-    return save(arrays, metadata={k: str(v) for k, v in (metadata or {}).items()})
+    meta = {"writer": "catgrad", **{k: str(v) for k, v in (metadata or {}).items()}}
+    return save(arrays, metadata=meta)
 
 
-__all__ = ["CatgradModule", "to_torch", "export_program", "program_bytes", "safetensors_bytes"]
+__all__ = ["MARK", "CatgradModule", "to_torch", "export_program", "program_bytes", "safetensors_bytes"]
