@@ -401,3 +401,25 @@ def test_standardizer_is_exact_and_does_not_overflow():
     np.testing.assert_allclose(s.mean[0], x[:, 0].mean(), rtol=1e-13)
     np.testing.assert_allclose(s.std[0], x[:, 0].std(), rtol=1e-13)
     np.testing.assert_allclose(s.std[1] / 1e300, (x[:, 1] / 1e300).std(), rtol=1e-13)
+
+
+def test_outputs_of_each_kind_are_recognised_and_nothing_else(tmp_path):
+    import struct
+
+    cases = {
+        "a.dot": b'digraph "x" {', "a.svg": b'<?xml version="1.0"?><svg>', "a.png": b"\x89PNG\r\n\x1a\n....",
+        "a.pdf": b"%PDF-1.7", "a.pt2": b"PK\x03\x04rest", "a.safetensors": struct.pack("<Q", 2) + b"{}",
+    }
+    for name, head in cases.items():
+        p = tmp_path / name
+        p.write_bytes(head)
+        files.check_output(p, "x")  # replaceable: an output of the same kind
+        other = tmp_path / ("other" + os.path.splitext(name)[1])
+        other.write_bytes(b"my own notes about this project\n")
+        with pytest.raises(CatgradError, match="was not written by catgrad"):
+            files.check_output(other, "x")
+        files.check_output(other, "x", force=True)
+    zip_npz = tmp_path / "z.npz"
+    np.savez(zip_npz, a=np.zeros(2))  # a zip, but not a checkpoint
+    with pytest.raises(CatgradError, match="was not written by catgrad"):
+        ckpt.check_path(zip_npz)

@@ -326,7 +326,7 @@ def _check_sizes(model, batch: int) -> None:
     body = getattr(model, "body", model)
     binding = {d: batch for t in (*body.dom, *body.cod) for d in t.symbols}
     try:
-        wires = _wire_types(body)
+        wires = list(body.graph.types)  # every wire of the diagram
         w_bytes = sum(nbytes(t, binding) for t in wires if all(s in binding for s in t.symbols))
     except (TypeError, ValueError, KeyError, AttributeError):
         return
@@ -335,11 +335,6 @@ def _check_sizes(model, batch: int) -> None:
             f"one training step of the model with --batch {batch} needs about {human_bytes(3 * w_bytes)} of "
             f"activations and gradients: more than the limit of {human_bytes(limit)} (use a smaller --batch or model)"
         )
-
-
-def _wire_types(d):
-    """The types of every wire of a diagram (its hypergraph's wire labels)."""
-    return list(d.graph.types)
 
 
 def _check_model(model, train, args) -> None:
@@ -437,4 +432,4 @@ def run_compile(args) -> int:
 
 def _compiled_output(head: bytes, path) -> bool:
     """Whether a file starts like something ``catgrad compile`` writes (any --emit)."""
-    return head.lstrip().startswith((b"program(", b"def run(", b"digraph", b"//"))
+    return head.lstrip().startswith((b"program(", b"def run(", b"def forward(", b"digraph", b"//"))
