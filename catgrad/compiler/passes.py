@@ -36,18 +36,6 @@ def dce(p: Program) -> Program:
     return q
 
 
-def _rename(p: Program, sub: dict) -> Program:
-    def r(v):
-        while v in sub:
-            v = sub[v]
-        return v
-
-    q = p.copy()
-    q.instrs = [Instr(i.op, tuple(r(v) for v in i.ins), i.outs) for i in p.instrs]
-    q.outputs = [r(v) for v in p.outputs]
-    return q
-
-
 def cse(p: Program) -> Program:
     seen: dict = {}
     sub: dict = {}
