@@ -102,7 +102,7 @@ def make(variant: str, depth: int, device: str):
     fn = torch.compile(train_step) if variant == "b" else train_step
 
     def run(x, y):
-        return float(fn(x, y))
+        return float(fn(x, y).detach())
 
     return run
 

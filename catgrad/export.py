@@ -4,7 +4,7 @@
 
 The program has a dynamic batch dimension: ``torch.export.load("model.pt2").module()``
 runs it on any batch size in a script that never imports catgrad. The weights file
-(``model.safetensors`` beside the program unless ``--weights`` says otherwise) holds
+(``model.weights.safetensors`` beside ``model.pt2`` unless ``--weights`` says otherwise) holds
 the parameters under their catgrad names, for torch, JAX or any safetensors reader.
 Nothing is written unless the checkpoint belongs to the model.
 """
@@ -86,7 +86,7 @@ def run(args) -> int:
 
     if not args.output.endswith(".pt2"):
         raise CatgradError(f"-o {args.output}: a torch.export program is written to a .pt2 file")
-    weights = args.weights or os.path.splitext(args.output)[0] + ".safetensors"
+    weights = args.weights or os.path.splitext(args.output)[0] + ".weights.safetensors"
     inputs = (args.file, args.checkpoint)
     check_output(args.output, "the exported program", ours=_our_program, force=args.force, protect=inputs)
     check_output(weights, "the weights", ours=_our_weights, force=args.force, protect=inputs)
@@ -120,7 +120,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, help="name of the model (a definition in FILE.cat)")
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a checkpoint written by catgrad train")
     p.add_argument("-o", "--output", required=True, metavar="PATH.pt2", help="where to write the program")
-    p.add_argument("--weights", default=None, metavar="PATH", help="the safetensors file (default: beside -o)")
+    p.add_argument("--weights", default=None, metavar="PATH", help="the safetensors file (default: NAME.weights.safetensors beside -o NAME.pt2)")
     p.add_argument("--force", action="store_true",
                    help="replace whatever regular files are at the output paths (by default only earlier exports)")
     p.set_defaults(run=run)

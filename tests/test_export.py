@@ -100,7 +100,7 @@ def test_export_runs_without_catgrad_on_any_batch_size(checkpoint, tmp_path):
     src = os.path.abspath(IRIS)
     r = _cli("export", src, "--model", "mlp", "--checkpoint", checkpoint, "-o", tmp_path / "m.pt2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "m.pt2").is_file() and (tmp_path / "m.safetensors").is_file()
+    assert (tmp_path / "m.pt2").is_file() and (tmp_path / "m.weights.safetensors").is_file()
     rng = np.random.default_rng(4)
     xs = [rng.standard_normal((b, 4)).astype(np.float32) for b in (1, 7, 64)]
     np.save(tmp_path / "x.npy", np.concatenate(xs))
@@ -110,7 +110,7 @@ def test_export_runs_without_catgrad_on_any_batch_size(checkpoint, tmp_path):
         "x = np.load('x.npy'); outs = [m(torch.as_tensor(x[a:b])).detach().numpy() for a, b in ((0, 1), (1, 8), (8, 72))]\n"
         "np.save('y.npy', np.concatenate(outs))\n"
         "from safetensors.numpy import load_file\n"
-        "w = load_file('m.safetensors'); np.savez('w.npz', **w)\n"
+        "w = load_file('m.weights.safetensors'); np.savez('w.npz', **w)\n"
         "assert 'catgrad' not in sys.modules\n"
     )
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
@@ -139,7 +139,7 @@ def test_export_replaces_only_its_own_outputs(checkpoint, tmp_path):
     import os
 
     src = os.path.abspath(IRIS)
-    notes = tmp_path / "m.safetensors"
+    notes = tmp_path / "m.weights.safetensors"
     notes.write_text("my notes\n")
     r = _cli("export", src, "--model", "mlp", "--checkpoint", checkpoint, "-o", tmp_path / "m.pt2", cwd=tmp_path)
     assert r.returncode == 1 and "was not written by catgrad" in r.stderr and notes.read_text() == "my notes\n"
@@ -151,3 +151,18 @@ def test_export_replaces_only_its_own_outputs(checkpoint, tmp_path):
     r = _cli("export", src, "--model", "mlp", "--checkpoint", checkpoint, "-o", tmp_path / "m.pt2",
              "--weights", checkpoint, cwd=tmp_path)
     assert r.returncode == 1 and "an input of this run" in r.stderr
+
+
+def test_export_refuses_the_same_parameters_under_another_diagram(tmp_path):
+    import os
+
+    src = tmp_path / "two.cat"
+    src.write_text("import nn\ndef a = nn.dense[4, 3] >> tanh\ndef b = nn.dense[4, 3] >> sigmoid\n")
+    r = _cli("train", src, "--model", "a", "--data", "iris", "--epochs", "1", "--checkpoint", tmp_path / "a.ck",
+             "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _cli("export", src, "--model", "b", "--checkpoint", tmp_path / "a.ck", "-o", tmp_path / "b.pt2", cwd=tmp_path)
+    assert r.returncode == 1 and "belongs to a different model ('a'" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["a.ck", "two.cat"]
+    r = _cli("export", src, "--model", "a", "--checkpoint", tmp_path / "a.ck", "-o", tmp_path / "a.pt2", cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "a.weights.safetensors").is_file(), r.stderr
