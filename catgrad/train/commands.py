@@ -172,6 +172,9 @@ def register_compile(subparsers) -> None:
                    help="program: SSA after CSE/folding/DCE; python: the numpy code for --batch; dot: Graphviz")
     p.add_argument("--batch", type=int, default=32, help="batch size the python code is generated for (default 32)")
     p.add_argument("-o", "--output", default=None, metavar="PATH", help="write here instead of stdout")
+    from .circuit import add_options  # --target verilog|blif|aiger|aag: a bit model as a gate netlist
+
+    add_options(p)
     p.set_defaults(run=run_compile)
 
 
@@ -183,6 +186,10 @@ def run_compile(args) -> int:
 
     if args.batch < 1:
         raise CatgradError(f"--batch must be >= 1, got {args.batch}")
+    if getattr(args, "target", None) or getattr(args, "checkpoint", None) or getattr(args, "report", None):
+        from .circuit import run_target
+
+        return run_target(args)
     model = _load_model(args.file, args.model)
     step = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer))
     if args.emit == "program":
