@@ -1,9 +1,17 @@
-"""Bit models from the shell: ``catgrad compile FILE.cat --model NAME --target verilog|blif|aiger|aag``.
+"""Bit models from the shell.
 
-The model is lowered to a gate netlist (:mod:`catgrad.circuit`). Its learnable
-parameters come from ``--checkpoint`` and are folded into the gates as constants;
-without a checkpoint they stay inputs of the netlist, named after the parameters.
-A report of gate counts by type, depth and AIG node count goes to stderr.
+``catgrad compile FILE.cat --model NAME --target verilog|blif|aiger|aag``: the model
+is lowered to a gate netlist (:mod:`catgrad.circuit`). Its learnable parameters come
+from ``--checkpoint`` and are folded into the gates as constants; without a checkpoint
+they stay inputs of the netlist, named after the parameters. A report of gate counts
+by type, depth and AIG node count goes to stderr.
+
+``catgrad train FILE.cat --model NAME --data D --encode threshold|thermometer:K``: a
+model whose input is a bit wire trains by Reverse Derivative Ascent on the
+bit-parallel evaluator (:mod:`catgrad.circuit.rda`); features are binarised by an
+encoder fitted on the training rows (:mod:`catgrad.train.encode`). Labels: a model
+with one output bit learns class 1 of two classes; a model with k output bits learns
+the one-hot code of k classes, and an example counts as right only when all k bits are.
 """
 
 from __future__ import annotations
@@ -107,4 +115,136 @@ def run_target(args) -> int:
     return 0
 
 
-__all__ = ["add_options", "argument_names", "checkpoint_params", "netlist_of", "format_report", "run_target"]
+# -- training bit models with RDA -------------------------------------------------------------
+
+RDA_OPTIMIZERS = ("gradient_update()", "gradient_update", "rda")
+
+
+def add_train_options(p) -> None:
+    """The options ``catgrad train`` gains for bit models."""
+    p.add_argument("--encode", default="threshold", metavar="ENC",
+                   help="bit models: threshold (default) or thermometer:K, fitted on the training rows")
+    p.add_argument("--combine", default="parity", choices=("parity", "vote"),
+                   help="bit models with --batch > 1: combine the per-example updates by parity or by vote")
+    p.add_argument("--classes", default=None, metavar="C,C,...",
+                   help="keep only these classes (indices or names), e.g. 0,1 for a two-class problem")
+
+
+def is_bit_model(model) -> bool:
+    return bool(model.dom) and all(t.dtype.name == "bit" for t in model.dom)
+
+
+def select_classes(ds, spec: str):
+    from dataclasses import replace
+
+    from ..data import DataError
+
+    if ds.classes is None:
+        raise DataError(f"--classes: {ds.name} has no classes")
+    want = []
+    for c in spec.split(","):
+        c = c.strip()
+        names = [str(n) for n in ds.classes]
+        if c in names:
+            want.append(names.index(c))
+        elif c.isdigit() and int(c) < len(ds.classes):
+            want.append(int(c))
+        else:
+            raise DataError(f"--classes: {c!r} is not a class of {ds.name} ({', '.join(names)})")
+    if len(set(want)) != len(want) or len(want) < 2:
+        raise DataError(f"--classes needs at least two distinct classes, got {spec!r}")
+    rows = np.flatnonzero(np.isin(ds.y, want))
+    remap = np.zeros(len(ds.classes), np.int64)
+    remap[want] = np.arange(len(want))
+    return replace(ds, x=ds.x[rows], y=remap[ds.y[rows]], classes=tuple(ds.classes[k] for k in want))
+
+
+def label_bits(y, n_classes: int, width: int, model_name: str) -> np.ndarray:
+    from ..errors import ShapeError
+
+    if width == 1 and n_classes == 2:
+        return (np.asarray(y) == 1)[:, None]
+    if width == n_classes:
+        return np.eye(n_classes, dtype=bool)[y]
+    raise ShapeError(f"model {model_name} has {width} output bit(s) but the data has {n_classes} classes "
+                     "(one bit for two classes, or one bit per class)")
+
+
+def run_rda(args, model) -> int:
+    """``catgrad train`` for a bit model: RDA on the bit-parallel evaluator."""
+    from .. import data as cgdata
+    from ..circuit import compile_circuit
+    from ..circuit.rda import RDATrainer
+    from ..compiler import prepare
+    from ..errors import ShapeError
+    from .checkpoint import save
+    from .encode import parse
+    from .loop import epoch_order
+
+    if args.optimizer not in (None, *RDA_OPTIMIZERS):
+        raise CatgradError(f"bit models train by Reverse Derivative Ascent: --optimizer \"gradient_update()\" "
+                           f"(the default for them), not {args.optimizer!r}")
+    if args.loss not in (None, "xor"):
+        raise CatgradError(f"bit models train with the xor loss, not {args.loss!r}")
+    if args.resume:
+        raise CatgradError("--resume is not supported for bit models yet")
+    batch = args.batch or 1
+    encoder = parse(args.encode)
+    ds = cgdata.load(args.data, label=args.label)
+    if args.classes:
+        ds = select_classes(ds, args.classes)
+    if ds.classes is None:
+        raise CatgradError(f"{args.data}: bit models learn classes; this dataset is a regression")
+    train, test = ds.split(test_fraction=args.test_fraction, seed=args.seed)
+    encoder.fit(train.x, f"{args.data}: the training rows")
+    xtr, xte = encoder(train.x), encoder(test.x)
+    if len(model.dom) != 1 or len(model.cod) != 1:
+        raise ShapeError(f"model {args.model} must take one bit vector and give one, it is {model.dom} -> {model.cod}")
+    trainer = RDATrainer(model, combine=args.combine)
+    if trainer.n_x != xtr.shape[1]:
+        raise ShapeError(f"model {args.model} takes {trainer.n_x} input bits ({model.dom[0]}) but {args.data} "
+                         f"encoded with {encoder.name} gives {xtr.shape[1]} ({train.n_features} features x "
+                         f"{encoder.levels - 1} bits)")
+    ytr = label_bits(train.y, ds.n_classes, trainer.n_y, args.model)
+    yte = label_bits(test.y, ds.n_classes, trainer.n_y, args.model)
+    theta = trainer.flatten(model.init(args.seed))
+    mistakes = []
+    for e in range(args.epochs):
+        theta, wrong = trainer.epoch(theta, xtr, ytr, batch, epoch_order(args.seed, e, len(xtr)))
+        mistakes.append(wrong)
+        if not args.quiet:
+            print(f"epoch {e}: {wrong} wrong examples", file=sys.stderr)
+
+    def acc(x, y):
+        return float(np.mean(np.all(trainer.predict(theta, x) == y, axis=1))) if len(x) else None
+
+    params = trainer.unflatten(theta)
+    circuit = compile_circuit(prepare(model.body), params=params)
+    report = circuit.netlist.report()
+    summary = {"model": args.model, "data": args.data, "encode": encoder.name, "classes": [str(c) for c in ds.classes],
+               "optimizer": "gradient_update()", "loss": "xor", "batch": batch, "combine": args.combine,
+               "seed": args.seed, "epochs": args.epochs, "steps": args.epochs * -(-len(xtr) // batch),
+               "n_train": len(xtr), "n_test": len(xte), "mistakes_per_epoch": mistakes,
+               "train_accuracy": acc(xtr, ytr), "test_accuracy": acc(xte, yte),
+               "gates": report["gates"], "two_input_gates": report["two_input_gates"], "depth": report["depth"],
+               "aig_nodes": report["aig_nodes"]}
+    if args.checkpoint:
+        flat = {f"param/{p.name}": v for p, v in zip(model.params, params)}
+        flat["step"] = np.asarray(summary["steps"], dtype=np.int64)
+        meta = {"signature": {"params": {p.name: str(p.type) for p in model.params}, "optimizer": "gradient_update()",
+                              "input": str(model.dom[0]), "output": str(model.cod[0])},
+                "rda": {k: summary[k] for k in ("encode", "classes", "batch", "combine", "seed", "epochs")},
+                "encoder": encoder.state()}
+        save(args.checkpoint, flat, meta)
+        summary["checkpoint"] = args.checkpoint
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"trained {args.model} on {args.data} by RDA for {args.epochs} epochs: train accuracy "
+              f"{summary['train_accuracy']:.4f}, test accuracy "
+              f"{'n/a' if summary['test_accuracy'] is None else format(summary['test_accuracy'], '.4f')}; "
+              f"{report['two_input_gates']} two-input gates")
+    return 0
+
+
+__all__ = ["add_options", "add_train_options", "is_bit_model", "run_rda", "label_bits", "select_classes", "argument_names", "checkpoint_params", "netlist_of", "format_report", "run_target"]

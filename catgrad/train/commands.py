@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("file", metavar="FILE.cat", help="the .cat file holding the model")
     p.add_argument("--model", required=True, help="name of the model (a definition in FILE.cat)")
     p.add_argument("--data", required=True, help="iris, digits, wine, breast_cancer, or a .csv/.npz path")
-    p.add_argument("--optimizer", default="sgd(lr=0.01)", help='optimizer expression, e.g. "adam(lr=1e-2)"')
+    p.add_argument("--optimizer", default=None,
+                   help='optimizer expression, e.g. "adam(lr=1e-2)" (default sgd(lr=0.01); gradient_update() for bit models)')
     p.add_argument("--loss", default=None, help="loss name (default: softmax_cross_entropy for classes, mse otherwise)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=None,
@@ -46,6 +47,9 @@ def register(subparsers) -> None:
     p.add_argument("--resume", default=None, metavar="PATH", help="continue the run saved in this checkpoint")
     p.add_argument("--json", action="store_true", help="print the result as a JSON object (last stdout line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .circuit import add_train_options  # --encode, --combine, --classes: bit models (RDA)
+
+    add_train_options(p)
     p.set_defaults(run=run)
 
 
@@ -84,7 +88,11 @@ def run(args) -> int:
 
     _check_args(args)
     model = _load_model(args.file, args.model)
-    optimizer = cg.optim.parse(args.optimizer)
+    from .circuit import is_bit_model, run_rda
+
+    if is_bit_model(model):  # Reverse Derivative Ascent on the bit-parallel evaluator
+        return run_rda(args, model)
+    optimizer = cg.optim.parse(args.optimizer or "sgd(lr=0.01)")
     train, test = cgdata.prepare(args.data, test_fraction=args.test_fraction, seed=args.seed,
                                  scale=args.standardize, label=args.label)
     loss_name = args.loss or DEFAULT_LOSS[train.is_classification]
@@ -106,7 +114,7 @@ def run(args) -> int:
     res = fit(step, train, test=test, epochs=args.epochs, batch_size=args.batch, seed=args.seed,
               checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
               progress=not args.quiet and sys.stderr.isatty(), log=log)
-    summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer, loss=loss_name,
+    summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer or "sgd(lr=0.01)", loss=loss_name,
                    batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test))
     if args.checkpoint:
         summary["checkpoint"] = args.checkpoint
