@@ -14,9 +14,12 @@ They are combined into one update of theta:
 
 - ``parity``: ``g = g_1 + ... + g_B`` (XOR). This is R of the batched model, where
   the parameter is broadcast over the batch and R of broadcast sums; B = 1 is plain RDA.
-- ``vote``: flip bit j when more than half of the examples the model got wrong ask for
-  it: ``g_j = [#{b : g_bj = 1} > m / 2]`` with m the number of wrong examples. Unlike
-  parity, two examples asking for the same flip do not cancel.
+- ``vote``: flip bit j when more than half of the examples that bit j matters to ask
+  for it. Bit j matters to example b when ``h_bj = 1``, with ``h_b = pi_P R[f]((theta, x_b), 1)``
+  the update the example would ask for if every output bit were wrong (the sum over
+  outputs of the formal partial derivatives). ``g_j = [2 #{b : g_bj = 1} > #{b : h_bj = 1}]``.
+  For a look-up table this sets each entry to the majority label of the batch's examples
+  that address it; two examples asking for the same flip never cancel as in parity.
 
 Within a batch every example sees the same theta (the update is applied after the
 batch), so batch 1 with either rule equals the per-example step of ``cg.compile``.
@@ -103,7 +106,9 @@ class RDATrainer:
         if self.combine == "parity":
             flip = np.logical_xor.reduce(g, axis=0)
         else:
-            flip = g.sum(axis=0) * 2 > m
+            ones = np.full_like(dy, np.uint64(0xFFFFFFFFFFFFFFFF))
+            h = unpack(self.backward.packed(np.concatenate([x, ones], axis=0)), n)
+            flip = g.sum(axis=0) * 2 > h.sum(axis=0)
         return theta ^ flip, m
 
     def epoch(self, theta, X, Y, batch: int, order=None):

@@ -124,6 +124,8 @@ def add_train_options(p) -> None:
     """The options ``catgrad train`` gains for bit models."""
     p.add_argument("--encode", default="threshold", metavar="ENC",
                    help="bit models: threshold (default) or thermometer:K, fitted on the training rows")
+    p.add_argument("--encode-scale", default="feature", choices=("feature", "global"),
+                   help="bit models: min-max scale each feature (default) or all features with one range (images)")
     p.add_argument("--combine", default="parity", choices=("parity", "vote"),
                    help="bit models with --batch > 1: combine the per-example updates by parity or by vote")
     p.add_argument("--classes", default=None, metavar="C,C,...",
@@ -189,7 +191,7 @@ def run_rda(args, model) -> int:
     if args.resume:
         raise CatgradError("--resume is not supported for bit models yet")
     batch = args.batch or 1
-    encoder = parse(args.encode)
+    encoder = parse(args.encode, args.encode_scale)
     ds = cgdata.load(args.data, label=args.label)
     if args.classes:
         ds = select_classes(ds, args.classes)

@@ -9,7 +9,9 @@
 
 Test rows are scaled with the training statistics (values outside the training range
 just saturate). A feature that is constant on the training rows carries no
-information and cannot be scaled: it is an error, as is a non-finite value.
+information and cannot be scaled: it is an error, as is a non-finite value. Features
+that share one scale (the pixels of an image) use ``scale="global"``: one minimum and
+maximum over all training values, so a pixel that is always blank is no error.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..data import DataError
 @dataclass
 class Encoder:
     levels: int  # K; threshold is K = 2
+    scale: str = "feature"  # or "global": one range for all features
     lo: np.ndarray | None = None
     hi: np.ndarray | None = None
 
@@ -33,7 +36,11 @@ class Encoder:
 
     def fit(self, x: np.ndarray, what: str = "the training rows") -> "Encoder":
         x = _check(x, what)
-        self.lo, self.hi = x.min(axis=0), x.max(axis=0)
+        if len(x) == 0:
+            raise DataError(f"{what}: no rows to fit the encoder on")
+        axis = 0 if self.scale == "feature" else None
+        self.lo = np.broadcast_to(x.min(axis=axis), x.shape[1:]).copy()
+        self.hi = np.broadcast_to(x.max(axis=axis), x.shape[1:]).copy()
         flat = np.flatnonzero(self.hi == self.lo)
         if flat.size:
             raise DataError(f"feature {int(flat[0])} is constant ({self.lo[flat[0]]:g}) on {what}: "
@@ -51,7 +58,7 @@ class Encoder:
         return (s[:, :, None] >= cuts).reshape(len(x), -1)
 
     def state(self) -> dict:
-        return {"encoder": self.name, "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+        return {"encoder": self.name, "scale": self.scale, "lo": self.lo.tolist(), "hi": self.hi.tolist()}
 
 
 def _check(x, what) -> np.ndarray:
@@ -68,11 +75,13 @@ def _check(x, what) -> np.ndarray:
     return x
 
 
-def parse(spec: str) -> Encoder:
-    """``"threshold"`` or ``"thermometer:K"`` (K >= 2)."""
+def parse(spec: str, scale: str = "feature") -> Encoder:
+    """``"threshold"`` or ``"thermometer:K"`` (K >= 2); ``scale``: ``"feature"`` or ``"global"``."""
     spec = str(spec).strip()
+    if scale not in ("feature", "global"):
+        raise DataError(f"the encoder's scale is per feature or global, not {scale!r}")
     if spec == "threshold":
-        return Encoder(2)
+        return Encoder(2, scale)
     name, _, k = spec.partition(":")
     if name == "thermometer":
         try:
@@ -81,7 +90,7 @@ def parse(spec: str) -> Encoder:
             raise DataError(f"--encode thermometer:K needs an integer K >= 2, got {k!r}") from None
         if levels < 2:
             raise DataError(f"--encode thermometer:K needs K >= 2 levels, got {levels}")
-        return Encoder(levels)
+        return Encoder(levels, scale)
     raise DataError(f"unknown encoding {spec!r}: use threshold or thermometer:K")
 
 
