@@ -42,7 +42,7 @@ class CircuitProgram:
     """A program compiled to gates: ``run(*bool_arrays) -> tuple of bool arrays``."""
 
     def __init__(self, program, input_names=None, output_names=None, params=None, passes: bool = True,
-                 chunk_words: int = 1024):
+                 chunk_words: int | None = None):
         prog = as_program(program)
         if params is not None:
             prog = fix_inputs(prog, params)

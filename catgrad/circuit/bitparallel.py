@@ -5,8 +5,10 @@ Samples are packed 64 to a ``uint64`` word (sample ``s`` is bit ``s % 64`` of wo
 per word. The netlist is turned once into straight-line Python, one numpy ufunc call
 per gate writing into a preallocated buffer (``out=``); buffers are reused as soon as
 the last reader of a net has run (liveness), and the samples are processed in chunks
-of ``chunk_words`` words, so the live buffers stay in cache and memory stays bounded
-whatever the number of samples.
+of ``chunk_words`` words, so memory stays bounded whatever the number of samples (by
+default the chunk is as long as a budget of :data:`BUFFER_BYTES` for all live buffers
+allows, at most :data:`MAX_CHUNK` words: long chunks amortise the per-gate call, which
+costs about a microsecond).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from ..errors import ShapeError
 from .netlist import AND, NOT, OR, XOR, Netlist
 
 _UFUNC = {AND: "_and", OR: "_or", XOR: "_xor", NOT: "_not"}
+BUFFER_BYTES = 512 << 20
+MAX_CHUNK = 16384
 
 
 def pack(bits: np.ndarray) -> np.ndarray:
@@ -81,10 +85,12 @@ class Evaluator:
     """``Evaluator(netlist)(bits)``: bool ``(N, n_inputs)`` -> bool ``(N, n_outputs)``;
     :meth:`packed` works on packed words directly."""
 
-    def __init__(self, nl: Netlist, chunk_words: int = 1024):
+    def __init__(self, nl: Netlist, chunk_words: int | None = None):
         self.netlist = nl
-        self.chunk_words = int(chunk_words)
         src, self.n_slots = _schedule(nl)
+        if chunk_words is None:
+            chunk_words = max(64, min(MAX_CHUNK, BUFFER_BYTES // (8 * max(1, self.n_slots))))
+        self.chunk_words = int(chunk_words)
         env = {"_and": np.bitwise_and, "_or": np.bitwise_or, "_xor": np.bitwise_xor, "_not": np.invert,
                "_copy": np.copyto}
         exec(compile(src, "<catgrad bit-parallel netlist>", "exec"), env)  # noqa: S102 - our own generated code
