@@ -10,6 +10,7 @@ import numpy as np
 
 import catgrad as cg
 from catgrad.circuit import Netlist, Port
+from catgrad.core.diagram import as_diagram
 
 ROOT = Path(__file__).resolve().parent.parent
 bit = cg.bit
@@ -25,7 +26,8 @@ def example_models():
                 f = m[name]
             except cg.CatgradError:  # generic in a dimension other than the samples
                 continue
-            if any(isinstance(d, str) for t in f.dom @ f.cod for d in t.shape[1:]):
+            body = as_diagram(f)
+            if any(isinstance(d, str) for t in body.dom @ body.cod for d in t.shape[1:]):
                 continue
             d = m.definition(name)
             names = [p.name for p in getattr(f, "params", ())] + ([p.name for p in d.params] if d.params else [])

@@ -11,6 +11,7 @@ import catgrad as cg
 from catgrad.circuit import (CircuitError, Evaluator, compile_circuit, pack, propagate_constants, simplify,
                              strash, sweep, unpack)
 from catgrad.compiler import backend_factory
+from catgrad.circuit.gates import lane
 from catgrad.core.diagram import as_diagram
 from circuit_models import all_inputs, example_models, random_diagram, random_netlist, scalar_eval
 
@@ -18,37 +19,29 @@ bit = cg.bit
 EXAMPLES = example_models()
 
 
-def lanes_reference(f, X, n_fixed=0, fixed=()):
-    """cg.evaluate of ``f`` with one lane per row of X: lane inputs are X's columns."""
-    args = list(fixed)
-    col = 0
-    for t in as_diagram(f).dom[n_fixed:]:
-        w = int(np.prod(t.shape[1:], dtype=int))
-        args.append(X[:, col:col + w].reshape((len(X), *t.shape[1:])))
-        col += w
-    return cg.evaluate(f, *args)
-
-
 @pytest.mark.parametrize("name,f,names", EXAMPLES, ids=[e[0] for e in EXAMPLES])
 def test_examples_equal_the_reference_on_every_input(name, f, names):
-    n_params = len(getattr(f, "params", ()))
     c = compile_circuit(f, input_names=names)
     nl = c.netlist
     assert [p.name for p in nl.in_ports] == (names or [f"in{k}" for k in range(len(nl.in_ports))])
     assert nl.n_inputs <= 16
     X = all_inputs(nl.n_inputs)
-    # the parameters (fixed-shape inputs) vary per call of the reference, the lanes per row
-    fixed_w = [int(np.prod(t.shape)) for t in as_diagram(f).dom[:n_params]]
-    P = sum(fixed_w)
     got = c.evaluator(X)
-    for p in range(2 ** P):
-        rows = np.all(X[:, :P] == all_inputs(P)[p], axis=1) if P else np.ones(len(X), bool)
-        fixed, col = [], 0
-        for t, w in zip(as_diagram(f).dom[:n_params], fixed_w):
-            fixed.append(all_inputs(P)[p][col:col + w].reshape(t.shape))
-            col += w
-        ref = lanes_reference(f, X[rows][:, P:], n_params, fixed)
-        want = np.concatenate([r.reshape(int(rows.sum()), -1) for r in ref], axis=1)
+    dom = as_diagram(f).dom
+    widths = [int(np.prod(t.shape[1:] if lane(t) else t.shape, dtype=int)) for t in dom]
+    starts = np.cumsum([0] + widths)
+    fixed = [k for k, t in enumerate(dom) if not lane(t)]  # parameters and fixed-shape inputs
+    fcols = np.concatenate([np.arange(starts[k], starts[k + 1]) for k in fixed]) if fixed else np.zeros(0, int)
+    for fv in all_inputs(len(fcols)):
+        rows = np.all(X[:, fcols] == fv, axis=1)
+        args = []
+        for k, t in enumerate(dom):
+            block = X[rows][:, starts[k]:starts[k + 1]]
+            args.append(block.reshape((len(block), *t.shape[1:])) if lane(t) else block[0].reshape(t.shape))
+        ref = cg.evaluate(f, *args)
+        want = np.concatenate([r.reshape(int(rows.sum()), -1) if r.ndim and lane(t) else
+                               np.broadcast_to(r.reshape(1, -1), (int(rows.sum()), r.size))
+                               for r, t in zip(ref, as_diagram(f).cod)], axis=1)
         np.testing.assert_array_equal(got[rows], want)
 
 
