@@ -30,6 +30,10 @@ RUNS = [  # (label, file, model, arguments)
      "--data digits --classes 0,1 --encode threshold --encode-scale global --epochs 10 --batch 32 --combine parity"),
     ("digits 0 vs 1", "rda.cat", "digits01",
      "--data digits --classes 0,1 --encode threshold --encode-scale global --epochs 10 --batch 32 --combine vote"),
+    ("digits 0 vs 1", "rda.cat", "digits01_t8",
+     "--data digits --classes 0,1 --encode thermometer:8 --encode-scale global --epochs 10"),
+    ("digits 0 vs 1", "rda.cat", "digits01_t8",
+     "--data digits --classes 0,1 --encode thermometer:8 --encode-scale global --epochs 10 --batch 32 --combine vote"),
     ("digits 0 vs 1", "rda.cat", "digits01_vote",
      "--data digits --classes 0,1 --encode threshold --encode-scale global --epochs 10"),
 ]
