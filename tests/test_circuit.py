@@ -60,6 +60,17 @@ def test_random_diagrams_equal_the_reference_on_every_input(seed):
                 np.testing.assert_array_equal(g, r)
 
 
+def test_a_sixteen_input_circuit_equals_the_reference_on_every_input():
+    f = random_diagram(99, n_x=10, n_ops=30)
+    c = compile_circuit(f, input_names=["x", "w"])
+    assert c.netlist.n_inputs == 16
+    X = all_inputs(10)
+    for wv in all_inputs(6):  # w fixed per call of the reference, x on 1024 lanes: 2^16 inputs in all
+        w = wv.reshape(2, 3)
+        for r, g in zip(cg.evaluate(f, X, w), c(X, w)):
+            np.testing.assert_array_equal(g, r)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_reverse_derivatives_lower_to_the_same_polynomial(seed):
     """R over Z2 stays a polynomial through lowering and every pass: the circuit of R[f]

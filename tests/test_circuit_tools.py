@@ -5,6 +5,8 @@ which Debian package is missing, only where that tool is not installed."""
 import numpy as np
 import pytest
 
+import catgrad as cg
+
 from catgrad.circuit import Netlist, aag, aiger, blif, compile_circuit, simplify, verilog
 from catgrad.circuit import tools
 from circuit_models import all_inputs, example_models, random_diagram, random_netlist, scalar_eval
@@ -21,6 +23,9 @@ def circuits():
     out = [(name, compile_circuit(f, input_names=names).netlist) for name, f, names in EXAMPLES]
     out += [(f"random{s}", compile_circuit(random_diagram(s), input_names=["x", "w"]).netlist) for s in range(6)]
     out += [(f"raw{s}", simplify(random_netlist(s, n_in=10, n_gates=200, n_out=6))) for s in range(4)]
+    # constant outputs, an input passed straight through, and a derivative circuit
+    f = cg.build([cg.bit["N"], cg.bit["N", 3]], lambda b, ins: [ins[0] * ins[0], ins[0], ins[1].sum(axes=1) | ins[0]])
+    out += [("R_square_etc", compile_circuit(cg.R(f)).netlist), ("square_etc", compile_circuit(f).netlist)]
     return out
 
 
