@@ -26,6 +26,8 @@ def circuits():
     # constant outputs, an input passed straight through, and a derivative circuit
     f = cg.build([cg.bit["N"], cg.bit["N", 3]], lambda b, ins: [ins[0] * ins[0], ins[0], ins[1].sum(axes=1) | ins[0]])
     out += [("R_square_etc", compile_circuit(cg.R(f)).netlist), ("square_etc", compile_circuit(f).netlist)]
+    # port names that are Verilog keywords or look like our internal net / gate names
+    out += [("awkward_names", compile_circuit(f, input_names=["and", "g0"], output_names=["n5", "out1", "wire"]).netlist)]
     return out
 
 
@@ -98,7 +100,7 @@ def test_yosys_counts_our_gates(name, nl, tmp_path):
 
 
 @needs_iverilog
-@pytest.mark.parametrize("name,nl", CIRCUITS[:: 3], ids=IDS[:: 3])
+@pytest.mark.parametrize("name,nl", CIRCUITS[:: 3] + CIRCUITS[-3:], ids=IDS[:: 3] + IDS[-3:])
 def test_icarus_simulation_equals_the_bit_parallel_evaluator(name, nl):
     from catgrad.circuit import Evaluator
 

@@ -66,7 +66,7 @@ def legal_names(names, taken=()) -> list:
         n = re.sub(r"\W", "_", str(n)) or "x"
         if n[0].isdigit():
             n = "_" + n
-        if n in _KEYWORDS or re.fullmatch(r"n\d+", n):  # n<digits> is reserved for internal nets
+        if n in _KEYWORDS or re.fullmatch(r"[ng]\d+", n):  # n<digits>: internal nets, g<digits>: gate instances
             n += "_"
         base, k = n, 2
         while n in used:
