@@ -188,3 +188,12 @@ def test_a_csv_with_a_constant_column_is_refused(tmp_path):
     csv.write_text("a,b,c,d,label\n" + "\n".join(f"{i},{i % 3},{1},{i * 2},{i % 2}" for i in range(20)) + "\n")
     r = cli("train", str(ROOT / "examples" / "rda_iris.cat"), "--model", "or_neuron", "--data", str(csv), "--quiet")
     assert r.returncode == 1 and "feature 2 is constant" in r.stderr
+
+
+def test_the_checkpoint_never_replaces_the_model_file(tmp_path):
+    src = tmp_path / "m.cat"
+    src.write_text((ROOT / "examples" / "rda_iris.cat").read_text())
+    before = src.read_text()
+    r = cli("train", str(src), "--model", "or_neuron", "--data", "iris", "--classes", "0,1", "--checkpoint", str(src),
+            "--quiet")
+    assert r.returncode == 1 and "refusing to overwrite" in r.stderr and src.read_text() == before

@@ -67,6 +67,13 @@ def checkpoint_params(path: str, model) -> list:
     return out
 
 
+def refuse_overwrite(option: str, out, *inputs) -> None:
+    """Refuse an output path that is one of the run's own inputs (``(what, path)`` pairs)."""
+    for what, src in inputs:
+        if out and src and os.path.exists(src) and os.path.exists(out) and os.path.samefile(src, out):
+            raise CatgradError(f"{option} {out} is the {what} input; refusing to overwrite it")
+
+
 def netlist_of(path: str, model_name: str, checkpoint: str | None = None):
     """``(netlist, CircuitProgram)`` of model ``model_name`` in ``path``."""
     from ..circuit import compile_circuit
@@ -97,10 +104,7 @@ def run_target(args) -> int:
         raise CatgradError("--checkpoint and --report belong to --target verilog|blif|aiger|aag")
     if args.target == "aiger" and args.output is None:
         raise CatgradError("--target aiger writes binary AIGER: give -o PATH")
-    for what, src in (("FILE.cat", args.file), ("--checkpoint", args.checkpoint)):
-        if args.output and src and os.path.exists(src) and os.path.exists(args.output) \
-                and os.path.samefile(src, args.output):
-            raise CatgradError(f"-o {args.output} is the {what} input; refusing to overwrite it")
+    refuse_overwrite("-o", args.output, ("FILE.cat", args.file), ("--checkpoint", args.checkpoint))
     nl, _ = netlist_of(args.file, args.model, args.checkpoint)
     data = write(nl, args.target, legal_names([args.model])[0])
     rep = dict(nl.report(), model=args.model, target=args.target)
@@ -190,6 +194,7 @@ def run_rda(args, model) -> int:
         raise CatgradError(f"bit models train with the xor loss, not {args.loss!r}")
     if args.resume:
         raise CatgradError("--resume is not supported for bit models yet")
+    refuse_overwrite("--checkpoint", args.checkpoint, ("FILE.cat", args.file), ("--data", args.data))
     batch = args.batch or 1
     encoder = parse(args.encode, args.encode_scale)
     ds = cgdata.load(args.data, label=args.label)
@@ -249,4 +254,4 @@ def run_rda(args, model) -> int:
     return 0
 
 
-__all__ = ["add_options", "add_train_options", "is_bit_model", "run_rda", "label_bits", "select_classes", "argument_names", "checkpoint_params", "netlist_of", "format_report", "run_target"]
+__all__ = ["add_options", "add_train_options", "refuse_overwrite", "is_bit_model", "run_rda", "label_bits", "select_classes", "argument_names", "checkpoint_params", "netlist_of", "format_report", "run_target"]
