@@ -197,3 +197,22 @@ def test_the_checkpoint_never_replaces_the_model_file(tmp_path):
     r = cli("train", str(src), "--model", "or_neuron", "--data", "iris", "--classes", "0,1", "--checkpoint", str(src),
             "--quiet")
     assert r.returncode == 1 and "refusing to overwrite" in r.stderr and src.read_text() == before
+
+
+def test_the_whole_rda_step_compiles_to_one_circuit():
+    """cg.compile(..., backend="circuit"): the closed step (model, xor loss, gradient update) is
+    itself a boolean circuit; its trajectory equals the numpy backend's."""
+    model = RDA["iris3"]
+    s1 = cg.compile(model, loss="xor", optimizer="gradient_update()")
+    s2 = cg.compile(model, loss="xor", optimizer="gradient_update()", backend="circuit")
+    a, b = s1.init(0), s2.init(0)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        x, y = rng.random(8) < 0.5, np.eye(3, dtype=bool)[rng.integers(3)]
+        a, oa = s1(a, x, y)
+        b, ob = s2(b, x, y)
+        for k in a.params:
+            np.testing.assert_array_equal(a.params[k], b.params[k])
+        np.testing.assert_array_equal(oa.pred, ob.pred)
+        assert oa.loss == ob.loss
+    assert [p.width for p in s2.program.netlist.in_ports] == [48, 1, 8, 3]  # table, the bit lr (1), x, y
