@@ -5,8 +5,11 @@
 - :mod:`~catgrad.circuit.gates`: the ``gates`` rule table, one rule per primitive;
 - :mod:`~catgrad.circuit.lower`: a Program over bits to a netlist;
 - :mod:`~catgrad.circuit.bitparallel`: evaluation on samples packed 64 to a word;
-- :mod:`~catgrad.circuit.backend`: the ``circuit`` backend (``cg.compile(..., backend="circuit")``
-  is not meant for training; use it through :func:`compile_circuit`);
+- :mod:`~catgrad.circuit.backend`: the ``circuit`` backend (:func:`compile_circuit`; also
+  ``cg.compile(model, loss="xor", optimizer="gradient_update()", backend="circuit")``: the
+  whole RDA step as one circuit);
+- :mod:`~catgrad.circuit.rda`: RDA with per-example or batched (parity, vote) updates;
+- :mod:`~catgrad.circuit.tools`: ABC, yosys and Icarus Verilog, for checking netlists;
 - :mod:`~catgrad.circuit.writers`: Verilog, BLIF, AIGER and ASCII AIGER.
 """
 
