@@ -89,3 +89,16 @@ def test_a_checkpoint_that_does_not_fit_is_refused_and_nothing_is_written(tmp_pa
     assert r.returncode == 1 and "'w3'" in r.stderr and not out.exists()
     r = cli("compile", CIRCUITS, "--model", "gate", "--checkpoint", str(ck))
     assert r.returncode == 1 and "--target" in r.stderr
+
+
+def test_a_netlist_replaces_only_an_earlier_netlist(tmp_path):
+    out = tmp_path / "a.blif"
+    out.write_text("my notes\n")
+    r = cli("compile", CIRCUITS, "--model", "add4", "--target", "blif", "-o", str(out))
+    assert r.returncode == 1 and "not written by catgrad" in r.stderr and out.read_text() == "my notes\n"
+    out.unlink()
+    for _ in range(2):  # the second run replaces the first run's file
+        r = cli("compile", CIRCUITS, "--model", "add4", "--target", "blif", "-o", str(out))
+        assert r.returncode == 0, r.stderr
+    r = cli("compile", CIRCUITS, "--model", "add4", "--target", "verilog", "-o", str(out), "--force")
+    assert r.returncode == 0 and out.read_text().startswith("// written by catgrad")

@@ -115,7 +115,7 @@ def test_checkpoint_from_a_different_model(cat, tmp_path, capsys):
 def test_non_finite_loss_names_the_step_and_keeps_last_checkpoint(cat, tmp_path, capsys):
     ck = tmp_path / "c.npz"
     with np.errstate(all="ignore"):
-        rc, out, err = _train(capsys, cat, "--model", "wide", "--data", "iris", "--optimizer", "sgd(lr=1e200)",
+        rc, out, err = _train(capsys, cat, "--model", "wide", "--data", "iris", "--optimizer", "sgd(lr=1e30)",
                               "--loss", "mse", "--epochs", "3", "--batch", "8", "--checkpoint", ck,
                               "--checkpoint-every", "1", "--quiet")
     assert rc == 1

@@ -154,3 +154,21 @@ def test_broadcasts_left_to_numpy_only_where_safe():
     assert got[0].shape == (3,)
     for r, g in zip(cg.evaluate(f, a, b, x), got):
         np.testing.assert_array_equal(r, g)
+
+
+def test_sign_simplification_keeps_every_bit():
+    """x + (-y) -> x - y, (-x) + y -> y - x, x - (-y) -> x + y, (-x)(-y) -> xy, -(-x) -> x:
+    IEEE gives the same bits, so the optimized program equals evaluation exactly."""
+    from catgrad.compiler import simplify_signs
+
+    @cg.trace(cg.f64[5], cg.f64[5], cg.f64[5])
+    def f(x, y, z):
+        return x + (-y), (-x) + z, x - (-z), (-x) * (-y), -(-(x * z))
+
+    p = lower(f)
+    q = simplify_signs(p)
+    assert q.op_counts().get("neg", 0) == 0 and q.op_counts()["sub"] == 2
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(5) for _ in range(3)]
+    for got, want in zip(compile_numpy(q)(*args), cg.evaluate(f, *args)):
+        np.testing.assert_array_equal(got, want)

@@ -209,13 +209,13 @@ def bind(op: "Op", backend: str, binding: dict | None = None, shape=None) -> Cal
     needs = rule.needs
     kw = op.kwargs
     if "shape" in needs:
-        kw["shape"] = shape if shape is not None else resolve_shape(op.cod[0].shape, binding or {})
+        kw["shape"] = shape if shape is not None else resolve_shape(op.cod[0].shape, {} if binding is None else binding)
     if "dtype" in needs:
         kw["dtype"] = RULES[backend].dtype(op.cod[0].dtype)
     if "dom" in needs:
         kw["dom"] = op.dom
     if "shapes" in needs:
-        kw["shapes"] = tuple(resolve_shape(t.shape, binding or {}) for t in op.dom)
+        kw["shapes"] = tuple(resolve_shape(t.shape, {} if binding is None else binding) for t in op.dom)
     if rule.staged:
         return fn(**kw)
     return functools.partial(fn, **kw) if kw else fn

@@ -383,8 +383,11 @@ class Checker:
         hit = self.cache.get(key)
         if hit is not None:
             return hit
-        if any(x is d for x in self.stack):
-            chain = " -> ".join(x.name for x in self.stack[self.stack.index(d):]) + f" -> {d.name}"
+        # recursion is the same definition with the same arguments again; the same definition
+        # with other morphism arguments (tw(tw(sin))) is an ordinary nested use
+        if any(x is d and k == m.key for x, k in self.stack):
+            i = next(i for i, (x, k) in enumerate(self.stack) if x is d and k == m.key)
+            chain = " -> ".join(x.name for x, _ in self.stack[i:]) + f" -> {d.name}"
             raise CatError(f"'{d.name}' is recursive ({chain}); definitions cannot use themselves", span or d.name_span)
         fargs = {}
         if d.fparams:
@@ -394,7 +397,7 @@ class Checker:
                     span or d.name_span,
                 )
             fargs = dict(zip(d.fparams, m.fargs))
-        self.stack.append(d)
+        self.stack.append((d, m.key))
         try:
             inst = self.elaborate(m, subst, fargs, actual)
         finally:
@@ -778,12 +781,12 @@ class Checker:
     def body_morph(self, m: DefMorph) -> Morph:
         """The morphism a point-free definition's body denotes (its morphism arguments bound)."""
         d = m.d
-        if any(x is d for x in self.stack):
+        if any(x is d and k == m.key for x, k in self.stack):
             raise CatError(f"'{d.name}' is recursive; definitions cannot use themselves", d.name_span)
         body = Body(d, m.scope, dict(zip(d.dims, m.dims or ())), dict(zip(d.fparams, m.fargs or ())))
         if d.fparams and m.fargs is None:
             raise CatError(f"'{d.name}' needs its morphism argument(s) ({', '.join(d.fparams)})", d.name_span)
-        self.stack.append(d)
+        self.stack.append((d, m.key))
         try:
             for s in d.stmts:
                 self.stmt(body, s)

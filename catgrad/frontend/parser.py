@@ -72,6 +72,9 @@ def _make(transformer) -> Lark:
     )
 
 
+MAX_INT = 2**62
+
+
 class SyntaxDiagnostic(Exception):
     def __init__(self, diagnostic: Diagnostic):
         self.diagnostic = diagnostic
@@ -188,7 +191,16 @@ class _ToAST(Transformer):
         return A.ProductTypeExpr(tuple(c for c in ch if c is not None), self._span(meta))
 
     def dim_int(self, ch):
-        return int(ch[0])
+        return self._int(ch[0])
+
+    def _int(self, tok) -> int:
+        """An integer literal; beyond 2^62 it is refused where it is written (it could not
+        be a size, and Python would refuse to convert 4,300 digits and more)."""
+        if len(tok.value) > 19 or int(tok.value) > MAX_INT:
+            raise SyntaxDiagnostic(Diagnostic(
+                f"the integer {tok.value[:20]}{'...' if len(tok.value) > 20 else ''} is too large (at most 2^62)",
+                _tok_span(self.path, tok)))
+        return int(tok.value)
 
     def dim_name(self, ch):
         return str(ch[0])
@@ -253,7 +265,7 @@ class _ToAST(Transformer):
 
     @v_args(meta=True)
     def int(self, meta, ch):
-        return A.Num(int(ch[0]), self._span(meta))
+        return A.Num(self._int(ch[0]), self._span(meta))
 
     @v_args(meta=True)
     def float(self, meta, ch):

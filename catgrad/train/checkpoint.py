@@ -26,7 +26,7 @@ import zipfile
 
 import numpy as np
 
-from ..files import atomic_write as _atomic_write
+from .. import files
 from ..errors import CatgradError
 
 FORMAT = "catgrad-checkpoint/1"
@@ -37,9 +37,21 @@ class CheckpointError(CatgradError, ValueError):
     """A checkpoint that cannot be written, read, or does not belong to this model/run."""
 
 
-def atomic_write(path, write) -> None:
+def _ours(head: bytes, path) -> bool:
+    return head.startswith(b"PK") and files.is_checkpoint_file(path)
+
+
+def check_path(path, force: bool = False, protect=()) -> str:
+    """Refuse, before training starts, a checkpoint path whose current contents would be
+    lost: only a checkpoint (or an empty file) is replaced, unless ``force``; never one of
+    the run's inputs (``protect``), a directory, FIFO or device (see :mod:`catgrad.files`)."""
+    return files.check_output(path, "a checkpoint", ours=_ours, force=force, protect=protect, error=CheckpointError)
+
+
+def atomic_write(path, write, force: bool = False, protect=()) -> None:
     """Write a checkpoint file atomically (see :func:`catgrad.files.atomic_write`)."""
-    _atomic_write(path, write, what="a checkpoint", error=CheckpointError)
+    files.atomic_write(path, write, what="a checkpoint", error=CheckpointError, ours=_ours, force=force,
+                       protect=protect)
 
 
 def _canon(obj):
@@ -47,8 +59,9 @@ def _canon(obj):
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
-def save(path, flat: dict, meta: dict) -> None:
-    """Write ``flat`` (name -> array) and ``meta`` (JSON-able) to ``path`` atomically."""
+def save(path, flat: dict, meta: dict, force: bool = False, protect=()) -> None:
+    """Write ``flat`` (name -> array) and ``meta`` (JSON-able) to ``path`` atomically
+    (refusing a path that holds something other than a checkpoint, see :func:`check_path`)."""
     if META in flat:
         raise CheckpointError(f"{META!r} is reserved")
     arrays = {k: np.asarray(v) for k, v in flat.items()}
@@ -57,31 +70,65 @@ def save(path, flat: dict, meta: dict) -> None:
             raise CheckpointError(f"{path}: entry {k!r} has dtype {a.dtype}; only numeric arrays are stored")
     doc = dict(meta, format=FORMAT)
     arrays[META] = np.frombuffer(json.dumps(_canon(doc), sort_keys=True).encode(), dtype=np.uint8)
-    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    atomic_write(path, lambda fh: np.savez(fh, **arrays), force=force, protect=protect)
 
 
 def load(path) -> tuple:
     """Read ``(flat, meta)`` from a checkpoint written by :func:`save`."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    path = files.check_readable(path, "checkpoint file", CheckpointError)
     if not zipfile.is_zipfile(path):  # else numpy would try to read it as a pickle
         raise CheckpointError(f"{path}: not a catgrad checkpoint (not an .npz archive)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            flat = {k: z[k] for k in z.keys()}
-    except ValueError as e:
-        raise CheckpointError(f"{path}: refusing to load: {e}") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise CheckpointError(f"{path}: not a catgrad checkpoint (unreadable .npz: {e})") from None
+    heads = files.npz_headers(path, CheckpointError)  # sizes and dtypes before decompressing
+    if META not in heads or heads[META][0] != np.uint8 or len(heads[META][1]) != 1 or heads[META][1][0] > 1 << 24:
+        raise CheckpointError(f"{path}: not a catgrad checkpoint (missing or unknown format tag; expected {FORMAT})")
+    for k, (dtype, _) in heads.items():
+        if dtype.kind not in "biuf":
+            raise CheckpointError(f"{path}: entry {k!r} has dtype {dtype}; a checkpoint holds only numeric arrays")
+    flat = files.read_npz(path, CheckpointError)
     raw = flat.pop(META, None)
     try:
         meta = json.loads(bytes(raw).decode()) if raw is not None else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a catgrad checkpoint (missing or unknown format tag; expected {FORMAT})")
     return flat, meta
+
+
+def check_meta(path, meta: dict, flat: dict) -> tuple:
+    """The loop position ``(epoch, batch, [loss_sum, correct, count])`` of a checkpoint,
+    after checking the metadata is well-formed (a tampered file is refused here, by name,
+    instead of failing somewhere inside the loop)."""
+
+    def bad(what):
+        return CheckpointError(f"{path}: damaged checkpoint metadata ({what})")
+
+    def integer(v, what, lo=0, hi=10**12):
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise bad(f"{what} must be a whole number in [{lo}, {hi}], got {_short(v)}")
+        return v
+
+    pos, run, loop = meta.get("position"), meta.get("running"), meta.get("loop")
+    for name, v in (("position", pos), ("running", run), ("loop", loop)):
+        if not isinstance(v, dict):
+            raise bad(f"'{name}' is missing")
+    epoch, batch = integer(pos.get("epoch"), "position.epoch", 0, 10**9), integer(pos.get("batch"), "position.batch")
+    loss = run.get("loss")
+    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or loss != loss:
+        raise bad(f"running.loss must be a number, got {_short(loss)}")
+    if isinstance(loss, float) and abs(loss) == float("inf"):
+        raise bad("running.loss is infinite")
+    n_train = integer(loop.get("n_train"), "loop.n_train", 1)
+    integer(loop.get("batch_size"), "loop.batch_size", 1)
+    count = integer(run.get("count"), "running.count", 0, n_train)  # the unfinished epoch's rows
+    correct = integer(run.get("correct"), "running.correct", 0, count)
+    step = flat.get("step")
+    if step is not None:
+        s = np.asarray(step)
+        if s.size != 1 or s.dtype.kind not in "iu" or int(s.reshape(-1)[0]) < 0:
+            raise CheckpointError(f"{path}: damaged checkpoint (the step counter is {s.reshape(-1)[:3].tolist()}, "
+                                  "expected a whole number >= 0)")
+    return epoch, batch, [float(loss), correct, count]
 
 
 def check_signature(path, saved, current) -> None:
@@ -122,4 +169,4 @@ def _short(x, n: int = 80) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
-__all__ = ["CheckpointError", "FORMAT", "atomic_write", "check_arrays", "check_signature", "load", "save"]
+__all__ = ["CheckpointError", "FORMAT", "atomic_write", "check_path", "check_arrays", "check_meta", "check_signature", "load", "save"]

@@ -17,7 +17,6 @@ the one-hot code of k classes, and an example counts as right only when all k bi
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import numpy as np
@@ -25,16 +24,22 @@ import numpy as np
 from ..errors import CatgradError
 
 
-def add_options(p) -> None:
-    """The options ``catgrad compile`` gains for circuits."""
-    from ..circuit.writers import TARGETS
+#: ``catgrad compile --target`` values that write a gate netlist (the others print the step).
+CIRCUIT_TARGETS = ("verilog", "blif", "aiger", "aag")
 
-    p.add_argument("--target", choices=TARGETS, default=None,
-                   help="lower a bit model to a gate netlist in this format instead (verilog, blif, binary aiger, "
-                        "ascii aag); needs -o for aiger")
+
+def add_options(p) -> None:
+    """The options ``catgrad compile`` gains for the circuit targets (``--target`` itself is shared)."""
     p.add_argument("--checkpoint", default=None, metavar="CKPT",
-                   help="with --target: trained parameters, folded into the gates as constants")
-    p.add_argument("--report", default=None, metavar="PATH", help="with --target: also write the report as JSON here")
+                   help="with a circuit --target: trained parameters, folded into the gates as constants")
+    p.add_argument("--report", default=None, metavar="PATH",
+                   help="with a circuit --target: also write the gate-count report as JSON here")
+
+
+def _ours(head: bytes, path) -> bool:
+    """Whether an existing file is a netlist or report catgrad wrote (so it may be replaced)."""
+    return head.lstrip().startswith((b"// written by catgrad", b"# written by catgrad", b"aig ", b"aag ",
+                                     b'{"inputs":'))
 
 
 def argument_names(module, name: str) -> list:
@@ -67,13 +72,6 @@ def checkpoint_params(path: str, model) -> list:
     return out
 
 
-def refuse_overwrite(option: str, out, *inputs) -> None:
-    """Refuse an output path that is one of the run's own inputs (``(what, path)`` pairs)."""
-    for what, src in inputs:
-        if out and src and os.path.exists(src) and os.path.exists(out) and os.path.samefile(src, out):
-            raise CatgradError(f"{option} {out} is the {what} input; refusing to overwrite it")
-
-
 def netlist_of(path: str, model_name: str, checkpoint: str | None = None):
     """``(netlist, CircuitProgram)`` of model ``model_name`` in ``path``."""
     from ..circuit import compile_circuit
@@ -100,21 +98,28 @@ def run_target(args) -> int:
     from ..circuit.writers import write
     from ..files import atomic_write
 
-    if args.target is None:
-        raise CatgradError("--checkpoint and --report belong to --target verilog|blif|aiger|aag")
+    from ..files import check_output
+
+    if args.target not in CIRCUIT_TARGETS:
+        raise CatgradError(f"--checkpoint and --report belong to --target {'|'.join(CIRCUIT_TARGETS)}")
     if args.target == "aiger" and args.output is None:
         raise CatgradError("--target aiger writes binary AIGER: give -o PATH")
-    refuse_overwrite("-o", args.output, ("FILE.cat", args.file), ("--checkpoint", args.checkpoint))
+    protect = (args.file, args.checkpoint)
+    for path, what in ((args.output, f"the {args.target} netlist"), (args.report, "the report")):
+        if path is not None:
+            check_output(path, what, ours=_ours, force=args.force, protect=protect)
     nl, _ = netlist_of(args.file, args.model, args.checkpoint)
     data = write(nl, args.target, legal_names([args.model])[0])
     rep = dict(nl.report(), model=args.model, target=args.target)
     if args.output is None:
         sys.stdout.write(data.decode())
     else:
-        atomic_write(args.output, lambda fh: fh.write(data), what=f"the {args.target} netlist")
+        atomic_write(args.output, lambda fh: fh.write(data), what=f"the {args.target} netlist", ours=_ours,
+                     force=args.force, protect=protect)
         print(f"wrote {args.output}", file=sys.stderr)
     if args.report:
-        atomic_write(args.report, lambda fh: fh.write(json.dumps(rep).encode() + b"\n"), what="the report")
+        atomic_write(args.report, lambda fh: fh.write(json.dumps(rep).encode() + b"\n"), what="the report", ours=_ours,
+                     force=args.force, protect=protect)
     print(format_report(rep), file=sys.stderr)
     return 0
 
@@ -184,6 +189,7 @@ def run_rda(args, model) -> int:
     from ..compiler import prepare
     from ..errors import ShapeError
     from .checkpoint import save
+    from .commands import _inputs
     from .encode import parse
     from .loop import epoch_order
 
@@ -194,7 +200,6 @@ def run_rda(args, model) -> int:
         raise CatgradError(f"bit models train with the xor loss, not {args.loss!r}")
     if args.resume:
         raise CatgradError("--resume is not supported for bit models yet")
-    refuse_overwrite("--checkpoint", args.checkpoint, ("FILE.cat", args.file), ("--data", args.data))
     batch = args.batch or 1
     encoder = parse(args.encode, args.encode_scale)
     ds = cgdata.load(args.data, label=args.label)
@@ -242,7 +247,7 @@ def run_rda(args, model) -> int:
                               "input": str(model.dom[0]), "output": str(model.cod[0])},
                 "rda": {k: summary[k] for k in ("encode", "classes", "batch", "combine", "seed", "epochs")},
                 "encoder": encoder.state()}
-        save(args.checkpoint, flat, meta)
+        save(args.checkpoint, flat, meta, force=args.force, protect=_inputs(args))
         summary["checkpoint"] = args.checkpoint
     if args.json:
         print(json.dumps(summary))
@@ -254,4 +259,4 @@ def run_rda(args, model) -> int:
     return 0
 
 
-__all__ = ["add_options", "add_train_options", "refuse_overwrite", "is_bit_model", "run_rda", "label_bits", "select_classes", "argument_names", "checkpoint_params", "netlist_of", "format_report", "run_target"]
+__all__ = ["CIRCUIT_TARGETS", "add_options", "add_train_options", "is_bit_model", "run_rda", "label_bits", "select_classes", "argument_names", "checkpoint_params", "netlist_of", "format_report", "run_target"]

@@ -19,6 +19,7 @@ import os
 import sys
 
 from ..errors import CatgradError, did_you_mean
+from .circuit import CIRCUIT_TARGETS
 
 DEFAULT_LOSS = {True: "softmax_cross_entropy", False: "mse"}
 
@@ -45,12 +46,29 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="write a checkpoint here after every epoch")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="K", help="also checkpoint every K steps")
     p.add_argument("--resume", default=None, metavar="PATH", help="continue the run saved in this checkpoint")
+    p.add_argument("--force", action="store_true",
+                   help="replace whatever regular file is at --checkpoint PATH (by default only a checkpoint is replaced)")
     p.add_argument("--json", action="store_true", help="print the result as a JSON object (last stdout line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _backend_args(p)
     from .circuit import add_train_options  # --encode, --combine, --classes: bit models (RDA)
 
     add_train_options(p)
     p.set_defaults(run=run)
+
+
+def _backend_args(p) -> None:
+    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy", help="what runs the step (default numpy)")
+    p.add_argument("--device", default=None, help="torch backend: cpu (default) or cuda[:N]")
+    p.add_argument("--torch-compile", action="store_true", help="torch backend: wrap the step in torch.compile")
+
+
+def _backend_options(args) -> dict:
+    if args.backend != "torch":
+        if args.device is not None or args.torch_compile:
+            raise CatgradError("--device and --torch-compile need --backend torch")
+        return {}
+    return {"device": args.device or "cpu", "torch_compile": bool(args.torch_compile)}
 
 
 def _load_model(path: str, name: str):
@@ -74,10 +92,33 @@ def _check_args(args) -> None:
         raise CatgradError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     if args.checkpoint_every and not args.checkpoint:
         raise CatgradError("--checkpoint-every needs --checkpoint PATH")
+    if not 0 <= args.seed < 2**63:
+        raise CatgradError(f"--seed must be a whole number in [0, 2^63), got {args.seed}")
+    if args.epochs > 10**9:
+        raise CatgradError(f"--epochs must be at most 10^9, got {args.epochs}")
     if args.checkpoint:
-        folder = os.path.dirname(os.path.abspath(args.checkpoint))
-        if not os.path.isdir(folder):
-            raise CatgradError(f"--checkpoint {args.checkpoint}: directory {folder} does not exist")
+        from .checkpoint import check_path
+
+        check_path(args.checkpoint, force=args.force, protect=_inputs(args))
+
+
+def _inputs(args) -> tuple:
+    """The run's own input files: never overwritten, not even with --force."""
+    from ..data import BUILTIN
+
+    out = [args.file]
+    if getattr(args, "data", None) and args.data not in BUILTIN:
+        out.append(args.data)
+    if getattr(args, "resume", None) and not (getattr(args, "checkpoint", None) and _same(args.resume, args.checkpoint)):
+        out.append(args.resume)
+    return tuple(out)
+
+
+def _same(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def run(args) -> int:
@@ -87,6 +128,7 @@ def run(args) -> int:
     from .loop import fit
 
     _check_args(args)
+    options = _backend_options(args)
     model = _load_model(args.file, args.model)
     from .circuit import is_bit_model, run_rda
 
@@ -101,9 +143,10 @@ def run(args) -> int:
     if args.batch is None:
         args.batch = 32 if batched else 1
     _check_model(model, train, args)
+    _check_sizes(model, args.batch)
     if batched and model.cod[0].dtype.is_float:  # per-example mean, so --batch does not rescale the learning rate
         loss = loss(reduction="mean")
-    step = cg.compile(model, loss=loss, optimizer=optimizer, backend="numpy")
+    step = cg.compile(model, loss=loss, optimizer=optimizer, backend=args.backend, **options)
 
     def log(rec):
         if not args.quiet:
@@ -113,9 +156,11 @@ def run(args) -> int:
 
     res = fit(step, train, test=test, epochs=args.epochs, batch_size=args.batch, seed=args.seed,
               checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-              progress=not args.quiet and sys.stderr.isatty(), log=log)
+              progress=not args.quiet and sys.stderr.isatty(), log=log, force=args.force, protect=_inputs(args),
+              run_info={"loss": loss_name, "standardize": bool(args.standardize),
+                        "test_fraction": float(args.test_fraction), "label": args.label})
     summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer or "sgd(lr=0.01)", loss=loss_name,
-                   batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test))
+                   batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test), backend=args.backend)
     if args.checkpoint:
         summary["checkpoint"] = args.checkpoint
     if args.json:
@@ -133,6 +178,50 @@ def _input_type(model):
     if len(dom) != 1:
         raise CatgradError(f"the model must take one input (a feature vector or a batch of them), it takes {dom}")
     return dom[0]
+
+
+def _check_sizes(model, batch: int) -> None:
+    """Refuse, before anything is allocated, a model whose parameters (with the optimizer's
+    state, up to 3 copies) or one step's wires would not fit in memory; the message says
+    how much they would need."""
+    from ..core.types import resolve_shape
+    import numpy as np
+
+    from ..files import human_bytes, memory_limit
+
+    def nbytes(t, binding):
+        n = 1
+        for d in resolve_shape(t.shape, binding) if t.symbols else t.shape:
+            n *= int(d)
+        return n * np.dtype(t.dtype.numpy).itemsize
+
+    limit = memory_limit()
+    params = getattr(model, "params", ())
+    p_bytes = sum(nbytes(p.type, {}) for p in params)
+    if 4 * p_bytes > limit:
+        big = max(params, key=lambda p: nbytes(p.type, {}))
+        raise CatgradError(
+            f"the model's parameters need {human_bytes(p_bytes)} ({big.name} : {big.type} alone is "
+            f"{human_bytes(nbytes(big.type, {}))}), and training keeps gradients and optimizer state too: "
+            f"more than the limit of {human_bytes(limit)} (half the memory; CATGRAD_MAX_BYTES changes it)"
+        )
+    body = getattr(model, "body", model)
+    binding = {d: batch for t in (*body.dom, *body.cod) for d in t.symbols}
+    try:
+        wires = _wire_types(body)
+        w_bytes = sum(nbytes(t, binding) for t in wires if all(s in binding for s in t.symbols))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return
+    if 3 * w_bytes > limit:
+        raise CatgradError(
+            f"one training step of the model with --batch {batch} needs about {human_bytes(3 * w_bytes)} of "
+            f"activations and gradients: more than the limit of {human_bytes(limit)} (use a smaller --batch or model)"
+        )
+
+
+def _wire_types(d):
+    """The types of every wire of a diagram (its hypergraph's wire labels)."""
+    return list(d.graph.types)
 
 
 def _check_model(model, train, args) -> None:
@@ -179,8 +268,13 @@ def register_compile(subparsers) -> None:
     p.add_argument("--emit", choices=EMITS, default="program",
                    help="program: SSA after CSE/folding/DCE; python: the numpy code for --batch; dot: Graphviz")
     p.add_argument("--batch", type=int, default=32, help="batch size the python code is generated for (default 32)")
+    p.add_argument("--target", choices=("numpy", "torch") + CIRCUIT_TARGETS, default="numpy",
+                   help="torch: print the step's torch.fx GraphModule code instead (one graph for every batch size); "
+                        "verilog, blif, aiger, aag: write a bit model as a gate netlist (with a gate-count report)")
     p.add_argument("-o", "--output", default=None, metavar="PATH", help="write here instead of stdout")
-    from .circuit import add_options  # --target verilog|blif|aiger|aag: a bit model as a gate netlist
+    p.add_argument("--force", action="store_true",
+                   help="replace whatever regular file is at -o PATH (by default only an earlier output is replaced)")
+    from .circuit import add_options  # --checkpoint, --report for the circuit targets
 
     add_options(p)
     p.set_defaults(run=run_compile)
@@ -192,15 +286,23 @@ def run_compile(args) -> int:
     from ..compiler import lower, optimize
     from ..core.types import resolve_shape
 
+    from ..files import check_output
+
     if args.batch < 1:
         raise CatgradError(f"--batch must be >= 1, got {args.batch}")
-    if getattr(args, "target", None) or getattr(args, "checkpoint", None) or getattr(args, "report", None):
-        from .circuit import run_target
+    if args.target in CIRCUIT_TARGETS or args.checkpoint or args.report:
+        from .circuit import run_target  # a bit model as a gate netlist
 
         return run_target(args)
+    if args.output is not None:
+        check_output(args.output, "the program", ours=_compiled_output, force=args.force, protect=(args.file,))
     model = _load_model(args.file, args.model)
+    _check_sizes(model, args.batch)
     step = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer))
-    if args.emit == "program":
+    if args.target == "torch":
+        tstep = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer), backend="torch")
+        text = tstep.graph_module.code.strip() + "\n"
+    elif args.emit == "program":
         text = str(optimize(lower(step.diagram))) + "\n"
     elif args.emit == "dot":
         from ..draw import to_dot
@@ -215,6 +317,12 @@ def run_compile(args) -> int:
     else:
         from ..files import atomic_write
 
-        atomic_write(args.output, lambda fh: fh.write(text.encode()), what="the program")
+        atomic_write(args.output, lambda fh: fh.write(text.encode()), what="the program", ours=_compiled_output,
+                     force=args.force, protect=(args.file,))
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _compiled_output(head: bytes, path) -> bool:
+    """Whether a file starts like something ``catgrad compile`` writes (any --emit)."""
+    return head.lstrip().startswith((b"program(", b"def run(", b"digraph", b"//"))

@@ -32,6 +32,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import CatgradError, ShapeError
+from ..step import to_host
 from . import checkpoint as ckpt
 
 
@@ -103,12 +104,21 @@ class _Layout:
             raise ShapeError(f"the model's input {self.x_type} fixes the batch size to {self.fixed_batch}, got {batch_size}")
 
     def arrays(self, data):
-        x = np.ascontiguousarray(data.x, dtype=self.x_type.dtype.numpy)
-        return x, data.targets(self.y_type.dtype.numpy)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = np.ascontiguousarray(data.x, dtype=self.x_type.dtype.numpy)
+            y = data.targets(self.y_type.dtype.numpy)
+        for what, a, src in (("feature", x, data.x), ("target", y, None)):
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                k, j = (int(v) for v in np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0])
+                v = (src if src is not None else data.y.reshape(len(a), -1))[k, j]
+                name = data.feature_names[j] if what == "feature" and j < len(data.feature_names) else f"column {j + 1}"
+                raise ShapeError(f"{data.name}: {what} {name!r} of row {k + 1} is {v:.6g}, which does not fit the "
+                                 f"model's {a.dtype} (largest {np.finfo(a.dtype).max:.3g}); scale the data or use f64")
+        return x, y
 
 
 def _correct(pred: np.ndarray, y: np.ndarray) -> int:
-    pred, y = np.asarray(pred), np.asarray(y)
+    pred, y = to_host(pred), np.asarray(y)
     if pred.ndim == 1:
         return int(np.argmax(pred) == np.argmax(y))
     return int(np.sum(np.argmax(pred, -1) == np.argmax(y, -1)))
@@ -119,7 +129,7 @@ def predict(step, state, data, batch_size: int = 1024) -> np.ndarray:
     lay = _Layout.of(step)
     x, _ = lay.arrays(data)
     if not lay.batched:
-        return np.stack([np.asarray(step.predict(state, row)) for row in x]) if len(x) else np.zeros((0,))
+        return np.stack([to_host(step.predict(state, row)) for row in x]) if len(x) else np.zeros((0,))
     if lay.fixed_batch is not None:
         batch_size = lay.fixed_batch
     outs = []
@@ -127,9 +137,9 @@ def predict(step, state, data, batch_size: int = 1024) -> np.ndarray:
         xb = x[i : i + batch_size]
         if lay.fixed_batch is not None and len(xb) < batch_size:  # pad the last batch, then cut
             xb = np.concatenate([xb, np.zeros((batch_size - len(xb),) + xb.shape[1:], xb.dtype)])
-            outs.append(np.asarray(step.predict(state, xb))[: len(x) - i])
+            outs.append(to_host(step.predict(state, xb))[: len(x) - i])
         else:
-            outs.append(np.asarray(step.predict(state, xb)))
+            outs.append(to_host(step.predict(state, xb)))
     return np.concatenate(outs) if outs else np.zeros((0,))
 
 
@@ -151,8 +161,46 @@ def _loop_meta(seed, batch_size, drop_last, data, epoch, batch, sums) -> dict:
     }
 
 
-def save_checkpoint(path, step, state, meta: dict) -> None:
-    ckpt.save(path, state.flat(), dict(meta, signature=step.signature()))
+def save_checkpoint(path, step, state, meta: dict, force: bool = False, protect=()) -> None:
+    ckpt.save(path, state.flat(), dict(meta, signature=step.signature()), force=force, protect=protect)
+
+
+class Interrupted(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt (see :mod:`catgrad.cli`); ``kept`` says what
+    became of the checkpoint."""
+
+    kept = ""
+
+
+def _same(a, b) -> bool:
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, TypeError, ValueError):
+        return os.path.abspath(os.fspath(a)) == os.path.abspath(os.fspath(b))
+
+
+def _canon(x):
+    import json
+
+    return json.loads(json.dumps(x, sort_keys=True, default=str))
+
+
+def _nan_causes(state, X, Y) -> str:
+    """A short guess at why the loss stopped being finite: a learning rate too large for
+    the data's range, or data of a very large magnitude."""
+    big = [f"inputs reach {np.max(np.abs(X)):.3g}" if X.size and np.max(np.abs(X)) > 1e3 else "",
+           f"targets reach {np.max(np.abs(Y)):.3g}" if Y.size and np.max(np.abs(Y)) > 1e3 else ""]
+    big = [b for b in big if b]
+    params = [np.max(np.abs(v)) for v in state.params.values() if np.size(v)]
+    pmax = max(params) if params else 0.0
+    parts = ["a learning rate too large (try a smaller lr)"]
+    if big:
+        parts.append("data of a large range (" + ", ".join(big) + "; standardise it)")
+    if pmax > 1e6:
+        parts.append(f"parameters already diverging (largest |value| {pmax:.3g})")
+    return "; ".join(parts)
 
 
 def load_checkpoint(path, step, init_seed: int = 0):
@@ -161,13 +209,13 @@ def load_checkpoint(path, step, init_seed: int = 0):
     ckpt.check_signature(path, meta.get("signature"), step.signature())
     template = step.init(seed=init_seed)
     ckpt.check_arrays(path, flat, template.flat())
-    return type(template).from_flat(flat), meta
+    return step.to_backend(type(template).from_flat(flat)), meta
 
 
 def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=None, state=None,
         init_seed: Optional[int] = None, checkpoint=None, checkpoint_every: Optional[int] = None,
         resume=None, max_steps: Optional[int] = None, drop_last: bool = False, progress: bool = False,
-        log=None) -> FitResult:
+        log=None, force: bool = False, protect=(), run_info: Optional[dict] = None) -> FitResult:
     """Train ``step`` (a compiled step program) on the :class:`~catgrad.data.Dataset` ``train``.
 
     ``state`` defaults to ``step.init(seed=init_seed if given else seed)``. With ``resume``, the
@@ -175,7 +223,15 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
     data, seed and batch size). With ``checkpoint``, the state is saved there after every epoch,
     every ``checkpoint_every`` steps, and when ``max_steps`` stops the run early. ``progress``
     shows a tqdm bar on stderr; ``log(record)`` is called with each epoch's metrics.
+
+    The checkpoint path is checked before the first step: an existing file there is replaced
+    only if it is a checkpoint (or ``force``), never if it is one of ``protect`` (the run's
+    inputs) or not a regular file. ``run_info`` (JSON-able, e.g. the loss name) is stored in
+    the checkpoint and must be equal when resuming.
     """
+    if checkpoint is not None:
+        ckpt.check_path(checkpoint, force=force, protect=tuple(protect) + ((resume,) if resume is not None
+                                                                           and not _same(resume, checkpoint) else ()))
     if epochs < 0 or batch_size < 1:
         raise CatgradError(f"epochs must be >= 0 and the batch size >= 1, got epochs={epochs}, batch={batch_size}")
     if len(train) == 0:
@@ -193,16 +249,25 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
     epoch0, batch0, sums = 0, 0, [0.0, 0, 0]
     if resume is not None:
         state, meta = load_checkpoint(resume, step, init_seed if init_seed is not None else seed)
+        epoch0, batch0, sums = ckpt.check_meta(resume, meta, state.flat())
         want = _loop_meta(seed, batch_size, drop_last or lay.fixed_batch is not None, train, 0, 0, sums)["loop"]
-        have = meta.get("loop", {})
+        have = meta["loop"]
         for key, what in (("data", "training data"), ("seed", "--seed"), ("batch_size", "batch size"), ("drop_last", "drop_last")):
             if have.get(key) != want[key]:
                 raise ckpt.CheckpointError(
                     f"{resume}: the checkpoint was written with a different {what} ({have.get(key)!r}, now {want[key]!r});"
                     " resuming would not continue the same run"
                 )
-        pos, run = meta["position"], meta["running"]
-        epoch0, batch0, sums = int(pos["epoch"]), int(pos["batch"]), [float(run["loss"]), int(run["correct"]), int(run["count"])]
+        if _canon(have.get("run")) != _canon(run_info):
+            a, b = have.get("run") if isinstance(have.get("run"), dict) else {}, run_info or {}
+            diff = ", ".join(f"{k} {a.get(k)!r}, now {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+            raise ckpt.CheckpointError(
+                f"{resume}: the checkpoint was written by a run with other settings ({diff or 'none recorded'});"
+                " resuming would not continue the same run"
+            )
+        if batch0 >= n_batches:
+            raise ckpt.CheckpointError(f"{resume}: damaged checkpoint metadata (position: batch {batch0}, "
+                                       f"but an epoch has {n_batches} batches)")
     elif state is None:
         state = step.init(seed=init_seed if init_seed is not None else seed)
 
@@ -216,10 +281,23 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
 
         bar = tqdm(total=total, file=sys.stderr, unit="step", dynamic_ncols=True, mininterval=0.25, leave=False)
 
+    saved = [False]  # whether this run has written its checkpoint (the "last good" one)
+
     def save(epoch, batch):
         if checkpoint is not None:
-            save_checkpoint(checkpoint, step, state,
-                            _loop_meta(seed, batch_size, drop_last or lay.fixed_batch is not None, train, epoch, batch, sums))
+            meta = _loop_meta(seed, batch_size, drop_last or lay.fixed_batch is not None, train, epoch, batch, sums)
+            meta["loop"]["run"] = run_info
+            save_checkpoint(checkpoint, step, state, meta, force=force or saved[0], protect=protect)
+            saved[0] = True
+
+    def kept() -> str:
+        if checkpoint is None:
+            return ""
+        if saved[0]:
+            return f"; the last good checkpoint {checkpoint} is kept"
+        if resume is not None and _same(resume, checkpoint):
+            return f"; the checkpoint {checkpoint} it resumed from is kept"
+        return "; no checkpoint was written yet"
 
     done = 0
     classify = train.is_classification
@@ -241,7 +319,7 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
                 if not math.isfinite(loss):
                     raise NonFiniteLossError(
                         f"the loss became {loss} at step {state.step + 1} (epoch {epoch + 1}, batch {b + 1});"
-                        " training stopped" + (f", the last good checkpoint {checkpoint} is kept" if checkpoint else ""),
+                        f" training stopped{kept()}. Likely causes: {_nan_causes(state, X, Y)}",
                         step=state.step + 1, state=state,
                     )
                 state = new_state
@@ -266,6 +344,9 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
             if log is not None:
                 log(record)
         return _finish(result, step, state, train, test, sums, epochs)
+    except (KeyboardInterrupt, Interrupted) as e:
+        e.kept = kept()
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -284,4 +365,4 @@ def _finish(result, step, state, train, test, sums, epoch) -> FitResult:
     return result
 
 
-__all__ = ["FitResult", "NonFiniteLossError", "accuracy", "epoch_order", "fit", "load_checkpoint", "predict", "save_checkpoint"]
+__all__ = ["FitResult", "Interrupted", "NonFiniteLossError", "accuracy", "epoch_order", "fit", "load_checkpoint", "predict", "save_checkpoint"]
