@@ -30,8 +30,14 @@ import numpy as np
 
 from .. import ops  # noqa: F401 - declares the primitives the rules below are keyed by
 from ..core.primitive import lookup, normalize_axes, rule_table
-from ..errors import CatgradTypeError
+from ..errors import CatgradError
 from .netlist import AND, FALSE, NOT, OR, XOR, Netlist
+
+
+class CircuitError(CatgradError):
+    """A program that is not a boolean circuit: a non-bit wire, a symbolic dimension other
+    than the leading (sample) one, or an op that combines different samples."""
+
 
 GATES = rule_table("gates")
 _CURRENT: contextvars.ContextVar = contextvars.ContextVar("catgrad_netlist")
@@ -94,7 +100,7 @@ def _and_all(nets) -> int:
 
 def _no_sample_axis_reduction(name, dom, axes):
     if lane(dom[0]) and 0 in axes:
-        raise CatgradTypeError(
+        raise CircuitError(
             f"{name} over axis 0 of {dom[0]} combines different samples; a circuit computes each sample on its own")
 
 
@@ -119,7 +125,7 @@ def _einsum(*xs, dom, spec):
     if lanes:
         (s,) = lanes if len(lanes) == 1 else (None,)
         if s is None or not out.startswith(s):
-            raise CatgradTypeError(
+            raise CircuitError(
                 f"einsum {spec!r} on {', '.join(map(str, dom))} combines different samples "
                 "(the sample axis must be the first index of every batched operand and of the output)")
         terms = [t[1:] if lane(d) else t for t, d in zip(terms, dom)]
@@ -143,7 +149,7 @@ def _transpose(x, dom, perm=None):
     perm = tuple(reversed(range(dom[0].rank))) if perm is None else tuple(int(p) for p in perm)
     if lane(dom[0]):
         if perm[0] != 0:
-            raise CatgradTypeError(f"transpose {perm} moves the sample axis of {dom[0]}; a circuit keeps it first")
+            raise CircuitError(f"transpose {perm} moves the sample axis of {dom[0]}; a circuit keeps it first")
         perm = tuple(p - 1 for p in perm[1:])
     return np.transpose(x, perm)
 
@@ -168,7 +174,7 @@ def _pad(x, dom, axis, before, after):
 def _target(name, dom, shape):
     shape = tuple(shape)
     if lane(dom[0]) and not (shape and shape[0] == dom[0].shape[0]):
-        raise CatgradTypeError(f"{name} of {dom[0]} to {shape} moves the sample axis; a circuit keeps it first")
+        raise CircuitError(f"{name} of {dom[0]} to {shape} moves the sample axis; a circuit keeps it first")
     return shape[1:] if shape and isinstance(shape[0], str) else shape
 
 
@@ -205,4 +211,4 @@ def _register():
 
 _register()
 
-__all__ = ["GATES", "building", "lane", "strip", "xor_tree"]
+__all__ = ["CircuitError", "GATES", "building", "lane", "strip", "xor_tree"]

@@ -16,18 +16,13 @@ import re
 import numpy as np
 
 from ..core.primitive import bind, check_lowerable
-from ..errors import CatgradError
-from .gates import building, lane, strip
+from .gates import CircuitError, building, lane, strip
 from .netlist import Netlist, Port, simplify
 
 # Verilog keywords a port may not be called (the ones a model argument might plausibly be named)
 _KEYWORDS = set("""always and assign begin buf case default else end endcase endmodule for function if initial
 inout input integer module nand negedge nor not or output parameter posedge reg signed supply0 supply1 table
 task time tri wire wor xnor xor""".split())
-
-
-class CircuitError(CatgradError):
-    """A program that is not a boolean circuit (a non-bit wire, a reduction over samples)."""
 
 
 def _where(prog, v) -> str:
