@@ -23,6 +23,7 @@ from .errors import CatgradError, CatgradTypeError, ShapeError, UnknownOpError
 from .frontend.module import load, loads  # the .cat language front end
 from . import data, train  # run layer: datasets, the training loop, checkpoints
 from .train import fit
+from .train.predict import Trained, load_checkpoint
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,15 @@ def to_torch(model, state, device="cpu", name: str = "model"):
     return _to_torch(model, state, device=device, name=name)
 
 
+def _repr_svg_(self):
+    """Jupyter shows a diagram (or a Para) as its drawing; None (the text repr) without Graphviz."""
+    from .draw import svg
+
+    return svg(self)
+
+
+Diagram._repr_svg_ = Para._repr_svg_ = _repr_svg_  # the drawing lives in the run layer, above core
+
 __all__ = [
     "Builder", "CatgradError", "Step", "TrainState", "compile", "loss", "optim", "schedule", "CatgradTypeError", "D", "DTYPES", "DType", "Diagram", "Graph", "Lens", "Ob",
     "Para", "ParaLens", "Param", "R", "ShapeError", "TensorType", "UnknownOpError", "Wire", "bit", "build",
@@ -43,4 +53,4 @@ __all__ = [
 ]
 __all__ += ["Learn", "Learner", "learner", "poly"]
 __all__ += ["load", "loads"]
-__all__ += ["data", "fit", "train", "to_torch"]
+__all__ += ["data", "fit", "train", "Trained", "load_checkpoint", "to_torch"]

@@ -1,4 +1,4 @@
-"""The ``catgrad`` command line: ``catgrad check|show|train|compile|draw ...``.
+"""The ``catgrad`` command line: ``catgrad check|show|train|predict|evaluate|compile|draw ...``.
 
 Each subcommand lives with the layer it belongs to and registers itself through
 a ``register(subparsers)`` function in one of ``COMMAND_MODULES``. User errors
@@ -20,6 +20,7 @@ from .errors import CatgradError
 COMMAND_MODULES = [
     "catgrad.frontend.commands",  # check, show
     "catgrad.train.commands",  # train, compile
+    "catgrad.train.predict",  # predict, evaluate
     "catgrad.draw",  # draw
     "catgrad.export",  # export
 ]
@@ -32,7 +33,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="catgrad", description="A compositional learning language.")
+    parser.add_argument("--version", action="version", version=f"catgrad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:

@@ -167,11 +167,13 @@ class Standardizer:
         # column near the float64 limit (1e308) does not overflow into inf/nan
         if len(x) == 0:  # no training rows: the identity map
             return cls(np.zeros(x.shape[1:]), np.ones(x.shape[1:]))
+        from sklearn.preprocessing import StandardScaler
+
         m = np.max(np.abs(x), axis=0)
         m = np.where(m > 0, m, 1.0)
-        z = x / m
-        std = z.std(axis=0) * m
-        return cls(z.mean(axis=0) * m, np.where(std > 0, std, 1.0))
+        s = StandardScaler().fit(x / m)
+        std = np.sqrt(s.var_) * m
+        return cls(s.mean_ * m, np.where(std > 0, std, 1.0))
 
     def __call__(self, ds: Dataset) -> Dataset:
         return replace(ds, x=(ds.x - self.mean) / self.std)

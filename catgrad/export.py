@@ -35,6 +35,12 @@ def checkpoint_params(path, model) -> dict:
             for k in sorted(set(saved) | set(want)) if saved.get(k) != want.get(k)]
         raise ckpt.CheckpointError(f"{path}: this checkpoint belongs to a different model"
                                    + (f" ({'; '.join(diff[:4])})" if diff else ""))
+    saved_hash = (meta.get("model") or {}).get("hash") if isinstance(meta.get("model"), dict) else None
+    if saved_hash is not None and saved_hash != ckpt.model_hash(model):
+        name = meta["model"].get("name")
+        raise ckpt.CheckpointError(f"{path}: this checkpoint belongs to a different model"
+                                   + (f" ({name!r}, whose diagram differs from this one)" if name else
+                                      " (the same parameters, but another diagram)"))
     params = {}
     for p in model.params:
         a = flat.get(f"param/{p.name}")

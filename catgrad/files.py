@@ -138,10 +138,16 @@ SIGNATURES = {
 
 def looks_written_by_catgrad(head: bytes, path: str) -> bool:
     """Whether a file starting with ``head`` is an output of the kind catgrad writes at
-    ``path``: a checkpoint (an ``.npz`` holding ``__meta__``) or a drawing of the same format."""
+    ``path``: a checkpoint (an ``.npz`` holding ``__meta__``), a drawing of the same format,
+    an exported program (``.pt2``, a zip archive) or weights (``.safetensors``)."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".pt2":  # a torch.export archive is a zip file
+        return head.startswith(b"PK")
+    if suffix == ".safetensors":  # 8-byte header length, then the JSON header
+        return len(head) > 8 and head[8:9] == b"{"
     if head.startswith(b"PK"):
         return is_checkpoint_file(path)
-    sigs = SIGNATURES.get(os.path.splitext(path)[1].lower(), ())
+    sigs = SIGNATURES.get(suffix, ())
     return any(head.lstrip().startswith(s) for s in sigs)
 
 

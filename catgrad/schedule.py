@@ -13,7 +13,8 @@ counts the updates already made, starting at 0.
 - ``step(v, step_size, gamma=0.1)``: ``v gamma^floor(t / step_size)``.
 - ``exponential(v, gamma)``: ``v gamma^t``.
 
-Use one with ``cg.optim.scale_by_schedule(s)`` or as ``lr=s`` of an optimizer.
+Use one as ``lr=s`` (or any other hyperparameter) of an optimizer, or with
+``cg.optim.scale_by_schedule(s)``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The supervised training step as one diagram.
+"""The supervised training step as one diagram, split at the gradient.
 
 Given an optimizer lens ``U : (P x S, P x S) -> (P, P')``, a model
 ``f : P x A -> B``, a loss ``loss : B x B -> L`` (parameter: the label) and a
@@ -9,13 +9,22 @@ section 3 is
     b_p = f(p_bar, a)
     (_, b_p') = R[loss](b_t, b_p, alpha(loss(b_t, b_p)))
     (p', _) = R[f](p_bar, a, b_p')                    R[f] taken at p_bar
-    (p_new, s_new) = U.put(p, s, p')
+    p'' = T(p, p')                                    a whole-model transform (default: p'' = p')
+    (p_new, s_new) = U.put(p, s, p'')
 
-It is built by composing the pieces, not written by hand: the model and the loss
-become parametric lenses ``(f, R[f])`` and ``(loss, R[loss])`` and are composed in
-Para(Lens) (so the label is just the loss's parameter); the learning-rate lens
-closes the backward pass; the optimizer lens reparametrises the result. The
-resulting diagram is
+in three pieces, composed into one diagram:
+
+- the *gradient* (:func:`gradient_diagram`): ``(p, s, a, b_t) -> (p', loss, b_p)``,
+  built by composing the model and the loss as parametric lenses ``(f, R[f])`` and
+  ``(loss, R[loss])`` in Para(Lens) (the label is just the loss's parameter) and
+  closing them with the learning-rate lens;
+- an optional *gradient transform* ``T : P x P' -> P'``, stateless, that sees every
+  parameter and direction at once (a cross-process all-reduce goes here); stateful
+  whole-model stages (global-norm clipping, trust ratios) belong to the optimizer,
+  whose put runs them first when they come first in its chain;
+- the *update*: the optimizer's put.
+
+The resulting diagram is
 
     (params..., opt_state..., x, y) -> (params'..., opt_state'..., loss, pred)
 
@@ -78,27 +87,89 @@ def lr_put(lr_lens, L: Ob) -> Diagram:
 # -- the step diagram ----------------------------------------------------------------------
 
 
-def step_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram) -> Diagram:
-    """The closed supervised step (see the module docstring)."""
+def gradient_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram) -> Diagram:
+    """The gradient half of the step: ``(params..., opt_state..., x, y) -> (p'..., loss, pred)``,
+    ``p'`` the downhill direction ``R[loss o f]`` sends back at the optimizer's point
+    ``U.get(p, s)`` (``-grad`` with the default learning rate)."""
     n, k = len(model.P), len(opt.S)
     if len(model.dom) != 1 or len(model.cod) != 1:
         raise CatgradTypeError(f"the step needs a model with one input and one output wire, got {model.dom} -> {model.cod}")
     ml = ParaLens.of(model) >> ParaLens.of(loss)  # parameters (label, P...)
-    U = opt.lens
     A, B = model.dom, model.cod
 
     def body(b: Builder, ins):
         ps, ss, x, y = ins[:n], ins[n : n + k], ins[n + k], ins[n + k + 1]
-        pbar = b.call(U.get, ps + ss)
+        pbar = b.call(opt.lens.get, ps + ss)
         pred = b.call(model.body, pbar + [x])
         ls = b.call(ml.get, [y] + pbar + [x])
         dl = b.call(lr_put, ls)
         back = b.call(ml.put, [y] + pbar + [x] + dl)  # (label', P', x')
-        dp = back[1 : 1 + n]
-        new = b.call(U.put, ps + ss + dp)
-        return new + ls + pred
+        return back[1 : 1 + n] + ls + pred
 
     return build(model.P @ opt.S @ A @ B, body)
+
+
+def gradient_transform_diagram(transform, P: Ob) -> Diagram:
+    """A gradient transform as a diagram ``P x P' -> P'``: given as one, or as a stateless
+    optimizer (e.g. a whole-model stage without hyperparameters), whose outgoing
+    directions it is."""
+    from .optim.base import Optimizer
+
+    if isinstance(transform, Diagram):
+        if transform.dom != P @ P or transform.cod != P:
+            raise CatgradTypeError(f"a gradient transform maps (params, directions) {P @ P} to directions {P}, "
+                                   f"got {transform.dom} -> {transform.cod}")
+        return transform
+    if isinstance(transform, Optimizer):
+        lens = transform.lens([(f"p{i}", t) for i, t in enumerate(P)])
+        if lens.keys:
+            raise CatgradError(f"a gradient transform in the step must be stateless, but {transform!r} has state "
+                               f"{lens.keys[:3]}; put it in the optimizer instead (it runs first in put)")
+        n = len(P)
+
+        def body(b, ins):
+            return lens.emit_directions(ins[:n], [], ins[n:])[0]
+
+        return build(P @ P, body)
+    raise CatgradError(f"a gradient transform is a diagram P x P' -> P' or a stateless optimizer, got {transform!r}")
+
+
+def step_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram, gradient_transform=None,
+                 world_size: int | None = None) -> Diagram:
+    """The closed supervised step (see the module docstring): the gradient, then the
+    optional ``gradient_transform``, then the optimizer's put, as one diagram.
+
+    ``world_size`` (data-parallel training over that many processes, each fed its
+    shard of the global batch) all-reduces the gradient and the loss first, so every
+    process gets those of the global batch: ``all_reduce`` (the mean over processes)
+    for a mean-reduced loss, ``world_size * all_reduce`` for a summed one (the loss's
+    ``reduction``; a loss without one counts as summed)."""
+    n, k = len(model.P), len(opt.S)
+    grad = gradient_diagram(model, loss, opt, lr_put)
+    T = None if gradient_transform is None else gradient_transform_diagram(gradient_transform, model.P)
+    if world_size is not None and (isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1):
+        raise CatgradError(f"world_size must be a positive number of processes, got {world_size!r}")
+    factor = float(world_size) if getattr(loss, "reduction", "sum") == "sum" and world_size else 1.0
+
+    def global_(ws):  # one collective for the gradient and the loss together
+        from .ops import all_reduce
+
+        rs = all_reduce(*ws)
+        rs = list(rs) if isinstance(rs, tuple) else [rs]
+        return rs if factor == 1.0 else [factor * r for r in rs]
+
+    def body(b: Builder, ins):
+        ps, ss = ins[:n], ins[n : n + k]
+        outs = b.call(grad, ins)
+        dp, ls, pred = outs[:n], outs[n:-1], outs[-1:]
+        if world_size is not None:
+            both = global_(dp + ls)
+            dp, ls = both[:n], both[n:]
+        if T is not None:
+            dp = b.call(T, ps + dp)
+        return b.call(opt.lens.put, ps + ss + dp) + ls + pred
+
+    return build(grad.dom, body)
 
 
 # -- state ---------------------------------------------------------------------------------
@@ -158,4 +229,5 @@ class TrainState:
         return TrainState(dict(self.params), opt, self.step)
 
 
-__all__ = ["to_host", "TrainState", "step_diagram", "learning_rate", "identity_learning_rate", "lr_put"]
+__all__ = ["to_host", "TrainState", "step_diagram", "gradient_diagram", "gradient_transform_diagram", "learning_rate",
+           "identity_learning_rate", "lr_put"]

@@ -20,15 +20,11 @@ def folder(tmp_path_factory):
 
 
 def _write_ckpt(folder, name, change):
-    with np.load(os.path.join(folder, "good.npz")) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(bytes(arrays["__meta__"]).decode())
+    with open(os.path.join(folder, "good.npz"), "rb") as f:
+        arrays, meta = F.read_checkpoint(f.read())
     change(meta, arrays)
-    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
     with open(os.path.join(folder, name), "wb") as f:
-        f.write(buf.getvalue())
+        f.write(F.write_checkpoint(arrays, meta))
 
 
 FIELDS = [("position", "batch"), ("position", "epoch"), ("running", "loss"), ("running", "correct"),

@@ -1,4 +1,5 @@
-"""Laws of optimizer composition (hypothesis), per-parameter assignment and parsing."""
+"""Laws of optimizer composition (hypothesis), per-parameter assignment and parsing.
+The pool mixes per-parameter and whole-model stages: the laws hold for both."""
 
 import numpy as np
 import pytest
@@ -12,6 +13,9 @@ POOL = [
     lambda: O.clip_norm(1.0), lambda: O.clip_value(0.5), lambda: O.weight_decay(0.01), lambda: O.adam(1e-2),
     lambda: O.momentum(0.1, 0.9), lambda: O.sgd(0.1), lambda: O.lion(1e-3), lambda: O.identity(),
     lambda: O.scale_by_schedule(cg.schedule.exponential(1.0, 0.9)), lambda: O.rmsprop(1e-2),
+    # whole-model stages, and a schedule inside a stage
+    lambda: O.lamb(1e-2), lambda: O.lars(0.1), lambda: O.clip_norm_per_tensor(1.0),
+    lambda: O.nesterov(lr=cg.schedule.cosine(0.1, 10)),
 ]
 PARAMS = [("W", cg.f64[3, 2]), ("b", cg.f64[2])]
 
@@ -64,6 +68,16 @@ def test_identity_is_a_unit(i):
 def test_interchange(idx):
     a, b, c, d = (POOL[i]() for i in idx)
     check_same((a @ b) >> (c @ d), (a >> c) @ (b >> d))
+
+
+@settings(max_examples=10, deadline=None)
+@given(picks)
+def test_assign_all_is_the_optimizer_itself(idx):
+    """One rule matching every wire resolves the optimizer once on all of them, so its
+    whole-model stages span the same wires as without assign."""
+    ops = [POOL[i]() for i in idx]
+    opt = Chain(*ops)
+    check_same(O.assign({"*": opt}), opt)
 
 
 def test_tensor_is_per_parameter_and_assign_by_name():

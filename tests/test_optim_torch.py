@@ -11,6 +11,11 @@ import catgrad as cg
 from optim_util import Driver, grads_of, problem
 
 T = torch.optim
+
+
+def COS(peak):
+    return cg.schedule.cosine(peak, 60)
+
 CASES = [
     ("sgd", lambda: cg.optim.sgd(0.05), lambda p: T.SGD(p, lr=0.05)),
     ("sgd-wd", lambda: cg.optim.sgd(0.05, weight_decay=0.1), lambda p: T.SGD(p, lr=0.05, weight_decay=0.1)),
@@ -42,8 +47,17 @@ CASES = [
     ("adafactor", lambda: cg.optim.adafactor(0.01), lambda p: T.Adafactor(p, lr=0.01)),
     ("adafactor-wd", lambda: cg.optim.adafactor(0.05, weight_decay=0.1, d=2.0),
      lambda p: T.Adafactor(p, lr=0.05, weight_decay=0.1, d=2.0)),
-    ("adam-cosine", lambda: cg.optim.adam(lr=cg.schedule.cosine(0.02, 60)),
-     lambda p: T.Adam(p, lr=0.02)),  # schedule applied to torch below
+    # "-cosine": lr is cg.schedule.cosine(lr, 60); torch gets the same through LambdaLR below
+    ("adam-cosine", lambda: cg.optim.adam(lr=COS(0.02)), lambda p: T.Adam(p, lr=0.02)),
+    ("adamw-cosine", lambda: cg.optim.adamw(lr=COS(0.02), weight_decay=0.1),
+     lambda p: T.AdamW(p, lr=0.02, weight_decay=0.1)),
+    ("sgd-cosine", lambda: cg.optim.sgd(lr=COS(0.05)), lambda p: T.SGD(p, lr=0.05)),
+    ("momentum-cosine", lambda: cg.optim.momentum(lr=COS(0.02), gamma=0.9),
+     lambda p: T.SGD(p, lr=0.02, momentum=0.9)),
+    ("nesterov-cosine", lambda: cg.optim.sgd(lr=COS(0.02), momentum=0.9, nesterov=True),
+     lambda p: T.SGD(p, lr=0.02, momentum=0.9, nesterov=True)),
+    ("adafactor-cosine", lambda: cg.optim.adafactor(lr=COS(0.05), weight_decay=0.1),
+     lambda p: T.Adafactor(p, lr=0.05, weight_decay=0.1)),
 ]
 
 
@@ -54,7 +68,7 @@ def test_equals_torch_optim(name, ours, theirs):
     tp = [torch.tensor(v, requires_grad=True) for v in params.values()]
     topt = theirs(tp)
     sched = None
-    if name == "adam-cosine":
+    if name.endswith("-cosine"):
         sched = torch.optim.lr_scheduler.LambdaLR(topt, lambda t: 0.5 * (1 + np.cos(np.pi * min(1.0, t / 60))))
     for _ in range(100):
         g = grads_of(loss, {k: t.detach().numpy() for k, t in zip(params, tp)})

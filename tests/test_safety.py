@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from catgrad import files
+from catgrad.train import checkpoint as ckpt
 from catgrad.cli import main
 from catgrad.errors import CatgradError
 from catgrad.train import checkpoint as ckpt
@@ -80,7 +81,7 @@ def test_force_replaces_a_regular_file_but_never_the_runs_inputs(cat, tmp_path, 
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
     rc, _, _ = train(capsys, cat, "--checkpoint", notes, "--force")
-    assert rc == 0 and files.is_checkpoint_file(notes)
+    assert rc == 0 and ckpt.is_checkpoint(notes)
     data = iris_csv(tmp_path / "d.csv")
     before = open(data).read()
     for target in (cat, data):
@@ -95,10 +96,10 @@ def test_a_checkpoint_or_earlier_output_is_replaced(cat, tmp_path, capsys):
     ck = tmp_path / "c.npz"
     assert train(capsys, cat, "--checkpoint", ck)[0] == 0
     assert train(capsys, cat, "--checkpoint", ck, epochs=2)[0] == 0
-    assert int(np.load(ck)["step"]) == 8
+    assert int(ckpt.load(ck)[0]["step"]) == 8
     out = tmp_path / "step.txt"
     for emit in ("program", "python", "dot"):
-        assert run(capsys, "compile", cat, "--model", "mlp", "--emit", emit, "-o", out)[0] == 0
+        assert run(capsys, "compile", cat, "--model", "mlp", "--loss", "mse", "--emit", emit, "-o", out)[0] == 0
     assert out.read_text().startswith("digraph")
     empty = tmp_path / "empty.npz"
     empty.write_bytes(b"")  # nothing to lose
@@ -400,3 +401,25 @@ def test_standardizer_is_exact_and_does_not_overflow():
     np.testing.assert_allclose(s.mean[0], x[:, 0].mean(), rtol=1e-13)
     np.testing.assert_allclose(s.std[0], x[:, 0].std(), rtol=1e-13)
     np.testing.assert_allclose(s.std[1] / 1e300, (x[:, 1] / 1e300).std(), rtol=1e-13)
+
+
+def test_outputs_of_each_kind_are_recognised_and_nothing_else(tmp_path):
+    import struct
+
+    cases = {
+        "a.dot": b'digraph "x" {', "a.svg": b'<?xml version="1.0"?><svg>', "a.png": b"\x89PNG\r\n\x1a\n....",
+        "a.pdf": b"%PDF-1.7", "a.pt2": b"PK\x03\x04rest", "a.safetensors": struct.pack("<Q", 2) + b"{}",
+    }
+    for name, head in cases.items():
+        p = tmp_path / name
+        p.write_bytes(head)
+        files.check_output(p, "x")  # replaceable: an output of the same kind
+        other = tmp_path / ("other" + os.path.splitext(name)[1])
+        other.write_bytes(b"my own notes about this project\n")
+        with pytest.raises(CatgradError, match="was not written by catgrad"):
+            files.check_output(other, "x")
+        files.check_output(other, "x", force=True)
+    zip_npz = tmp_path / "z.npz"
+    np.savez(zip_npz, a=np.zeros(2))  # a zip, but not a checkpoint
+    with pytest.raises(CatgradError, match="was not written by catgrad"):
+        ckpt.check_path(zip_npz)

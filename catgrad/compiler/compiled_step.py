@@ -142,18 +142,34 @@ def _float_dtype(dtype) -> DType | None:
     return d
 
 
-def compile(model, loss="mse", optimizer: Optimizer | None = None, backend: str = "numpy", lr_lens=None,
-            dtype=None, **backend_options) -> Step:
+def _world_size(backend: str) -> int:
+    if backend != "torch":
+        raise CatgradError(f"distributed training runs on the torch backend (torch.distributed), not {backend!r}")
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise CatgradError("distributed=True needs a torch.distributed process group: call "
+                           "torch.distributed.init_process_group first, or launch with "
+                           "`torchrun --nproc_per_node=N -m catgrad train ... --distributed`")
+    return dist.get_world_size()
+
+
+def compile(model, loss=None, optimizer: Optimizer | None = None, backend: str = "numpy", lr_lens=None,
+            dtype=None, distributed: bool = False, **backend_options) -> Step:
     """Build the supervised step for ``model``, optimize it once and lower it with ``backend``.
 
     ``loss``: a name (``"mse"``, ``"softmax_cross_entropy"``...), a constructor from
-    :mod:`catgrad.loss` or a ready Para. ``optimizer``: an :class:`~catgrad.optim.Optimizer`
+    :mod:`catgrad.loss`, a ready Para or a diagram ``(label, pred) -> L``; left out, it is
+    ``xor`` for a bit output and otherwise an error asking for one (see ``cg.loss.default_for``). ``optimizer``: an :class:`~catgrad.optim.Optimizer`
     or a string such as ``"adam(lr=1e-3)"`` (default ``sgd(lr=0.01)``).
     ``lr_lens`` overrides the learning-rate lens (default ``-1`` on floats, the
     identity on bits). ``dtype`` (``"f32"``, ``"f64"``, ``"bf16"`` or a torch dtype)
     retypes every float wire of the model before the step is built. Other keywords go
     to the backend: for ``backend="torch"``, ``device="cpu"|"cuda"`` and
-    ``torch_compile=True``.
+    ``torch_compile=True``. ``distributed=True`` (torch backend, after
+    ``torch.distributed.init_process_group``) builds the data-parallel step: each process
+    passes its shard of the global batch and gradients and loss are all-reduced inside
+    the step (:func:`catgrad.step.step_diagram`'s ``world_size``).
     """
     from ..optim import parse, sgd
 
@@ -172,11 +188,14 @@ def compile(model, loss="mse", optimizer: Optimizer | None = None, backend: str 
         raise CatgradTypeError(f"the step needs a model with one output wire, got {model.cod}")
     loss_para = losses.resolve(loss, model.cod[0])
     opt = optimizer.lens(model.params)
-    d = step_diagram(model, loss_para, opt, lr_put(lr_lens, loss_para.cod))
+    world = _world_size(backend) if distributed else None
+    d = step_diagram(model, loss_para, opt, lr_put(lr_lens, loss_para.cod), world_size=world)
     names = [f"p_{n}" for n in model.names] + [f"s_{k}" for k in opt.keys] + ["x", "y"]
     run = factory(prepare(d), input_names=names, **backend_options)
     predict_run = factory(prepare(model.body), input_names=names[: len(model.names)] + ["x"], **backend_options)
-    return Step(model, loss_para, optimizer, opt, d, run, predict_run, backend)
+    step = Step(model, loss_para, optimizer, opt, d, run, predict_run, backend)
+    step.world_size = world  # None: one process; else each call takes this process's shard of the batch
+    return step
 
 
 __all__ = ["compile", "Step", "StepOutput"]

@@ -87,7 +87,7 @@ def _schedule(prog: Program, skip: set) -> list:
         if j in skip:  # an alias (implicit broadcast) costs nothing and adds no depth
             depth[ins.outs[0]] = d
             continue
-        depth[ins.outs[0]] = d + 1
+        depth.update({o: d + 1 for o in ins.outs})  # every output (multi-output ops: all_reduce)
         op = ins.op
         if op.name in FOREACH and op.cod[0].dtype.is_float and not op.attrs and len(op.cod) == 1:
             key_of[j] = (d + 1, op.name, op.cod[0].dtype.name)

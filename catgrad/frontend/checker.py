@@ -197,8 +197,9 @@ class DefMorph(Morph):
 
 
 class SeqMorph(Morph):
-    def __init__(self, f, g):
+    def __init__(self, f, g, spans=(None, None)):
         self.f, self.g = f, g
+        self.spans = spans  # where f and g are written: an error inside one points at it, not at the whole pipeline
         self.key = ("seq", f.key, g.key)
 
     def arity(self, ck):
@@ -598,7 +599,7 @@ class Checker:
         if op == ">>":
             if isinstance(right, Morph):
                 if isinstance(left, Morph):
-                    return SeqMorph(left, right)
+                    return SeqMorph(left, right, (e.left.span, e.right.span))
                 if isinstance(left, Val):
                     return Val(self.apply(body, right, left.wires, e.span))
             raise CatError(
@@ -728,7 +729,8 @@ class Checker:
 
     def _apply(self, body: Body, f: Morph, wires: list, span) -> list:
         if isinstance(f, SeqMorph):
-            return self.apply(body, f.g, self.apply(body, f.f, wires, span), span)
+            fs, gs = f.spans
+            return self.apply(body, f.g, self.apply(body, f.f, wires, fs or span), gs or span)
         if isinstance(f, ParMorph):
             n = f.f.arity(self)
             if n > len(wires):
@@ -825,6 +827,9 @@ class Checker:
                 Note(f"this input has type {w.type}", body.origin[w.id]) for w in wires if w.id in body.origin
             ]
             msg = str(err) if str(err).startswith(name) else f"{name}: {err}"
+            dtypes = list(dict.fromkeys(w.dtype.name for w in wires))
+            if len(dtypes) > 1 and "one type" in msg:  # mixed dtypes: say how to convert
+                msg += f"; convert one of them with cast, e.g. cast(<operand>, dtype={dtypes[0]})"
             raise CatError(msg, span, _dedupe(notes)) from None
         except (KeyError, IndexError, AttributeError) as err:
             raise CatError(f"{name}: {_bad_attrs(name, attrs, err)}", span) from None

@@ -58,6 +58,9 @@ def run_deep(fn, *args, **kwargs):
     try:
         t = threading.Thread(target=work, daemon=True, name="catgrad-frontend")
         t.start()
+    except RuntimeError:  # no thread with such a stack here (a low ulimit -v): run in place
+        sys.setrecursionlimit(old_limit)
+        return fn(*args, **kwargs)
     finally:
         if old_stack is not None:
             threading.stack_size(old_stack)

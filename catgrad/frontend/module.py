@@ -116,6 +116,34 @@ class Module:
         except Poisoned:
             raise CatgradError(f"{text!r} uses a definition with errors") from None
 
+    def loss(self, name: str):
+        """The definition ``name``, a map ``(label, prediction) -> loss``, as a loss for
+        ``cg.compile(..., loss=module.loss(name))``: it is instantiated at the model's output
+        type when the step is built, so ``def l(y : f32[B, n], p : f32[B, n]) -> f32[]``
+        serves every batch size and width."""
+        from ..core.types import Ob
+        from ..loss import from_diagram
+
+        d = self.definition(name)
+        if d.params is None or len(d.params) != 2:
+            raise CatgradError(f"{self.path}: '{name}' is not a loss: a loss takes two inputs (label, prediction),"
+                               f" as in def {name}(y : f32[B, n], p : f32[B, n]) -> f32[]")
+
+        def make(pred_type):
+            ob = Ob(pred_type, pred_type)
+            try:
+                inst = self._session.checker.instance(DefMorph(self._scope, d), ob, None)
+            except CatError as e:
+                raise FrontendError([e.diagnostic], self._session.sources) from None
+            except Poisoned:
+                raise CatgradError(f"'{name}' uses a definition with errors") from None
+            if inst.params:
+                raise CatgradError(f"{self.path}: the loss '{name}' declares parameters; a loss may not learn")
+            return from_diagram(Diagram(inst.graph), name)
+
+        make.__name__ = make.__qualname__ = name
+        return make
+
     # -- descriptions ---------------------------------------------------------------------
     def signature(self, name: str) -> str:
         """The elaborated type ``A -> B`` (with ``P ⊗`` parameters shown separately)."""

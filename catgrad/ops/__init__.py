@@ -14,6 +14,7 @@ from ..core.primitive import PRIMITIVES, lookup
 from ..errors import UnknownOpError, did_you_mean
 from ._base import OpFunction
 from .arith import add, cast, constant, div, eq, ge, gt, maximum, minimum, mul, neg, ones, pow, sub, where, zeros
+from .collective import all_reduce
 from .elementwise import abs, cos, exp, floor, heaviside, log, relu, sigmoid, sign, sin, softplus, sqrt, tanh
 from .linalg import broadcast, einsum, matmul, pad, reshape, slice, transpose
 from .reduce import logsumexp, max, softmax, sum, unreduce

@@ -12,7 +12,7 @@ from .adafactor import adafactor
 from .adagrad import adagrad
 from .adam import adadelta, adam, adamax, adamw, amsgrad, nadam, radam
 from .ademamix import ademamix
-from .base import Assign, Chain, Optimizer, OptimizerLens, Stage, Tensor, assign, identity
+from .base import Assign, Chain, Optimizer, OptimizerLens, Stage, Tensor, WholeModelStage, assign, identity
 from .cautious import cautious
 from .diffgrad import diffgrad
 from .lion import lion
@@ -21,16 +21,17 @@ from .novograd import novograd
 from .parse import OptimizerSyntaxError, parse
 from .rmsprop import rmsprop
 from .sgd import gradient_update, momentum, nesterov, sgd
-from .transforms import clip_norm, clip_value, scale, scale_by_schedule, weight_decay
+from .transforms import clip_norm, clip_norm_per_tensor, clip_value, scale, scale_by_schedule, weight_decay
+from .trust_ratio import lamb, lars
 
 #: the names ``parse`` understands (optimizers and building blocks)
 NAMES = [
     "sgd", "momentum", "nesterov", "gradient_update", "identity",
     "adagrad", "rmsprop", "adam", "adamw", "amsgrad", "nadam", "radam", "adamax", "adadelta",
-    "lion", "ademamix", "cautious", "lookahead", "adafactor", "novograd", "diffgrad",
-    "clip_norm", "clip_value", "weight_decay", "scale", "scale_by_schedule", "assign",
+    "lion", "ademamix", "cautious", "lookahead", "adafactor", "novograd", "diffgrad", "lamb", "lars",
+    "clip_norm", "clip_norm_per_tensor", "clip_value", "weight_decay", "scale", "scale_by_schedule", "assign",
 ]
 NAMES.remove("assign")  # takes a dict: Python only
 
-__all__ = [*NAMES, "assign", "parse", "Optimizer", "OptimizerLens", "Stage", "Chain", "Tensor", "Assign",
-           "OptimizerSyntaxError"]
+__all__ = [*NAMES, "assign", "parse", "Optimizer", "OptimizerLens", "Stage", "WholeModelStage", "Chain", "Tensor",
+           "Assign", "OptimizerSyntaxError"]

@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 from .. import ops
-from .base import Stage, power, scalar_slot, zeros_like_slot
+from .base import Stage, ema, power, scalar_slot, zeros_like_slot
 
 
 class Adam(Stage):
@@ -41,12 +41,12 @@ class Adam(Stage):
             out.append(zeros_like_slot("vmax", t))
         return out
 
-    def update(self, s, p, u):
+    def update_parts(self, s, p, u):
         g = -u
         t = s["t"] + 1.0
         b1, b2 = s["b1"], s["b2"]
-        m = b1 * s["m"] + (1.0 - b1) * g
-        v = b2 * s["v"] + (1.0 - b2) * (g * g)
+        m = ema(s["m"], g, b1)
+        v = ema(s["v"], g * g, b2)
         new = {"m": m, "v": v, "t": t}
         vv = v
         if self.amsgrad:
@@ -55,9 +55,9 @@ class Adam(Stage):
         bc2 = 1.0 - power(b2, t)
         denom = ops.sqrt(vv) / ops.sqrt(bc2) + s["eps"]
         step = (s["lr"] / bc1) * m / denom
-        if "weight_decay" in s:  # adamw: decoupled, p <- p (1 - lr wd) besides the adam step
-            step = step + s["lr"] * s["weight_decay"] * p
-        return new, -step
+        # adamw: decoupled, p <- p (1 - lr wd) besides the adam step
+        decay = -(s["lr"] * s["weight_decay"] * p) if "weight_decay" in s else None
+        return new, -step, decay
 
     def __repr__(self):
         r = super().__repr__()
@@ -81,8 +81,8 @@ class NAdam(Stage):
         mu = b1 * (1.0 - 0.5 * power(c, t * psi))
         mu_next = b1 * (1.0 - 0.5 * power(c, (t + 1.0) * psi))
         mu_product = s["mu_product"] * mu
-        m = b1 * s["m"] + (1.0 - b1) * g
-        v = b2 * s["v"] + (1.0 - b2) * (g * g)
+        m = ema(s["m"], g, b1)
+        v = ema(s["v"], g * g, b2)
         denom = ops.sqrt(v / (1.0 - power(b2, t))) + s["eps"]
         lr = s["lr"]
         step = (lr * (1.0 - mu) / (1.0 - mu_product)) * g / denom
@@ -103,8 +103,8 @@ class RAdam(Stage):
         g = -u
         t = s["t"] + 1.0
         b1, b2 = s["b1"], s["b2"]
-        m = b1 * s["m"] + (1.0 - b1) * g
-        v = b2 * s["v"] + (1.0 - b2) * (g * g)
+        m = ema(s["m"], g, b1)
+        v = ema(s["v"], g * g, b2)
         b2t = power(b2, t)
         bc2 = 1.0 - b2t
         mhat = m / (1.0 - power(b1, t))
@@ -169,7 +169,7 @@ class Adamax(Stage):
     def update(self, s, p, u):
         g = -u
         t = s["t"] + 1.0
-        m = s["b1"] * s["m"] + (1.0 - s["b1"]) * g
+        m = ema(s["m"], g, s["b1"])
         n = ops.maximum(s["b2"] * s["n"], ops.abs(g) + s["eps"])
         return {"m": m, "n": n, "t": t}, -((s["lr"] / (1.0 - power(s["b1"], t))) * m / n)
 
@@ -190,9 +190,9 @@ class Adadelta(Stage):
     def update(self, s, p, u):
         g = -u
         rho, eps = s["rho"], s["eps"]
-        v = rho * s["v"] + (1.0 - rho) * (g * g)
+        v = ema(s["v"], g * g, rho)
         delta = ops.sqrt(s["acc"] + eps) / ops.sqrt(v + eps) * g
-        acc = rho * s["acc"] + (1.0 - rho) * (delta * delta)
+        acc = ema(s["acc"], delta * delta, rho)
         return {"v": v, "acc": acc}, -(s["lr"] * delta)
 
 

@@ -10,7 +10,7 @@ With ``warmup = T > 0`` the paper's schedulers apply: ``alpha_t = min(t alpha / 
 from __future__ import annotations
 
 from .. import ops
-from .base import Stage, power, scalar_slot, zeros_like_slot
+from .base import Stage, ema, power, scalar_slot, zeros_like_slot
 
 
 class AdEMAMix(Stage):
@@ -22,7 +22,7 @@ class AdEMAMix(Stage):
     def slots(self, t):
         return [zeros_like_slot("m1", t), zeros_like_slot("m2", t), zeros_like_slot("v", t), scalar_slot("t", t)]
 
-    def update(self, s, p, u):
+    def update_parts(self, s, p, u):
         g = -u
         t = s["t"] + 1.0
         b1, b2, b3, alpha = s["b1"], s["b2"], s["b3"], s["alpha"]
@@ -32,13 +32,13 @@ class AdEMAMix(Stage):
             l1, l3 = ops.log(b1), ops.log(b3)
             b3 = ops.minimum(ops.exp(l1 * l3 / ((1.0 - frac) * l3 + frac * l1)), b3)
             alpha = ops.minimum(frac * alpha, alpha)
-        m1 = b1 * s["m1"] + (1.0 - b1) * g
-        m2 = b3 * s["m2"] + (1.0 - b3) * g
-        v = b2 * s["v"] + (1.0 - b2) * (g * g)
+        m1 = ema(s["m1"], g, b1)
+        m2 = ema(s["m2"], g, b3)
+        v = ema(s["v"], g * g, b2)
         num = m1 / (1.0 - power(b1, t)) + alpha * m2
         den = ops.sqrt(v / (1.0 - power(b2, t))) + s["eps"]
-        step = s["lr"] * (num / den + s["weight_decay"] * p)
-        return {"m1": m1, "m2": m2, "v": v, "t": t}, -step
+        decay = -(s["lr"] * s["weight_decay"] * p)
+        return {"m1": m1, "m2": m2, "v": v, "t": t}, -(s["lr"] * (num / den)), decay
 
 
 def ademamix(lr=1e-3, b1=0.9, b2=0.999, b3=0.9999, alpha=5.0, eps=1e-8, weight_decay=0.0, warmup=0):

@@ -10,25 +10,41 @@ An optimizer for a parameter wire ``P`` with state ``S`` is a lens
 sign already applied: it points downhill (``p' = -grad L`` with the default
 learning-rate lens ``alpha = -1``).
 
-Internally an optimizer is a list of *stages*, each a small lens-shaped
-transformation written on wires: a stage may move the evaluation point
-(``get``), and in ``put`` it maps the incoming direction ``u`` to a new one
+Internally an optimizer is, for every parameter wire, a list of *stages*, each a
+small lens-shaped transformation written on wires: a stage may move the evaluation
+point (``get``), and in ``put`` it maps the incoming direction ``u`` to a new one
 while updating its own state; after the last stage the parameter moves,
-``p_new = p + u``. So
+``p_new = p + u``. There are two kinds of stage:
 
-- ``a >> b`` (sequential) feeds a's output direction into b: ``clip_norm(1) >> adam(1e-3)``;
-- ``a @ b`` (tensor) puts ``a`` on the first parameter wire and ``b`` on the second;
-- :func:`assign` picks an optimizer per parameter by name (glob patterns), no masks.
+- a per-parameter :class:`Stage` sees one wire: ``(s, p, u) -> (s', u')``;
+- a :class:`WholeModelStage` sees every wire it is applied to at once:
+  ``(h, [s_i], [p_i], [u_i]) -> ([s_i'], [u_i'])`` (global-norm clipping, trust
+  ratios, all-reduce). On each wire it sits at its place in the chain; it runs
+  when all its wires have reached it.
+
+The composition is defined once, on recipes (:class:`Optimizer`):
+
+- ``a >> b`` (sequential) feeds a's output direction into b; a whole-model stage
+  in ``a`` spans every wire ``a >> b`` is applied to: ``clip_norm(1) >> adam(1e-3)``
+  clips by the global norm, then Adam runs per parameter;
+- ``a @ b`` (tensor) puts ``a`` on the first parameter wire and ``b`` on the second
+  (a whole-model stage inside ``a`` sees only ``a``'s wire);
+- :func:`assign` picks an optimizer per parameter by name (glob patterns); a
+  whole-model stage inside a rule spans the wires that rule matched.
 
 Every hyperparameter (learning rate, betas, epsilons ...) is *data*: a scalar
-entry of the optimizer state, passed through unchanged by ``put``. Changing the
-learning rate is editing the state, never recompiling.
+entry of the optimizer state, passed through unchanged by ``put``; a hyperparameter
+given as a schedule (:mod:`catgrad.schedule`) is its Moore machine's state, stepped
+once per update. Changing the learning rate is editing the state, never recompiling.
 
 State layout. The flat state of one parameter is keyed ``"<param>/<stage>.<field>"``;
 stage names are the stage kinds, numbered ``adam``, ``adam_2``, ... in order when a
-chain repeats one. Chains are flattened when built, so the keys (and their order)
-do not depend on how ``>>`` was bracketed, and stateless stages (``identity``)
-do not shift them: checkpoints survive refactoring an optimizer expression.
+chain repeats one; a schedule-valued hyperparameter ``lr`` has fields ``lr.t``,
+``lr.peak``, .... A whole-model stage keeps its per-parameter fields under each
+parameter and its hyperparameters once, under the first parameter it spans.
+Chains are flattened when built, so the keys (and their order) do not depend on how
+``>>`` was bracketed, and stateless stages (``identity``) do not shift them:
+checkpoints survive refactoring an optimizer expression.
 """
 
 from __future__ import annotations
@@ -51,8 +67,10 @@ from ..errors import CatgradError, CatgradTypeError
 class Optimizer:
     """A recipe that, for each parameter wire, gives a list of stages."""
 
-    def stages(self, index: int, name: str, count: int) -> list:
-        """The stages for parameter number ``index`` (of ``count``) called ``name``."""
+    def resolve(self, params: list) -> list:
+        """The stage lists for ``params`` (a list of ``(index, name)``), one list per
+        parameter in order. A whole-model stage appears as one :class:`Group` shared
+        by the lists of all the parameters it spans."""
         raise NotImplementedError
 
     def __rshift__(self, other: "Optimizer") -> "Optimizer":
@@ -83,8 +101,12 @@ class Chain(Optimizer):
             flat.extend(p.parts if isinstance(p, Chain) else [p])
         self.parts = tuple(flat)
 
-    def stages(self, index, name, count):
-        return [s for p in self.parts for s in p.stages(index, name, count)]
+    def resolve(self, params):
+        out = [[] for _ in params]
+        for part in self.parts:
+            for lst, more in zip(out, part.resolve(params)):
+                lst.extend(more)
+        return out
 
     def __eq__(self, other):
         return isinstance(other, Chain) and self.parts == other.parts
@@ -104,13 +126,13 @@ class Tensor(Optimizer):
             flat.extend(p.parts if isinstance(p, Tensor) else [p])
         self.parts = tuple(flat)
 
-    def stages(self, index, name, count):
-        if count != len(self.parts):
+    def resolve(self, params):
+        if len(params) != len(self.parts):
             raise CatgradError(
                 f"a tensor of {len(self.parts)} optimizers needs exactly {len(self.parts)} parameter wires, "
-                f"but the model has {count}; use cg.optim.assign to pick optimizers by name"
+                f"but the model has {len(params)}; use cg.optim.assign to pick optimizers by name"
             )
-        return self.parts[index].stages(0, name, 1)
+        return [part.resolve([p])[0] for part, p in zip(self.parts, params)]
 
     def __repr__(self):
         return " @ ".join(_paren(p) for p in self.parts)
@@ -129,16 +151,23 @@ class Assign(Optimizer):
                 raise CatgradError(f"assign maps name patterns (str) to optimizers, got {k!r}: {v!r}")
         self.rules, self.default = dict(rules), default
 
-    def stages(self, index, name, count):
-        for pattern, opt in self.rules.items():
-            if fnmatch.fnmatchcase(name, pattern):
-                return opt.stages(0, name, 1)
-        if self.default is None:
-            raise CatgradError(
-                f"no optimizer is assigned to parameter {name!r}: no pattern of {list(self.rules)} matches "
-                f"and there is no default"
-            )
-        return self.default.stages(0, name, 1)
+    def resolve(self, params):
+        opts = [*self.rules.values(), self.default]
+        chosen = []
+        for index, name in params:
+            rule = next((i for i, pat in enumerate(self.rules) if fnmatch.fnmatchcase(name, pat)), len(self.rules))
+            if opts[rule] is None:
+                raise CatgradError(
+                    f"no optimizer is assigned to parameter {name!r}: no pattern of {list(self.rules)} matches "
+                    f"and there is no default"
+                )
+            chosen.append(rule)
+        out: list = [None] * len(params)
+        for rule in sorted(set(chosen)):  # each rule once, on all the wires it matched
+            mine = [j for j, r in enumerate(chosen) if r == rule]
+            for j, lst in zip(mine, opts[rule].resolve([params[j] for j in mine])):
+                out[j] = lst
+        return out
 
     def __repr__(self):
         return f"assign({self.rules!r}, default={self.default!r})"
@@ -162,39 +191,83 @@ class Slot:
     init: Callable[[np.ndarray], np.ndarray]
 
 
-class Stage(Optimizer):
-    """One transformation in an optimizer chain.
-
-    Subclasses set ``kind`` (the state-key name) and ``hypers`` (name -> float: all
-    become scalar state entries) and implement ``update`` (and ``get`` if the gradient
-    is taken somewhere other than ``p``). Wires for the state arrive in a dict
-    ``s`` (field -> wire, hypers included).
-    """
+class StageBase(Optimizer):
+    """What both kinds of stage share: a ``kind`` (the state-key name) and
+    hyperparameters (numbers, or schedules whose Moore-machine state is kept as
+    ``<name>.<field>`` entries). Stage code reads a hyperparameter ``h`` as
+    ``s["h"]`` either way: for a schedule it is the schedule's current output."""
 
     kind = "stage"
 
     def __init__(self, **hypers):
-        for k, v in hypers.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise CatgradError(f"{self.kind}: hyperparameter {k} must be a number, got {v!r}")
-        self.hypers = {k: float(v) for k, v in hypers.items()}
+        from ..schedule import Schedule
 
-    def stages(self, index, name, count):
-        return [self]
+        self.hypers, self.schedules, self.order = {}, {}, list(hypers)
+        for k, v in hypers.items():
+            if isinstance(v, Schedule):
+                self.schedules[k] = v
+            elif isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise CatgradError(f"{self.kind}: hyperparameter {k} must be a number or a schedule, got {v!r}")
+            else:
+                self.hypers[k] = float(v)
 
     # state beyond the hyperparameters
     def slots(self, t: TensorType) -> list:
         return []
 
-    def all_slots(self, t: TensorType) -> list:
+    def hyper_slots(self, t: TensorType) -> list:
         scalar = t.with_shape(())
-        hyp = [Slot(k, scalar, _const(scalar, v)) for k, v in self.hypers.items()]
-        return hyp + self.slots(t)
+        out = []
+        for k in self.order:
+            if k in self.schedules:
+                out += [Slot(f"{k}.{f}", scalar, _const(scalar, v)) for f, v in self.schedules[k].state_values().items()]
+            else:
+                out.append(Slot(k, scalar, _const(scalar, self.hypers[k])))
+        return out
+
+    def all_slots(self, t: TensorType) -> list:
+        return self.hyper_slots(t) + self.slots(t)
 
     def check(self, t: TensorType) -> None:
         """Reject parameter types this stage cannot handle."""
         if not t.dtype.is_float:
             raise CatgradTypeError(f"the {self.kind} optimizer needs float parameters, got {t}")
+
+    def bind(self, s: dict) -> dict:
+        """``s`` with each schedule-valued hyperparameter replaced by its current output."""
+        out = dict(s)
+        for k, sch in self.schedules.items():
+            out[k] = sch.output(_sub(s, k))
+        return out
+
+    def advance(self, s: dict) -> dict:
+        """The schedules' next states (keyed like ``s``): they step once per update."""
+        out = {}
+        for k, sch in self.schedules.items():
+            out.update({f"{k}.{f}": w for f, w in sch.next(_sub(s, k)).items()})
+        return out
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={self.hypers[k]:g}" if k in self.hypers else f"{k}={self.schedules[k]!r}"
+                         for k in self.order)
+        return f"{self.kind}({args})"
+
+
+def _sub(s: dict, name: str) -> dict:
+    pre = name + "."
+    return {k[len(pre):]: w for k, w in s.items() if k.startswith(pre)}
+
+
+class Stage(StageBase):
+    """A per-parameter stage of an optimizer chain.
+
+    Subclasses set ``kind`` and pass their hyperparameters to ``__init__``, and
+    implement ``update`` (and ``get`` if the gradient is taken somewhere other than
+    ``p``). Wires for the state arrive in a dict ``s`` (field -> wire, hypers included).
+    """
+
+    def resolve(self, params):
+        return [[self] for _ in params]
 
     def get(self, s: dict, p: Wire) -> Wire:
         return p
@@ -202,11 +275,57 @@ class Stage(Optimizer):
     def update(self, s: dict, p: Wire, u: Wire):
         """``(state wires, parameter, incoming direction) -> (new state dict, outgoing direction)``.
         Fields missing from the returned dict keep their value."""
+        return self.update_parts(s, p, u)[:2]
+
+    def update_parts(self, s: dict, p: Wire, u: Wire):
+        """``(new state, step, decoupled)``: the outgoing direction is ``step + decoupled``,
+        where ``decoupled`` (``None`` if there is none) does not come from the gradient
+        (decoupled weight decay). Wrappers that reshape a step, such as
+        :func:`~catgrad.optim.cautious`, leave the decoupled part alone."""
+        if type(self).update is Stage.update:
+            raise NotImplementedError(f"the {self.kind} stage implements neither update nor update_parts")
+        new, d = self.update(s, p, u)
+        return new, d, None
+
+    # with the schedules bound and stepped: what the executors call
+    def apply_get(self, s: dict, p: Wire) -> Wire:
+        return self.get(self.bind(s), p)
+
+    def apply_put(self, s: dict, p: Wire, u: Wire, parts: bool = False):
+        new, d, dec = self.update_parts(self.bind(s), p, u)
+        new.update(self.advance(s))
+        if parts:
+            return new, d, dec
+        return new, d if dec is None else d + dec
+
+
+class WholeModelStage(StageBase):
+    """A stage that reads every parameter and direction it spans at once.
+
+    ``slots(t)`` are per parameter (keyed under each parameter); the hyperparameters
+    are kept once, under the first parameter. ``update(h, ss, ps, us)`` receives the
+    hyperparameter wires ``h``, the per-parameter state dicts ``ss``, the parameters
+    and the incoming directions, and returns ``(new state dicts, outgoing directions)``;
+    ``get(h, ss, ps)`` may move the evaluation points. All wires it spans must have
+    the same dtype.
+    """
+
+    def resolve(self, params):
+        g = Group(self, [i for i, _ in params])
+        return [[g] for _ in params]
+
+    def get(self, h: dict, ss: list, ps: list) -> list:
+        return ps
+
+    def update(self, h: dict, ss: list, ps: list, us: list):
         raise NotImplementedError
 
-    def __repr__(self):
-        args = ", ".join(f"{k}={v:g}" for k, v in self.hypers.items())
-        return f"{self.kind}({args})"
+
+class Group:
+    """One application of a whole-model stage to the parameters ``members`` (indices)."""
+
+    def __init__(self, stage: WholeModelStage, members: list):
+        self.stage, self.members, self.kind = stage, tuple(members), stage.kind
 
 
 def _const(t: TensorType, value: float):
@@ -243,6 +362,28 @@ def identity() -> Optimizer:
     return Identity()
 
 
+# -- wire helpers shared by the families --------------------------------------------------
+
+
+def ema(average: Wire, value: Wire, decay: Wire) -> Wire:
+    """The exponential moving average step ``decay average + (1 - decay) value``."""
+    return decay * average + (1.0 - decay) * value
+
+
+def power(base: Wire, exponent: Wire) -> Wire:
+    """``base ** exponent`` for scalar wires (both data): ``exp(exponent log base)``."""
+    from ..ops import exp, log
+
+    return exp(exponent * log(base))
+
+
+def norm(w: Wire) -> Wire:
+    """The Euclidean norm of a tensor wire, as a scalar wire."""
+    from ..ops import sqrt
+
+    return sqrt((w * w).sum())
+
+
 # -- from a recipe to the lens ------------------------------------------------------------
 
 
@@ -259,31 +400,20 @@ def _number(stages: list) -> list:
 
 
 def run_stages(stages: list, prefixes: list, s: dict, p: Wire, g: Wire):
-    """Apply a list of stages to the direction ``g`` at parameter ``p``: the composite put.
+    """Apply a list of per-parameter stages to the direction ``g`` at parameter ``p``.
     ``s`` maps full keys to wires; returns (new state dict by full key, final direction)."""
     new = {}
     u = g
     for st, pre in zip(stages, prefixes):
-        local = {k[len(pre) + 1 :]: w for k, w in s.items() if k.startswith(pre + ".")}
-        out, u = st.update(local, p, u)
-        for f, w in out.items():
-            new[f"{pre}.{f}"] = w
+        out, u = st.apply_put(_sub(s, pre), p, u)
+        new.update({f"{pre}.{f}": w for f, w in out.items()})
     return new, u
 
 
 def run_gets(stages: list, prefixes: list, s: dict, p: Wire) -> Wire:
     for st, pre in zip(stages, prefixes):
-        local = {k[len(pre) + 1 :]: w for k, w in s.items() if k.startswith(pre + ".")}
-        p = st.get(local, p)
+        p = st.apply_get(_sub(s, pre), p)
     return p
-
-
-def stage_slots(stages: list, prefixes: list, t: TensorType) -> list:
-    out = []
-    for st, pre in zip(stages, prefixes):
-        st.check(t)
-        out += [Slot(f"{pre}.{sl.field}", sl.type, sl.init) for sl in st.all_slots(t)]
-    return out
 
 
 class OptimizerLens:
@@ -301,18 +431,40 @@ class OptimizerLens:
             name, t = (p.name, p.type) if isinstance(p, Param) else p
             self.names.append(name)
             self.types.append(t)
-        n = len(self.names)
-        self.stages, self.prefixes, self.slots = [], [], []
-        for i, (name, t) in enumerate(zip(self.names, self.types)):
-            st = opt.stages(i, name, n)
-            pre = [f"{name}/{k}" for k in _number(st)]
-            self.stages.append(st)
-            self.prefixes.append(pre)
-            self.slots.append(stage_slots(st, pre, t))
+        twice = sorted({n for n in self.names if self.names.count(n) > 1})
+        if twice:
+            raise CatgradError(f"parameter names must be distinct (they key the optimizer state), got {twice} twice")
+        self.stages = opt.resolve(list(enumerate(self.names)))
+        self.prefixes = [[f"{name}/{k}" for k in _number(st)] for name, st in zip(self.names, self.stages)]
+        # fields[i][j]: (field, full key) of stage j on parameter i
+        self.fields, self.slots = [], []
+        for i, (sts, pres, t) in enumerate(zip(self.stages, self.prefixes, self.types)):
+            fl, sl = [], []
+            for st, pre in zip(sts, pres):
+                if isinstance(st, Group):
+                    lead = st.members[0] == i
+                    if lead:
+                        self._check_group(st)
+                    mine = st.stage.all_slots(t) if lead else st.stage.slots(t)
+                else:
+                    st.check(t)
+                    mine = st.all_slots(t)
+                fl.append([(x.field, f"{pre}.{x.field}") for x in mine])
+                sl += [Slot(f"{pre}.{x.field}", x.type, x.init) for x in mine]
+            self.fields.append(fl)
+            self.slots.append(sl)
         self.keys = [sl.field for sls in self.slots for sl in sls]
         self.state_types = [sl.type for sls in self.slots for sl in sls]
         self.opt = opt
         self._lens = None
+
+    def _check_group(self, g: Group) -> None:
+        types = [self.types[m] for m in g.members]
+        for t in types:
+            g.stage.check(t)
+        if len({t.dtype for t in types}) > 1:
+            named = ", ".join(f"{self.names[m]}: {self.types[m]}" for m in g.members)
+            raise CatgradTypeError(f"the whole-model stage {g.kind} needs parameters of one dtype, got {named}")
 
     @property
     def P(self) -> Ob:
@@ -330,25 +482,87 @@ class OptimizerLens:
                 out[sl.field] = sl.init(np.asarray(p))
         return out
 
-    # wire-level pieces, used by the step builder and by the lens below
+    # -- running the stages: per-parameter ones wire by wire, a whole-model one when
+    #    every wire it spans has reached it
+    def _walk(self, per_param, whole_model) -> None:
+        n = len(self.stages)
+        pos = [0] * n
+        while True:
+            for i in range(n):
+                while pos[i] < len(self.stages[i]) and not isinstance(self.stages[i][pos[i]], Group):
+                    per_param(i, pos[i])
+                    pos[i] += 1
+            waiting = [self.stages[i][pos[i]] for i in range(n) if pos[i] < len(self.stages[i])]
+            if not waiting:
+                return
+            ready = next((g for g in waiting if all(self.stages[m][pos[m]] is g if pos[m] < len(self.stages[m])
+                                                    else False for m in g.members)), None)
+            if ready is None:
+                raise CatgradError(f"the whole-model stages {[g.kind for g in waiting]} wait for each other: "
+                                   f"each must come in the same order on every parameter it spans")
+            whole_model(ready, {m: pos[m] for m in ready.members})
+            for m in ready.members:
+                pos[m] += 1
+
+    def _local(self, s: dict, i: int, j: int) -> dict:
+        return {f: s[k] for f, k in self.fields[i][j]}
+
+    def _split(self, g: Group, s: dict, at: dict):
+        """(hyperparameter wires, per-member state dicts) of a whole-model stage."""
+        lead = g.members[0]
+        hyper = {sl.field for sl in g.stage.hyper_slots(self.types[lead])}
+        h = {f: w for f, w in self._local(s, lead, at[lead]).items() if f in hyper}
+        ss = [{f: w for f, w in self._local(s, m, at[m]).items() if f not in hyper} for m in g.members]
+        return h, ss
+
     def emit_get(self, ps: list, ss: list) -> list:
         s = dict(zip(self.keys, ss))
-        return [run_gets(st, pre, s, p) for st, pre, p in zip(self.stages, self.prefixes, ps)]
+        ps = list(ps)
+
+        def per_param(i, j):
+            ps[i] = self.stages[i][j].apply_get(self._local(s, i, j), ps[i])
+
+        def whole_model(g, at):
+            h, sts = self._split(g, s, at)
+            got = g.stage.get(g.stage.bind(h), sts, [ps[m] for m in g.members])
+            for m, w in zip(g.members, got):
+                ps[m] = w
+
+        self._walk(per_param, whole_model)
+        return ps
 
     def emit_put(self, ps: list, ss: list, grads: list):
+        us, new_s = self.emit_directions(ps, ss, grads)
+        return [p + u for p, u in zip(ps, us)], new_s
+
+    def emit_directions(self, ps: list, ss: list, grads: list):
+        """The put before the parameters move: ``(outgoing directions, new state list)``."""
         s = dict(zip(self.keys, ss))
         new_s = dict(s)
-        new_p = []
-        for st, pre, p, g in zip(self.stages, self.prefixes, ps, grads):
+        us = list(grads)
+        for p, g in zip(ps, grads):
             if g.type != p.type:
                 raise CatgradTypeError(f"the update direction {g.type} does not match the parameter {p.type}")
-            upd, u = run_stages(st, pre, s, p, g)
-            new_s.update(upd)
-            new_p.append(p + u)
+
+        def per_param(i, j):
+            out, us[i] = self.stages[i][j].apply_put(self._local(s, i, j), ps[i], us[i])
+            pre = self.prefixes[i][j]
+            new_s.update({f"{pre}.{f}": w for f, w in out.items()})
+
+        def whole_model(g, at):
+            h, sts = self._split(g, s, at)
+            outs, got = g.stage.update(g.stage.bind(h), sts, [ps[m] for m in g.members], [us[m] for m in g.members])
+            lead = self.prefixes[g.members[0]][at[g.members[0]]]
+            new_s.update({f"{lead}.{f}": w for f, w in g.stage.advance(h).items()})
+            for m, out, u in zip(g.members, outs, got):
+                us[m] = u
+                new_s.update({f"{self.prefixes[m][at[m]]}.{f}": w for f, w in out.items()})
+
+        self._walk(per_param, whole_model)
         for k, w in new_s.items():
             if w.type != s[k].type:
                 raise CatgradTypeError(f"optimizer state {k}: the update has type {w.type}, expected {s[k].type}")
-        return new_p, [new_s[k] for k in self.keys]
+        return us, [new_s[k] for k in self.keys]
 
     @property
     def lens(self) -> Lens:
@@ -383,13 +597,6 @@ class OptimizerLens:
 
 
 __all__ = [
-    "Optimizer", "Chain", "Tensor", "Assign", "assign", "Stage", "Slot", "Identity", "identity",
-    "OptimizerLens", "zeros_like_slot", "scalar_slot",
+    "Optimizer", "Chain", "Tensor", "Assign", "assign", "StageBase", "Stage", "WholeModelStage", "Group", "Slot",
+    "Identity", "identity", "OptimizerLens", "zeros_like_slot", "scalar_slot", "ema", "power", "norm",
 ]
-
-
-def power(base: Wire, exponent: Wire) -> Wire:
-    """``base ** exponent`` for scalar wires (both data): ``exp(exponent log base)``."""
-    from ..ops import exp, log
-
-    return exp(exponent * log(base))

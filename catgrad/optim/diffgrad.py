@@ -8,7 +8,7 @@ from the change of the gradient. With ``g = -u``, the previous gradient ``g_prev
 from __future__ import annotations
 
 from .. import ops
-from .base import Stage, power, scalar_slot, zeros_like_slot
+from .base import Stage, ema, power, scalar_slot, zeros_like_slot
 
 
 class DiffGrad(Stage):
@@ -25,8 +25,8 @@ class DiffGrad(Stage):
         t = s["t"] + 1.0
         b1, b2 = s["b1"], s["b2"]
         xi = ops.sigmoid(ops.abs(s["prev"] - g))
-        m = b1 * s["m"] + (1.0 - b1) * g
-        v = b2 * s["v"] + (1.0 - b2) * (g * g)
+        m = ema(s["m"], g, b1)
+        v = ema(s["v"], g * g, b2)
         mhat = m / (1.0 - power(b1, t))
         den = ops.sqrt(v / (1.0 - power(b2, t))) + s["eps"]
         return {"m": m, "v": v, "prev": g, "t": t}, -(s["lr"] * xi * mhat / den)

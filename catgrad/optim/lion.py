@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from .. import ops
-from .base import Stage, zeros_like_slot
+from .base import Stage, ema, zeros_like_slot
 
 
 class Lion(Stage):
@@ -17,11 +17,11 @@ class Lion(Stage):
     def slots(self, t):
         return [zeros_like_slot("m", t)]
 
-    def update(self, s, p, u):
+    def update_parts(self, s, p, u):
         g = -u
-        c = s["b1"] * s["m"] + (1.0 - s["b1"]) * g
-        m = s["b2"] * s["m"] + (1.0 - s["b2"]) * g
-        return {"m": m}, -(s["lr"] * (ops.sign(c) + s["weight_decay"] * p))
+        c = ema(s["m"], g, s["b1"])
+        m = ema(s["m"], g, s["b2"])
+        return {"m": m}, -(s["lr"] * ops.sign(c)), -(s["lr"] * s["weight_decay"] * p)
 
 
 def lion(lr=1e-4, b1=0.9, b2=0.99, weight_decay=0.0):

@@ -8,7 +8,7 @@ first step ``v_1 = n``, then ``v' = b2 v + (1 - b2) n``;
 from __future__ import annotations
 
 from .. import ops
-from .base import Stage, scalar_slot, zeros_like_slot
+from .base import Stage, ema, scalar_slot, zeros_like_slot
 
 
 class NovoGrad(Stage):
@@ -25,11 +25,10 @@ class NovoGrad(Stage):
         g = -u
         n = (g * g).sum()
         first = ops.eq(s["t"], s["t"].const(0.0))
-        v = ops.where(first, n, s["b2"] * s["v"] + (1.0 - s["b2"]) * n)
+        v = ops.where(first, n, ema(s["v"], n, s["b2"]))
         scaled = g / (ops.sqrt(v) + s["eps"])
-        if self.grad_averaging:
-            scaled = (1.0 - s["b1"]) * scaled
-        m = s["b1"] * s["m"] + scaled + s["weight_decay"] * p
+        b1 = s["b1"]
+        m = (ema(s["m"], scaled, b1) if self.grad_averaging else b1 * s["m"] + scaled) + s["weight_decay"] * p
         return {"m": m, "v": v, "t": s["t"] + 1.0}, -(s["lr"] * m)
 
 

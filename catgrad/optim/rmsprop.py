@@ -7,7 +7,7 @@ momentum ``b' = mu b + g / d``, ``p_new = p - lr b'``.
 from __future__ import annotations
 
 from .. import ops
-from .base import Stage, zeros_like_slot
+from .base import Stage, ema, zeros_like_slot
 
 
 class RMSprop(Stage):
@@ -31,10 +31,10 @@ class RMSprop(Stage):
     def update(self, s, p, u):
         g = -u
         a = s["alpha"]
-        v = a * s["v"] + (1.0 - a) * (g * g)
+        v = ema(s["v"], g * g, a)
         new = {"v": v}
         if self.centered:
-            avg = new["avg"] = a * s["avg"] + (1.0 - a) * g
+            avg = new["avg"] = ema(s["avg"], g, a)
             denom = ops.sqrt(v - avg * avg) + s["eps"]
         else:
             denom = ops.sqrt(v) + s["eps"]

@@ -8,7 +8,8 @@ With the incoming direction ``u`` (= ``p'``, pointing downhill):
   ``paper_sign=True``: ``s' = -gamma s + u`` (the sign printed in one source).
   ``dampening`` d: ``s' = gamma s + (1 - d) u`` after a first step ``s_1 = u`` (torch's rule).
 - ``nesterov(lr, gamma)``: the same put, but ``get(s, p) = p + lr gamma s``: the gradient
-  is taken at the look-ahead point.
+  is taken at the look-ahead point. With a schedule as ``lr``, both read the same
+  ``lr_t`` (the look-ahead point is where the momentum part of this update lands).
 - ``sgd(lr, momentum=mu, nesterov=True)``: torch's reformulation, which keeps the
   look-ahead point as the parameter: ``s' = mu s + u``, ``p_new = p + lr (u + mu s')``.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from ..errors import CatgradTypeError
 from .base import Optimizer, Stage, scalar_slot, zeros_like_slot
-from .transforms import WeightDecay
+from .transforms import with_lr
 
 
 class SGD(Stage):
@@ -31,8 +32,9 @@ class SGD(Stage):
     def check(self, t):
         if not (t.dtype.is_float or t.dtype.name == "bit"):
             raise CatgradTypeError(f"sgd needs float or bit parameters, got {t}")
-        if t.dtype.name == "bit" and self.hypers["lr"] not in (0.0, 1.0):
-            raise CatgradTypeError(f"sgd on bit parameters needs lr 0 or 1 (a bit), got {self.hypers['lr']:g}")
+        if t.dtype.name == "bit" and self.hypers.get("lr") not in (0.0, 1.0):
+            got = f"{self.hypers['lr']:g}" if "lr" in self.hypers else repr(self.schedules["lr"])
+            raise CatgradTypeError(f"sgd on bit parameters needs lr 0 or 1 (a bit), got {got}")
 
     def update(self, s, p, u):
         return {}, s["lr"] * u
@@ -44,10 +46,10 @@ class Momentum(Stage):
     kind = "momentum"
 
     def __init__(self, lr=0.01, gamma=0.9, dampening=0.0, paper_sign=False, nesterov_get=False, torch_nesterov=False):
+        if nesterov_get:
+            self.kind = "nesterov"  # before the checks below, which name the kind
         super().__init__(lr=lr, gamma=gamma, dampening=dampening)
         self.paper_sign, self.nesterov_get, self.torch_nesterov = paper_sign, nesterov_get, torch_nesterov
-        if nesterov_get:
-            self.kind = "nesterov"
 
     def slots(self, t):
         out = [zeros_like_slot("s", t)]
@@ -85,8 +87,9 @@ def sgd(lr=0.01, momentum=0.0, nesterov=False, dampening=0.0, weight_decay=0.0) 
     """Stochastic gradient descent with torch.optim.SGD's options."""
     if nesterov and (momentum <= 0 or dampening != 0):
         raise CatgradTypeError("sgd: nesterov needs momentum > 0 and zero dampening (as in torch)")
-    core = SGD(lr) if momentum == 0 else Momentum(lr, momentum, dampening, torch_nesterov=nesterov)
-    return WeightDecay(weight_decay) >> core if weight_decay else core
+    if momentum == 0:
+        return with_lr(SGD, lr, weight_decay)
+    return with_lr(Momentum, lr, weight_decay, gamma=momentum, dampening=dampening, torch_nesterov=nesterov)
 
 
 def momentum(lr=0.01, gamma=0.9, paper_sign=False, dampening=0.0) -> Optimizer:

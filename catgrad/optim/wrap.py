@@ -1,12 +1,14 @@
 """Stages that wrap a whole inner optimizer (shared by cautious and lookahead).
 
 The inner optimizer's stages are resolved per parameter; their state keys are nested
-under the wrapper's: ``"<param>/lookahead.adam.m"``.
+under the wrapper's: ``"<param>/lookahead.adam.m"``. The inner optimizer must be
+per-parameter: a wrapper is itself a per-parameter stage.
 """
 
 from __future__ import annotations
 
-from .base import Optimizer, Slot, Stage, _number, run_gets, run_stages
+from ..errors import CatgradError
+from .base import Group, Optimizer, Slot, Stage, _number, _sub, run_gets, run_stages
 
 
 class Wrapper(Optimizer):
@@ -14,13 +16,18 @@ class Wrapper(Optimizer):
 
     def __init__(self, make, inner: Optimizer, label: str):
         if not isinstance(inner, Optimizer):
-            from ..errors import CatgradError
-
             raise CatgradError(f"{label} wraps an optimizer, got {inner!r}")
         self.make, self.inner, self.label = make, inner, label
 
-    def stages(self, index, name, count):
-        return [self.make(self.inner.stages(index, name, count))]
+    def resolve(self, params):
+        out = []
+        for stages in self.inner.resolve(params):
+            whole = [st.kind for st in stages if isinstance(st, Group)]
+            if whole:
+                raise CatgradError(f"{self.label}: the wrapped optimizer must be per-parameter, but {whole[0]} "
+                                   f"is a whole-model stage; put it outside, e.g. clip_norm(1) >> cautious(adam())")
+            out.append([self.make(stages)])
+        return out
 
     def __repr__(self):
         return self.label
@@ -45,6 +52,15 @@ class WrapperStage(Stage):
 
     def run_inner(self, s, p, u):
         return run_stages(self.inner, self.inner_names, s, p, u)
+
+    def run_inner_parts(self, s, p, u):
+        """``(new state, step, decoupled)`` of the inner chain: the decoupled part is the
+        last inner stage's (see :meth:`Stage.update_parts`)."""
+        new, u = run_stages(self.inner[:-1], self.inner_names[:-1], s, p, u)
+        last, pre = self.inner[-1], self.inner_names[-1]
+        out, d, dec = last.apply_put(_sub(s, pre), p, u, parts=True)
+        new.update({f"{pre}.{f}": w for f, w in out.items()})
+        return new, d, dec
 
     def get_inner(self, s, p):
         return run_gets(self.inner, self.inner_names, s, p)

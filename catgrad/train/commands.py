@@ -3,8 +3,18 @@
 
     catgrad train FILE.cat --model NAME --data iris|digits|wine|breast_cancer|PATH
                   --optimizer "adam(lr=1e-2)" --epochs N --batch N --seed N
-                  [--loss NAME] [--test-fraction F] [--label COLUMN] [--no-standardize]
+                  [--loss NAME|FILE.cat:NAME] [--test-fraction F] [--label COLUMN] [--no-standardize]
+                  [--val-fraction F] [--patience K] [--plot curves.png]
                   [--checkpoint PATH] [--checkpoint-every K] [--resume PATH] [--json] [--quiet]
+                  [--distributed [--dist-timeout SECONDS]]
+
+Data-parallel training: ``torchrun --nproc_per_node=N -m catgrad train ... --distributed``.
+Every process reads its shard of each global batch (``--batch``, split evenly; a last
+batch that does not fill it is dropped, so the run does not depend on N), gradients and
+loss are all-reduced inside the step, rank 0 alone writes checkpoints and prints.
+
+The checkpoint holds what ``catgrad predict`` and ``catgrad evaluate`` need: the model's
+source, the scaler fitted on the training rows, the class names and the parameters.
 
 Progress goes to stderr; the result goes to stdout (with ``--json`` the last stdout line is
 one JSON object with ``train_accuracy``, ``test_accuracy``, ``train_loss``, ``epochs`` and
@@ -20,8 +30,7 @@ import sys
 
 from ..errors import CatgradError, did_you_mean
 from .circuit import CIRCUIT_TARGETS
-
-DEFAULT_LOSS = {True: "softmax_cross_entropy", False: "mse"}
+from .preprocess import Preprocessing
 
 
 def register(subparsers) -> None:
@@ -34,7 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="iris, digits, wine, breast_cancer, or a .csv/.npz path")
     p.add_argument("--optimizer", default=None,
                    help='optimizer expression, e.g. "adam(lr=1e-2)" (default sgd(lr=0.01); gradient_update() for bit models)')
-    p.add_argument("--loss", default=None, help="loss name (default: softmax_cross_entropy for classes, mse otherwise)")
+    p.add_argument("--loss", default=None,
+                   help="loss name or FILE.cat:NAME (default: softmax_cross_entropy for classes, mse otherwise)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=None,
                    help="batch size (default 32, or 1 for a model that takes one example at a time)")
@@ -43,6 +53,12 @@ def register(subparsers) -> None:
     p.add_argument("--label", default=None, help="CSV label column (name or index; default: the last column)")
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="do not standardise features (default: zero mean, unit variance, fitted on the train split)")
+    p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
+                   help="hold out this fraction of the training rows (stratified) for per-epoch validation")
+    p.add_argument("--patience", type=int, default=None, metavar="K",
+                   help="stop when the validation loss has not improved for K epochs (keeps the best epoch)")
+    p.add_argument("--plot", default=None, metavar="PATH.png",
+                   help="draw the training curves (loss, accuracy, validation) to this image (.png, .svg or .pdf)")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="write a checkpoint here after every epoch")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="K", help="also checkpoint every K steps")
     p.add_argument("--resume", default=None, metavar="PATH", help="continue the run saved in this checkpoint")
@@ -51,6 +67,12 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the result as a JSON object (last stdout line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _backend_args(p)
+    p.set_defaults(backend=None)  # numpy, or torch with --distributed
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over torch.distributed (torch backend); launch with "
+                        "torchrun --nproc_per_node=N -m catgrad train ...")
+    p.add_argument("--dist-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="with --distributed: how long a process waits for the others before giving up (default 120)")
     from .circuit import add_train_options  # --encode, --combine, --classes: bit models (RDA)
 
     add_train_options(p)
@@ -90,6 +112,12 @@ def _check_args(args) -> None:
         raise CatgradError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise CatgradError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    if not 0 <= args.val_fraction < 1:
+        raise CatgradError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if args.patience is not None and args.patience < 1:
+        raise CatgradError(f"--patience must be >= 1, got {args.patience}")
+    if args.patience is not None and not args.val_fraction:
+        raise CatgradError("--patience watches the validation loss: give --val-fraction F too")
     if args.checkpoint_every and not args.checkpoint:
         raise CatgradError("--checkpoint-every needs --checkpoint PATH")
     if not 0 <= args.seed < 2**63:
@@ -128,41 +156,121 @@ def run(args) -> int:
     from .loop import fit
 
     _check_args(args)
+    if args.backend is None:
+        args.backend = "torch" if args.distributed else "numpy"
+    elif args.distributed and args.backend != "torch":
+        raise CatgradError(f"--distributed runs on the torch backend, not --backend {args.backend}")
     options = _backend_options(args)
+    if args.plot:
+        from ..plot import check_output
+
+        check_output(args.plot)
     model = _load_model(args.file, args.model)
     from .circuit import is_bit_model, run_rda
 
     if is_bit_model(model):  # Reverse Derivative Ascent on the bit-parallel evaluator
         return run_rda(args, model)
     optimizer = cg.optim.parse(args.optimizer or "sgd(lr=0.01)")
-    train, test = cgdata.prepare(args.data, test_fraction=args.test_fraction, seed=args.seed,
-                                 scale=args.standardize, label=args.label)
-    loss_name = args.loss or DEFAULT_LOSS[train.is_classification]
-    loss = cg.loss.get(loss_name)
+    full = cgdata.load(args.data, label=args.label)
+    train, test = full.split(args.test_fraction, args.seed)
+    val = None
+    if args.val_fraction:
+        train, val = train.split(args.val_fraction, args.seed)
+    split = {"data": args.data, "fingerprint": full.fingerprint(), "test_fraction": args.test_fraction, "seed": args.seed}
+    pre = Preprocessing.fit(train, scale=args.standardize, label=args.label, split=split)
+    train, test = pre.apply(train), pre.apply(test)
+    val = pre.apply(val) if val is not None else None
+    loss, loss_name = loss_arg(args.loss, model, train.is_classification)
     batched = _input_type(model).rank == 2
     if args.batch is None:
         args.batch = 32 if batched else 1
     _check_model(model, train, args)
     _check_sizes(model, args.batch)
-    if batched and model.cod[0].dtype.is_float:  # per-example mean, so --batch does not rescale the learning rate
-        loss = loss(reduction="mean")
-    step = cg.compile(model, loss=loss, optimizer=optimizer, backend=args.backend, **options)
+    with open(args.file, encoding="utf-8") as fh:
+        source = {"name": args.model, "path": os.fspath(args.file), "text": fh.read()}
+    extra = {"val": val, "pre": pre, "source": source}
+    group = _init_distributed(args, batched, options) if args.distributed else None
+    rank = group[0] if group else 0
+    if not group:
+        step = cg.compile(model, loss=loss, optimizer=optimizer, backend=args.backend, **options)
+        return _train(args, step, train, test, loss_name, rank, fit, **extra)
+    import torch.distributed as dist
 
+    try:
+        step = cg.compile(model, loss=loss, optimizer=optimizer, backend="torch", distributed=True, **options)
+        return _train(args, step, train, test, loss_name, rank, fit, **extra)
+    except dist.DistError as e:  # a peer died or stalled: say so, keep the last checkpoint
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        kept = f"; the last checkpoint {args.checkpoint} is kept" if args.checkpoint else ""
+        raise CatgradError(f"rank {rank}: another process of the distributed run failed or did not answer within "
+                           f"{args.dist_timeout:g} s ({first[:200]}){kept}") from None
+    finally:
+        dist.destroy_process_group()
+
+
+def _init_distributed(args, batched: bool, options: dict):
+    """Join torchrun's process group (gloo); ``(rank, world size)``."""
+    missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+    if missing:
+        raise CatgradError(f"--distributed needs torchrun's environment ({', '.join(missing)} not set): launch with "
+                           f"`torchrun --nproc_per_node=N -m catgrad train ... --distributed`")
+    world = int(os.environ["WORLD_SIZE"])
+    if not batched:
+        raise CatgradError("--distributed splits batches across processes: the model needs a batch axis (f[B, d])")
+    if args.batch % world:
+        raise CatgradError(f"--batch {args.batch} does not divide by the {world} processes: the global batch is split "
+                           f"evenly, so use a multiple of {world}")
+    if args.dist_timeout <= 0:
+        raise CatgradError(f"--dist-timeout must be > 0, got {args.dist_timeout}")
+    import datetime
+
+    import torch.distributed as dist
+
+    cuda = options["device"].startswith("cuda")
+    if cuda:  # one device per process: NCCL
+        import torch
+
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+        options["device"] = device
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=args.dist_timeout))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _train(args, step, train, test, loss_name, rank, fit, val=None, pre=None, source=None) -> int:
     def log(rec):
-        if not args.quiet:
-            acc = rec.get("train_accuracy_running")
-            print(f"epoch {rec['epoch']}: loss {rec['train_loss']:.6g}" + (f", running accuracy {acc:.4f}" if acc is not None else ""),
-                  file=sys.stderr)
+        if not args.quiet and rank == 0:
+            acc, vl, va = rec.get("train_accuracy_running"), rec.get("val_loss"), rec.get("val_accuracy")
+            print(f"epoch {rec['epoch']}: loss {rec['train_loss']:.6g}"
+                  + (f", running accuracy {acc:.4f}" if acc is not None else "")
+                  + (f", validation loss {vl:.6g}" if vl is not None else "")
+                  + (f", validation accuracy {va:.4f}" if va is not None else ""), file=sys.stderr)
 
-    res = fit(step, train, test=test, epochs=args.epochs, batch_size=args.batch, seed=args.seed,
-              checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-              progress=not args.quiet and sys.stderr.isatty(), log=log, force=args.force, protect=_inputs(args),
+    res = fit(step, train, test=test, validation=val, patience=args.patience, epochs=args.epochs,
+              batch_size=args.batch, seed=args.seed, checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+              resume=args.resume, progress=not args.quiet and sys.stderr.isatty() and rank == 0, log=log,
+              preprocessing=pre, source=source, force=args.force, protect=_inputs(args),
               run_info={"loss": loss_name, "standardize": bool(args.standardize),
-                        "test_fraction": float(args.test_fraction), "label": args.label})
+                        "test_fraction": float(args.test_fraction), "label": args.label,
+                        "val_fraction": args.val_fraction})
+    if rank != 0:
+        return 0
     summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer or "sgd(lr=0.01)", loss=loss_name,
                    batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test), backend=args.backend)
+    if val is not None:
+        summary["n_val"] = len(val)
+        if res.history:  # of the epoch whose parameters are returned (the best one, when stopped early)
+            rec = res.history[res.best_epoch - 1] if res.stopped_early else res.history[-1]
+            summary["val_loss"] = rec.get("val_loss")
+            summary["val_accuracy"] = rec.get("val_accuracy")
     if args.checkpoint:
         summary["checkpoint"] = args.checkpoint
+    if args.plot:
+        from ..plot import training_curves
+
+        training_curves(res.history, args.plot, title=f"{args.model} on {args.data}")
+        summary["plot"] = args.plot
+        print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
         print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}))
     else:
@@ -171,6 +279,25 @@ def run(args) -> int:
               f"train loss {res.train_loss:.6g}, train accuracy {acc(res.train_accuracy)}, "
               f"test accuracy {acc(res.test_accuracy)}")
     return 0
+
+
+def loss_arg(spec, model, classification=None):
+    """``(loss, name)`` for a ``--loss`` value: a built-in name, ``FILE.cat:NAME`` (a loss written
+    in the language), or None for the default for this output (``cg.loss.default_for``)."""
+    import catgrad as cg
+
+    if spec is None:
+        if classification is None and model.cod[0].dtype.name != "bit":
+            raise CatgradError(f"which loss? the model outputs {model.cod[0]}: say --loss cross_entropy if these are"
+                               " class scores, --loss mse for regression targets, or --loss FILE.cat:NAME")
+        loss = cg.loss.default_for(model.cod[0], classification)
+        return loss, loss.__name__
+    path, sep, name = spec.rpartition(":")
+    if sep and path.endswith(".cat"):
+        from ..frontend.module import load
+
+        return load(path).loss(name), spec
+    return cg.loss.get(spec), spec
 
 
 def _input_type(model):
@@ -208,7 +335,7 @@ def _check_sizes(model, batch: int) -> None:
     body = getattr(model, "body", model)
     binding = {d: batch for t in (*body.dom, *body.cod) for d in t.symbols}
     try:
-        wires = _wire_types(body)
+        wires = list(body.graph.types)  # every wire of the diagram
         w_bytes = sum(nbytes(t, binding) for t in wires if all(s in binding for s in t.symbols))
     except (TypeError, ValueError, KeyError, AttributeError):
         return
@@ -217,11 +344,6 @@ def _check_sizes(model, batch: int) -> None:
             f"one training step of the model with --batch {batch} needs about {human_bytes(3 * w_bytes)} of "
             f"activations and gradients: more than the limit of {human_bytes(limit)} (use a smaller --batch or model)"
         )
-
-
-def _wire_types(d):
-    """The types of every wire of a diagram (its hypergraph's wire labels)."""
-    return list(d.graph.types)
 
 
 def _check_model(model, train, args) -> None:
@@ -264,7 +386,8 @@ def register_compile(subparsers) -> None:
     p.add_argument("file", metavar="FILE.cat", help="the .cat file holding the model")
     p.add_argument("--model", required=True, help="name of the model (a definition in FILE.cat)")
     p.add_argument("--optimizer", default="sgd(lr=0.01)", help='optimizer expression, e.g. "adam(lr=1e-2)"')
-    p.add_argument("--loss", default="mse", help="loss name (default: mse)")
+    p.add_argument("--loss", default=None, help="loss name or FILE.cat:NAME (required for a float output:"
+                                                " cross_entropy for class scores, mse for regression)")
     p.add_argument("--emit", choices=EMITS, default="program",
                    help="program: SSA after CSE/folding/DCE; python: the numpy code for --batch; dot: Graphviz")
     p.add_argument("--batch", type=int, default=32, help="batch size the python code is generated for (default 32)")
@@ -298,10 +421,11 @@ def run_compile(args) -> int:
         check_output(args.output, "the program", ours=_compiled_output, force=args.force, protect=(args.file,))
     model = _load_model(args.file, args.model)
     _check_sizes(model, args.batch)
-    step = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer))
+    optimizer = cg.optim.parse(args.optimizer)
+    loss = loss_arg(args.loss, model)[0]
+    step = cg.compile(model, loss=loss, optimizer=optimizer)
     if args.target == "torch":
-        tstep = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer), backend="torch")
-        text = tstep.graph_module.code.strip() + "\n"
+        text = cg.compile(model, loss=loss, optimizer=optimizer, backend="torch").graph_module.code.strip() + "\n"
     elif args.emit == "program":
         text = str(optimize(lower(step.diagram))) + "\n"
     elif args.emit == "dot":
@@ -325,4 +449,4 @@ def run_compile(args) -> int:
 
 def _compiled_output(head: bytes, path) -> bool:
     """Whether a file starts like something ``catgrad compile`` writes (any --emit)."""
-    return head.lstrip().startswith((b"program(", b"def run(", b"digraph", b"//"))
+    return head.lstrip().startswith((b"program(", b"def run(", b"def forward(", b"digraph", b"//"))
