@@ -15,7 +15,7 @@ LAYERS = [  # bottom to top
     ("core", ["errors", "init", "core", "ops"]),
     ("calculus", ["calculus"]),
     ("learning", ["loss", "optim", "schedule", "step"]),
-    ("compiler", ["compiler"]),
+    ("compiler", ["compiler", "circuit"]),
     ("run", ["files", "data", "train", "frontend", "draw", "plot", "export", "cli", "__main__", "__init__"]),
 ]
 RANK = {top: i for i, (_, tops) in enumerate(LAYERS) for top in tops}

@@ -20,6 +20,7 @@ from ..errors import CatgradError, did_you_mean
 
 BACKENDS: dict[str, Callable | str] = {
     "torch": "catgrad.compiler.torch_backend:compile_torch",
+    "circuit": "catgrad.circuit.backend:compile_circuit",
 }
 
 

@@ -29,6 +29,7 @@ import os
 import sys
 
 from ..errors import CatgradError, did_you_mean
+from .circuit import CIRCUIT_TARGETS
 from .preprocess import Preprocessing
 
 
@@ -40,7 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("file", metavar="FILE.cat", help="the .cat file holding the model")
     p.add_argument("--model", required=True, help="name of the model (a definition in FILE.cat)")
     p.add_argument("--data", required=True, help="iris, digits, wine, breast_cancer, or a .csv/.npz path")
-    p.add_argument("--optimizer", default="sgd(lr=0.01)", help='optimizer expression, e.g. "adam(lr=1e-2)"')
+    p.add_argument("--optimizer", default=None,
+                   help='optimizer expression, e.g. "adam(lr=1e-2)" (default sgd(lr=0.01); gradient_update() for bit models)')
     p.add_argument("--loss", default=None,
                    help="loss name or FILE.cat:NAME (default: softmax_cross_entropy for classes, mse otherwise)")
     p.add_argument("--epochs", type=int, default=10)
@@ -71,6 +73,9 @@ def register(subparsers) -> None:
                         "torchrun --nproc_per_node=N -m catgrad train ...")
     p.add_argument("--dist-timeout", type=float, default=120.0, metavar="SECONDS",
                    help="with --distributed: how long a process waits for the others before giving up (default 120)")
+    from .circuit import add_train_options  # --encode, --combine, --classes: bit models (RDA)
+
+    add_train_options(p)
     p.set_defaults(run=run)
 
 
@@ -161,7 +166,11 @@ def run(args) -> int:
 
         check_output(args.plot)
     model = _load_model(args.file, args.model)
-    optimizer = cg.optim.parse(args.optimizer)
+    from .circuit import is_bit_model, run_rda
+
+    if is_bit_model(model):  # Reverse Derivative Ascent on the bit-parallel evaluator
+        return run_rda(args, model)
+    optimizer = cg.optim.parse(args.optimizer or "sgd(lr=0.01)")
     full = cgdata.load(args.data, label=args.label)
     train, test = full.split(args.test_fraction, args.seed)
     val = None
@@ -246,7 +255,7 @@ def _train(args, step, train, test, loss_name, rank, fit, val=None, pre=None, so
                         "val_fraction": args.val_fraction})
     if rank != 0:
         return 0
-    summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer, loss=loss_name,
+    summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer or "sgd(lr=0.01)", loss=loss_name,
                    batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test), backend=args.backend)
     if val is not None:
         summary["n_val"] = len(val)
@@ -382,11 +391,15 @@ def register_compile(subparsers) -> None:
     p.add_argument("--emit", choices=EMITS, default="program",
                    help="program: SSA after CSE/folding/DCE; python: the numpy code for --batch; dot: Graphviz")
     p.add_argument("--batch", type=int, default=32, help="batch size the python code is generated for (default 32)")
-    p.add_argument("--target", choices=("numpy", "torch"), default="numpy",
-                   help="torch: print the step's torch.fx GraphModule code instead (one graph for every batch size)")
+    p.add_argument("--target", choices=("numpy", "torch") + CIRCUIT_TARGETS, default="numpy",
+                   help="torch: print the step's torch.fx GraphModule code instead (one graph for every batch size); "
+                        "verilog, blif, aiger, aag: write a bit model as a gate netlist (with a gate-count report)")
     p.add_argument("-o", "--output", default=None, metavar="PATH", help="write here instead of stdout")
     p.add_argument("--force", action="store_true",
                    help="replace whatever regular file is at -o PATH (by default only an earlier output is replaced)")
+    from .circuit import add_options  # --checkpoint, --report for the circuit targets
+
+    add_options(p)
     p.set_defaults(run=run_compile)
 
 
@@ -400,6 +413,10 @@ def run_compile(args) -> int:
 
     if args.batch < 1:
         raise CatgradError(f"--batch must be >= 1, got {args.batch}")
+    if args.target in CIRCUIT_TARGETS or args.checkpoint or args.report:
+        from .circuit import run_target  # a bit model as a gate netlist
+
+        return run_target(args)
     if args.output is not None:
         check_output(args.output, "the program", ours=_compiled_output, force=args.force, protect=(args.file,))
     model = _load_model(args.file, args.model)
