@@ -18,6 +18,7 @@ from .elementwise import abs, cos, exp, floor, heaviside, log, relu, sigmoid, si
 from .linalg import broadcast, einsum, matmul, pad, reshape, slice, transpose
 from .reduce import logsumexp, max, softmax, sum, unreduce
 from .z2 import and_, not_, one, or_, xor, zero
+from .conv import avgpool, conv, fold, maxpool, unfold
 
 
 def get(name: str) -> OpFunction:
