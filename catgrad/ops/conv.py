@@ -339,6 +339,11 @@ def _pool_rule(name):
         K, s, p, d, S, O = geometry(name, dom[0], kernel, stride, padding, dilation)
         if any(2 * p[i] > K[i] for i in range(len(K))):
             raise CatgradTypeError(f"{name}: padding {p} must be at most half the kernel {K}")
+        for i in range(len(K)):  # (with dilation a window can still miss the input)
+            for o in range(O[i]):
+                if not any(0 <= o * s[i] - p[i] + d[i] * k < S[i] for k in range(K[i])):
+                    raise CatgradTypeError(f"{name}: window {o} on spatial axis {i} of {dom[0]} lies wholly in the "
+                                           f"padding (kernel {K}, stride {s}, padding {p}, dilation {d})")
         return dom[0].with_shape(dom[0].shape[:2] + O)
 
     return rule

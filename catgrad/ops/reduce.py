@@ -180,3 +180,33 @@ softmax = declare(
     kind="other",
     samples=lambda: [Sample(Ob(f64[3, 4])), Sample(Ob(f32["B", 5]), {"axis": 0}), Sample(Ob(f64[2, 3, 2]), {"axis": 1})],
 )
+
+
+def _mean_rd(xs, ys, dys, axes=None, keepdims=False):
+    # d / n on every entry of each reduced group; n is a constant when the reduced
+    # sizes are fixed, else it is counted at run time (a sum of ones).
+    x = xs[0]
+    dims = normalize_axes("mean", x.type, axes)
+    sizes = [x.shape[i] for i in dims]
+    d = unreduce(dys[0], x.type, axes, keepdims)
+    if all(isinstance(n, int) for n in sizes):
+        n = 1
+        for s in sizes:
+            n *= s
+        return [d * (1.0 / n)]
+    count = x.const(1.0).sum(axes=dims, keepdims=True).broadcast(x.shape)
+    return [d / count]
+
+
+mean = declare(
+    "mean",
+    _reduce_rule("mean", floats_only=True),
+    numpy=_reducer(lambda x, d, k: np.mean(x, axis=d, keepdims=k)),
+    torch=_reducer(lambda x, d, k: torch.mean(x, dim=d, keepdim=k)),
+    needs=("dom",), staged=True,
+    rd=_mean_rd,
+    doc="Mean over axes (all by default). R: broadcast d / n back over each reduced group.",
+    kind="reduction", samples=_samples(),
+)
+SYMPY.register(mean.prim, lambda x, axes=None, keepdims=False: np.mean(
+    x, axis=None if axes is None else (axes if isinstance(axes, int) else tuple(axes)), keepdims=keepdims))
