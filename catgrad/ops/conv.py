@@ -39,7 +39,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..core.primitive import Sample, expect_arity, expect_float
 from ..core.types import Ob, TensorType, f32, f64
-from ..errors import CatgradTypeError
+from ..errors import CatgradTypeError, SymbolicSizeError
 from ._base import declare, torch
 from .linalg import einsum
 from .reduce import _max_rd
@@ -63,7 +63,7 @@ def geometry(name: str, t: TensorType, kernel, stride, padding, dilation):
         raise CatgradTypeError(f"{name} needs an input [N, C, *spatial] with at least one spatial axis, got {t}")
     S = t.shape[2:]
     if not all(isinstance(a, int) for a in S):
-        raise CatgradTypeError(f"{name}: the spatial sizes of {t} must be fixed numbers")
+        raise SymbolicSizeError(f"{name}: the spatial sizes of {t} must be fixed numbers")
     K = _tuple(name, "kernel", kernel, n, 1)
     s = _tuple(name, "stride", K if stride is None else stride, n, 1)
     p = _tuple(name, "padding", padding, n, 0)
@@ -242,7 +242,7 @@ def _conv_geometry(dom, stride, padding, dilation, groups):
         raise CatgradTypeError(f"conv: groups must be an int >= 1, got {groups!r}")
     C, Co = x.shape[1], w.shape[0]
     if not isinstance(C, int) or not isinstance(Co, int) or not all(isinstance(a, int) for a in w.shape[1:]):
-        raise CatgradTypeError(f"conv: channel and kernel sizes must be fixed numbers, got {x} and {w}")
+        raise SymbolicSizeError(f"conv: channel and kernel sizes must be fixed numbers, got {x} and {w}")
     if C % groups or Co % groups:
         raise CatgradTypeError(f"conv: {C} input and {Co} output channels must both divide by groups = {groups}")
     if w.shape[1] != C // groups:
