@@ -145,16 +145,31 @@ def _np_fold(dom, kernel, size, stride=1, padding=0, dilation=1):
     K, s, p, d, S, O = geometry("fold", out_t, kernel, stride, padding, dilation)
     n = len(K)
     Sp = tuple(S[i] + 2 * p[i] for i in range(n))
-    crop = (slice(None),) * 2 + tuple(slice(p[i], p[i] + S[i]) for i in range(n))
-    places = [(k, (slice(None),) * 2 + tuple(slice(k[i] * d[i], k[i] * d[i] + s[i] * (O[i] - 1) + 1, s[i])
-                                             for i in range(n)))
-              for k in itertools.product(*(range(a) for a in K))]
+    crop = tuple(slice(p[i], p[i] + S[i]) for i in range(n))
+    offsets = list(itertools.product(*(range(a) for a in K)))
+    places = [tuple(slice(k[i] * d[i], k[i] * d[i] + s[i] * (O[i] - 1) + 1, s[i]) for i in range(n))
+              for k in offsets]
+    kfirst = tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n)) + (0, 1)
+    back = (n, n + 1) + tuple(range(n))
+    tiles = all(s[i] == K[i] and d[i] == 1 for i in range(n))  # windows tile the input: no overlaps
+    inter = tuple(a for i in range(n) for a in (2 + i, 2 + n + i))
 
     def run(cols):
-        out = np.zeros(cols.shape[:2] + Sp, dtype=cols.dtype)
-        for k, at in places:  # one strided add per kernel offset
-            out[at] += cols[(Ellipsis,) + k]
-        return out[crop]
+        N, C = cols.shape[:2]
+        if tiles:  # [N, C, *O, *K] -> [N, C, O1, K1, O2, K2, ...] is the padded image itself
+            img = cols.transpose((0, 1) + inter).reshape((N, C) + tuple(O[i] * K[i] for i in range(n)))
+            if img.shape[2:] == Sp:
+                return img[(slice(None),) * 2 + crop]
+            out = np.zeros((N, C) + Sp, dtype=cols.dtype)
+            out[(slice(None),) * 2 + tuple(slice(0, a) for a in img.shape[2:])] = img
+            return out[(slice(None),) * 2 + crop]
+        # accumulate in [*S, N, C] so every add moves rows of N C contiguous numbers
+        slabs = np.ascontiguousarray(cols.transpose(kfirst))  # [*K, *O, N, C]
+        slabs = slabs.reshape((len(offsets),) + O + (N, C))
+        out = np.zeros(Sp + (N, C), dtype=cols.dtype)
+        for j, at in enumerate(places):  # one strided add per kernel offset
+            out[at] += slabs[j]
+        return np.ascontiguousarray(out[crop].transpose(back))
 
     return run
 
@@ -259,26 +274,33 @@ def _conv_rule(dom, stride=1, padding=0, dilation=1, groups=1):
 
 def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
     K, s, p, d, S, O = _conv_geometry(dom, stride, padding, dilation, groups)
-    windows = _np_unfold(dom[:1], K, s, p, d)
     n, g = len(K), int(groups)
     Co, Cg = dom[1].shape[0], dom[1].shape[1]
+    C = Cg * g
     P, Kp = math.prod(O), math.prod(K)
-    # windows [N, C, *O, *K] -> cols [g, N*P, Cg*Kp]: one GEMM per group
-    perm = (0,) + tuple(range(2, 2 + n)) + (1,) + tuple(range(2 + n, 2 + 2 * n))
+    widths = ((0, 0), (0, 0)) + tuple((a, a) for a in p)
+    offsets = list(itertools.product(*(range(a) for a in K)))
+    # im2col offset by offset: cols[n, *O, c, *K] = xpad[n, c, s O + d k]; each assignment
+    # moves one strided slab (a loop over the kernel, not the pixels)
+    reads = [(slice(None),) * 2 + tuple(slice(k[i] * d[i], k[i] * d[i] + s[i] * (O[i] - 1) + 1, s[i])
+                                        for i in range(n)) for k in offsets]
+    writes = [(Ellipsis,) + k for k in offsets]
+    to_last = (0,) + tuple(range(2, 2 + n)) + (1,)
 
     def run(x, w):
         N = x.shape[0]
-        win = windows(x)
+        if any(p):
+            x = np.pad(x, widths)
+        cols = np.empty((N,) + O + (C,) + K, dtype=x.dtype)
+        for r, wr in zip(reads, writes):
+            cols[wr] = x[r].transpose(to_last)
         if g == 1:
-            cols = win.transpose(perm).reshape(N * P, Cg * Kp)
-            y = cols @ w.reshape(Co, Cg * Kp).T
-            return np.moveaxis(y.reshape((N,) + O + (Co,)), -1, 1)
-        win = win.reshape((N, g, Cg) + O + K)
-        cols = win.transpose((1, 0) + tuple(range(3, 3 + n)) + (2,) + tuple(range(3 + n, 3 + 2 * n)))
-        cols = cols.reshape(g, N * P, Cg * Kp)
+            y = cols.reshape(N * P, C * Kp) @ w.reshape(Co, C * Kp).T  # [N*P, Co]
+            return np.ascontiguousarray(np.moveaxis(y.reshape((N,) + O + (Co,)), -1, 1))
+        cols = cols.reshape(N * P, g, Cg * Kp).transpose(1, 0, 2)
         y = np.matmul(cols, w.reshape(g, Co // g, Cg * Kp).transpose(0, 2, 1))  # [g, N*P, Co/g]
         y = y.reshape((g, N) + O + (Co // g,))
-        return y.transpose((1, 0, 2 + n) + tuple(range(2, 2 + n))).reshape((N, Co) + O)
+        return np.ascontiguousarray(y.transpose((1, 0, 2 + n) + tuple(range(2, 2 + n)))).reshape((N, Co) + O)
 
     return run
 
@@ -354,13 +376,24 @@ def _window_axes(t: TensorType) -> tuple:
     return tuple(range(2 + n, 2 + 2 * n))
 
 
-def _np_pool(reduce, fill):
+def _np_pool(combine, fill, mean):
+    """Reduce the windows offset by offset (a loop over the kernel, not the pixels)."""
     def staged(dom, kernel, stride=None, padding=0, dilation=1):
         K, s, p, d, S, O = geometry("pool", dom[0], kernel, stride, padding, dilation)
         windows = _np_unfold(dom, K, s, p, d, fill)
-        axes = _window_axes(dom[0])
+        offsets = list(itertools.product(*(range(a) for a in K)))
         scale = 1.0 / math.prod(K)
-        return lambda x: reduce(windows(x), axes, scale)
+
+        def run(x):
+            w = windows(x)
+            acc = np.array(w[(Ellipsis,) + offsets[0]])
+            for k in offsets[1:]:
+                combine(acc, w[(Ellipsis,) + k], out=acc)
+            if mean:
+                acc *= acc.dtype.type(scale)
+            return acc
+
+        return run
 
     return staged
 
@@ -407,7 +440,7 @@ def _pool_samples():
 maxpool = declare(
     "maxpool",
     _pool_rule("maxpool"),
-    numpy=_np_pool(lambda w, axes, scale: np.max(w, axis=axes), float("-inf")), needs=("dom",), staged=True,
+    numpy=_np_pool(np.maximum, float("-inf"), False), needs=("dom",), staged=True,
     torch=_torch_pool("maxpool"), torch_needs=("dom",),
     rd=_maxpool_rd,
     kind="reduction", samples=_pool_samples,
@@ -418,8 +451,7 @@ maxpool = declare(
 avgpool = declare(
     "avgpool",
     _pool_rule("avgpool"),
-    numpy=_np_pool(lambda w, axes, scale: np.sum(w, axis=axes) * w.dtype.type(scale), 0.0), needs=("dom",),
-    staged=True,
+    numpy=_np_pool(np.add, 0.0, True), needs=("dom",), staged=True,
     torch=_torch_pool("avgpool"), torch_needs=("dom",),
     rd=_avgpool_rd,
     kind="reduction", samples=_pool_samples,
