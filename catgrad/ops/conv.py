@@ -42,7 +42,7 @@ from ..core.types import Ob, TensorType, f32, f64
 from ..errors import CatgradTypeError, SymbolicSizeError
 from ._base import declare, torch
 from .linalg import einsum
-from .reduce import _max_rd
+from .arith import eq
 
 # -- geometry ------------------------------------------------------------------------------
 
@@ -84,6 +84,21 @@ def _letters(n: int, start: str) -> str:
     return string.ascii_uppercase[i:i + n]
 
 
+def _np_padder(p, fill=0.0):
+    """x [N, C, *S] -> the same with p[i] entries of ``fill`` on both sides of spatial axis i
+    (np.pad does the same, several times slower on small images)."""
+    if not any(p):
+        return lambda x: x
+    inner = (slice(None),) * 2 + tuple(slice(a, -a if a else None) for a in p)
+
+    def run(x):
+        out = np.full(x.shape[:2] + tuple(n + 2 * a for n, a in zip(x.shape[2:], p)), fill, dtype=x.dtype)
+        out[inner] = x
+        return out
+
+    return run
+
+
 # -- unfold / fold ---------------------------------------------------------------------------
 
 
@@ -100,15 +115,12 @@ def _np_unfold(dom, kernel, stride=1, padding=0, dilation=1, fill=0.0):
     K, s, p, d, S, O = geometry("unfold", dom[0], kernel, stride, padding, dilation)
     n = len(K)
     E = tuple(d[i] * (K[i] - 1) + 1 for i in range(n))
-    widths = ((0, 0), (0, 0)) + tuple((a, a) for a in p)
+    pad = _np_padder(p, fill)
     axes = tuple(range(2, 2 + n))
     index = (slice(None),) * 2 + tuple(slice(None, None, a) for a in s) + tuple(slice(None, None, a) for a in d)
-    padded = any(p)
 
     def run(x):
-        if padded:
-            x = np.pad(x, widths, constant_values=x.dtype.type(fill))
-        return sliding_window_view(x, E, axis=axes)[index]
+        return sliding_window_view(pad(x), E, axis=axes)[index]
 
     return run
 
@@ -278,7 +290,7 @@ def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
     Co, Cg = dom[1].shape[0], dom[1].shape[1]
     C = Cg * g
     P, Kp = math.prod(O), math.prod(K)
-    widths = ((0, 0), (0, 0)) + tuple((a, a) for a in p)
+    pad = _np_padder(p)
     offsets = list(itertools.product(*(range(a) for a in K)))
     # im2col offset by offset: cols[n, *O, c, *K] = xpad[n, c, s O + d k]; each assignment
     # moves one strided slab (a loop over the kernel, not the pixels)
@@ -289,8 +301,7 @@ def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
 
     def run(x, w):
         N = x.shape[0]
-        if any(p):
-            x = np.pad(x, widths)
+        x = pad(x)
         cols = np.empty((N,) + O + (C,) + K, dtype=x.dtype)
         for r, wr in zip(reads, writes):
             cols[wr] = x[r].transpose(to_last)
@@ -418,9 +429,13 @@ def _maxpool_rd(xs, ys, dys, kernel, stride=None, padding=0, dilation=1):
     x = xs[0]
     K, s, p, d, S, O = geometry("maxpool", x.type, kernel, stride, padding, dilation)
     geo = dict(kernel=K, stride=s, padding=p, dilation=d)
+    # as R[max] over the window axes: d goes to the arg-max entries, split among ties
     win = unfold(x, fill=float("-inf"), **geo)
-    (dwin,) = _max_rd([win], ys, dys, axes=_window_axes(x.type))
-    return [fold(dwin, size=S, **geo)]
+    full = dys[0].shape + K
+    lift = lambda w: w.reshape(w.shape + (1,) * len(K)).broadcast(full)  # noqa: E731
+    mask = eq(win, lift(ys[0]))
+    share = dys[0] / mask.sum(axes=_window_axes(x.type))
+    return [fold(mask * lift(share), size=S, **geo)]
 
 
 def _avgpool_rd(xs, ys, dys, kernel, stride=None, padding=0, dilation=1):
