@@ -63,8 +63,8 @@ def torch_model(p):
     def forward(ids):
         x = p["embedding.E"][ids] + p["pos"]
         a = x + mha(ln(x, "block.layernorm_seq"))
-        y = a + dense(F.relu(dense(ln(a, "block.layernorm_seq_2"), "block.dense_seq")), "block.dense_seq_2")
-        return dense(ln(y, "layernorm_seq"), "dense_seq")
+        y = a + dense(F.relu(dense(ln(a, "block.layernorm_seq_2"), "block.pointwise")), "block.pointwise_2")
+        return dense(ln(y, "layernorm_seq"), "pointwise")
 
     return forward
 

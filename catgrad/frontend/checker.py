@@ -399,8 +399,16 @@ class Checker:
                 )
             fargs = dict(zip(d.fparams, m.fargs))
         self.stack.append(d)
+        n_diags = len(self.diags)
         try:
             inst = self.elaborate(m, subst, fargs, actual)
+        except (CatError, Poisoned) as e:
+            # a generic definition is checked with its sizes only where it is used: say where
+            found = self.diags[n_diags:] + ([e.diagnostic] if isinstance(e, CatError) else [])
+            for diag in found:
+                if d.dims and span is not None and diag.span != span and all(n.span != span for n in diag.notes):
+                    diag.notes.append(Note(f"in this use of '{d.name}'", span))
+            raise
         finally:
             self.stack.pop()
         self.cache[key] = inst
