@@ -18,7 +18,7 @@ from .elementwise import abs, cos, exp, floor, heaviside, log, relu, sigmoid, si
 from .linalg import broadcast, einsum, matmul, pad, reshape, slice, transpose
 from .reduce import logsumexp, max, mean, softmax, sum, unreduce
 from .z2 import and_, not_, one, or_, xor, zero
-from .conv import avgpool, conv, fold, maxpool, unfold
+from .convolution import avgpool, conv, fold, maxpool, unfold
 from .random import bernoulli, normal, random_split, uniform
 from .shape import concat, scatter_add, split, take
 

@@ -77,12 +77,29 @@ def _samples(dtypes=(f64, f32)):
     return make
 
 
+def _np_float_sum(dom, axes=None, keepdims=False):
+    t = dom[0]
+    dims = normalize_axes("sum", t, axes)
+    if not dims:
+        return lambda x: x
+    lead = t.rank - len(dims)
+    k = 1
+    for i in dims:
+        k = k * t.shape[i] if isinstance(t.shape[i], int) else 0
+    if 1 < k <= 32 and 0 < lead and dims == tuple(range(lead, t.rank)):
+        # a few trailing entries (pooling windows): a matrix-vector product, not numpy's
+        # reduction loop, which is slow on short inner axes
+        tail = (1,) * len(dims) if keepdims else ()
+        return lambda x: (x.reshape(-1, k) @ np.ones(k, x.dtype)).reshape(x.shape[:lead] + tail)
+    return lambda x: np.sum(x, axis=dims, keepdims=bool(keepdims))
+
+
 sum = declare(
     "sum",
     _reduce_rule("sum", floats_only=False),
-    numpy={k: _reducer(f) for k, f in (("float", lambda x, d, k: np.sum(x, axis=d, keepdims=k)),
-                                       ("int", lambda x, d, k: np.sum(x, axis=d, keepdims=k)),
-                                       ("bit", _np_parity))},
+    numpy={"float": _np_float_sum,
+           **{k: _reducer(f) for k, f in (("int", lambda x, d, k: np.sum(x, axis=d, keepdims=k)),
+                                       ("bit", _np_parity))}},
     torch={k: _reducer(f) for k, f in (("float", lambda x, d, k: torch.sum(x, dim=d, keepdim=k)),
                                        ("int", lambda x, d, k: torch.sum(x, dim=d, keepdim=k)),
                                        ("bit", _torch_parity))},

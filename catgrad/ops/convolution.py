@@ -292,25 +292,27 @@ def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
     P, Kp = math.prod(O), math.prod(K)
     pad = _np_padder(p)
     offsets = list(itertools.product(*(range(a) for a in K)))
-    # im2col offset by offset: cols[n, *O, c, *K] = xpad[n, c, s O + d k]; each assignment
-    # moves one strided slab (a loop over the kernel, not the pixels)
+    # im2col offset by offset: cols[n, *O, *K, c] = xpad[n, c, s O + d k]; each assignment
+    # moves one strided slab, in runs of C numbers (a loop over the kernel, not the pixels)
     reads = [(slice(None),) * 2 + tuple(slice(k[i] * d[i], k[i] * d[i] + s[i] * (O[i] - 1) + 1, s[i])
                                         for i in range(n)) for k in offsets]
-    writes = [(Ellipsis,) + k for k in offsets]
+    writes = [(slice(None),) * (1 + n) + k for k in offsets]
     to_last = (0,) + tuple(range(2, 2 + n)) + (1,)
+    w_last = (0,) + tuple(range(2, 2 + n)) + (1,)  # w [Co, Cg, *K] -> [Co, *K, Cg]
 
     def run(x, w):
         N = x.shape[0]
         x = pad(x)
-        cols = np.empty((N,) + O + (C,) + K, dtype=x.dtype)
+        cols = np.empty((N,) + O + K + (C,), dtype=x.dtype)
         for r, wr in zip(reads, writes):
             cols[wr] = x[r].transpose(to_last)
+        wk = w.transpose(w_last)
         if g == 1:
-            y = cols.reshape(N * P, C * Kp) @ w.reshape(Co, C * Kp).T  # [N*P, Co]
+            y = cols.reshape(N * P, Kp * C) @ wk.reshape(Co, Kp * C).T  # [N*P, Co]
             return np.ascontiguousarray(np.moveaxis(y.reshape((N,) + O + (Co,)), -1, 1))
-        cols = cols.reshape(N * P, g, Cg * Kp).transpose(1, 0, 2)
-        y = np.matmul(cols, w.reshape(g, Co // g, Cg * Kp).transpose(0, 2, 1))  # [g, N*P, Co/g]
-        y = y.reshape((g, N) + O + (Co // g,))
+        cols = cols.reshape(N * P, Kp, g, Cg).transpose(2, 0, 1, 3).reshape(g, N * P, Kp * Cg)
+        wk = wk.reshape(g, Co // g, Kp * Cg).transpose(0, 2, 1)
+        y = np.matmul(cols, wk).reshape((g, N) + O + (Co // g,))  # [g, N, *O, Co/g]
         return np.ascontiguousarray(y.transpose((1, 0, 2 + n) + tuple(range(2, 2 + n)))).reshape((N, Co) + O)
 
     return run
