@@ -338,3 +338,24 @@ def test_rd_axioms_on_image_diagrams(f, seed):
         else [None] * len(ts)
     want = [np.zeros_like(x) if w is None else w.detach().numpy() for x, w in zip(a, want)]
     assert rel_err(hv, want) <= 1e-8
+
+
+def test_R_of_conv_is_convolution_again():
+    """dx (stride 1) and dw (groups 1) are convolutions; R[R[conv]] is built from the same ops."""
+    f = O.conv(cg.f64["B", 2, 6, 5], cg.f64[3, 2, 3, 2], padding=1, dilation=(1, 2))
+    names = [b.op.name for b in cg.R(f).boxes]
+    assert names.count("conv") == 2 and "fold" not in names and "einsum" not in names  # dx and dw
+    strided = [b.op.name for b in cg.R(O.conv(cg.f64["B", 2, 6, 5], cg.f64[3, 2, 3, 2], stride=2)).boxes]
+    assert "fold" in strided  # the transposed convolution of a strided one goes through col2im
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 2, 6, 5)), rng.standard_normal((3, 2, 3, 2))
+    v, dx, dw = rng.standard_normal((2, 3, 6, 3)), rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+    # R[R[f]] against torch's double backward (the second derivative in the weights and input)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    tv = torch.tensor(v, requires_grad=True)
+    y = F.conv2d(tx, tw, padding=1, dilation=(1, 2))
+    gx, gw = torch.autograd.grad(y, (tx, tw), tv, create_graph=True)
+    inner = (gx * torch.tensor(dx)).sum() + (gw * torch.tensor(dw)).sum()
+    want = torch.autograd.grad(inner, (tx, tw, tv))
+    got = cg.evaluate(cg.R(cg.R(f)), x, w, v, dx, dw)
+    assert rel_err(got, [t.numpy() for t in want]) <= TOL

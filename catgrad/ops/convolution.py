@@ -17,8 +17,13 @@ R stays closed:
 
 - ``conv(x, w)`` with ``w : [Cout, C / groups, *K]``:
   ``y[n, o, P] = sum_{c, k} w[o, c, k] xpad[n, g(o) C/groups + c, s P + d k]``.
-  ``R``: ``dx = fold(einsum(dy, w))`` (the transposed convolution) and
-  ``dw = einsum(dy, unfold(x))`` (the correlation of the input with ``dy``);
+  Its reverse derivative is convolution again. ``dw`` is the correlation of ``x`` with
+  ``dy``: a convolution of ``x`` (batch and channel axes swapped) by ``dy`` (likewise),
+  with stride ``d`` and dilation ``s``, cut to ``K`` (groups = 1; with groups it is
+  ``einsum(dy, unfold(x))``). ``dx`` is the transposed convolution: for stride 1 a
+  convolution of ``dy`` with the flipped kernel (channel axes swapped per group) and
+  padding ``d (K - 1) - p``; otherwise ``fold(einsum(dy, w))``, col2im of the
+  per-window products;
 - ``maxpool = max over the window axes of unfold(x, fill=-inf)``: R routes the
   cotangent to the arg-max of each window, split equally among ties (as ``max``);
 - ``avgpool = sum over the window axes of unfold(x) / prod(K)`` (padded zeros count,
@@ -42,6 +47,8 @@ from ..core.types import Ob, TensorType, f32, f64
 from ..errors import CatgradTypeError, SymbolicSizeError
 from ._base import declare, torch
 from .linalg import einsum
+from .linalg import slice as slice_
+from .shape import concat
 from .arith import eq
 
 # -- geometry ------------------------------------------------------------------------------
@@ -268,8 +275,14 @@ def _conv_geometry(dom, stride, padding, dilation, groups):
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise CatgradTypeError(f"conv: groups must be an int >= 1, got {groups!r}")
     C, Co = x.shape[1], w.shape[0]
-    if not isinstance(C, int) or not isinstance(Co, int) or not all(isinstance(a, int) for a in w.shape[1:]):
-        raise SymbolicSizeError(f"conv: channel and kernel sizes must be fixed numbers, got {x} and {w}")
+    if not all(isinstance(a, int) for a in w.shape[2:]):
+        raise SymbolicSizeError(f"conv: the kernel sizes must be fixed numbers, got {w}")
+    if groups == 1:  # channels may be names (the weight gradient convolves over the batch)
+        if w.shape[1] != C:
+            raise CatgradTypeError(f"conv: the weight {w} should have {C} input channels, as {x} has")
+        return geometry("conv", x, w.shape[2:], stride, padding, dilation)
+    if not isinstance(C, int) or not isinstance(Co, int) or not isinstance(w.shape[1], int):
+        raise SymbolicSizeError(f"conv: with groups, channel sizes must be fixed numbers, got {x} and {w}")
     if C % groups or Co % groups:
         raise CatgradTypeError(f"conv: {C} input and {Co} output channels must both divide by groups = {groups}")
     if w.shape[1] != C // groups:
@@ -287,8 +300,6 @@ def _conv_rule(dom, stride=1, padding=0, dilation=1, groups=1):
 def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
     K, s, p, d, S, O = _conv_geometry(dom, stride, padding, dilation, groups)
     n, g = len(K), int(groups)
-    Co, Cg = dom[1].shape[0], dom[1].shape[1]
-    C = Cg * g
     P, Kp = math.prod(O), math.prod(K)
     pad = _np_padder(p)
     offsets = list(itertools.product(*(range(a) for a in K)))
@@ -301,7 +312,7 @@ def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
     w_last = (0,) + tuple(range(2, 2 + n)) + (1,)  # w [Co, Cg, *K] -> [Co, *K, Cg]
 
     def run(x, w):
-        N = x.shape[0]
+        (N, C), (Co, Cg) = x.shape[:2], w.shape[:2]
         x = pad(x)
         cols = np.empty((N,) + O + K + (C,), dtype=x.dtype)
         for r, wr in zip(reads, writes):
@@ -324,22 +335,46 @@ def _torch_conv(x, w, dom, stride=1, padding=0, dilation=1, groups=1):
     return fn(x, w, stride=s, padding=p, dilation=d, groups=int(groups))
 
 
+def _flip(w, axes):
+    """Reverse ``w`` along the given axes (of fixed sizes), as slices joined back."""
+    for a in axes:
+        if w.shape[a] > 1:
+            w = concat(*[slice_(w, axis=a, start=i, stop=i + 1) for i in reversed(range(w.shape[a]))], axis=a)
+    return w
+
+
 def _conv_rd(xs, ys, dys, stride=1, padding=0, dilation=1, groups=1):
     x, w = xs
     dy = dys[0]
     K, s, p, d, S, O = _conv_geometry((x.type, w.type), stride, padding, dilation, groups)
     n, g = len(K), int(groups)
     N, C, Co = x.shape[0], x.shape[1], w.shape[0]
-    Ol, Kl = _letters(n, "P"), _letters(n, "U")
-    dyg = dy.reshape((N, g, Co // g) + O)
-    wg = w.reshape((g, Co // g, C // g) + K)
+    spatial = tuple(range(2, 2 + n))
+    swap = (1, 0) + spatial
     geo = dict(kernel=K, stride=s, padding=p, dilation=d)
-    # dx: the transposed convolution, as col2im of the per-window products
-    cols = einsum(dyg, wg, spec=f"ngo{Ol},goc{Kl}->ngc{Ol}{Kl}")
-    dx = fold(cols.reshape((N, C) + O + K), size=S, **geo)
-    # dw: the correlation of the input windows with dy
-    win = unfold(x, **geo).reshape((N, g, C // g) + O + K)
-    dw = einsum(dyg, win, spec=f"ngo{Ol},ngc{Ol}{Kl}->goc{Kl}").reshape(w.shape)
+    q = tuple(d[i] * (K[i] - 1) - p[i] for i in range(n))
+    if all(a == 1 for a in s) and all(a >= 0 for a in q):
+        # dx: the transposed convolution, a convolution of dy with the flipped kernel whose
+        # channel axes are swapped within each group
+        wt = w.reshape((g, Co // g, C // g) + K).transpose((0, 2, 1) + tuple(range(3, 3 + n)))
+        wt = _flip(wt.reshape((C, Co // g) + K), spatial)
+        dx = conv(dy, wt, padding=q, dilation=d, groups=g)
+    else:  # col2im of the per-window products
+        Ol, Kl = _letters(n, "P"), _letters(n, "U")
+        cols = einsum(dy.reshape((N, g, Co // g) + O), w.reshape((g, Co // g, C // g) + K),
+                      spec=f"ngo{Ol},goc{Kl}->ngc{Ol}{Kl}")
+        dx = fold(cols.reshape((N, C) + O + K), size=S, **geo)
+    if g == 1:
+        # dw: the correlation of x with dy, a convolution with the batch as channels
+        r = conv(x.transpose(swap), dy.transpose(swap), stride=d, padding=p, dilation=s)  # [C, Co, *K']
+        for i in range(n):  # K' >= K: positions past the kernel see only padding or unused pixels
+            if r.shape[2 + i] != K[i]:
+                r = slice_(r, axis=2 + i, start=0, stop=K[i])
+        dw = r.transpose(swap)
+    else:
+        Ol, Kl = _letters(n, "P"), _letters(n, "U")
+        win = unfold(x, **geo).reshape((N, g, C // g) + O + K)
+        dw = einsum(dy.reshape((N, g, Co // g) + O), win, spec=f"ngo{Ol},ngc{Ol}{Kl}->goc{Kl}").reshape(w.shape)
     return [dx, dw]
 
 
@@ -361,7 +396,8 @@ conv = declare(
     rd=_conv_rd,
     arity=2, kind="contraction", samples=_conv_samples,
     doc="N-d convolution (torch's cross-correlation), x : [N, C, *S], w : [Cout, C/groups, *K], with stride, "
-        "padding, dilation and groups. R: dx = fold(einsum(dy, w)) (transposed conv), dw = einsum(dy, unfold(x)).",
+        "padding, dilation and groups. R is convolution again: the transposed convolution for x, the correlation "
+        "of x with dy for w.",
 )
 
 # -- pooling ------------------------------------------------------------------------------------
