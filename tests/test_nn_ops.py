@@ -349,7 +349,7 @@ def test_R_of_conv_is_convolution_again():
     assert "fold" in strided  # the transposed convolution of a strided one goes through col2im
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal((2, 2, 6, 5)), rng.standard_normal((3, 2, 3, 2))
-    v, dx, dw = rng.standard_normal((2, 3, 6, 3)), rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+    v, dx, dw = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal(x.shape), rng.standard_normal(w.shape)
     # R[R[f]] against torch's double backward (the second derivative in the weights and input)
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     tv = torch.tensor(v, requires_grad=True)

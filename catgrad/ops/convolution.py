@@ -349,6 +349,7 @@ def _conv_rd(xs, ys, dys, stride=1, padding=0, dilation=1, groups=1):
     K, s, p, d, S, O = _conv_geometry((x.type, w.type), stride, padding, dilation, groups)
     n, g = len(K), int(groups)
     N, C, Co = x.shape[0], x.shape[1], w.shape[0]
+    Cg, Cog = (C, Co) if g == 1 else (C // g, Co // g)  # (channels may be names when g = 1)
     spatial = tuple(range(2, 2 + n))
     swap = (1, 0) + spatial
     geo = dict(kernel=K, stride=s, padding=p, dilation=d)
@@ -356,13 +357,14 @@ def _conv_rd(xs, ys, dys, stride=1, padding=0, dilation=1, groups=1):
     if all(a == 1 for a in s) and all(a >= 0 for a in q):
         # dx: the transposed convolution, a convolution of dy with the flipped kernel whose
         # channel axes are swapped within each group
-        wt = w.reshape((g, Co // g, C // g) + K).transpose((0, 2, 1) + tuple(range(3, 3 + n)))
-        wt = _flip(wt.reshape((C, Co // g) + K), spatial)
-        dx = conv(dy, wt, padding=q, dilation=d, groups=g)
+        if g == 1:
+            wt = w.transpose(swap)
+        else:
+            wt = w.reshape((g, Cog, Cg) + K).transpose((0, 2, 1) + tuple(range(3, 3 + n))).reshape((C, Cog) + K)
+        dx = conv(dy, _flip(wt, spatial), padding=q, dilation=d, groups=g)
     else:  # col2im of the per-window products
         Ol, Kl = _letters(n, "P"), _letters(n, "U")
-        cols = einsum(dy.reshape((N, g, Co // g) + O), w.reshape((g, Co // g, C // g) + K),
-                      spec=f"ngo{Ol},goc{Kl}->ngc{Ol}{Kl}")
+        cols = einsum(dy.reshape((N, g, Cog) + O), w.reshape((g, Cog, Cg) + K), spec=f"ngo{Ol},goc{Kl}->ngc{Ol}{Kl}")
         dx = fold(cols.reshape((N, C) + O + K), size=S, **geo)
     if g == 1:
         # dw: the correlation of x with dy, a convolution with the batch as channels
@@ -373,8 +375,8 @@ def _conv_rd(xs, ys, dys, stride=1, padding=0, dilation=1, groups=1):
         dw = r.transpose(swap)
     else:
         Ol, Kl = _letters(n, "P"), _letters(n, "U")
-        win = unfold(x, **geo).reshape((N, g, C // g) + O + K)
-        dw = einsum(dy.reshape((N, g, Co // g) + O), win, spec=f"ngo{Ol},ngc{Ol}{Kl}->goc{Kl}").reshape(w.shape)
+        win = unfold(x, **geo).reshape((N, g, Cg) + O + K)
+        dw = einsum(dy.reshape((N, g, Cog) + O), win, spec=f"ngo{Ol},ngc{Ol}{Kl}->goc{Kl}").reshape(w.shape)
     return [dx, dw]
 
 
