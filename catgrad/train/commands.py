@@ -139,9 +139,7 @@ def _check_model(model, train, args) -> None:
     if x_t.rank == 0 or y_t.rank != min(x_t.rank, 2):
         raise ShapeError(f"model {args.model}: expected {'{'}f[d] -> f[k], f[B, d] -> f[B, k] or "
                          f"f[B, C, H, W] -> f[B, k]{'}'}, got {x_t} -> {y_t}")
-    if x_t.rank > 2:  # image-shaped examples; the training loop checks them against the data
-        pass
-    elif x_t.shape[-1] != train.n_features:
+    if x_t.rank <= 2 and x_t.shape[-1] != train.n_features:  # (the loop checks image-shaped inputs)
         raise ShapeError(
             f"model {args.model} takes inputs of width {x_t.shape[-1]} ({x_t}) but {args.data} has {train.n_features} features"
         )
