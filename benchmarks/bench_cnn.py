@@ -20,7 +20,6 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -31,19 +30,9 @@ import catgrad as cg  # noqa: E402
 from catgrad.frontend.module import load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "examples"))
+sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "benchmarks")]
+from bench_step import timeit  # noqa: E402  (microseconds, best of 3)
 from digits_cnn import torch_forward  # noqa: E402  (the same network in torch.nn.functional)
-
-
-def timeit(fn, n):
-    fn()
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t) / n)
-    return best * 1e3
 
 
 def main(argv=None):
@@ -66,7 +55,7 @@ def main(argv=None):
     def ours():
         box[0], _ = step(box[0], x, y)
 
-    t_numpy = timeit(ours, args.steps)
+    t_numpy = timeit(ours, args.steps) / 1e3
 
     p = {k: torch.tensor(v, requires_grad=True) for k, v in init.params.items()}
     topt = torch.optim.Adam(list(p.values()), lr=1e-3)
@@ -77,7 +66,7 @@ def main(argv=None):
         F.cross_entropy(torch_forward(F, p, tx), ty).backward()
         topt.step()
 
-    t_torch = timeit(theirs, args.steps)
+    t_torch = timeit(theirs, args.steps) / 1e3
     print(f"digits CNN training step, batch {args.batch}, float32, adam, 1 thread (best of 3 x {args.steps} steps)")
     print(f"  catgrad numpy backend: {t_numpy:8.2f} ms/step")
     print(f"  torch eager:           {t_torch:8.2f} ms/step")
@@ -92,7 +81,7 @@ def main(argv=None):
     def ours_torch():
         tbox[0], _ = tstep(tbox[0], x, y)
 
-    t_tb = timeit(ours_torch, args.steps)
+    t_tb = timeit(ours_torch, args.steps) / 1e3
     print(f"  catgrad torch backend: {t_tb:8.2f} ms/step  (ratio to torch eager {t_tb / t_torch:.2f}, target <= 1)")
 
 

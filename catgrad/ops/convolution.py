@@ -46,10 +46,10 @@ from ..core.primitive import Sample, expect_arity, expect_float
 from ..core.types import Ob, TensorType, f32, f64
 from ..errors import CatgradTypeError, SymbolicSizeError
 from ._base import declare, torch
+from .arith import eq
 from .linalg import einsum
 from .linalg import slice as slice_
 from .shape import concat
-from .arith import eq
 
 # -- geometry ------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.primitive import Sample, expect_arity
-from ..core.types import Ob, TensorType, f32, f64, i64
+from ..core.types import Ob, f32, f64, i64
 from ..errors import CatgradTypeError, ShapeError
 from ._base import declare, torch
 from .linalg import _axis_size
