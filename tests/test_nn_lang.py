@@ -154,3 +154,10 @@ def test_digits_are_image_shaped_for_conv_models(tmp_path):
     assert bad.returncode == 1
     assert "takes examples of shape (1, 4, 16)" in bad.stderr and "(1, 8, 8)" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_mixed_dtypes_suggest_cast():
+    with pytest.raises(FrontendError, match=r"convert one with cast\(x, dtype=f32\) or cast\(y, dtype=f64\)"):
+        loads("def f(x : f32[3], y : f64[3]) = x + y", "<test>")
+    f = loads("def f(x : f32[3], y : f64[3]) = cast(x, dtype=f64) + y", "<test>")["f"]
+    assert cg.evaluate(f, np.ones(3, np.float32), np.ones(3))[0].dtype == np.float64

@@ -295,7 +295,10 @@ def expect_same(name: str, dom: Ob) -> TensorType:
     first = dom[0]
     for t in dom[1:]:
         if t != first:
-            raise CatgradTypeError(f"{name} needs inputs of one type, got {first} and {t}")
+            hint = ""
+            if t.dtype != first.dtype:
+                hint = f"; convert one with cast(x, dtype={first.dtype.name}) or cast(y, dtype={t.dtype.name})"
+            raise CatgradTypeError(f"{name} needs inputs of one type, got {first} and {t}{hint}")
     return first
 
 
