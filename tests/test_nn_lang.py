@@ -161,3 +161,13 @@ def test_mixed_dtypes_suggest_cast():
         loads("def f(x : f32[3], y : f64[3]) = x + y", "<test>")
     f = loads("def f(x : f32[3], y : f64[3]) = cast(x, dtype=f64) + y", "<test>")["f"]
     assert cg.evaluate(f, np.ones(3, np.float32), np.ones(3))[0].dtype == np.float64
+
+
+def test_batchnorm_training_mode_against_torch():
+    rng = np.random.default_rng(6)
+    bn = lambda p, x, g, b: F.batch_norm(x, None, None, p[g].reshape(-1), p[b].reshape(-1),  # noqa: E731
+                                         training=True, eps=1e-5)
+    check_against_torch(model("def f = nn.batchnorm[3]", "f"), lambda p, x: bn(p, x, "batchnorm.g", "batchnorm.b"),
+                        [rng.standard_normal((5, 3))], rng)
+    check_against_torch(model("def f : f32[B, 2, 3, 4] -> f32[B, 2, 3, 4] = nn.batchnorm2d[2]", "f"),
+                        lambda p, x: bn(p, x, "batchnorm2d.g", "batchnorm2d.b"), [rng.standard_normal((3, 2, 3, 4))], rng)
