@@ -78,7 +78,14 @@ def _np_uniform01(key, shape, dtype, stream=0):
     n = math.prod(shape)
     m = _np_mantissa(dtype)
     counter = np.arange(n, dtype=np.int64).reshape(shape)
-    return _bits(np.asarray(key, dtype=np.int64), counter, stream, m).astype(np.float64) * 2.0 ** -m
+    with np.errstate(over="ignore"):  # the products wrap on purpose
+        return _bits(np.asarray(key, dtype=np.int64), counter, stream, m).astype(np.float64) * 2.0 ** -m
+
+
+def _np_split(key):
+    key = np.asarray(key, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        return np.asarray(_derive(key, 11)), np.asarray(_derive(key, 13))
 
 
 def _torch_uniform01(key, shape, dtype, stream=0):
@@ -148,7 +155,7 @@ def _derive(key, stream):
 random_split = declare(
     "random_split",
     _split_rule,
-    numpy=lambda key: (_derive(np.asarray(key, dtype=np.int64), 11), _derive(np.asarray(key, dtype=np.int64), 13)),
+    numpy=_np_split,
     torch=lambda key: (_derive(key, 11), _derive(key, 13)),
     kind="other", samples=lambda: [Sample(Ob(i64[()]), {})],
     doc="Two new keys from one (a hash of it); use each key once. R = 0.",
