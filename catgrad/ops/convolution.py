@@ -369,7 +369,7 @@ def _conv_rd(xs, ys, dys, stride=1, padding=0, dilation=1, groups=1):
     if g == 1:
         # dw: the correlation of x with dy, a convolution with the batch as channels
         r = conv(x.transpose(swap), dy.transpose(swap), stride=d, padding=p, dilation=s)  # [C, Co, *K']
-        for i in range(n):  # K' >= K: positions past the kernel see only padding or unused pixels
+        for i in range(n):  # K' >= K: the entries past K belong to no weight
             if r.shape[2 + i] != K[i]:
                 r = slice_(r, axis=2 + i, start=0, stop=K[i])
         dw = r.transpose(swap)
