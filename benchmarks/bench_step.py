@@ -45,7 +45,7 @@ def bench(sizes, opt_name, batch, n):
     (i, h, o) = sizes
     model = dense("l1", i, h) >> dense("l2", h, o)
     opt = cg.optim.sgd(0.01) if opt_name == "sgd" else cg.optim.adam(1e-3)
-    step = cg.compile(model, loss="mse", optimizer=opt)
+    step = cg.compile(model, loss=cg.loss.mse(reduction="half_sum"), optimizer=opt)
     state = step.init(0)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(batch, i)), np.eye(o)[rng.integers(0, o, batch)]

@@ -45,7 +45,7 @@ def main():
     iris = data.load("iris")
     digits, _ = data.prepare("digits", test_fraction=0.2, seed=0)
     cases = [
-        ("iris 4-20-3 per example, sgd", cg.compile(iris_model([4, 20, 3], 0.01), loss=cg.loss.mse,
+        ("iris 4-20-3 per example, sgd", cg.compile(iris_model([4, 20, 3], 0.01), loss=cg.loss.mse(reduction="half_sum"),
                                                    optimizer=cg.optim.sgd(lr=0.01)), iris, 20, 1, False),
         ("digits 64-64-10 batch 32, adam", cg.compile(digits_mlp(), loss=cg.loss.softmax_cross_entropy(reduction="mean"),
                                                      optimizer=cg.optim.adam(lr=1e-3)), digits, 10, 32, True),

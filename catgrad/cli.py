@@ -1,4 +1,4 @@
-"""The ``catgrad`` command line: ``catgrad check|show|train|compile|draw ...``.
+"""The ``catgrad`` command line: ``catgrad check|show|train|predict|evaluate|compile|draw ...``.
 
 Each subcommand lives with the layer it belongs to and registers itself through
 a ``register(subparsers)`` function in one of ``COMMAND_MODULES``. User errors
@@ -11,14 +11,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from .errors import CatgradError
 
 COMMAND_MODULES = [
     "catgrad.frontend.commands",  # check, show
     "catgrad.train.commands",  # train, compile
+    "catgrad.train.predict",  # predict, evaluate
     "catgrad.draw",  # draw
+    "catgrad.export",  # export
 ]
 
 
@@ -29,7 +33,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="catgrad", description="A compositional learning language.")
+    parser.add_argument("--version", action="version", version=f"catgrad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
@@ -45,23 +52,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _on_sigterm(signum, frame):
+    from .train.loop import Interrupted
+
+    raise Interrupted()
+
+
 def main(argv=None) -> int:
+    """Run one command. SIGINT and SIGTERM stop it the same way: a one-line message saying
+    whether a checkpoint was kept, and exit status 130 or 143 (128 + the signal number)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .train.loop import Interrupted
+
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.run(args) or 0)
     except CatgradError as e:
         print(f"catgrad: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("catgrad: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Interrupted) as e:
+        term = isinstance(e, Interrupted)
+        print(f"catgrad: {'terminated' if term else 'interrupted'}{getattr(e, 'kept', '')}", file=sys.stderr)
+        return 143 if term else 130
+    except RecursionError:  # defence in depth: input nested beyond what a check caught
+        if os.environ.get("CATGRAD_DEBUG"):
+            raise
+        print("catgrad: error: the input is nested too deeply to process", file=sys.stderr)
+        return 1
     except Exception as e:  # a bug in catgrad, not in the user's input: still no traceback by default
         if os.environ.get("CATGRAD_DEBUG"):
             raise
         print(f"catgrad: internal error: {type(e).__name__}: {e} (this is a bug in catgrad; "
               "set CATGRAD_DEBUG=1 to see the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == "__main__":

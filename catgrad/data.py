@@ -17,11 +17,14 @@ of the data and a seed:
 Sources accepted by :func:`load`:
 
 * ``"iris"``, ``"digits"``, ``"wine"``, ``"breast_cancer"`` (no download);
-* ``PATH.csv``: a header row, then one example per row. The label column is chosen by
-  name (``label=...``), otherwise the last column. Feature cells must be numbers; label
+* ``PATH.csv``: a header row (column names; none of them a number), then one example per
+  row. The label column is chosen by name or index (``label=...``, an index in [-n, n)),
+  otherwise the last column. The file is read in one streaming pass into float64 blocks; a
+  file larger than an eighth of :func:`catgrad.files.memory_limit` is refused. Feature cells must be numbers; label
   cells may be numbers or names (names become classes, sorted).
 * ``PATH.npz``: arrays ``x`` (n x d) and ``y`` (n class indices, or n x k targets); other
-  key names via ``x_key`` / ``y_key``. Loaded with ``allow_pickle=False``.
+  key names via ``x_key`` / ``y_key``. Loaded with ``allow_pickle=False``, after every
+  member's ``.npy`` header (dtype, shape, hence size) is checked.
 
 Every problem with a file is a :class:`DataError` that names the file and the place.
 
@@ -45,6 +48,7 @@ from typing import Optional
 import numpy as np
 
 from .errors import CatgradError
+from .files import check_readable, human_bytes, memory_limit, npz_headers, read_npz
 
 BUILTIN = ("iris", "digits", "wine", "breast_cancer")
 
@@ -162,8 +166,17 @@ class Standardizer:
 
     @classmethod
     def fit(cls, x: np.ndarray) -> "Standardizer":
-        std = x.std(axis=0)
-        return cls(x.mean(axis=0), np.where(std > 0, std, 1.0))
+        # mean and std of x/m, times m (m = max |x| per column): the same numbers, but a
+        # column near the float64 limit (1e308) does not overflow into inf/nan
+        if len(x) == 0:  # no training rows: the identity map
+            return cls(np.zeros(x.shape[1:]), np.ones(x.shape[1:]))
+        from sklearn.preprocessing import StandardScaler
+
+        m = np.max(np.abs(x), axis=0)
+        m = np.where(m > 0, m, 1.0)
+        s = StandardScaler().fit(x / m)
+        std = np.sqrt(s.var_) * m
+        return cls(s.mean_ * m, np.where(std > 0, std, 1.0))
 
     def __call__(self, ds: Dataset) -> Dataset:
         return replace(ds, x=(ds.x - self.mean) / self.std)
@@ -189,11 +202,10 @@ def load(source, *, label=None, x_key: str = "x", y_key: str = "y") -> Dataset:
     source = os.fspath(source)
     if source in BUILTIN:
         return _builtin(source)
-    if not os.path.exists(source):
+    if not os.path.lexists(source):
         hint = "" if os.sep in source or "." in source else f" (built-in datasets: {', '.join(BUILTIN)})"
         raise DataError(f"{source}: no such file{hint}")
-    if os.path.isdir(source):
-        raise DataError(f"{source}: is a directory, expected a .csv or .npz file")
+    check_readable(source, "data file (.csv or .npz)", DataError)
     ext = os.path.splitext(source)[1].lower()
     if ext == ".npz":
         return _load_npz(source, x_key, y_key)
@@ -220,54 +232,91 @@ def _number(cell: str):
         return None
 
 
+def _label_column(path: str, header: list, label) -> int:
+    if label is None:
+        return len(header) - 1
+    if isinstance(label, str) and label in header:
+        return header.index(label)
+    if isinstance(label, int) or (isinstance(label, str) and label.strip().lstrip("-").isdigit()):
+        k, n = int(label), len(header)
+        if not -n <= k < n:
+            raise DataError(f"{path}: label column {k} is out of range: the file has {n} columns "
+                            f"(0..{n - 1}, or -{n}..-1 from the end)")
+        return k % n
+    from .errors import did_you_mean
+
+    raise DataError(f"{path}: no column named {label!r}{did_you_mean(label, header)}; columns: {', '.join(header)}")
+
+
+#: rows are parsed into float64 blocks of this many rows, so memory is the table itself
+_CSV_BLOCK = 4096
+
+
 def _load_csv(path: str, label) -> Dataset:
+    limit = memory_limit()
+    size = os.path.getsize(path)
+    if size > limit // 4:  # each cell becomes 8 bytes (at least 2 bytes of text each), plus the parser's work
+        raise DataError(f"{path}: {human_bytes(size)} is larger than the limit for CSV files of {human_bytes(limit // 4)}"
+                        " (an eighth of the memory; set CATGRAD_MAX_BYTES, or convert the data to .npz)")
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
+            return _parse_csv(path, csv.reader(fh), label)
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
     except csv.Error as e:
         raise DataError(f"{path}: malformed CSV: {e}") from None
-    lines = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]  # 1-based line numbers
-    if not lines:
-        raise DataError(f"{path}: the file is empty (expected a header row, then data rows)")
-    (_, header), body = lines[0], lines[1:]
-    header = [h.strip() for h in header]
-    if not body:
-        raise DataError(f"{path}: a header row but no data rows")
-    if all(_number(h) is not None for h in header):
-        raise DataError(f"{path}: line 1 looks like data, but the first row must be a header of column names")
-    if label is None:
-        col = len(header) - 1
-    elif isinstance(label, int) or (isinstance(label, str) and label not in header and label.lstrip("-").isdigit()):
-        col = int(label) % len(header)
-    elif label in header:
-        col = header.index(label)
-    else:
-        from .errors import did_you_mean
 
-        raise DataError(f"{path}: no column named {label!r}{did_you_mean(label, header)}; columns: {', '.join(header)}")
+
+def _parse_csv(path: str, reader, label) -> Dataset:
+    """One pass over the rows: features into float64 blocks, labels kept as text."""
+    line, header = 0, None
+    for r in reader:
+        line = reader.line_num
+        if any(c.strip() for c in r):
+            header = [h.strip() for h in r]
+            break
+    if header is None:
+        raise DataError(f"{path}: the file is empty (expected a header row, then data rows)")
+    numeric = [h for h in header if _number(h) is not None]
+    if numeric:
+        raise DataError(f"{path}: line {line} looks like data ({numeric[0]!r} is a number), but the first row must be "
+                        "a header of column names; add a header line")
+    col = _label_column(path, header, label)
     if len(header) < 2:
         raise DataError(f"{path}: need at least one feature column and a label column, got {header}")
     feats = [j for j in range(len(header)) if j != col]
-    x = np.empty((len(body), len(feats)))
-    raw_labels = []
-    for k, (line, r) in enumerate(body):
+    blocks, block, raw_labels, lines = [], np.empty((_CSV_BLOCK, len(feats))), [], []
+    k = 0
+    for r in reader:
+        line = reader.line_num
+        if not any(c.strip() for c in r):
+            continue
         if len(r) != len(header):
             raise DataError(f"{path}: line {line} has {len(r)} cells but the header has {len(header)} columns (ragged row)")
+        if k == _CSV_BLOCK:
+            blocks.append(block)
+            block, k = np.empty((_CSV_BLOCK, len(feats))), 0
         for jj, j in enumerate(feats):
             v = _number(r[j].strip())
-            if v is None:
-                what = "an empty cell" if not r[j].strip() else f"{r[j].strip()!r} is not a number"
+            if v is None or not np.isfinite(v):
+                what = ("an empty cell" if not r[j].strip() else
+                        f"{r[j].strip()!r} is not a number" if v is None else "not a finite number")
                 raise DataError(f"{path}: line {line}, column {j + 1} ({header[j]!r}): {what}")
-            x[k, jj] = v
-        raw_labels.append(r[col].strip())
-    for (line, _), lab in zip(body, raw_labels):
+            block[k, jj] = v
+        lab = r[col].strip()
         if not lab:
             raise DataError(f"{path}: line {line}, column {col + 1} ({header[col]!r}): empty label")
+        raw_labels.append(lab)
+        k += 1
+    if not raw_labels:
+        raise DataError(f"{path}: a header row but no data rows")
+    x = np.concatenate(blocks + [block[:k]]) if blocks else block[:k]
     nums = [_number(s) for s in raw_labels]
     if all(v is not None for v in nums):
         vals = np.asarray(nums)
+        if not np.all(np.isfinite(vals)):
+            i = int(np.flatnonzero(~np.isfinite(vals))[0])
+            raise DataError(f"{path}: data row {i + 1}, column {col + 1} ({header[col]!r}): label is not a finite number")
         if np.all(vals == np.round(vals)):  # integral labels: classes
             uniq = np.unique(vals)
             y = np.searchsorted(uniq, vals).astype(np.int64)
@@ -278,35 +327,27 @@ def _load_csv(path: str, label) -> Dataset:
         uniq = sorted(set(raw_labels))
         index = {c: i for i, c in enumerate(uniq)}
         y, classes = np.array([index[s] for s in raw_labels], np.int64), tuple(uniq)
-    if not np.all(np.isfinite(x)):
-        k, j = map(int, np.argwhere(~np.isfinite(x))[0])
-        raise DataError(f"{path}: line {body[k][0]}, column {feats[j] + 1} ({header[feats[j]]!r}): not a finite number")
     return Dataset(os.path.basename(path), x, y, classes, tuple(header[j] for j in feats))
 
 
 def _load_npz(path: str, x_key: str, y_key: str) -> Dataset:
     if not zipfile.is_zipfile(path):  # else numpy would try to read it as a pickle
         raise DataError(f"{path}: not a valid .npz file (not a zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            missing = [k for k in (x_key, y_key) if k not in keys]
-            if missing:
-                raise DataError(
-                    f"{path}: no array named {' or '.join(map(repr, missing))}; the file holds {keys or 'no arrays'}"
-                    f" (features go in {x_key!r}, labels in {y_key!r})"
-                )
-            x, y = z[x_key], z[y_key]
-    except DataError:
-        raise
-    except ValueError as e:  # object arrays refuse to load without pickle
-        raise DataError(f"{path}: cannot read without unpickling ({e}); store plain numeric arrays") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise DataError(f"{path}: not a valid .npz file ({e})") from None
+    keys = list(npz_headers(path, DataError))  # members, dtypes and sizes checked before decompressing
+    missing = [k for k in (x_key, y_key) if k not in keys]
+    if missing:
+        raise DataError(
+            f"{path}: no array named {' or '.join(map(repr, missing))}; the file holds {keys or 'no arrays'}"
+            f" (features go in {x_key!r}, labels in {y_key!r})"
+        )
+    arrays = read_npz(path, DataError, keys=(x_key, y_key))
+    x, y = arrays[x_key], arrays[y_key]
     if x.dtype.kind not in "biuf":
         raise DataError(f"{path}: array {x_key!r} must be numeric, got dtype {x.dtype}")
     if x.ndim != 2:
         raise DataError(f"{path}: array {x_key!r} must be 2-D (examples x features), got shape {x.shape}")
+    if y.ndim == 0:
+        raise DataError(f"{path}: {y_key!r} must hold one label per row, got a single number")
     if len(y) != len(x):
         raise DataError(f"{path}: {x_key!r} has {len(x)} rows but {y_key!r} has {len(y)}")
     x = x.astype(np.float64)

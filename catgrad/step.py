@@ -104,6 +104,17 @@ def step_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram) -
 # -- state ---------------------------------------------------------------------------------
 
 
+def to_host(v) -> np.ndarray:
+    """A backend value as a numpy array: torch tensors are copied off their device
+    (bfloat16, which numpy lacks, as float32); numpy values pass through."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu()
+        if str(v.dtype) == "torch.bfloat16":
+            v = v.float()
+        return v.numpy()
+    return np.asarray(v)
+
+
 @dataclass
 class TrainState:
     """Parameters, optimizer state and the number of updates done."""
@@ -114,8 +125,8 @@ class TrainState:
 
     def flat(self) -> dict:
         """``{"param/<name>": ..., "opt/<key>": ..., "step": int64 scalar}``."""
-        out = {f"param/{k}": v for k, v in self.params.items()}
-        out.update({f"opt/{k}": v for k, v in self.opt_state.items()})
+        out = {f"param/{k}": to_host(v) for k, v in self.params.items()}
+        out.update({f"opt/{k}": to_host(v) for k, v in self.opt_state.items()})
         out["step"] = np.asarray(self.step, dtype=np.int64)
         return out
 
@@ -147,4 +158,4 @@ class TrainState:
         return TrainState(dict(self.params), opt, self.step)
 
 
-__all__ = ["TrainState", "step_diagram", "learning_rate", "identity_learning_rate", "lr_put"]
+__all__ = ["to_host", "TrainState", "step_diagram", "learning_rate", "identity_learning_rate", "lr_put"]

@@ -9,7 +9,7 @@ Reading of N(0, 0.01): we take 0.01 as the *standard deviation* (catgrad's defau
 initialiser, ``cg.init.normal(0.01)``). ``--init-std 0.1`` is the other reading (variance
 0.01); the script prints both by default, and both clear the targets.
 
-Every update is one call of the compiled step ``cg.compile(model, loss=mse,
+Every update is one call of the compiled step ``cg.compile(model, loss=mse(reduction="half_sum"),
 optimizer=sgd(lr=0.01))``, driven by ``catgrad.train.fit``.
 
 Run:  python examples/iris_cfgbl.py            (both models, both readings, ~10 s)
@@ -47,7 +47,7 @@ def model(widths, init_std: float) -> cg.Para:
 
 def run(hidden=(), epochs: int = 400, init_std: float = 0.01, lr: float = 0.01, seed: int = 0):
     iris = data.load("iris")  # all 150 examples, features as published (no standardisation)
-    step = cg.compile(model([4, *hidden, 3], init_std), loss=cg.loss.mse, optimizer=cg.optim.sgd(lr=lr))
+    step = cg.compile(model([4, *hidden, 3], init_std), loss=cg.loss.mse(reduction="half_sum"), optimizer=cg.optim.sgd(lr=lr))
     return fit(step, iris, epochs=epochs, batch_size=1, seed=seed)
 
 

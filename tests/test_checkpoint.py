@@ -73,19 +73,44 @@ def test_refuses_pickles_and_foreign_files(tmp_path):
     np.savez(tmp_path / "obj.npz", x=np.array([{"code": 1}], dtype=object))
     with pytest.raises(CheckpointError, match="refusing to load"):
         ckpt.load(tmp_path / "obj.npz")
-    (tmp_path / "p.npz").write_bytes(b"\x80\x04K\x01.")  # a pickle, not a zip
-    with pytest.raises(CheckpointError, match="not an .npz archive"):
+    (tmp_path / "p.npz").write_bytes(b"\x80\x04K\x01.")  # a pickle, neither zip nor safetensors
+    with pytest.raises(CheckpointError, match="not a catgrad checkpoint"):
         ckpt.load(tmp_path / "p.npz")
     np.savez(tmp_path / "plain.npz", x=np.zeros(2))
-    with pytest.raises(CheckpointError, match="format tag"):
+    with pytest.raises(CheckpointError, match="without the catgrad-checkpoint/1 tag"):
         ckpt.load(tmp_path / "plain.npz")
+    from safetensors.numpy import save_file
+
+    save_file({"x": np.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(CheckpointError, match="not a catgrad checkpoint"):
+        ckpt.load(tmp_path / "plain.safetensors")
+    (tmp_path / "torn.ckpt").write_bytes((tmp_path / "plain.safetensors").read_bytes()[:-3])
+    with pytest.raises(CheckpointError, match="not a catgrad checkpoint"):
+        ckpt.load(tmp_path / "torn.ckpt")
 
 
-def test_meta_is_plain_json_bytes(tmp_path):
-    ckpt.save(tmp_path / "c.npz", {"step": np.int64(3)}, {"a": [1, 2]})
-    with np.load(tmp_path / "c.npz", allow_pickle=False) as z:
-        raw = z[ckpt.META]
-    assert raw.dtype == np.uint8 and json.loads(bytes(raw))["a"] == [1, 2]
+def test_a_checkpoint_is_a_safetensors_file_torch_reads(tmp_path):
+    """Parameters and metadata open with the safetensors library alone (here: into torch)."""
+    import safetensors
+    import safetensors.torch
+    import torch
+
+    W = np.arange(6.0).reshape(2, 3)
+    ckpt.save(tmp_path / "c.ckpt", {"param/W": W, "step": np.int64(3)}, {"a": [1, 2]})
+    tensors = safetensors.torch.load_file(str(tmp_path / "c.ckpt"))
+    assert torch.equal(tensors["param/W"], torch.tensor(W)) and int(tensors["step"]) == 3
+    with safetensors.safe_open(str(tmp_path / "c.ckpt"), framework="numpy") as f:
+        meta = f.metadata()
+    assert meta["format"] == ckpt.FORMAT and json.loads(meta["catgrad"])["a"] == [1, 2]
+
+
+def test_first_format_npz_checkpoints_still_load(tmp_path):
+    """A checkpoint written by catgrad's first format (.npz + JSON bytes) reads back as before."""
+    doc = json.dumps({"format": ckpt.FORMAT_NPZ, "position": {"epoch": 2, "batch": 0}}).encode()
+    np.savez(tmp_path / "old.npz", **{"param/W": np.ones(3), "step": np.int64(7),
+                                      ckpt.META: np.frombuffer(doc, dtype=np.uint8)})
+    flat, meta = ckpt.load(tmp_path / "old.npz")
+    assert set(flat) == {"param/W", "step"} and int(flat["step"]) == 7 and meta["position"]["epoch"] == 2
 
 
 def test_signature_mismatch_names_the_difference():

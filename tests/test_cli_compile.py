@@ -30,11 +30,11 @@ def test_program_is_the_optimized_step():
 
 def test_python_code_runs_the_step_for_the_batch_size(tmp_path):
     out = tmp_path / "step.py"
-    r = _cli(IRIS, "--model", "mlp", "--emit", "python", "--batch", "5", "-o", out)
+    r = _cli(IRIS, "--model", "mlp", "--loss", "cross_entropy", "--emit", "python", "--batch", "5", "-o", out)
     assert r.returncode == 0, r.stderr
     src = out.read_text()
     assert src.startswith("def run(") and "return" in src
-    step = cg.compile(cg.load(IRIS)["mlp"], loss="mse")
+    step = cg.compile(cg.load(IRIS)["mlp"], loss="cross_entropy")
     # inputs are named after the parameters, the optimizer state, the data and the labels
     names = [re.sub(r"\W", "_", n) for n in [f"p_{n}" for n in step.param_names] + [f"s_{k}" for k in step.opt_keys]]
     names += ["x", "y"]
@@ -45,8 +45,10 @@ def test_python_code_runs_the_step_for_the_batch_size(tmp_path):
 
 
 def test_dot_and_errors(tmp_path):
-    r = _cli(IRIS, "--model", "mlp", "--emit", "dot")
+    r = _cli(IRIS, "--model", "mlp", "--loss", "mse", "--emit", "dot")
     assert r.returncode == 0 and r.stdout.startswith('digraph "step of mlp"')
+    r = _cli(IRIS, "--model", "mlp", "--emit", "dot")  # a float output: which loss? never a silent mse
+    assert r.returncode == 1 and "which loss?" in r.stderr and "--loss cross_entropy" in r.stderr and r.stdout == ""
     r = _cli(IRIS, "--model", "mpl", "-o", tmp_path / "x.txt")
     assert r.returncode == 1 and "did you mean 'mlp'" in r.stderr and "Traceback" not in r.stderr
     r = _cli(IRIS, "--model", "mlp", "--batch", "0", "--emit", "python")

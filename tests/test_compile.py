@@ -138,7 +138,7 @@ def test_backends_plug_in_through_the_registry():
     assert isinstance(seen[0], Program) and seen[0].dom == step.diagram.dom and seen[0].cod == step.diagram.cod
     assert str(seen[0]) == str(optimize(lower(step.diagram)))
     assert seen[1].dom == model.body.dom
-    assert out.loss == pytest.approx(0.5 * 3 * 1.0**2)
+    assert out.loss == pytest.approx(1.0)  # mse is the mean of (1 - 0)^2 over the 3 x 1 entries
     with pytest.raises(cg.CatgradError, match="unknown backend 'recording'"):
         cg.compile(model, backend="recording")
 
@@ -154,3 +154,21 @@ def test_broadcasts_left_to_numpy_only_where_safe():
     assert got[0].shape == (3,)
     for r, g in zip(cg.evaluate(f, a, b, x), got):
         np.testing.assert_array_equal(r, g)
+
+
+def test_sign_simplification_keeps_every_bit():
+    """x + (-y) -> x - y, (-x) + y -> y - x, x - (-y) -> x + y, (-x)(-y) -> xy, -(-x) -> x:
+    IEEE gives the same bits, so the optimized program equals evaluation exactly."""
+    from catgrad.compiler import simplify_signs
+
+    @cg.trace(cg.f64[5], cg.f64[5], cg.f64[5])
+    def f(x, y, z):
+        return x + (-y), (-x) + z, x - (-z), (-x) * (-y), -(-(x * z))
+
+    p = lower(f)
+    q = simplify_signs(p)
+    assert q.op_counts().get("neg", 0) == 0 and q.op_counts()["sub"] == 2
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(5) for _ in range(3)]
+    for got, want in zip(compile_numpy(q)(*args), cg.evaluate(f, *args)):
+        np.testing.assert_array_equal(got, want)

@@ -88,3 +88,74 @@ def test_cli_draw_dot_and_errors(tmp_path):
     r = _cli("draw", EXAMPLES / "iris.cat", "mpl", "-o", tmp_path / "bad.dot", cwd=tmp_path)
     assert r.returncode == 1 and "did you mean 'mlp'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "bad.dot").exists()
+
+
+# -- baseline drawings ---------------------------------------------------------------------------
+# tests/baselines/NAME.dot is the accepted drawing (looked at as NAME.png before it was accepted);
+# CATGRAD_UPDATE_BASELINES=1 rewrites them, to be looked at again before committing.
+
+BASELINES = Path(__file__).resolve().parent / "baselines"
+DEEP = "import nn\ndef deep = " + " >> ".join(["nn.dense[32, 32] >> tanh"] * 30) + "\n"
+CASES = {
+    "iris_mlp": (EXAMPLES / "iris.cat", "mlp", []),
+    "iris_mlp_grad": (EXAMPLES / "iris.cat", "mlp", ["--grad"]),
+    "deep30_grad": (None, "deep", ["--grad"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_drawings_match_their_baselines(name, tmp_path):
+    import os
+
+    src, model, extra = CASES[name]
+    if src is None:
+        src = tmp_path / "deep.cat"
+        src.write_text(DEEP)
+    fmts = ["dot"] + (["svg"] if HAVE_DOT else [])
+    for fmt in fmts:
+        r = _cli("draw", src, model, *extra, "-o", tmp_path / f"{name}.{fmt}", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    got = (tmp_path / f"{name}.dot").read_text()
+    if os.environ.get("CATGRAD_UPDATE_BASELINES"):
+        (BASELINES / f"{name}.dot").write_text(got)
+        if HAVE_DOT:
+            subprocess.run(["dot", "-Tpng", "-Gsize=30,8", "-o", BASELINES / f"{name}.png", BASELINES / f"{name}.dot"],
+                           check=True)  # at most 30 x 8 inches: a picture to look at, not to compare
+    assert got == (BASELINES / f"{name}.dot").read_text()
+    if HAVE_DOT:  # Graphviz lays out every node and label of the baseline (positions may differ by version)
+        texts = sorted(t.text for t in ET.parse(tmp_path / f"{name}.svg").getroot().iter("{http://www.w3.org/2000/svg}text"))
+        assert texts and all(line in got for line in texts)
+
+
+def test_para_style_and_named_outputs():
+    mlp = cg.load(EXAMPLES / "iris.cat")["mlp"]
+    src = to_dot(mlp, "mlp", output_names=["logits"]).source
+    # each parameter shares a rank with the box it feeds, and its wire carries no label (the type is on it)
+    for p in mlp.params:
+        assert f'label="{p.name}\n{p.type}"' in src
+    assert src.count("rank=same") == len(mlp.params)
+    assert "logits" in src and "out0" not in src
+    assert src.count("subgraph cluster_") == 2  # the two dense layers, framed
+
+
+def test_deep_networks_collapse_to_one_box_per_layer():
+    deep = cg.loads(DEEP)["deep"]
+    names = list(deep.names) + ["x", "dy"]
+    src = to_dot(cg.R(deep), input_names=names, n_params=len(deep.params)).source
+    assert src.count("shape=box") <= 31 + 5  # 30 layers and a few ungrouped ops, not 330 boxes
+    assert to_dot(cg.R(deep), collapse=False).source.count("shape=box") == len(cg.R(deep).graph.boxes)
+
+
+@pytest.mark.skipif(not HAVE_DOT, reason="Graphviz's dot program is not installed")
+def test_graphviz_time_limit_gives_a_message(tmp_path):
+    deep = cg.loads(DEEP)["deep"]
+    with pytest.raises(cg.CatgradError, match=r"did not finish laying out 330 boxes within 0.01 s"):
+        render(cg.R(deep), tmp_path / "x.svg", collapse=False, timeout=0.01)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not HAVE_DOT, reason="Graphviz's dot program is not installed")
+def test_jupyter_sees_svg():
+    svg = cg.load(EXAMPLES / "iris.cat")["mlp"]._repr_svg_()
+    root = ET.fromstring(svg.split("?>", 1)[1].split(">", 1)[1] if svg.startswith("<?xml") and "<!DOCTYPE" in svg else svg)
+    assert root.tag.endswith("svg")

@@ -68,17 +68,38 @@ def test_show_name_prints_type_params_and_diagram():
 
 @pytest.mark.slow
 def test_non_editable_install_loads_grammar_and_prelude(tmp_path):
+    """A wheel built from a copy of the sources (the checkout stays untouched: no build/, no
+    .egg-info) and installed into a fresh venv, offline. The venv sees this interpreter's packages
+    (numpy, setuptools, ...) through a .pth file, so no download is needed, whether the tests
+    run system-wide or inside a virtualenv that hides the system's packages."""
+    import shutil
+    import site
+    import sysconfig
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("catgrad", "lang"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
+    inner = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    outer = [p for p in dict.fromkeys([*site.getsitepackages(), sysconfig.get_paths()["purelib"],
+                                       sysconfig.get_paths()["platlib"]]) if os.path.isdir(p)]
+    # plain directory lines: their own .pth files (the editable install of this checkout) are not run
+    Path(inner, "outer_packages.pth").write_text("\n".join(outer) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    # setuptools here builds wheels through the `wheel` package; get it if it is missing
-    if subprocess.run([str(py), "-c", "import wheel"], capture_output=True).returncode != 0:
-        r = subprocess.run([str(py), "-m", "pip", "install", "-q", "wheel"], capture_output=True, text=True,
-                           env=env, timeout=300)
-        if r.returncode != 0:
-            pytest.skip(f"cannot install 'wheel' into the test venv: {r.stderr[-300:]}")
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
+    # the wheel is built by this interpreter's setuptools, offline; the venv's pip installs it
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                        "-w", str(tmp_path / "wheels"), str(src)], capture_output=True, text=True, env=env, timeout=600,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (wheel,) = (tmp_path / "wheels").glob("catgrad-*.whl")
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
                        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     (tmp_path / "m.cat").write_text("import nn\nimport circuits\ndef f = nn.dense[3, 2] >> relu\n")

@@ -16,7 +16,7 @@ LAYERS = [  # bottom to top
     ("calculus", ["calculus"]),
     ("learning", ["loss", "optim", "schedule", "step"]),
     ("compiler", ["compiler"]),
-    ("run", ["files", "data", "train", "frontend", "draw", "cli", "__main__", "__init__"]),
+    ("run", ["files", "data", "train", "frontend", "draw", "plot", "export", "cli", "__main__", "__init__"]),
 ]
 RANK = {top: i for i, (_, tops) in enumerate(LAYERS) for top in tops}
 

@@ -461,7 +461,7 @@ def test_poly_training_loop_equals_compiled_sgd_step():
     stream of one-example batches gives the compiled step's parameters to ~1e-12."""
     f = dense_sigmoid()
     eps = 0.1
-    step = cg.compile(f, loss=cg.loss.mse, optimizer=cg.optim.sgd(lr=eps), backend="numpy")
+    step = cg.compile(f, loss=cg.loss.mse(reduction="half_sum"), optimizer=cg.optim.sgd(lr=eps), backend="numpy")
     state = step.init(seed=0)
     p0 = [state.params[n] for n in f.names]
     x, y = _iris_like()
@@ -483,7 +483,7 @@ def test_poly_training_loop_equals_compiled_step_with_optimizer_state(make_opt):
         pytest.skip(f"cg.optim.{make_opt} not available yet")
     f = dense_sigmoid()
     opt = factory(lr=0.05)
-    step = cg.compile(f, loss=cg.loss.mse, optimizer=opt, backend="numpy")
+    step = cg.compile(f, loss=cg.loss.mse(reduction="half_sum"), optimizer=opt, backend="numpy")
     state = step.init(seed=0)
     olens = opt.lens(f.params)
     sys_ = optimized(f, olens).system()

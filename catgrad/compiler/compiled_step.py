@@ -142,12 +142,13 @@ def _float_dtype(dtype) -> DType | None:
     return d
 
 
-def compile(model, loss="mse", optimizer: Optimizer | None = None, backend: str = "numpy", lr_lens=None,
+def compile(model, loss=None, optimizer: Optimizer | None = None, backend: str = "numpy", lr_lens=None,
             dtype=None, **backend_options) -> Step:
     """Build the supervised step for ``model``, optimize it once and lower it with ``backend``.
 
     ``loss``: a name (``"mse"``, ``"softmax_cross_entropy"``...), a constructor from
-    :mod:`catgrad.loss` or a ready Para. ``optimizer``: an :class:`~catgrad.optim.Optimizer`
+    :mod:`catgrad.loss`, a ready Para or a diagram ``(label, pred) -> L``; left out, it is
+    ``xor`` for a bit output and otherwise an error asking for one (see ``cg.loss.default_for``). ``optimizer``: an :class:`~catgrad.optim.Optimizer`
     or a string such as ``"adam(lr=1e-3)"`` (default ``sgd(lr=0.01)``).
     ``lr_lens`` overrides the learning-rate lens (default ``-1`` on floats, the
     identity on bits). ``dtype`` (``"f32"``, ``"f64"``, ``"bf16"`` or a torch dtype)

@@ -21,32 +21,8 @@ from ..core.primitive import bind, check_lowerable
 from ..core.types import bind_shape
 from ..errors import ShapeError
 from .passes import optimize
-from .pipeline import as_program, value_names
+from .pipeline import as_program, implicit_broadcasts, value_names
 from .program import Program
-
-
-def _implicit_broadcasts(prog: Program) -> set:
-    """Indices of broadcast instructions whose every reader is an elementwise op that
-    also reads a full-shape operand: numpy broadcasting makes them no-ops there."""
-    readers: dict = {}
-    for ins in prog.instrs:
-        for v in ins.ins:
-            readers.setdefault(v, []).append(ins)
-    outputs = set(prog.outputs)
-    bcast = {i.outs[0] for i in prog.instrs if i.op.name == "broadcast"}
-    out = set()
-    for j, ins in enumerate(prog.instrs):
-        if ins.op.name != "broadcast" or ins.outs[0] in outputs:
-            continue
-        full = prog.types[ins.outs[0]]
-        rs = readers.get(ins.outs[0], [])
-        if rs and all(
-            r.op.prim.elementwise and r.op.cod[0].shape == full.shape
-            and any(v not in bcast and prog.types[v].shape == full.shape for v in r.ins)
-            for r in rs
-        ):
-            out.add(j)
-    return out
 
 
 def _numpy_name(fn) -> str | None:
@@ -66,7 +42,7 @@ def generate(prog: Program, binding: dict, input_names=None):
             c = np.asarray(c)
             shown = repr(c.item()) if c.size == 1 else f"array of shape {c.shape}"
             lines.append(f"    # {name[v]} = {shown} ({c.dtype})")
-    implicit = _implicit_broadcasts(prog)
+    implicit = implicit_broadcasts(prog)
     for j, ins in enumerate(prog.instrs):
         if j in implicit:  # numpy's own broadcasting in the consumers does it
             name[ins.outs[0]] = name[ins.ins[0]]

@@ -5,6 +5,7 @@ computing the same function.
 - :func:`cse`: common-subexpression elimination (one instruction per distinct
   ``(op, inputs)``; ops are pure, so this is sound). Composing lenses recomputes a
   forward pass inside each put; CSE shares it again.
+- :func:`simplify_signs`: fold negations into the adds, subs and muls that read them.
 - :func:`fold_constants`: evaluate, at compile time, every instruction whose inputs
   are all known (``constant`` boxes first), given a binding of the symbolic
   dimensions; a constant whose shape is still symbolic becomes a folded scalar and a
@@ -140,9 +141,47 @@ def _broadcast_op(t, shape):
     return lookup("broadcast").op([t], shape=shape)
 
 
+def simplify_signs(p: Program) -> Program:
+    """Move negations into the ops that read them, where IEEE arithmetic gives the same
+    bits: ``x + (-y) = x - y``, ``(-x) + y = y - x``, ``x - (-y) = x + y``,
+    ``(-x)(-y) = xy`` and ``-(-x) = x``. Descent steps are full of these (the learning
+    rate is ``-1``), and each one saved is a pass over a parameter-sized tensor."""
+    negated: dict = {}  # value -> the value it negates
+    sub: dict = {}
+    kept = []
+    for ins in p.instrs:
+        args = tuple(sub.get(v, v) for v in ins.ins)
+        op, name = ins.op, ins.op.name
+        if name == "neg" and args[0] in negated:
+            sub[ins.outs[0]] = negated[args[0]]
+            continue
+        if name in ("add", "sub", "mul") and len(op.cod) == 1 and all(p.types[a] == op.cod[0] for a in args):
+            x, y = args
+            new = None
+            if name == "add" and y in negated:
+                new = ("sub", (x, negated[y]))
+            elif name == "add" and x in negated:
+                new = ("sub", (y, negated[x]))
+            elif name == "sub" and y in negated:
+                new = ("add", (x, negated[y]))
+            elif name == "mul" and x in negated and y in negated:
+                new = ("mul", (negated[x], negated[y]))
+            if new is not None:
+                kept.append(Instr(lookup(new[0]).op(op.dom), new[1], ins.outs))
+                continue
+        if name == "neg":
+            negated[ins.outs[0]] = args[0]
+        kept.append(Instr(op, args, ins.outs))
+    q = p.copy()
+    q.instrs = kept
+    q.outputs = [sub.get(v, v) for v in p.outputs]
+    return dce(q)
+
+
 def optimize(p: Program, binding: dict | None = None) -> Program:
-    """The default pipeline: CSE, constant folding (with ``binding``), CSE again, DCE."""
-    return dce(cse(fold_constants(cse(p), binding)))
+    """The default pipeline: CSE, constant folding (with ``binding``), CSE again,
+    sign simplification, DCE."""
+    return simplify_signs(cse(fold_constants(cse(p), binding)))
 
 
-__all__ = ["dce", "cse", "fold_constants", "optimize"]
+__all__ = ["dce", "cse", "fold_constants", "simplify_signs", "optimize"]

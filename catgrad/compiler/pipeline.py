@@ -14,6 +14,8 @@ from __future__ import annotations
 import keyword
 import re
 
+import numpy as np
+
 from .passes import optimize
 from .program import Program, lower
 
@@ -39,10 +41,22 @@ def _ident(s: str) -> str:
 _RESERVED = {"np", "torch", "run", "self", "operator", "inf", "nan"}
 
 
+def _const_name(c) -> str | None:
+    """``c_0p5``, ``c_neg1``, ``c_1em08``: a one-entry constant named by its value."""
+    c = np.asarray(c)
+    if c.size != 1:
+        return None
+    v = c.reshape(()).item()
+    text = repr(float(v)) if isinstance(v, float) else str(int(v))
+    text = text.removesuffix(".0").replace("-", "neg").replace(".", "p").replace("+", "")
+    return "c_" + text if re.fullmatch(r"\w+", text) else None
+
+
 def value_names(prog: Program, input_names=None) -> dict:
     """A readable, unique Python name for every value of ``prog``: inputs after
-    ``input_names`` (``a0, a1...`` by default), constants ``const_7``, and every
-    other value after the op that made it (``tanh_12``)."""
+    ``input_names`` (``a0, a1...`` by default), constants by their value when they
+    hold one number (``c_0p5``; ``const_7`` otherwise), and every other value after
+    the op that made it (``tanh_12``)."""
     names: dict = {}
     used: set = set()
 
@@ -57,11 +71,36 @@ def value_names(prog: Program, input_names=None) -> dict:
         give(v, _ident(input_names[k]) if input_names else f"a{k}")
     for v in sorted(prog.consts):
         if v not in names:
-            give(v, f"const_{v}")
+            give(v, _const_name(prog.consts[v]) or f"const_{v}")
     for ins in prog.instrs:
         for o in ins.outs:
             give(o, f"{ins.op.name}_{o}")
     return names
 
 
-__all__ = ["prepare", "as_program", "value_names"]
+def implicit_broadcasts(prog: Program) -> set:
+    """Indices of broadcast instructions whose every reader is an elementwise op that
+    also reads a full-shape operand: numpy's and torch's own broadcasting in those
+    readers does the work, so a backend may pass the unbroadcast value instead."""
+    readers: dict = {}
+    for ins in prog.instrs:
+        for v in ins.ins:
+            readers.setdefault(v, []).append(ins)
+    outputs = set(prog.outputs)
+    bcast = {i.outs[0] for i in prog.instrs if i.op.name == "broadcast"}
+    out = set()
+    for j, ins in enumerate(prog.instrs):
+        if ins.op.name != "broadcast" or ins.outs[0] in outputs:
+            continue
+        full = prog.types[ins.outs[0]]
+        rs = readers.get(ins.outs[0], [])
+        if rs and all(
+            r.op.prim.elementwise and r.op.cod[0].shape == full.shape
+            and any(v not in bcast and prog.types[v].shape == full.shape for v in r.ins)
+            for r in rs
+        ):
+            out.add(j)
+    return out
+
+
+__all__ = ["prepare", "as_program", "value_names", "implicit_broadcasts"]

@@ -209,13 +209,13 @@ def bind(op: "Op", backend: str, binding: dict | None = None, shape=None) -> Cal
     needs = rule.needs
     kw = op.kwargs
     if "shape" in needs:
-        kw["shape"] = shape if shape is not None else resolve_shape(op.cod[0].shape, binding or {})
+        kw["shape"] = shape if shape is not None else resolve_shape(op.cod[0].shape, {} if binding is None else binding)
     if "dtype" in needs:
         kw["dtype"] = RULES[backend].dtype(op.cod[0].dtype)
     if "dom" in needs:
         kw["dom"] = op.dom
     if "shapes" in needs:
-        kw["shapes"] = tuple(resolve_shape(t.shape, binding or {}) for t in op.dom)
+        kw["shapes"] = tuple(resolve_shape(t.shape, {} if binding is None else binding) for t in op.dom)
     if rule.staged:
         return fn(**kw)
     return functools.partial(fn, **kw) if kw else fn
@@ -295,10 +295,7 @@ def expect_same(name: str, dom: Ob) -> TensorType:
     first = dom[0]
     for t in dom[1:]:
         if t != first:
-            hint = ""
-            if t.dtype != first.dtype:
-                hint = f"; convert one with cast(x, dtype={first.dtype.name}) or cast(y, dtype={t.dtype.name})"
-            raise CatgradTypeError(f"{name} needs inputs of one type, got {first} and {t}{hint}")
+            raise CatgradTypeError(f"{name} needs inputs of one type, got {first} and {t}")
     return first
 
 

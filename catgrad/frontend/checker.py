@@ -201,8 +201,9 @@ class DefMorph(Morph):
 
 
 class SeqMorph(Morph):
-    def __init__(self, f, g):
+    def __init__(self, f, g, spans=(None, None)):
         self.f, self.g = f, g
+        self.spans = spans  # where f and g are written: an error inside one points at it, not at the whole pipeline
         self.key = ("seq", f.key, g.key)
 
     def arity(self, ck):
@@ -387,8 +388,11 @@ class Checker:
         hit = self.cache.get(key)
         if hit is not None:
             return hit
-        if any(x is d for x in self.stack):
-            chain = " -> ".join(x.name for x in self.stack[self.stack.index(d):]) + f" -> {d.name}"
+        # recursion is the same definition with the same arguments again; the same definition
+        # with other morphism arguments (tw(tw(sin))) is an ordinary nested use
+        if any(x is d and k == m.key for x, k in self.stack):
+            i = next(i for i, (x, k) in enumerate(self.stack) if x is d and k == m.key)
+            chain = " -> ".join(x.name for x, _ in self.stack[i:]) + f" -> {d.name}"
             raise CatError(f"'{d.name}' is recursive ({chain}); definitions cannot use themselves", span or d.name_span)
         fargs = {}
         if d.fparams:
@@ -398,7 +402,7 @@ class Checker:
                     span or d.name_span,
                 )
             fargs = dict(zip(d.fparams, m.fargs))
-        self.stack.append(d)
+        self.stack.append((d, m.key))
         n_diags = len(self.diags)
         try:
             inst = self.elaborate(m, subst, fargs, actual)
@@ -607,7 +611,7 @@ class Checker:
         if op == ">>":
             if isinstance(right, Morph):
                 if isinstance(left, Morph):
-                    return SeqMorph(left, right)
+                    return SeqMorph(left, right, (e.left.span, e.right.span))
                 if isinstance(left, Val):
                     return Val(self.apply(body, right, left.wires, e.span))
             raise CatError(
@@ -737,7 +741,8 @@ class Checker:
 
     def _apply(self, body: Body, f: Morph, wires: list, span) -> list:
         if isinstance(f, SeqMorph):
-            return self.apply(body, f.g, self.apply(body, f.f, wires, span), span)
+            fs, gs = f.spans
+            return self.apply(body, f.g, self.apply(body, f.f, wires, fs or span), gs or span)
         if isinstance(f, ParMorph):
             n = f.f.arity(self)
             if n > len(wires):
@@ -790,12 +795,12 @@ class Checker:
     def body_morph(self, m: DefMorph) -> Morph:
         """The morphism a point-free definition's body denotes (its morphism arguments bound)."""
         d = m.d
-        if any(x is d for x in self.stack):
+        if any(x is d and k == m.key for x, k in self.stack):
             raise CatError(f"'{d.name}' is recursive; definitions cannot use themselves", d.name_span)
         body = Body(d, m.scope, dict(zip(d.dims, m.dims or ())), dict(zip(d.fparams, m.fargs or ())))
         if d.fparams and m.fargs is None:
             raise CatError(f"'{d.name}' needs its morphism argument(s) ({', '.join(d.fparams)})", d.name_span)
-        self.stack.append(d)
+        self.stack.append((d, m.key))
         try:
             for s in d.stmts:
                 self.stmt(body, s)
@@ -835,6 +840,9 @@ class Checker:
                 Note(f"this input has type {w.type}", body.origin[w.id]) for w in wires if w.id in body.origin
             ]
             msg = str(err) if str(err).startswith(name) else f"{name}: {err}"
+            dtypes = list(dict.fromkeys(w.dtype.name for w in wires))
+            if len(dtypes) > 1 and "one type" in msg:  # mixed dtypes: say how to convert
+                msg += f"; convert one of them with cast, e.g. cast(<operand>, dtype={dtypes[0]})"
             raise CatError(msg, span, _dedupe(notes)) from None
         except (KeyError, IndexError, AttributeError) as err:
             raise CatError(f"{name}: {_bad_attrs(name, attrs, err)}", span) from None

@@ -18,6 +18,8 @@ from typing import Optional
 
 from ..errors import CatgradError
 
+WINDOW = 160  # characters of a source line shown under a diagnostic
+
 
 @dataclass(frozen=True)
 class Span:
@@ -63,10 +65,15 @@ def _one(severity: str, message: str, span: Optional[Span], sources: dict) -> st
         return head
     src = lines[span.line - 1].rstrip("\r").expandtabs(1)
     end = span.end_col if span.end_line == span.line else len(src) + 1
-    width = max(1, min(end, len(src) + 1) - span.col)
+    col = span.col
+    if len(src) > WINDOW:  # a very long line: show the part around the column
+        lo = max(0, min(col - 1 - WINDOW // 4, len(src) - WINDOW))
+        src, col, end = ("..." if lo else "") + src[lo:lo + WINDOW] + ("..." if lo + WINDOW < len(src) else ""), \
+            col - lo + (3 if lo else 0), end - lo + (3 if lo else 0)
+    width = max(1, min(end, len(src) + 1) - col)
     gutter = str(span.line)
     pad = " " * len(gutter)
-    return f"{head}\n {gutter} | {src}\n {pad} | {' ' * (span.col - 1)}{'^' * width}"
+    return f"{head}\n {gutter} | {src}\n {pad} | {' ' * (col - 1)}{'^' * width}"
 
 
 def render_all(diagnostics, sources: dict) -> str:

@@ -9,18 +9,98 @@ reported in one run.
 
 from __future__ import annotations
 
+import re
 import sys
+import threading
 from pathlib import Path
 
-from ..errors import did_you_mean
+from ..errors import CatgradError, did_you_mean
 from . import ast as A
 from .checker import Checker
-from .diagnostics import Diagnostic, Note
+from .diagnostics import Diagnostic, Note, Span
 from .parser import SyntaxDiagnostic, parse
 from .resolver import Resolver
 from .resources import prelude_names, prelude_source
 
-RECURSION_LIMIT = 8000
+#: the largest definition the front end checks: operators plus bracket nesting in one
+#: definition (a flat pipeline of 100,000 stages is 99,999 operators). Larger input is
+#: refused before parsing, with the definition's location.
+MAX_NESTING = 150_000
+#: the stages recurse over the syntax tree; they run in a thread with this stack and limit
+RECURSION_LIMIT = 14 * MAX_NESTING
+STACK_BYTES = 1 << 30
+MAX_SOURCE_BYTES = 32 << 20
+
+_deep = threading.local()
+
+
+def run_deep(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with room for recursion as deep as MAX_NESTING allows: in a
+    thread with a large stack and recursion limit (the main thread's 8 MB stack would
+    overflow in C code long before). Exceptions are re-raised in the caller."""
+    if getattr(_deep, "active", False):
+        return fn(*args, **kwargs)
+    out = {}
+
+    def work():
+        _deep.active = True
+        try:
+            out["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # handed to the caller
+            out["error"] = e
+
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, RECURSION_LIMIT))
+    try:
+        old_stack = threading.stack_size(STACK_BYTES)
+    except (ValueError, RuntimeError):  # pragma: no cover - a platform without it
+        old_stack = None
+    try:
+        t = threading.Thread(target=work, daemon=True, name="catgrad-frontend")
+        t.start()
+    finally:
+        if old_stack is not None:
+            threading.stack_size(old_stack)
+    try:
+        while t.is_alive():
+            t.join(0.05)  # short waits, so that SIGINT/SIGTERM still reach the main thread
+    finally:
+        sys.setrecursionlimit(old_limit)
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+_LEX = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|>>|\*\*|[-+*/@|^&~]|[(\[{]|[)\]}]|\bdef\b')
+
+
+def too_large(text: str, path: str):
+    """A located diagnostic when one definition of ``text`` exceeds MAX_NESTING operators
+    plus nesting (a linear scan of the characters, before anything recursive runs)."""
+    start, ops, depth = 0, 0, 0
+    for m in _LEX.finditer(text):
+        tok = m.group()
+        if tok[0] in '"#':
+            continue
+        if tok == "def":
+            start, ops, depth = m.start(), 0, 0
+            continue
+        if tok in "([{":
+            depth += 1
+            ops += 1
+        elif tok in ")]}":
+            depth = max(0, depth - 1)
+        else:
+            ops += 1
+        if ops > MAX_NESTING:
+            line = text.count("\n", 0, start) + 1
+            col = start - (text.rfind("\n", 0, start) + 1) + 1
+            name = re.match(r"def\s+([A-Za-z_][A-Za-z_0-9]*)", text[start:start + 200])
+            what = f"'{name.group(1)}'" if name else "this definition"
+            return Diagnostic(
+                f"{what} is too large to check: more than {MAX_NESTING} operators and brackets in one definition; "
+                "split it into several definitions", Span(path, line, col, line, col + 3))
+    return None
 
 
 class ModuleScope:
@@ -56,10 +136,17 @@ class Session:
         return scope
 
     def _load(self, scope: ModuleScope, base_dir: Path) -> None:
+        big = too_large(scope.text, scope.path)
+        if big is not None:
+            self.diagnostics.append(big)
+            return
         try:
             module = parse(scope.text, scope.path)
         except SyntaxDiagnostic as e:
             self.diagnostics.append(e.diagnostic)
+            return
+        except RecursionError:  # defence in depth: too_large should have caught it
+            self.diagnostics.append(Diagnostic("the program is nested too deeply to parse", Span(scope.path, 1, 1, 1, 2)))
             return
         scope.ast = module
         for d in module.defs:
@@ -77,20 +164,41 @@ class Session:
                 self.checker.broken.add(id(d))
         for d in module.defs:
             if id(d) not in self.checker.broken:
-                self.checker.check_def(scope, d)
+                try:
+                    self.checker.check_def(scope, d)
+                except RecursionError:  # defence in depth: too_large should have caught it
+                    self.checker.stack.clear()
+                    self.checker.broken.add(id(d))
+                    self.diagnostics.append(Diagnostic(f"'{d.name}' is nested too deeply to check; split it into "
+                                                       "several definitions", d.name_span))
         scope.ok = True
 
     def _import(self, imp: A.Import, base_dir: Path):
         if imp.is_path:
-            p = (base_dir / imp.module).resolve()
-            key = str(p)
-            if not p.is_file():
-                self.diagnostics.append(Diagnostic(f"cannot import \"{imp.module}\": no file {p}", imp.span))
+            # what an import may reach: a regular file whose name ends in .cat, found relative to
+            # the importing file (or at an absolute path), read as UTF-8. Anything else is refused
+            # before it is read, so no other file's contents ever appear in a message.
+            if not imp.module.endswith(".cat"):
+                self.diagnostics.append(Diagnostic(
+                    f"cannot import \"{imp.module}\": only .cat files can be imported", imp.span))
                 return None
             try:
-                text = p.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                self.diagnostics.append(Diagnostic(f"cannot read \"{imp.module}\": {e}", imp.span))
+                p = (base_dir / imp.module).resolve(strict=True)
+            except FileNotFoundError:
+                self.diagnostics.append(Diagnostic(
+                    f"cannot import \"{imp.module}\": no file {base_dir / imp.module}", imp.span))
+                return None
+            except (OSError, RuntimeError) as e:  # a symlink loop, a name too long, no permission
+                why = "a loop of symbolic links" if isinstance(e, RuntimeError) or getattr(e, "errno", 0) == 40 else (
+                    getattr(e, "strerror", None) or str(e))
+                self.diagnostics.append(Diagnostic(f"cannot import \"{imp.module}\": {why}", imp.span))
+                return None
+            key = str(p)
+            try:
+                text = read_source(p)
+            except CatgradError as e:
+                self.diagnostics.append(Diagnostic(f"cannot import \"{imp.module}\": {str(e).split(': ', 1)[-1]}",
+                                                   imp.span))
                 return None
             path = _display(p)
         else:
@@ -141,16 +249,12 @@ def check_text(text: str, path: str = "<string>", base_dir=None):
     """Run all front-end stages on ``text``. Returns ``(session, scope)``; never raises
     for bad input: problems are in ``session.diagnostics``."""
     session = Session()
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, RECURSION_LIMIT))
     try:
-        scope = session.load_text(text, path, key=str(Path(path).resolve()) if not path.startswith("<") else path,
-                                  base_dir=base_dir)
+        scope = run_deep(session.load_text, text, path,
+                         key=str(Path(path).resolve()) if not path.startswith("<") else path, base_dir=base_dir)
     except RecursionError:
-        session.diagnostics.append(Diagnostic("the program is nested too deeply to check", None))
+        session.diagnostics.append(Diagnostic("the program is nested too deeply to check", Span(path, 1, 1, 1, 2)))
         scope = ModuleScope(path, text)
-    finally:
-        sys.setrecursionlimit(old)
     _sort(session.diagnostics)
     return session, scope
 
@@ -166,13 +270,13 @@ def _sort(diags: list) -> None:
 
 def read_source(path) -> str:
     """The text of a ``.cat`` file, or a CatgradError saying why it cannot be read."""
-    from ..errors import CatgradError
+    from ..files import check_readable, human_bytes
 
-    p = Path(path)
-    if not p.exists():
-        raise CatgradError(f"{path}: no such file")
-    if p.is_dir():
-        raise CatgradError(f"{path}: is a directory, not a .cat file")
+    p = Path(check_readable(path, "file"))
+    size = p.stat().st_size
+    if size > MAX_SOURCE_BYTES:
+        raise CatgradError(f"{path}: {human_bytes(size)} is larger than the limit for .cat sources "
+                           f"({human_bytes(MAX_SOURCE_BYTES)})")
     try:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError:

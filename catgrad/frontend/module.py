@@ -7,15 +7,13 @@ in the module's scope also works: ``module["dense[4, 20](relu)"]``.
 
 from __future__ import annotations
 
-import sys
-
 from ..calculus.para import Para
 from ..core.diagram import Diagram
 from ..errors import CatgradError
 from . import ast as A
 from .checker import CatError, DefMorph, Poisoned
 from .diagnostics import FrontendError
-from .loader import RECURSION_LIMIT, check_text, read_source
+from .loader import check_text, read_source, run_deep
 from .parser import SyntaxDiagnostic, parse_expr
 from .printer import type_str
 
@@ -59,7 +57,7 @@ class Module:
             return self._cache[name]
         if name in self._scope.defs:
             d = self._scope.defs[name]
-            inst = self._session.checker.check_def(self._scope, d)
+            inst = run_deep(self._session.checker.check_def, self._scope, d)
             if inst is None:
                 raise CatgradError(self._why_not(d))
         elif isinstance(name, str) and name.isidentifier():
@@ -82,9 +80,10 @@ class Module:
         return f"'{d.name}' has errors"
 
     def _expression(self, text: str):
+        return run_deep(self._expression_deep, text)
+
+    def _expression_deep(self, text: str):
         ck = self._session.checker
-        old = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(old, RECURSION_LIMIT))
         try:
             expr = parse_expr(text)
             from .resolver import Resolver
@@ -116,8 +115,34 @@ class Module:
             raise FrontendError([e.diagnostic], self._session.sources) from None
         except Poisoned:
             raise CatgradError(f"{text!r} uses a definition with errors") from None
-        finally:
-            sys.setrecursionlimit(old)
+
+    def loss(self, name: str):
+        """The definition ``name``, a map ``(label, prediction) -> loss``, as a loss for
+        ``cg.compile(..., loss=module.loss(name))``: it is instantiated at the model's output
+        type when the step is built, so ``def l(y : f32[B, n], p : f32[B, n]) -> f32[]``
+        serves every batch size and width."""
+        from ..core.types import Ob
+        from ..loss import from_diagram
+
+        d = self.definition(name)
+        if d.params is None or len(d.params) != 2:
+            raise CatgradError(f"{self.path}: '{name}' is not a loss: a loss takes two inputs (label, prediction),"
+                               f" as in def {name}(y : f32[B, n], p : f32[B, n]) -> f32[]")
+
+        def make(pred_type):
+            ob = Ob(pred_type, pred_type)
+            try:
+                inst = self._session.checker.instance(DefMorph(self._scope, d), ob, None)
+            except CatError as e:
+                raise FrontendError([e.diagnostic], self._session.sources) from None
+            except Poisoned:
+                raise CatgradError(f"'{name}' uses a definition with errors") from None
+            if inst.params:
+                raise CatgradError(f"{self.path}: the loss '{name}' declares parameters; a loss may not learn")
+            return from_diagram(Diagram(inst.graph), name)
+
+        make.__name__ = make.__qualname__ = name
+        return make
 
     # -- descriptions ---------------------------------------------------------------------
     def signature(self, name: str) -> str:

@@ -72,6 +72,9 @@ def _make(transformer) -> Lark:
     )
 
 
+MAX_INT = 2**62
+
+
 class SyntaxDiagnostic(Exception):
     def __init__(self, diagnostic: Diagnostic):
         self.diagnostic = diagnostic
@@ -188,7 +191,16 @@ class _ToAST(Transformer):
         return A.ProductTypeExpr(tuple(c for c in ch if c is not None), self._span(meta))
 
     def dim_int(self, ch):
-        return int(ch[0])
+        return self._int(ch[0])
+
+    def _int(self, tok) -> int:
+        """An integer literal; beyond 2^62 it is refused where it is written (it could not
+        be a size, and Python would refuse to convert 4,300 digits and more)."""
+        if len(tok.value) > 19 or int(tok.value) > MAX_INT:
+            raise SyntaxDiagnostic(Diagnostic(
+                f"the integer {tok.value[:20]}{'...' if len(tok.value) > 20 else ''} is too large (at most 2^62)",
+                _tok_span(self.path, tok)))
+        return int(tok.value)
 
     def dim_name(self, ch):
         return str(ch[0])
@@ -253,7 +265,7 @@ class _ToAST(Transformer):
 
     @v_args(meta=True)
     def int(self, meta, ch):
-        return A.Num(int(ch[0]), self._span(meta))
+        return A.Num(self._int(ch[0]), self._span(meta))
 
     @v_args(meta=True)
     def float(self, meta, ch):
@@ -343,13 +355,52 @@ def _end_span(text: str, path: str) -> Span:
     return Span(path, line, col, line, col + 1)
 
 
+def _unclosed_brace(text: str, path: str):
+    """The span of the last '{' that no '}' closes (comments and strings skipped), or None."""
+    stack, line, col, i = [], 1, 1, 0
+    while i < len(text):
+        c = text[i]
+        if c == "#":
+            j = text.find("\n", i)
+            i = len(text) if j < 0 else j
+            continue
+        if c == '"':
+            j = text.find('"', i + 1)
+            j = len(text) if j < 0 else j
+            col += j - i
+            i = j
+        elif c == "{":
+            stack.append((line, col))
+        elif c == "}" and stack:
+            stack.pop()
+        if c == "\n":
+            line, col = line + 1, 1
+        else:
+            col += 1
+        i += 1
+    if not stack:
+        return None
+    ln, cl = stack[-1]
+    return Span(path, ln, cl, ln, cl + 1)
+
+
 def _syntax_diagnostic(e: UnexpectedInput, path: str, parser: Lark, text: str) -> Diagnostic:
+    expected = {_word(t, parser) for t in getattr(e, "expected", None) or ()}
+    at_end = isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END")
+    if at_end and "'}'" in expected:
+        brace = _unclosed_brace(text, path)
+        if brace is not None:
+            return Diagnostic(f"this '{{' (line {brace.line}) is never closed: the file ends inside the definition's"
+                              " body; add '}' after its last line", brace)
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type == "$END" or tok.line is None:
             span = _end_span(text, path)
         else:
             span = _tok_span(path, tok)
+        if tok.value == "param" and "'def'" in expected:
+            return Diagnostic("'param' declares a parameter of a definition, so it goes inside a definition's body:"
+                              " def f(x : f32[B, 4]) -> f32[B, 3] { param W : f32[4, 3] ~ glorot; x @ W }", span)
         msg = f"syntax error: unexpected {_describe(tok)}{_expected(e.expected, parser)}"
         return Diagnostic(msg, span)
     if isinstance(e, UnexpectedCharacters):

@@ -26,6 +26,7 @@ STRUCT = ("id", "copy", "discard", "swap", "perm")
 OP_ALIASES = {"xor": "add", "and": "mul", "matmul": "matmul"}
 
 ATTR_ARITH = ("+", "-", "*")  # integer arithmetic allowed inside op attributes
+MAX_SUGGESTIONS = 20  # "did you mean" for the first unknown names of a module only
 
 
 def builtin_names() -> list:
@@ -59,6 +60,46 @@ class Resolver:
             self.definition(d)
             if self._failed:
                 self.broken.add(d.name)
+        self.recursion(module)
+
+    def recursion(self, module: A.Module) -> None:
+        """Report definitions that use themselves, directly or through other definitions of
+        this module (imports cannot form cycles). Morphism arguments do not count: in
+        ``tw(tw(sin))`` each ``tw`` is used once, with a different argument."""
+        uses = {}
+        for d in module.defs:
+            if self.scope.defs.get(d.name) is not d:
+                continue
+            out = {}  # name -> the span of its first use in d
+            for e in _walk(d):
+                ref = getattr(e, "ref", None) if isinstance(e, A.Var) else None
+                if ref and ref[0] == "def" and ref[1] is self.scope:
+                    out.setdefault(ref[2].name, e.span)
+            uses[d.name] = out
+        state = {}  # name -> 1 while on the DFS path, 2 when done
+        for root in uses:
+            if root in state:
+                continue
+            path, stack = [], [(root, iter(uses[root]))]
+            state[root] = 1
+            path.append(root)
+            while stack:
+                name, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    stack.pop()
+                    path.pop()
+                    state[name] = 2
+                elif state.get(nxt) == 1:
+                    cycle = path[path.index(nxt):] + [nxt]
+                    if nxt not in self.broken:
+                        self.error(f"'{nxt}' is recursive ({' -> '.join(cycle)}); definitions cannot use themselves",
+                                   uses[name][nxt])
+                        self.broken.update(cycle)
+                elif nxt not in state and nxt in uses:
+                    state[nxt] = 1
+                    path.append(nxt)
+                    stack.append((nxt, iter(uses[nxt])))
 
     # -- definitions ------------------------------------------------------------------
     def definition(self, d: A.Def) -> None:
@@ -172,6 +213,10 @@ class Resolver:
             return ("struct", name)
         if name in OP_ALIASES or name in PRIMITIVES:
             return ("op", OP_ALIASES.get(name, name))
+        self.unknown = getattr(self, "unknown", 0) + 1
+        if self.unknown > MAX_SUGGESTIONS:  # each suggestion scans every name: keep the total linear
+            self.error(f"unknown name '{name}'", span)
+            return None
         candidates = [*local, *self.fparams, *self.scope.defs, *builtin_names()]
         for alias, other in self.scope.imports.items():
             if other is not None:
@@ -186,3 +231,23 @@ class Resolver:
             hint = f" (module '{name.split('.', 1)[0]}' is not imported: add `import {name.split('.', 1)[0]}`)"
         self.error(f"unknown name '{name}'{hint}", span)
         return None
+
+
+def _walk(d: A.Def):
+    """Every expression node of a definition (iteratively: chains may be very long)."""
+    todo = [s.value for s in d.stmts if isinstance(s, A.Let)] + [d.result]
+    while todo:
+        e = todo.pop()
+        yield e
+        if isinstance(e, A.BinOp):
+            todo += (e.left, e.right)
+        elif isinstance(e, A.UnOp):
+            todo.append(e.arg)
+        elif isinstance(e, (A.Tuple, A.List)):
+            todo += e.items
+        elif isinstance(e, A.Inst):
+            todo.append(e.fn)
+        elif isinstance(e, A.Call):
+            todo.append(e.fn)
+            todo += e.args
+            todo += [v for _, v in e.kwargs]

@@ -63,7 +63,8 @@ SYMPY = rule_table("sympy", dtype=lambda d: np.dtype(object), parent="numpy")
 
 
 def declare(name: str, type_rule, numpy, rd=None, torch=None, sympy=None, doc="", *, arity=1,
-            kind="elementwise", samples=None, needs=(), torch_needs=None, staged=False) -> OpFunction:
+            kind="elementwise", samples=None, needs=(), torch_needs=None, staged=False,
+            torch_staged=False) -> OpFunction:
     """Register a primitive and return its :class:`OpFunction`.
 
     ``numpy=``, ``torch=`` and ``sympy=`` are sugar for registering rules in those
@@ -76,7 +77,7 @@ def declare(name: str, type_rule, numpy, rd=None, torch=None, sympy=None, doc=""
     register(prim)
     NUMPY.register(prim, numpy, needs, staged)
     if torch is not None:  # the torch rule is described by needs/staged too, unless torch_needs is given
-        TORCH.register(prim, torch, *((needs, staged) if torch_needs is None else (torch_needs, False)))
+        TORCH.register(prim, torch, *((needs, staged) if torch_needs is None else (torch_needs, torch_staged)))
     if sympy is not None:
         SYMPY.register(prim, sympy)
     return OpFunction(prim)

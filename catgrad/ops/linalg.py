@@ -122,6 +122,23 @@ def _np_einsum_mod2(spec, shapes):
     return lambda *xs: (np.einsum(spec, *(x.astype(np.int64) for x in xs)) % 2).astype(bool)
 
 
+def _torch_einsum_float(spec, dom):
+    """A plain matrix or vector product as ``torch.matmul`` (with ``torch.t`` where an
+    operand or the result is transposed); any other contraction as ``torch.einsum``."""
+    lhs, out = spec.replace(" ", "").split("->")
+    terms = lhs.split(",")
+    if len(terms) == 2 and len(set(terms[0]) & set(terms[1]) - set(out)) == 1 and not set(terms[0]) & set(terms[1]) & set(out):
+        x, y = terms
+        k = (set(x) & set(y)).pop()
+        left, right = x.replace(k, ""), y.replace(k, "")
+        if len(x) <= 2 and len(y) <= 2 and sorted(out) == sorted(left + right):
+            tx = (lambda a: a) if x.endswith(k) or len(x) == 1 else torch.t
+            ty = (lambda b: b) if y.startswith(k) or len(y) == 1 else torch.t
+            tz = (lambda c: c) if out == left + right else torch.t
+            return lambda a, b: tz(torch.matmul(tx(a), ty(b)))
+    return lambda *xs: torch.einsum(spec, *xs)
+
+
 def _torch_einsum_mod2(*xs, spec):
     return torch.remainder(torch.einsum(spec, *(x.to(torch.int64) for x in xs)), 2).to(torch.bool)
 
@@ -145,9 +162,9 @@ einsum = declare(
     _einsum_rule,
     numpy={"float": _np_einsum_float, "int": _np_einsum_float, "bit": _np_einsum_mod2},
     needs=("shapes",), staged=True,
-    torch={"float": lambda *xs, spec: torch.einsum(spec, *xs), "int": lambda *xs, spec: torch.einsum(spec, *xs),
-           "bit": _torch_einsum_mod2},
-    torch_needs=(),
+    torch={"float": _torch_einsum_float, "int": _torch_einsum_float,
+           "bit": lambda spec, dom: lambda *xs: _torch_einsum_mod2(*xs, spec=spec)},
+    torch_needs=("dom",), torch_staged=True,
     rd=_einsum_rd,
     doc="Tensor contraction, e.g. spec='ij,jk->ik'. Over bits sums are mod 2.",
     arity=None, kind="contraction", samples=_einsum_samples,
@@ -286,7 +303,7 @@ broadcast = declare(
     torch=lambda x, shape: torch.broadcast_to(x, shape),
     rd=_broadcast_rd,
     needs=("shape",), kind="data_movement",
-    samples=lambda: [Sample(Ob(f64[3]), {"shape": (2, 3)}), Sample(Ob(f32[()]), {"shape": ("B", 2)}),
+    samples=lambda: [Sample(Ob(f64[3]), {"shape": (2, 3)}), Sample(Ob(f32["B", 1]), {"shape": ("B", 3)}), Sample(Ob(f32[()]), {"shape": (2, 2)}),
                      Sample(Ob(f64[2, 1, 3]), {"shape": (4, 2, 5, 3)}), Sample(Ob(bit[1]), {"shape": (3,)})],
     doc="numpy-style broadcast to a shape (new leading axes, stretched size-1 axes). R: sum back.",
 )

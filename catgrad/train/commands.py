@@ -3,8 +3,12 @@
 
     catgrad train FILE.cat --model NAME --data iris|digits|wine|breast_cancer|PATH
                   --optimizer "adam(lr=1e-2)" --epochs N --batch N --seed N
-                  [--loss NAME] [--test-fraction F] [--label COLUMN] [--no-standardize]
+                  [--loss NAME|FILE.cat:NAME] [--test-fraction F] [--label COLUMN] [--no-standardize]
+                  [--val-fraction F] [--patience K] [--plot curves.png]
                   [--checkpoint PATH] [--checkpoint-every K] [--resume PATH] [--json] [--quiet]
+
+The checkpoint holds what ``catgrad predict`` and ``catgrad evaluate`` need: the model's
+source, the scaler fitted on the training rows, the class names and the parameters.
 
 Progress goes to stderr; the result goes to stdout (with ``--json`` the last stdout line is
 one JSON object with ``train_accuracy``, ``test_accuracy``, ``train_loss``, ``epochs`` and
@@ -19,8 +23,7 @@ import os
 import sys
 
 from ..errors import CatgradError, did_you_mean
-
-DEFAULT_LOSS = {True: "softmax_cross_entropy", False: "mse"}
+from .preprocess import Preprocessing
 
 
 def register(subparsers) -> None:
@@ -32,7 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, help="name of the model (a definition in FILE.cat)")
     p.add_argument("--data", required=True, help="iris, digits, wine, breast_cancer, or a .csv/.npz path")
     p.add_argument("--optimizer", default="sgd(lr=0.01)", help='optimizer expression, e.g. "adam(lr=1e-2)"')
-    p.add_argument("--loss", default=None, help="loss name (default: softmax_cross_entropy for classes, mse otherwise)")
+    p.add_argument("--loss", default=None,
+                   help="loss name or FILE.cat:NAME (default: softmax_cross_entropy for classes, mse otherwise)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=None,
                    help="batch size (default 32, or 1 for a model that takes one example at a time)")
@@ -41,12 +45,35 @@ def register(subparsers) -> None:
     p.add_argument("--label", default=None, help="CSV label column (name or index; default: the last column)")
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="do not standardise features (default: zero mean, unit variance, fitted on the train split)")
+    p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
+                   help="hold out this fraction of the training rows (stratified) for per-epoch validation")
+    p.add_argument("--patience", type=int, default=None, metavar="K",
+                   help="stop when the validation loss has not improved for K epochs (keeps the best epoch)")
+    p.add_argument("--plot", default=None, metavar="PATH.png",
+                   help="draw the training curves (loss, accuracy, validation) to this image (.png, .svg or .pdf)")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="write a checkpoint here after every epoch")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="K", help="also checkpoint every K steps")
     p.add_argument("--resume", default=None, metavar="PATH", help="continue the run saved in this checkpoint")
+    p.add_argument("--force", action="store_true",
+                   help="replace whatever regular file is at --checkpoint PATH (by default only a checkpoint is replaced)")
     p.add_argument("--json", action="store_true", help="print the result as a JSON object (last stdout line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _backend_args(p)
     p.set_defaults(run=run)
+
+
+def _backend_args(p) -> None:
+    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy", help="what runs the step (default numpy)")
+    p.add_argument("--device", default=None, help="torch backend: cpu (default) or cuda[:N]")
+    p.add_argument("--torch-compile", action="store_true", help="torch backend: wrap the step in torch.compile")
+
+
+def _backend_options(args) -> dict:
+    if args.backend != "torch":
+        if args.device is not None or args.torch_compile:
+            raise CatgradError("--device and --torch-compile need --backend torch")
+        return {}
+    return {"device": args.device or "cpu", "torch_compile": bool(args.torch_compile)}
 
 
 def _load_model(path: str, name: str):
@@ -68,12 +95,41 @@ def _check_args(args) -> None:
         raise CatgradError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise CatgradError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    if not 0 <= args.val_fraction < 1:
+        raise CatgradError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if args.patience is not None and args.patience < 1:
+        raise CatgradError(f"--patience must be >= 1, got {args.patience}")
+    if args.patience is not None and not args.val_fraction:
+        raise CatgradError("--patience watches the validation loss: give --val-fraction F too")
     if args.checkpoint_every and not args.checkpoint:
         raise CatgradError("--checkpoint-every needs --checkpoint PATH")
+    if not 0 <= args.seed < 2**63:
+        raise CatgradError(f"--seed must be a whole number in [0, 2^63), got {args.seed}")
+    if args.epochs > 10**9:
+        raise CatgradError(f"--epochs must be at most 10^9, got {args.epochs}")
     if args.checkpoint:
-        folder = os.path.dirname(os.path.abspath(args.checkpoint))
-        if not os.path.isdir(folder):
-            raise CatgradError(f"--checkpoint {args.checkpoint}: directory {folder} does not exist")
+        from .checkpoint import check_path
+
+        check_path(args.checkpoint, force=args.force, protect=_inputs(args))
+
+
+def _inputs(args) -> tuple:
+    """The run's own input files: never overwritten, not even with --force."""
+    from ..data import BUILTIN
+
+    out = [args.file]
+    if getattr(args, "data", None) and args.data not in BUILTIN:
+        out.append(args.data)
+    if getattr(args, "resume", None) and not (getattr(args, "checkpoint", None) and _same(args.resume, args.checkpoint)):
+        out.append(args.resume)
+    return tuple(out)
+
+
+def _same(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def run(args) -> int:
@@ -83,33 +139,63 @@ def run(args) -> int:
     from .loop import fit
 
     _check_args(args)
+    options = _backend_options(args)
+    if args.plot:
+        from ..plot import check_output
+
+        check_output(args.plot)
     model = _load_model(args.file, args.model)
     optimizer = cg.optim.parse(args.optimizer)
-    train, test = cgdata.prepare(args.data, test_fraction=args.test_fraction, seed=args.seed,
-                                 scale=args.standardize, label=args.label)
-    loss_name = args.loss or DEFAULT_LOSS[train.is_classification]
-    loss = cg.loss.get(loss_name)
+    full = cgdata.load(args.data, label=args.label)
+    train, test = full.split(args.test_fraction, args.seed)
+    val = None
+    if args.val_fraction:
+        train, val = train.split(args.val_fraction, args.seed)
+    split = {"data": args.data, "fingerprint": full.fingerprint(), "test_fraction": args.test_fraction, "seed": args.seed}
+    pre = Preprocessing.fit(train, scale=args.standardize, label=args.label, split=split)
+    train, test = pre.apply(train), pre.apply(test)
+    val = pre.apply(val) if val is not None else None
+    loss, loss_name = loss_arg(args.loss, model, train.is_classification)
     batched = _input_type(model).rank >= 2
     if args.batch is None:
         args.batch = 32 if batched else 1
     _check_model(model, train, args)
-    if batched and model.cod[0].dtype.is_float:  # per-example mean, so --batch does not rescale the learning rate
-        loss = loss(reduction="mean")
-    step = cg.compile(model, loss=loss, optimizer=optimizer, backend="numpy")
+    _check_sizes(model, args.batch)
+    step = cg.compile(model, loss=loss, optimizer=optimizer, backend=args.backend, **options)
+    with open(args.file, encoding="utf-8") as fh:
+        source = {"name": args.model, "path": os.fspath(args.file), "text": fh.read()}
 
     def log(rec):
         if not args.quiet:
-            acc = rec.get("train_accuracy_running")
-            print(f"epoch {rec['epoch']}: loss {rec['train_loss']:.6g}" + (f", running accuracy {acc:.4f}" if acc is not None else ""),
-                  file=sys.stderr)
+            acc, vl, va = rec.get("train_accuracy_running"), rec.get("val_loss"), rec.get("val_accuracy")
+            print(f"epoch {rec['epoch']}: loss {rec['train_loss']:.6g}"
+                  + (f", running accuracy {acc:.4f}" if acc is not None else "")
+                  + (f", validation loss {vl:.6g}" if vl is not None else "")
+                  + (f", validation accuracy {va:.4f}" if va is not None else ""), file=sys.stderr)
 
-    res = fit(step, train, test=test, epochs=args.epochs, batch_size=args.batch, seed=args.seed,
-              checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-              progress=not args.quiet and sys.stderr.isatty(), log=log)
+    res = fit(step, train, test=test, validation=val, patience=args.patience, epochs=args.epochs,
+              batch_size=args.batch, seed=args.seed, checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+              resume=args.resume, progress=not args.quiet and sys.stderr.isatty(), log=log,
+              preprocessing=pre, source=source, force=args.force, protect=_inputs(args),
+              run_info={"loss": loss_name, "standardize": bool(args.standardize),
+                        "test_fraction": float(args.test_fraction), "label": args.label,
+                        "val_fraction": args.val_fraction})
     summary = dict(res.summary(), model=args.model, data=args.data, optimizer=args.optimizer, loss=loss_name,
-                   batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test))
+                   batch=args.batch, seed=args.seed, n_train=len(train), n_test=len(test), backend=args.backend)
+    if val is not None:
+        summary["n_val"] = len(val)
+        if res.history:  # of the epoch whose parameters are returned (the best one, when stopped early)
+            rec = res.history[res.best_epoch - 1] if res.stopped_early else res.history[-1]
+            summary["val_loss"] = rec.get("val_loss")
+            summary["val_accuracy"] = rec.get("val_accuracy")
     if args.checkpoint:
         summary["checkpoint"] = args.checkpoint
+    if args.plot:
+        from ..plot import training_curves
+
+        training_curves(res.history, args.plot, title=f"{args.model} on {args.data}")
+        summary["plot"] = args.plot
+        print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
         print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}))
     else:
@@ -120,11 +206,74 @@ def run(args) -> int:
     return 0
 
 
+def loss_arg(spec, model, classification=None):
+    """``(loss, name)`` for a ``--loss`` value: a built-in name, ``FILE.cat:NAME`` (a loss written
+    in the language), or None for the default for this output (``cg.loss.default_for``)."""
+    import catgrad as cg
+
+    if spec is None:
+        if classification is None and model.cod[0].dtype.name != "bit":
+            raise CatgradError(f"which loss? the model outputs {model.cod[0]}: say --loss cross_entropy if these are"
+                               " class scores, --loss mse for regression targets, or --loss FILE.cat:NAME")
+        loss = cg.loss.default_for(model.cod[0], classification)
+        return loss, loss.__name__
+    path, sep, name = spec.rpartition(":")
+    if sep and path.endswith(".cat"):
+        from ..frontend.module import load
+
+        return load(path).loss(name), spec
+    return cg.loss.get(spec), spec
+
+
 def _input_type(model):
     dom = model.dom
     if len(dom) != 1:
         raise CatgradError(f"the model must take one input (a feature vector or a batch of them), it takes {dom}")
     return dom[0]
+
+
+def _check_sizes(model, batch: int) -> None:
+    """Refuse, before anything is allocated, a model whose parameters (with the optimizer's
+    state, up to 3 copies) or one step's wires would not fit in memory; the message says
+    how much they would need."""
+    from ..core.types import resolve_shape
+    import numpy as np
+
+    from ..files import human_bytes, memory_limit
+
+    def nbytes(t, binding):
+        n = 1
+        for d in resolve_shape(t.shape, binding) if t.symbols else t.shape:
+            n *= int(d)
+        return n * np.dtype(t.dtype.numpy).itemsize
+
+    limit = memory_limit()
+    params = getattr(model, "params", ())
+    p_bytes = sum(nbytes(p.type, {}) for p in params)
+    if 4 * p_bytes > limit:
+        big = max(params, key=lambda p: nbytes(p.type, {}))
+        raise CatgradError(
+            f"the model's parameters need {human_bytes(p_bytes)} ({big.name} : {big.type} alone is "
+            f"{human_bytes(nbytes(big.type, {}))}), and training keeps gradients and optimizer state too: "
+            f"more than the limit of {human_bytes(limit)} (half the memory; CATGRAD_MAX_BYTES changes it)"
+        )
+    body = getattr(model, "body", model)
+    binding = {d: batch for t in (*body.dom, *body.cod) for d in t.symbols}
+    try:
+        wires = _wire_types(body)
+        w_bytes = sum(nbytes(t, binding) for t in wires if all(s in binding for s in t.symbols))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return
+    if 3 * w_bytes > limit:
+        raise CatgradError(
+            f"one training step of the model with --batch {batch} needs about {human_bytes(3 * w_bytes)} of "
+            f"activations and gradients: more than the limit of {human_bytes(limit)} (use a smaller --batch or model)"
+        )
+
+
+def _wire_types(d):
+    """The types of every wire of a diagram (its hypergraph's wire labels)."""
+    return list(d.graph.types)
 
 
 def _check_model(model, train, args) -> None:
@@ -168,11 +317,16 @@ def register_compile(subparsers) -> None:
     p.add_argument("file", metavar="FILE.cat", help="the .cat file holding the model")
     p.add_argument("--model", required=True, help="name of the model (a definition in FILE.cat)")
     p.add_argument("--optimizer", default="sgd(lr=0.01)", help='optimizer expression, e.g. "adam(lr=1e-2)"')
-    p.add_argument("--loss", default="mse", help="loss name (default: mse)")
+    p.add_argument("--loss", default=None, help="loss name or FILE.cat:NAME (required for a float output:"
+                                                " cross_entropy for class scores, mse for regression)")
     p.add_argument("--emit", choices=EMITS, default="program",
                    help="program: SSA after CSE/folding/DCE; python: the numpy code for --batch; dot: Graphviz")
     p.add_argument("--batch", type=int, default=32, help="batch size the python code is generated for (default 32)")
+    p.add_argument("--target", choices=("numpy", "torch"), default="numpy",
+                   help="torch: print the step's torch.fx GraphModule code instead (one graph for every batch size)")
     p.add_argument("-o", "--output", default=None, metavar="PATH", help="write here instead of stdout")
+    p.add_argument("--force", action="store_true",
+                   help="replace whatever regular file is at -o PATH (by default only an earlier output is replaced)")
     p.set_defaults(run=run_compile)
 
 
@@ -182,11 +336,20 @@ def run_compile(args) -> int:
     from ..compiler import lower, optimize
     from ..core.types import resolve_shape
 
+    from ..files import check_output
+
     if args.batch < 1:
         raise CatgradError(f"--batch must be >= 1, got {args.batch}")
+    if args.output is not None:
+        check_output(args.output, "the program", ours=_compiled_output, force=args.force, protect=(args.file,))
     model = _load_model(args.file, args.model)
-    step = cg.compile(model, loss=cg.loss.get(args.loss), optimizer=cg.optim.parse(args.optimizer))
-    if args.emit == "program":
+    _check_sizes(model, args.batch)
+    optimizer = cg.optim.parse(args.optimizer)
+    loss = loss_arg(args.loss, model)[0]
+    step = cg.compile(model, loss=loss, optimizer=optimizer)
+    if args.target == "torch":
+        text = cg.compile(model, loss=loss, optimizer=optimizer, backend="torch").graph_module.code.strip() + "\n"
+    elif args.emit == "program":
         text = str(optimize(lower(step.diagram))) + "\n"
     elif args.emit == "dot":
         from ..draw import to_dot
@@ -201,6 +364,12 @@ def run_compile(args) -> int:
     else:
         from ..files import atomic_write
 
-        atomic_write(args.output, lambda fh: fh.write(text.encode()), what="the program")
+        atomic_write(args.output, lambda fh: fh.write(text.encode()), what="the program", ours=_compiled_output,
+                     force=args.force, protect=(args.file,))
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _compiled_output(head: bytes, path) -> bool:
+    """Whether a file starts like something ``catgrad compile`` writes (any --emit)."""
+    return head.lstrip().startswith((b"program(", b"def run(", b"digraph", b"//"))

@@ -1,0 +1,210 @@
+"""The catgrad torch backend against hand-written torch, in the same run.
+
+An MLP 64 -> 256 -> ... -> 256 -> 10 (relu), batch 128, softmax cross-entropy averaged
+over the batch, Adam (lr 1e-3), float32, the same initial weights everywhere:
+
+  (a) torch eager: an ``nn.Module`` + ``F.cross_entropy`` + ``torch.optim.Adam(foreach=True)``;
+  (b) the same hand-written step (forward, backward, optimizer step) under ``torch.compile``;
+  (c) the catgrad torch backend: ``cg.compile(..., backend="torch")``, one fx graph;
+  (d) the catgrad torch backend with ``torch_compile=True``.
+
+Prints ms per step, the ratios (c)/(a) and (d)/(b), and each variant's peak memory
+(CUDA: ``max_memory_allocated``; CPU: the peak resident set of a fresh process that
+runs only that variant). ``--depths 2 4 16 64`` gives the depth scaling (number of
+hidden layers of width 256; the digits MLP is depth 2). ``--compile-time`` measures
+build + R + passes + lowering to fx per layer for L = 8 ... 512.
+
+Run: python benchmarks/bench_torch_step.py [--device cuda] [--depths 2 4 16 64] [--no-compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import catgrad as cg
+
+WIDTH, N_IN, N_OUT, BATCH = 256, 64, 10, 128
+
+
+def catgrad_mlp(depth: int) -> cg.Para:
+    """depth hidden relu layers of WIDTH, then a dense layer to N_OUT, in float32."""
+    dims = [N_IN] + [WIDTH] * depth + [N_OUT]
+    layers = []
+    for i, (a, b) in enumerate(zip(dims, dims[1:])):
+        last = i == len(dims) - 2
+
+        @cg.trace(cg.f32[a, b], cg.f32[b], cg.f32["B", a])
+        def body(W, bias, x, last=last, b=b):
+            z = x @ W + bias.broadcast("B", b)
+            return z if last else cg.ops.relu(z)
+
+        layers.append(cg.Para([cg.Param(f"l{i}.W", cg.f32[a, b], cg.init.glorot()),
+                               cg.Param(f"l{i}.b", cg.f32[b], cg.init.zeros())], body))
+    model = layers[0]
+    for layer in layers[1:]:
+        model = model >> layer
+    return model
+
+
+class TorchMLP(torch.nn.Module):
+    def __init__(self, values: dict, depth: int):
+        super().__init__()
+        self.layers = torch.nn.ModuleList()
+        dims = [N_IN] + [WIDTH] * depth + [N_OUT]
+        for i, (a, b) in enumerate(zip(dims, dims[1:])):
+            lin = torch.nn.Linear(a, b)
+            with torch.no_grad():
+                lin.weight.copy_(torch.as_tensor(values[f"l{i}.W"]).T)
+                lin.bias.copy_(torch.as_tensor(values[f"l{i}.b"]))
+            self.layers.append(lin)
+
+    def forward(self, x):
+        for lin in self.layers[:-1]:
+            x = torch.relu(lin(x))
+        return self.layers[-1](x)
+
+
+def make(variant: str, depth: int, device: str):
+    """(step function of (x, y), warm-up count) for one variant."""
+    model = catgrad_mlp(depth)
+    step = cg.compile(model, loss=cg.loss.softmax_cross_entropy(reduction="mean"), optimizer="adam(lr=1e-3)",
+                      backend="torch", device=device, torch_compile=variant == "d")
+    state = step.init(seed=0)
+    if variant in ("c", "d"):
+        box = [state]
+
+        def run(x, y):
+            box[0], out = step(box[0], x, y)
+            return out.loss
+
+        return run
+    values = {n: v.detach().cpu().numpy() for n, v in state.params.items()}
+    net = TorchMLP(values, depth).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, foreach=True)
+
+    def train_step(x, y):
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = torch.compile(train_step) if variant == "b" else train_step
+
+    def run(x, y):
+        return float(fn(x, y))
+
+    return run
+
+
+def data(device, steps, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xs = [torch.randn(BATCH, N_IN, generator=g).to(device) for _ in range(steps)]
+    labels = [torch.randint(0, N_OUT, (BATCH,), generator=g).to(device) for _ in range(steps)]
+    onehot = [F.one_hot(c, N_OUT).float() for c in labels]
+    return xs, labels, onehot
+
+
+def time_variants(variants, depth, device, steps, rounds):
+    xs, labels, onehot = data(device, steps)
+    runs = {v: make(v, depth, device) for v in variants}
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    for v, run in runs.items():  # warm up (and compile)
+        for i in range(5):
+            run(xs[i], onehot[i] if v in "cd" else labels[i])
+    best = {v: float("inf") for v in variants}
+    for _ in range(rounds):  # interleaved, best of rounds: the machine is shared and noisy
+        for v, run in runs.items():
+            ys = onehot if v in "cd" else labels
+            sync()
+            t = time.perf_counter()
+            for x, y in zip(xs, ys):
+                run(x, y)
+            sync()
+            best[v] = min(best[v], (time.perf_counter() - t) / steps * 1e3)
+    return best
+
+
+def peak_memory(variant, depth, device, steps):
+    """Peak memory of one variant run alone (MiB)."""
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        run = make(variant, depth, device)
+        xs, labels, onehot = data(device, steps)
+        for x, c, o in zip(xs, labels, onehot):
+            run(x, o if variant in "cd" else c)
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**20
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import bench_torch_step as b, resource; "
+            f"b.peak_run({variant!r}, {depth}, {device!r}, {steps})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["delta_mib"]
+
+
+def peak_run(variant, depth, device, steps):
+    torch.set_num_threads(1)
+    xs, labels, onehot = data(device, steps)
+    run = make(variant, depth, device)
+    run(xs[0], onehot[0] if variant in "cd" else labels[0])
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for x, c, o in zip(xs, labels, onehot):
+        run(x, o if variant in "cd" else c)
+    print(json.dumps({"delta_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}))
+
+
+def compile_time(layers=(8, 32, 128, 512)):
+    rows = []
+    for L in layers:
+        t = time.perf_counter()
+        model = catgrad_mlp(L)
+        step = cg.compile(model, loss=cg.loss.softmax_cross_entropy(reduction="mean"), optimizer="adam(lr=1e-3)",
+                          backend="torch")
+        step.graph_module
+        dt = time.perf_counter() - t
+        rows.append((L, dt * 1e3 / (L + 1)))
+        print(f"  L={L:4d}: {dt:7.2f} s total, {dt * 1e3 / (L + 1):6.2f} ms per layer", flush=True)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--depths", type=int, nargs="+", default=[2])
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-compile", action="store_true", help="skip (b) and (d), the torch.compile variants")
+    ap.add_argument("--memory", action="store_true", help="also measure peak memory per variant")
+    ap.add_argument("--compile-time", action="store_true", help="also time build + R + passes + fx lowering")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    variants = "ac" if args.no_compile else "abcd"
+    print(f"torch {torch.__version__}, device {args.device}, {args.threads} thread(s), batch {BATCH}, "
+          f"width {WIDTH}, float32, Adam; best of {args.rounds} rounds of {args.steps} steps")
+    for depth in args.depths:
+        best = time_variants(variants, depth, args.device, args.steps, args.rounds)
+        line = ", ".join(f"({v}) {best[v]:.3f} ms" for v in variants)
+        ratios = f"(c)/(a) = {best['c'] / best['a']:.2f}"
+        if "b" in best:
+            ratios += f", (d)/(b) = {best['d'] / best['b']:.2f}"
+        print(f"depth {depth:3d}: {line}; {ratios}", flush=True)
+        if args.memory:
+            mem = {v: peak_memory(v, depth, args.device, args.steps) for v in variants}
+            print("           peak memory (MiB): " + ", ".join(f"({v}) {mem[v]:.1f}" for v in variants), flush=True)
+    if args.compile_time:
+        print("compile time (build, R, passes, lowering to fx):")
+        compile_time()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""The torch backend: an optimized Program as a ``torch.fx.GraphModule``.
+
+The backend walks the Program once and applies each primitive's rule from the
+``torch`` rule table (the same rules ``cg.evaluate(..., backend="torch")`` runs
+eagerly) to ``torch.fx`` proxies, so every torch call is recorded as a node of one
+graph:
+
+- the Program's inputs (parameters, optimizer state, data) are placeholders and its
+  outputs the graph's output: the module is functional, nothing is updated in place;
+- constants are registered buffers (``get_attr`` nodes), made once, and move with
+  ``.to(device)``;
+- targets are torch functions, so ``print(gm.code)`` reads like hand-written torch;
+- symbolic dimensions (the batch) are read from the inputs (``x.size(0)``), so one
+  graph serves every batch size and ``torch.compile`` can treat them as dynamic;
+- independent elementwise ops of one kind (the same Adam update of every parameter,
+  say) run as one multi-tensor ``torch._foreach_*`` call: instructions are grouped by
+  their depth in the program, so a group never waits on one of its own members. On
+  CPU this is what makes the graph cheaper than eager torch, whose backward pass
+  runs in C++ but whose every op here would otherwise cost a Python call.
+
+Graphs are cached by the structural hash of the Program (and the device).
+``torch_compile=True`` wraps the module in ``torch.compile(fullgraph=True)`` (a
+graph break is an error, not a silent fallback); a string names the
+``torch.compile`` backend instead of inductor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+import torch.fx as fx
+
+from ..core.primitive import bind, check_lowerable
+from ..core.types import bind_shape
+from ..errors import CatgradError, ShapeError
+from .pipeline import as_program, implicit_broadcasts, value_names
+from .program import Program
+
+_CACHE: dict = {}
+
+
+def structural_key(prog: Program, input_names=None) -> tuple:
+    """Equal for programs that compute the same thing the same way (same instructions,
+    types and constant values), so their graphs can be shared."""
+    h = hashlib.sha1()
+    for v in sorted(prog.consts):
+        c = np.ascontiguousarray(prog.consts[v])
+        h.update(f"{v}:{c.dtype.str}:{c.shape}".encode())
+        h.update(c.tobytes())
+    instrs = tuple((i.op, i.ins, i.outs) for i in prog.instrs)
+    return (tuple(prog.types), tuple(prog.inputs), tuple(prog.outputs), instrs, h.hexdigest(),
+            tuple(input_names or ()))
+
+
+def _device(device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise CatgradError(f"device {device!r} is not a torch device ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CatgradError(f"device {device!r} is not available: this torch ({torch.__version__}) sees no CUDA device")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise CatgradError(f"device {device!r} is not available: there are {torch.cuda.device_count()} CUDA devices")
+    if dev.type not in ("cpu", "cuda"):
+        raise CatgradError(f"device {device!r}: the torch backend runs on cpu or cuda")
+    return dev
+
+
+#: Multi-tensor versions of elementwise primitives (float values only).
+FOREACH = {"add": "_foreach_add", "sub": "_foreach_sub", "mul": "_foreach_mul", "div": "_foreach_div",
+           "maximum": "_foreach_maximum", "minimum": "_foreach_minimum", "neg": "_foreach_neg",
+           "sqrt": "_foreach_sqrt", "exp": "_foreach_exp", "log": "_foreach_log", "abs": "_foreach_abs",
+           "sign": "_foreach_sign", "sigmoid": "_foreach_sigmoid", "tanh": "_foreach_tanh", "sin": "_foreach_sin",
+           "cos": "_foreach_cos", "floor": "_foreach_floor"}
+
+
+def _schedule(prog: Program, skip: set) -> list:
+    """The instructions as a list of groups to emit in order: a group of several
+    independent instructions of one foreach-able op at the same depth, or one
+    instruction. Depth = 1 + the deepest input, so no group depends on itself."""
+    depth: dict = {}
+    key_of: dict = {}
+    for j, ins in enumerate(prog.instrs):
+        d = max((depth.get(a, 0) for a in ins.ins), default=0)
+        if j in skip:  # an alias (implicit broadcast) costs nothing and adds no depth
+            depth[ins.outs[0]] = d
+            continue
+        depth[ins.outs[0]] = d + 1
+        op = ins.op
+        if op.name in FOREACH and op.cod[0].dtype.is_float and not op.attrs and len(op.cod) == 1:
+            key_of[j] = (d + 1, op.name, op.cod[0].dtype.name)
+    groups: dict = {}
+    for j, key in key_of.items():
+        groups.setdefault(key, []).append(j)
+    order = sorted(range(len(prog.instrs)), key=lambda j: (depth[prog.instrs[j].outs[0]], j))
+    out, done = [], set()
+    for j in order:
+        if j in done:
+            continue
+        members = groups.get(key_of.get(j), [j]) if j in key_of else [j]
+        members = members if len(members) > 1 else [j]
+        done.update(members)
+        out.append(members)
+    return out
+
+
+def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProgram",
+                 foreach: bool = True) -> fx.GraphModule:
+    """``prog`` traced through the torch rule table into a GraphModule (not cached)."""
+    check_lowerable((i.op for i in prog.instrs), "torch")
+    graph = fx.Graph()
+    tracer = fx.proxy.GraphAppendingTracer(graph)
+    root = torch.nn.Module()
+    # fx keeps node names snake_case; lower-case them here so the code shows no renaming
+    names = value_names(prog, [n.lower() for n in input_names] if input_names else None)
+    env: dict = {}
+    for v in prog.inputs:
+        env[v] = fx.Proxy(graph.placeholder(names[v]), tracer)
+    binding = _Sizes({d: (env[v], k) for v in reversed(prog.inputs)
+                      for k, d in enumerate(prog.types[v].shape) if isinstance(d, str)})
+    used = {a for i in prog.instrs for a in i.ins} | set(prog.outputs)
+    for v, c in sorted(prog.consts.items()):
+        if v in used and v not in env:
+            t = prog.types[v]
+            root.register_buffer(names[v], torch.as_tensor(np.asarray(c)).to(t.dtype.torch()))
+            env[v] = fx.Proxy(graph.get_attr(names[v]), tracer)
+    implicit = implicit_broadcasts(prog)
+    schedule = _schedule(prog, implicit) if foreach else [[j] for j in range(len(prog.instrs))]
+    for group in schedule:
+        if len(group) > 1:  # one multi-tensor call for the whole group
+            instrs = [prog.instrs[j] for j in group]
+            fn = getattr(torch, FOREACH[instrs[0].op.name])
+            lists = [[env[i.ins[k]] for i in instrs] for k in range(len(instrs[0].ins))]
+            res = fn(*lists)
+            for k, i in enumerate(instrs):
+                env[i.outs[0]] = res[k]
+            continue
+        (j,) = group
+        ins = prog.instrs[j]
+        if j in implicit:  # the elementwise readers broadcast by themselves
+            env[ins.outs[0]] = env[ins.ins[0]]
+            continue
+        res = bind(ins.op, "torch", binding)(*(env[v] for v in ins.ins))
+        res = res if len(ins.outs) > 1 else (res,)
+        for o, r in zip(ins.outs, res):
+            env[o] = r
+    outs = tuple(env[v].node if isinstance(env[v], fx.Proxy) else env[v] for v in prog.outputs)
+    graph.output(outs)
+    graph.lint()
+    return fx.GraphModule(root, graph, class_name=class_name)
+
+
+class _Sizes(dict):
+    """Symbolic dimension -> its size read off the first input that has it
+    (``x.size(0)``), recorded in the graph only when a rule asks for it."""
+
+    def __init__(self, where: dict):
+        super().__init__()
+        self._where = where
+
+    def __missing__(self, d):
+        proxy, k = self._where[d]
+        self[d] = size = proxy.size(k)
+        return size
+
+
+class TorchProgram:
+    """A compiled program on torch: ``prog(*tensors) -> tuple of tensors``. numpy
+    arrays are accepted too and moved to the device with the wire's dtype."""
+
+    def __init__(self, program: Program, device="cpu", torch_compile: bool = False, input_names=None,
+                 class_name: str = "CatgradProgram", foreach: bool | None = None):
+        self.program = program
+        self.device = _device(device)
+        self.dom, self.cod = program.dom, program.cod
+        if foreach is None:  # inductor fuses by itself and prefers plain ops to multi-tensor ones
+            foreach = not torch_compile
+        key = (structural_key(program, input_names), str(self.device), class_name, foreach)
+        gm = _CACHE.get(key)
+        if gm is None:
+            gm = _CACHE[key] = graph_module(program, input_names, class_name, foreach).to(self.device)
+        self.graph_module = gm
+        self._dtypes = [t.dtype.torch() for t in self.dom]
+        if torch_compile:  # True: inductor; or the name of a torch.compile backend ("eager", "aot_eager"...)
+            backend = "inductor" if torch_compile is True else str(torch_compile)
+            self._fn = torch.compile(gm, fullgraph=True, backend=backend)
+        else:
+            self._fn = gm
+        self._checked: set = set()
+
+    def asarray(self, x, t):
+        """A host value as a tensor of wire type ``t`` on this program's device."""
+        if isinstance(x, torch.Tensor):
+            return x.to(device=self.device, dtype=t.dtype.torch())
+        return torch.as_tensor(np.asarray(x), device=self.device).to(t.dtype.torch())
+
+    def _check(self, args) -> None:
+        key = tuple(tuple(a.shape) for a in args)
+        if key in self._checked:
+            return
+        binding: dict = {}
+        for i, (t, a) in enumerate(zip(self.dom, args)):
+            bind_shape(t, tuple(a.shape), binding, f"input {i}")
+        self._checked.add(key)
+
+    def __call__(self, *args):
+        if len(args) != len(self.dom):
+            raise ShapeError(f"the program takes {len(self.dom)} input(s) of types {self.dom}, got {len(args)}")
+        args = [a if isinstance(a, torch.Tensor) and a.dtype == d and a.device == self.device
+                else self.asarray(a, t) for a, d, t in zip(args, self._dtypes, self.dom)]
+        self._check(args)
+        with torch.no_grad():  # the program is its own derivative: no autograd tape is wanted
+            return tuple(self._fn(*args))
+
+    @property
+    def code(self) -> str:
+        return self.graph_module.code
+
+
+def compile_torch(program, device="cpu", torch_compile: bool = False, input_names=None, passes: bool = True,
+                  class_name: str = "CatgradProgram", foreach: bool | None = None) -> TorchProgram:
+    """The torch backend's factory: ``program`` (an optimized Program, or a diagram,
+    lowered and optimized here) as a :class:`TorchProgram` on ``device``. ``foreach``
+    groups independent elementwise ops into multi-tensor calls (default: unless
+    ``torch_compile``)."""
+    return TorchProgram(as_program(program, passes), device=device, torch_compile=torch_compile,
+                        input_names=input_names, class_name=class_name, foreach=foreach)
+
+
+__all__ = ["TorchProgram", "compile_torch", "graph_module", "structural_key"]

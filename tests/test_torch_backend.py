@@ -1,0 +1,232 @@
+"""The torch backend: the step as one torch.fx GraphModule, agreeing with numpy.
+
+Cross-backend agreement (100 float64 steps of every example's training step, digits
+accuracy), the properties the GraphModule promises (placeholders in, outputs out,
+functional, constants as buffers, torch targets, one graph for every batch size,
+cached by structure, ``.to(device)``, ``torch.compile`` with no graph break), dtypes
+(f32, f64, bf16, bits as torch.bool) and the errors at compile time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import catgrad as cg
+from catgrad import data
+from catgrad.compiler import torch_backend
+from catgrad.step import to_host
+
+EXAMPLES = "examples"
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+
+def _model(name, file="iris.cat"):
+    return cg.load(f"{EXAMPLES}/{file}")[name]
+
+
+def _batches(n_in, n_out, seed=0, batch=8, steps=100, classes=True):
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        x = rng.standard_normal((batch, n_in))
+        y = np.eye(n_out)[rng.integers(0, n_out, batch)] if classes else rng.standard_normal((batch, n_out))
+        yield x, y
+
+
+def _rel(a, b):
+    a, b = to_host(a).astype(np.float64), to_host(b).astype(np.float64)
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b))))) if b.size else 0.0
+
+
+def _assert_states_close(s1, s2, tol):
+    assert s1.params.keys() == s2.params.keys() and s1.opt_state.keys() == s2.opt_state.keys()
+    for k in s1.params:
+        assert _rel(s1.params[k], s2.params[k]) <= tol, k
+    for k in s1.opt_state:  # the whole optimizer state, not only the parameters
+        assert _rel(s1.opt_state[k], s2.opt_state[k]) <= tol, k
+    assert s1.step == s2.step
+
+
+@pytest.mark.parametrize("file, name, n_in, n_out, optimizer, loss", [
+    ("iris.cat", "mlp", 4, 3, "adam(lr=1e-2)", "softmax_cross_entropy"),
+    ("iris.cat", "mlp_pointful", 4, 3, "clip_norm(1.0) >> momentum(lr=0.05, gamma=0.9)", "softmax_cross_entropy"),
+    ("digits.cat", "mlp", 64, 10, "adamw(lr=1e-3, weight_decay=0.01)", "softmax_cross_entropy"),
+    ("digits.cat", "mlp", 64, 10, "rmsprop(lr=1e-3)", "mse"),
+])
+def test_torch_and_numpy_agree_for_100_float64_steps(file, name, n_in, n_out, optimizer, loss):
+    model = _model(name, file)
+    steps = {b: cg.compile(model, loss=loss, optimizer=optimizer, backend=b, dtype="f64") for b in ("numpy", "torch")}
+    states = {b: s.init(seed=1) for b, s in steps.items()}
+    for x, y in _batches(n_in, n_out):
+        outs = {}
+        for b, s in steps.items():
+            states[b], outs[b] = s(states[b], x, y)
+        assert outs["torch"].loss == pytest.approx(outs["numpy"].loss, rel=1e-9, abs=1e-12)
+    assert isinstance(states["torch"].params[steps["torch"].param_names[0]], torch.Tensor)
+    _assert_states_close(states["torch"], states["numpy"], 1e-9)
+
+
+@pytest.mark.parametrize("name", ["or_neuron", "polynomial", "affine"])
+def test_rda_step_on_bits_is_the_same_on_both_backends(name):
+    """Bits are torch.bool with XOR/AND semantics: Reverse Derivative Ascent gives the
+    very same parameters, for every bit model of the examples."""
+    model = cg.load(f"{EXAMPLES}/rda_iris.cat")[name]
+    steps = {b: cg.compile(model, loss="xor", optimizer="gradient_update()", backend=b) for b in ("numpy", "torch")}
+    states = {b: s.init(seed=0) for b, s in steps.items()}
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        x = rng.integers(0, 2, 4).astype(bool)
+        y = np.asarray(rng.integers(0, 2) == 1)
+        for b, s in steps.items():
+            states[b], _ = s(states[b], x, y)
+    for k in states["numpy"].params:
+        t = states["torch"].params[k]
+        assert t.dtype == torch.bool
+        np.testing.assert_array_equal(to_host(t), states["numpy"].params[k])
+
+
+def test_the_step_is_one_functional_graph_module():
+    model = _model("mlp")
+    step = cg.compile(model, loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", backend="torch")
+    gm = step.graph_module
+    assert isinstance(gm, torch.fx.GraphModule)
+    nodes = list(gm.graph.nodes)
+    placeholders = [n for n in nodes if n.op == "placeholder"]
+    assert len(placeholders) == len(step.param_names) + len(step.opt_keys) + 2
+    assert [n.target for n in placeholders[-2:]] == ["x", "y"]
+    (out,) = [n for n in nodes if n.op == "output"]
+    assert len(out.args[0]) == len(step.param_names) + len(step.opt_keys) + 2
+    import operator
+
+    for n in nodes:
+        if n.op == "call_function" and n.target is not operator.getitem:  # torch functions, never a lambda of ours
+            assert getattr(n.target, "__module__", "").startswith("torch"), n.target
+            assert not n.target.__name__.endswith("_"), f"in-place {n.target}"
+            assert n.target not in (torch.full, torch.tensor, torch.zeros, torch.ones), "constants must be buffers"
+        if n.op == "call_method":
+            assert not n.target.endswith("_"), f"in-place method {n.target}"
+    buffers = dict(gm.named_buffers())
+    assert buffers and all(n.target in buffers for n in nodes if n.op == "get_attr")
+    code = gm.code
+    assert "torch.tanh(" in code and "torch.logsumexp(" in code and "def forward(self, p_dense_w" in code
+
+
+def test_independent_elementwise_ops_run_as_multi_tensor_calls():
+    """Grouping the parameters' updates into torch._foreach_* calls changes the number of
+    calls, not a single bit of the result."""
+    model = _model("mlp", "digits.cat")
+    steps = [cg.compile(model, loss="softmax_cross_entropy", optimizer="adam(lr=1e-3)", backend="torch",
+                        foreach=f) for f in (True, False)]
+    grouped, plain = (s.graph_module for s in steps)
+    n_calls = lambda gm: sum(n.op in ("call_function", "call_method") and "getitem" not in str(n.target)  # noqa: E731
+                             for n in gm.graph.nodes)
+    assert "_foreach_mul" in grouped.code and "_foreach" not in plain.code
+    assert n_calls(grouped) < 0.6 * n_calls(plain)
+    states = [s.init(0) for s in steps]
+    for x, y in _batches(64, 10, steps=5):
+        x, y = x.astype(np.float32), y.astype(np.float32)
+        states = [s(st, x, y)[0] for s, st in zip(steps, states)]
+    for k in states[0].params:
+        assert torch.equal(states[0].params[k], states[1].params[k]), k
+    for k in states[0].opt_state:
+        assert torch.equal(states[0].opt_state[k], states[1].opt_state[k]), k
+
+
+def test_one_graph_for_every_batch_size_and_cached_by_structure():
+    model = _model("mlp")
+    step = cg.compile(model, loss="softmax_cross_entropy", optimizer="sgd(lr=0.1)", backend="torch")
+    gm = step.graph_module
+    state = step.init(0)
+    for batch in (1, 5, 17):
+        x, y = next(_batches(4, 3, batch=batch, steps=1))
+        x, y = x.astype(np.float32), y.astype(np.float32)
+        state, out = step(state, x, y)
+        assert tuple(out.pred.shape) == (batch, 3)
+    assert step.graph_module is gm
+    again = cg.compile(model, loss="softmax_cross_entropy", optimizer="sgd(lr=0.1)", backend="torch")
+    assert again.graph_module is gm  # the same program: the cached graph
+    other = cg.compile(model, loss="softmax_cross_entropy", optimizer="sgd(lr=0.2)", backend="torch")
+    assert other.graph_module is gm  # hyperparameters are optimizer state, not constants
+    other = cg.compile(model, loss="mse", optimizer="sgd(lr=0.1)", backend="torch")
+    assert other.graph_module is not gm
+
+
+def test_graph_module_moves_with_to():
+    step = cg.compile(_model("mlp"), loss="softmax_cross_entropy", backend="torch")
+    gm = torch_backend.graph_module(step._run.program, ["p" + str(i) for i in range(len(step.diagram.dom))])
+    moved = gm.to(torch.float64).to("meta")
+    assert all(b.device.type == "meta" for b in moved.buffers())
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64", "bf16"])
+def test_dtypes_for_the_forward_model_and_the_step(dtype):
+    model = _model("mlp")
+    ref = cg.compile(model, loss="softmax_cross_entropy", optimizer="sgd(lr=0.1)", backend="numpy", dtype="f64")
+    step = cg.compile(model, loss="softmax_cross_entropy", optimizer="sgd(lr=0.1)", backend="torch", dtype=dtype)
+    tdt = {"f32": torch.float32, "f64": torch.float64, "bf16": torch.bfloat16}[dtype]
+    s_ref, s = ref.init(0), step.init(0)
+    assert all(v.dtype == tdt for v in s.params.values())
+    tol = {"f32": 1e-5, "f64": 1e-12, "bf16": 5e-2}[dtype]
+    for x, y in _batches(4, 3, steps=5):
+        s_ref, o_ref = ref(s_ref, x, y)
+        s, o = step(s, x, y)
+        assert o.pred.dtype == tdt
+        assert abs(o.loss - o_ref.loss) <= tol * max(1.0, abs(o_ref.loss))
+    assert _rel(step.predict(s, x), ref.predict(s_ref, x)) <= tol * 4
+
+
+def test_numpy_backend_refuses_bf16_with_the_op_named():
+    with pytest.raises(cg.CatgradError, match=r"numpy backend cannot run op 'einsum' on \(bf16\[B, 4\], bf16\[4, 16\]\)"):
+        cg.compile(_model("mlp"), loss="mse", backend="numpy", dtype="bf16")
+
+
+def test_torch_compile_captures_the_whole_step_without_a_graph_break():
+    torch._dynamo.reset()
+    step = cg.compile(_model("mlp"), loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", backend="torch",
+                      torch_compile="eager")  # dynamo's capture with fullgraph=True; the eager backend runs it
+    plain = cg.compile(_model("mlp"), loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", backend="torch")
+    s1, s2 = step.init(0), plain.init(0)
+    for x, y in _batches(4, 3, steps=3):
+        x, y = x.astype(np.float32), y.astype(np.float32)
+        s1, o1 = step(s1, x, y)
+        s2, o2 = plain(s2, x, y)
+        assert o1.loss == pytest.approx(o2.loss, rel=1e-6)
+    from torch._dynamo.utils import counters
+
+    assert counters["stats"]["unique_graphs"] >= 1 and not counters["graph_break"]
+
+
+def test_cuda_device_is_rejected_cleanly_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(cg.CatgradError, match="device 'cuda' is not available"):
+        cg.compile(_model("mlp"), loss="mse", backend="torch", device="cuda")
+    with pytest.raises(cg.CatgradError, match="not a torch device"):
+        cg.compile(_model("mlp"), loss="mse", backend="torch", device="gpu0")
+
+
+@cuda
+def test_step_on_cuda_agrees_with_cpu():
+    model = _model("mlp", "digits.cat")
+    steps = [cg.compile(model, loss="softmax_cross_entropy", optimizer="adam(lr=1e-3)", backend="torch",
+                        device=d, dtype="f64") for d in ("cpu", "cuda")]
+    states = [s.init(0) for s in steps]
+    for x, y in _batches(64, 10, steps=20):
+        states = [s(st, x, y)[0] for s, st in zip(steps, states)]
+    assert next(iter(states[1].params.values())).device.type == "cuda"
+    _assert_states_close(states[1], states[0], 1e-9)
+
+
+def test_digits_accuracy_within_half_a_point_on_both_backends():
+    from catgrad.train import accuracy, fit
+
+    train, test = data.prepare("digits", test_fraction=0.2, seed=0)
+    model = _model("mlp", "digits.cat")
+    acc = {}
+    for b in ("numpy", "torch"):
+        step = cg.compile(model, loss="softmax_cross_entropy", optimizer="adam(lr=1e-3)", backend=b)
+        res = fit(step, train, epochs=10, batch_size=32, seed=0)
+        acc[b] = accuracy(step, res.state, test)
+    assert acc["numpy"] > 0.9
+    assert abs(acc["numpy"] - acc["torch"]) <= 0.005
