@@ -81,7 +81,8 @@ def _np_split(x, axis, sizes):
 
 def _torch_split(x, dom, axis, sizes):
     parts = torch.split(x, [int(s) for s in sizes], dim=_norm_axis(dom, axis))
-    return parts[0] if len(parts) == 1 else tuple(parts)
+    # (indexed by the static count: a traced split is one proxy without a length)
+    return parts[0] if len(sizes) == 1 else tuple(parts[i] for i in range(len(sizes)))
 
 
 split = declare(
@@ -112,9 +113,10 @@ def _take_rule(dom):
 
 
 def _check_range(idx, n):
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        bad = idx[(idx < 0) | (idx >= n)].flat[0]
-        raise ShapeError(f"index {int(bad)} is out of range for a table of {n} rows")
+    """Indices count from the start (0 .. n-1) or, negative, from the end (-n .. -1)."""
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        bad = idx[(idx < -n) | (idx >= n)].flat[0]
+        raise ShapeError(f"index {int(bad)} is out of range for a table of {n} rows (-{n} .. {n - 1})")
 
 
 def _np_take(table, idx):
@@ -131,7 +133,8 @@ take = declare(
     arity=2, kind="data_movement",
     samples=lambda: [Sample(Ob(f64[5, 3], i64["B", 4]), {}, (0, 5)), Sample(Ob(f32[7], i64[3]), {}, (0, 7)),
                      Sample(Ob(f64[4, 2, 2], i64[2]), {}, (0, 4))],
-    doc="Rows of a table [V, *D] at i64 indices [*I]: [*I, *D] (an embedding lookup). "
+    doc="Rows of a table [V, *D] at i64 indices [*I] (negative ones count from the end): [*I, *D] "
+        "(an embedding lookup). "
         "R: scatter-add the cotangent into the table's rows.",
 )
 
@@ -155,17 +158,17 @@ def _np_scatter_add(idx, src, size, shape, dtype):
     return out
 
 
-def _torch_scatter_add(idx, src, dom, size):
+def _torch_scatter_add(idx, src, dom, size, shape):
     rows = src.flatten(0, dom[0].rank - 1) if dom[0].rank else src.unsqueeze(0)
-    base = rows.new_zeros((int(size),) + tuple(rows.shape[1:]))
-    return torch.index_add(base, 0, idx.reshape(-1), rows)
+    base = rows.new_zeros(tuple(shape))
+    return torch.index_add(base, 0, torch.remainder(idx.reshape(-1), int(size)), rows)
 
 
 scatter_add = declare(
     "scatter_add",
     _scatter_rule,
     numpy=_np_scatter_add, needs=("shape", "dtype"),
-    torch=_torch_scatter_add, torch_needs=("dom",),
+    torch=_torch_scatter_add, torch_needs=("dom", "shape"),
     rd=lambda xs, ys, dys, size: [None, take(dys[0], xs[0])],
     arity=2, kind="other",
     samples=lambda: [Sample(Ob(i64["B", 4], f64["B", 4, 3]), {"size": 5}, (0, 5)),
