@@ -66,6 +66,9 @@ class Dataset:
     y: np.ndarray
     classes: Optional[tuple] = None
     feature_names: tuple = ()
+    #: the shape of one example when the features are an image (digits: (1, 8, 8)); rows
+    #: stay flat here, and models whose input is image-shaped get them reshaped to it
+    example_shape: tuple = ()
 
     def __post_init__(self):
         if self.x.ndim != 2:
@@ -216,8 +219,10 @@ def _builtin(name: str) -> Dataset:
 
     b = getattr(skd, f"load_{name}")()
     names = tuple(str(t) for t in b.target_names)
+    images = getattr(b, "images", None)
     return Dataset(name, np.asarray(b.data, np.float64), np.asarray(b.target, np.int64), names,
-                   tuple(str(f) for f in getattr(b, "feature_names", ())))
+                   tuple(str(f) for f in getattr(b, "feature_names", ())),
+                   (1,) + images.shape[1:] if images is not None else ())
 
 
 def _number(cell: str):

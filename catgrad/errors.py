@@ -17,6 +17,11 @@ class CatgradTypeError(CatgradError, TypeError):
     """Ill-typed composition or op application: names the expected and actual types."""
 
 
+class SymbolicSizeError(CatgradTypeError):
+    """An op needs a size that is still a name (a conv's channels, a slice's axis): a
+    generic ``.cat`` definition is then checked where it is used, with its sizes known."""
+
+
 class ShapeError(CatgradError, ValueError):
     """Arrays whose shape or dtype does not fit the wire type they are given for."""
 

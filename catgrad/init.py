@@ -2,8 +2,10 @@
 
 Each initialiser is a small frozen dataclass, called as ``init(rng, shape, dtype)``
 with a :class:`numpy.random.Generator`, so initialisation is reproducible from a seed.
-``glorot`` uses fan-in and fan-out from the last two axes (Glorot & Bengio, 2010):
-uniform on ``[-l, l]`` with ``l = sqrt(6 / (fan_in + fan_out))``.
+``glorot`` (Glorot & Bengio, 2010) is uniform on ``[-l, l]`` with
+``l = sqrt(6 / (fan_in + fan_out))``; a dense weight ``[in, out]`` has fans ``in`` and
+``out``, a convolution weight ``[out, in, *kernel]`` has ``in * prod(kernel)`` and
+``out * prod(kernel)`` (as torch counts them).
 """
 
 from __future__ import annotations
@@ -74,8 +76,11 @@ def _fans(shape):
         return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
-    receptive = math.prod(shape[:-2])
-    return shape[-2] * receptive, shape[-1] * receptive
+    if len(shape) == 2:  # a dense weight [in, out]
+        return shape[0], shape[1]
+    # a convolution weight [out, in, *kernel], as torch counts it
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from ..calculus.para import Param
 from ..core.diagram import Builder, Graph, Wire, apply
 from ..core.primitive import PRIMITIVES
 from ..core.types import DTYPES, Ob, TensorType
-from ..errors import CatgradError
+from ..errors import CatgradError, SymbolicSizeError
 from ..init import INITS, bits
 from ..ops.linalg import matmul_spec
 from .resolver import ATTR_ARITH
@@ -73,6 +73,10 @@ def _symbolic_dims(body) -> set:
     dimensions such as a batch ``B``, whose size is only known at run time)."""
     dims = body.d.dims or ()
     return {body.subst[d] for d in dims if isinstance(body.subst.get(d), str)}
+
+
+def _free_dims(wires) -> set:
+    return {d for w in wires for d in w.shape if isinstance(d, str)}
 
 
 def _mentions(value, names: set) -> bool:
@@ -399,8 +403,16 @@ class Checker:
                 )
             fargs = dict(zip(d.fparams, m.fargs))
         self.stack.append((d, m.key))
+        n_diags = len(self.diags)
         try:
             inst = self.elaborate(m, subst, fargs, actual)
+        except (CatError, Poisoned) as e:
+            # a generic definition is checked with its sizes only where it is used: say where
+            found = self.diags[n_diags:] + ([e.diagnostic] if isinstance(e, CatError) else [])
+            for diag in found:
+                if d.dims and span is not None and diag.span != span and all(n.span != span for n in diag.notes):
+                    diag.notes.append(Note(f"in this use of '{d.name}'", span))
+            raise
         finally:
             self.stack.pop()
         self.cache[key] = inst
@@ -819,7 +831,8 @@ class Checker:
         except CatError:
             raise
         except (CatgradError, TypeError, ValueError) as err:
-            if _mentions(tuple(attrs.values()), _symbolic_dims(body)):
+            if _mentions(tuple(attrs.values()), _symbolic_dims(body)) or (
+                    isinstance(err, SymbolicSizeError) and (body.d.dims or _free_dims(wires))):
                 raise Deferred() from None
             if not isinstance(err, CatgradError):
                 raise CatError(f"{name}: {_bad_attrs(name, attrs, err)}", span) from None

@@ -17,8 +17,11 @@ from .arith import add, cast, constant, div, eq, ge, gt, maximum, minimum, mul, 
 from .collective import all_reduce
 from .elementwise import abs, cos, exp, floor, heaviside, log, relu, sigmoid, sign, sin, softplus, sqrt, tanh
 from .linalg import broadcast, einsum, matmul, pad, reshape, slice, transpose
-from .reduce import logsumexp, max, softmax, sum, unreduce
+from .reduce import logsumexp, max, mean, softmax, sum, unreduce
 from .z2 import and_, not_, one, or_, xor, zero
+from .convolution import avgpool, conv, fold, maxpool, unfold
+from .random import bernoulli, normal, random_split, uniform
+from .shape import concat, scatter_add, split, take
 
 
 def get(name: str) -> OpFunction:

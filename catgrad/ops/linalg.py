@@ -20,7 +20,7 @@ import numpy as np
 from ..core.diagram import Wire, _types
 from ..core.primitive import Sample, expect_arity
 from ..core.types import Ob, TensorType, bit, f32, f64
-from ..errors import CatgradTypeError
+from ..errors import CatgradTypeError, SymbolicSizeError
 from ._base import SYMPY, OpFunction, declare, torch
 
 
@@ -318,7 +318,7 @@ def _axis_size(name: str, t: TensorType, axis) -> tuple:
     axis = int(axis) % t.rank
     n = t.shape[axis]
     if not isinstance(n, int):
-        raise CatgradTypeError(f"{name}: axis {axis} of {t} has the symbolic size {n}; it needs a fixed size")
+        raise SymbolicSizeError(f"{name}: axis {axis} of {t} has the symbolic size {n}; it needs a fixed size")
     return axis, n
 
 

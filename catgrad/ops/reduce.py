@@ -77,12 +77,29 @@ def _samples(dtypes=(f64, f32)):
     return make
 
 
+def _np_float_sum(dom, axes=None, keepdims=False):
+    t = dom[0]
+    dims = normalize_axes("sum", t, axes)
+    if not dims:
+        return lambda x: x
+    lead = t.rank - len(dims)
+    k = 1
+    for i in dims:
+        k = k * t.shape[i] if isinstance(t.shape[i], int) else 0
+    if 1 < k <= 32 and 0 < lead and dims == tuple(range(lead, t.rank)):
+        # a few trailing entries (pooling windows): a matrix-vector product, not numpy's
+        # reduction loop, which is slow on short inner axes
+        tail = (1,) * len(dims) if keepdims else ()
+        return lambda x: (x.reshape(-1, k) @ np.ones(k, x.dtype)).reshape(x.shape[:lead] + tail)
+    return lambda x: np.sum(x, axis=dims, keepdims=bool(keepdims))
+
+
 sum = declare(
     "sum",
     _reduce_rule("sum", floats_only=False),
-    numpy={k: _reducer(f) for k, f in (("float", lambda x, d, k: np.sum(x, axis=d, keepdims=k)),
-                                       ("int", lambda x, d, k: np.sum(x, axis=d, keepdims=k)),
-                                       ("bit", _np_parity))},
+    numpy={"float": _np_float_sum,
+           **{k: _reducer(f) for k, f in (("int", lambda x, d, k: np.sum(x, axis=d, keepdims=k)),
+                                       ("bit", _np_parity))}},
     torch={k: _reducer(f) for k, f in (("float", lambda x, d, k: torch.sum(x, dim=d, keepdim=k)),
                                        ("int", lambda x, d, k: torch.sum(x, dim=d, keepdim=k)),
                                        ("bit", _torch_parity))},
@@ -180,3 +197,33 @@ softmax = declare(
     kind="other",
     samples=lambda: [Sample(Ob(f64[3, 4])), Sample(Ob(f32["B", 5]), {"axis": 0}), Sample(Ob(f64[2, 3, 2]), {"axis": 1})],
 )
+
+
+def _mean_rd(xs, ys, dys, axes=None, keepdims=False):
+    # d / n on every entry of each reduced group; n is a constant when the reduced
+    # sizes are fixed, else it is counted at run time (a sum of ones).
+    x = xs[0]
+    dims = normalize_axes("mean", x.type, axes)
+    sizes = [x.shape[i] for i in dims]
+    d = unreduce(dys[0], x.type, axes, keepdims)
+    if all(isinstance(n, int) for n in sizes):
+        n = 1
+        for s in sizes:
+            n *= s
+        return [d * (1.0 / n)]
+    count = x.const(1.0).sum(axes=dims, keepdims=True).broadcast(x.shape)
+    return [d / count]
+
+
+mean = declare(
+    "mean",
+    _reduce_rule("mean", floats_only=True),
+    numpy=_reducer(lambda x, d, k: np.mean(x, axis=d, keepdims=k)),
+    torch=_reducer(lambda x, d, k: torch.mean(x, dim=d, keepdim=k)),
+    needs=("dom",), staged=True,
+    rd=_mean_rd,
+    doc="Mean over axes (all by default). R: broadcast d / n back over each reduced group.",
+    kind="reduction", samples=_samples(),
+)
+SYMPY.register(mean.prim, lambda x, axes=None, keepdims=False: np.mean(
+    x, axis=None if axes is None else (axes if isinstance(axes, int) else tuple(axes)), keepdims=keepdims))

@@ -181,7 +181,7 @@ def run(args) -> int:
     train, test = pre.apply(train), pre.apply(test)
     val = pre.apply(val) if val is not None else None
     loss, loss_name = loss_arg(args.loss, model, train.is_classification)
-    batched = _input_type(model).rank == 2
+    batched = _input_type(model).rank >= 2
     if args.batch is None:
         args.batch = 32 if batched else 1
     _check_model(model, train, args)
@@ -355,9 +355,10 @@ def _check_model(model, train, args) -> None:
     if len(cod) != 1:
         raise CatgradError(f"the model must have one output (scores or a prediction), it has {cod}")
     y_t = cod[0]
-    if x_t.rank not in (1, 2) or y_t.rank != x_t.rank:
-        raise ShapeError(f"model {args.model}: expected {'{'}f[d] -> f[k] or f[B, d] -> f[B, k]{'}'}, got {x_t} -> {y_t}")
-    if x_t.shape[-1] != train.n_features:
+    if x_t.rank == 0 or y_t.rank != min(x_t.rank, 2):
+        raise ShapeError(f"model {args.model}: expected {'{'}f[d] -> f[k], f[B, d] -> f[B, k] or "
+                         f"f[B, C, H, W] -> f[B, k]{'}'}, got {x_t} -> {y_t}")
+    if x_t.rank <= 2 and x_t.shape[-1] != train.n_features:  # (the loop checks image-shaped inputs)
         raise ShapeError(
             f"model {args.model} takes inputs of width {x_t.shape[-1]} ({x_t}) but {args.data} has {train.n_features} features"
         )

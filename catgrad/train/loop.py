@@ -100,20 +100,29 @@ class _Layout:
     def of(cls, step) -> "_Layout":
         dom = step.diagram.dom
         x_t, y_t = dom[-2], dom[-1]
-        if x_t.rank not in (1, 2):
-            raise ShapeError(f"the training loop feeds rows of a table: the model's input must be a vector or a batch of vectors, got {x_t}")
-        batched = x_t.rank == 2
+        if x_t.rank == 0:
+            raise ShapeError(f"the training loop feeds rows of a table: the model's input must be a vector, "
+                             f"a batch of vectors or a batch of images, got {x_t}")
+        batched = x_t.rank >= 2
         lead = x_t.shape[0] if batched else None
         return cls(x_t, y_t, batched, lead if isinstance(lead, int) else None)
 
     def check(self, data, batch_size: int) -> None:
-        d_model, d_data = self.x_type.shape[-1], data.n_features
-        if isinstance(d_model, int) and d_model != d_data:
-            raise ShapeError(
-                f"the model takes inputs of width {d_model} ({self.x_type}) but {data.name} has {d_data} features"
-            )
+        if self.x_type.rank > 2:  # image-shaped examples: [B, C, H, W]
+            shape = self.x_type.shape[1:]
+            want = data.example_shape or (data.n_features,)
+            if math.prod(d for d in shape if isinstance(d, int)) != data.n_features or (
+                    data.example_shape and tuple(shape) != tuple(data.example_shape)):
+                raise ShapeError(f"the model takes examples of shape {tuple(shape)} ({self.x_type}) but {data.name} "
+                                 f"has examples of shape {tuple(want)}")
+        else:
+            d_model, d_data = self.x_type.shape[-1], data.n_features
+            if isinstance(d_model, int) and d_model != d_data:
+                raise ShapeError(
+                    f"the model takes inputs of width {d_model} ({self.x_type}) but {data.name} has {d_data} features"
+                )
         k_model, k_data = self.y_type.shape[-1] if self.y_type.rank else 1, data.target_width
-        if self.y_type.rank != self.x_type.rank or (isinstance(k_model, int) and k_model != k_data):
+        if self.y_type.rank != min(self.x_type.rank, 2) or (isinstance(k_model, int) and k_model != k_data):
             what = f"{k_data} classes (one-hot labels of width {k_data})" if data.is_classification else f"targets of width {k_data}"
             raise ShapeError(f"labels do not fit the model: the model outputs {self.y_type} but {data.name} has {what}")
         if not self.batched and batch_size != 1:
@@ -132,6 +141,8 @@ class _Layout:
                 name = data.feature_names[j] if what == "feature" and j < len(data.feature_names) else f"column {j + 1}"
                 raise ShapeError(f"{data.name}: {what} {name!r} of row {k + 1} is {v:.6g}, which does not fit the "
                                  f"model's {a.dtype} (largest {np.finfo(a.dtype).max:.3g}); scale the data or use f64")
+        if self.x_type.rank > 2:  # image-shaped examples: rows reshaped to the model's input
+            x = x.reshape((len(x),) + tuple(self.x_type.shape[1:]))
         return x, y
 
 
