@@ -137,6 +137,8 @@ def test_backends_plug_in_through_the_registry():
     # the step program, then the forward-only one, both already optimized
     assert isinstance(seen[0], Program) and seen[0].dom == step.diagram.dom and seen[0].cod == step.diagram.cod
     assert str(seen[0]) == str(optimize(lower(step.diagram)))
+    assert len(seen) == 1  # the forward-only program is built on first use
+    step.predict(state, np.ones((3, 2)))
     assert seen[1].dom == model.body.dom
     assert out.loss == pytest.approx(1.0)  # mse is the mean of (1 - 0)^2 over the 3 x 1 entries
     with pytest.raises(cg.CatgradError, match="unknown backend 'recording'"):

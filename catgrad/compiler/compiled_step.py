@@ -40,7 +40,8 @@ class Step:
                  run, predict_run, backend: str):
         self.model, self.loss, self.optimizer, self.opt = model, loss, optimizer, opt
         self.diagram, self.backend = diagram, backend
-        self._run, self._predict = run, predict_run
+        # the forward-only program is built on first use: training never needs it
+        self._run, self._predict, self._predict_thunk = run, None, predict_run
         # backends that compute on their own arrays (torch tensors) convert host values
         self._to_backend = getattr(run, "asarray", lambda x, t: x)
         self.param_names = list(model.names)
@@ -112,6 +113,8 @@ class Step:
 
     def predict(self, state: TrainState, x) -> np.ndarray:
         p = state.params
+        if self._predict is None:
+            self._predict = self._predict_thunk()
         return self._predict(*[p[n] for n in self.param_names], x)[0]
 
     def signature(self) -> dict:
@@ -192,7 +195,9 @@ def compile(model, loss=None, optimizer: Optimizer | None = None, backend: str =
     d = step_diagram(model, loss_para, opt, lr_put(lr_lens, loss_para.cod), world_size=world)
     names = [f"p_{n}" for n in model.names] + [f"s_{k}" for k in opt.keys] + ["x", "y"]
     run = factory(prepare(d), input_names=names, **backend_options)
-    predict_run = factory(prepare(model.body), input_names=names[: len(model.names)] + ["x"], **backend_options)
+    def predict_run():
+        return factory(prepare(model.body), input_names=names[: len(model.names)] + ["x"], **backend_options)
+
     step = Step(model, loss_para, optimizer, opt, d, run, predict_run, backend)
     step.world_size = world  # None: one process; else each call takes this process's shard of the batch
     return step

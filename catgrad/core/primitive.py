@@ -260,7 +260,11 @@ class Op:
         )
 
     def __hash__(self) -> int:
-        return hash((self.prim.name, self.dom, self.cod))
+        h = self.__dict__.get("_hash")
+        if h is None:  # CSE and graph caching hash every op many times: compute it once
+            h = hash((self.prim.name, self.dom, self.cod))
+            object.__setattr__(self, "_hash", h)
+        return h
 
     def __repr__(self) -> str:
         """Source that rebuilds this op as a one-box diagram (``import catgrad as cg``)."""
