@@ -8,10 +8,8 @@ over the batch, Adam (lr 1e-3), float32, the same initial weights everywhere:
   (c) the catgrad torch backend: ``cg.compile(..., backend="torch")``, one fx graph;
   (d) the catgrad torch backend with ``torch_compile=True``.
 
-Prints ms per step, the ratios (c)/(a) and (d)/(b), and each variant's peak memory
-(CUDA: ``max_memory_allocated``; CPU: the peak resident set of a fresh process that
-imports torch and runs only that variant, so the common baseline of torch itself is
-included in every figure). ``--depths 2 4 16 64`` gives the depth scaling (number of
+Prints ms per step, the ratios (c)/(a) and (d)/(b), and with ``--memory`` on CUDA each
+variant's peak memory (``max_memory_allocated`` above what was allocated before it). ``--depths 2 4 16 64`` gives the depth scaling (number of
 hidden layers of width 256; the digits MLP is depth 2). ``--compile-time`` measures
 build + R + passes + lowering to fx per layer for L = 8 ... 512.
 
@@ -21,11 +19,6 @@ Run: python benchmarks/bench_torch_step.py [--device cuda] [--depths 2 4 16 64] 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -78,18 +71,17 @@ class TorchMLP(torch.nn.Module):
 def make(variant: str, depth: int, device: str):
     """(step function of (x, y), warm-up count) for one variant."""
     model = catgrad_mlp(depth)
-    step = cg.compile(model, loss=cg.loss.softmax_cross_entropy(reduction="mean"), optimizer="adam(lr=1e-3)",
-                      backend="torch", device=device, torch_compile=variant == "d")
-    state = step.init(seed=0)
     if variant in ("c", "d"):
-        box = [state]
+        step = cg.compile(model, loss=cg.loss.softmax_cross_entropy(reduction="mean"), optimizer="adam(lr=1e-3)",
+                          backend="torch", device=device, torch_compile=variant == "d")
+        box = [step.init(seed=0)]
 
         def run(x, y):
             box[0], out = step(box[0], x, y)
             return out.loss
 
         return run
-    values = {n: v.detach().cpu().numpy() for n, v in state.params.items()}
+    values = dict(zip(model.names, model.init(0)))  # the same initial values as step.init(seed=0)
     net = TorchMLP(values, depth).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, foreach=True)
 
@@ -137,29 +129,15 @@ def time_variants(variants, depth, device, steps, rounds):
 
 
 def peak_memory(variant, depth, device, steps):
-    """Peak memory of one variant run alone (MiB)."""
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        run = make(variant, depth, device)
-        xs, labels, onehot = data(device, steps)
-        for x, c, o in zip(xs, labels, onehot):
-            run(x, o if variant in "cd" else c)
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2**20
-    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import bench_torch_step as b, resource; "
-            f"b.peak_run({variant!r}, {depth}, {device!r}, {steps})")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["peak_mib"]
-
-
-def peak_run(variant, depth, device, steps):
-    torch.set_num_threads(1)
-    xs, labels, onehot = data(device, steps)
+    """Peak memory of one variant run alone (MiB), from torch's CUDA allocator."""
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
     run = make(variant, depth, device)
+    xs, labels, onehot = data(device, steps)
     for x, c, o in zip(xs, labels, onehot):
         run(x, o if variant in "cd" else c)
-    # the whole process's peak resident set: torch itself is the same in every variant
-    print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
 def compile_time(layers=(8, 32, 128, 512)):
@@ -198,7 +176,10 @@ def main():
         if "b" in best:
             ratios += f", (d)/(b) = {best['d'] / best['b']:.2f}"
         print(f"depth {depth:3d}: {line}; {ratios}", flush=True)
-        if args.memory:
+        if args.memory and not args.device.startswith("cuda"):
+            print("           peak memory: measured on CUDA only (CPU allocations are too small for the resident "
+                  "set to show them)")
+        elif args.memory:
             mem = {v: peak_memory(v, depth, args.device, args.steps) for v in variants}
             print("           peak memory (MiB): " + ", ".join(f"({v}) {mem[v]:.1f}" for v in variants), flush=True)
     if args.compile_time:
