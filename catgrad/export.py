@@ -80,6 +80,7 @@ def example_inputs(model, batch: int = 2):
 
 
 def run(args) -> int:
+    """``catgrad export``: check the checkpoint against the model, then write the program and the weights."""
     from .compiler.torch_export import export_program, program_bytes, safetensors_bytes, to_torch
     from .files import atomic_write, check_output
     from .frontend.module import load
@@ -114,6 +115,7 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
+    """Add ``catgrad export`` to the command line."""
     p = subparsers.add_parser("export", help="write a trained model as a torch.export program and safetensors",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("file", metavar="FILE.cat", help="the .cat file holding the model")

@@ -151,22 +151,27 @@ class Exponential(Schedule):
 
 
 def constant(value) -> Schedule:
+    """The schedule that is ``value`` at every step."""
     return Constant(value)
 
 
 def warmup_linear(peak, warmup_steps) -> Schedule:
+    """Linear warm-up from 0 to ``peak`` over ``warmup_steps`` steps, then ``peak``."""
     return WarmupLinear(peak, warmup_steps)
 
 
 def cosine(peak, decay_steps, final=0.0, warmup_steps=0) -> Schedule:
+    """Optional linear warm-up to ``peak``, then cosine decay to ``final`` over ``decay_steps`` steps."""
     return Cosine(peak, decay_steps, final, warmup_steps)
 
 
 def step(value, step_size, gamma=0.1) -> Schedule:
+    """``value`` times ``gamma`` for every ``step_size`` steps done (torch's StepLR)."""
     return Step(value, step_size, gamma)
 
 
 def exponential(value, gamma) -> Schedule:
+    """``value * gamma ** t`` at step ``t`` (torch's ExponentialLR)."""
     return Exponential(value, gamma)
 
 

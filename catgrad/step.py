@@ -67,6 +67,7 @@ def identity_learning_rate(loss_type) -> Diagram:
 
 
 def lr_put(lr_lens, L: Ob) -> Diagram:
+    """The put ``L -> L`` of the learning-rate lens: ``-1`` on floats and the identity on bits by default, a number, a Lens to the unit, or a diagram."""
     if lr_lens is None:
         if all(t.dtype.name == "bit" for t in L):
             return identity_learning_rate(L)

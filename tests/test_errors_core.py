@@ -95,3 +95,20 @@ def test_para_and_lens_type_errors():
         f.tie("W", "nope")
     with pytest.raises(CatgradTypeError, match="cannot compose lenses"):
         cg.lens(cg.ops.exp(t)) >> cg.lens(cg.ops.exp(cg.f64[3]))
+
+
+def test_errors_count_parameters_and_inputs_separately():
+    import numpy as np
+
+    m = cg.load("examples/iris.cat")["mlp"]
+    vals = m.init(0)
+    with pytest.raises(cg.ShapeError, match=r"^input 0: expected f32\[B, 4\]"):
+        cg.evaluate(m, *vals, np.zeros((2, 5), np.float32))
+    with pytest.raises(cg.ShapeError, match=r"^parameter dense_2.W: expected f32\[16, 3\].*float64"):
+        cg.evaluate(m, *vals[:2], np.zeros((16, 3)), *vals[3:], np.zeros((2, 4), np.float32))
+    with pytest.raises(cg.ShapeError, match=r"takes 4 parameter\(s\) \(dense.W, dense.b, dense_2.W, dense_2.b\) "
+                                            r"and 1 input\(s\)"):
+        cg.evaluate(m, *vals)
+    step = cg.compile(m, loss="cross_entropy")
+    with pytest.raises(cg.ShapeError, match=r"^input x: expected f32\[B, 4\]"):
+        step(step.init(0), np.zeros((2, 4)), np.zeros((2, 3), np.float32))

@@ -271,6 +271,7 @@ class ParaLens:
 
 
 def as_para(x) -> Para:
+    """A Para as it is; a plain diagram as a Para with no parameters."""
     if isinstance(x, Para):
         return x
     if isinstance(x, Diagram):

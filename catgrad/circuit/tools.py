@@ -34,6 +34,7 @@ class ToolMissing(CatgradError):
 
 
 def which(*names) -> str | None:
+    """The path of the first of ``names`` found on PATH, or None."""
     for n in names:
         p = shutil.which(n)
         if p:

@@ -30,6 +30,7 @@ def register_backend(name: str, factory: Callable | str) -> None:
 
 
 def backend_factory(name: str) -> Callable:
+    """The factory registered as ``name`` (imported now if it was registered by module path)."""
     try:
         f = BACKENDS[name]
     except (KeyError, TypeError):

@@ -97,7 +97,8 @@ class NumpyProgram:
                 if a.dtype != d:
                     raise AttributeError
         except AttributeError:
-            args = [_as_array(a, t, i) for i, (a, t) in enumerate(zip(args, self.dom))]
+            names = self.input_names or range(len(self.dom))
+            args = [_as_array(a, t, n if isinstance(n, int) else f"input {n}") for n, a, t in zip(names, args, self.dom)]
         key = tuple([a.shape for a in args])
         fn = self._cache.get(key)
         if fn is None:

@@ -23,6 +23,7 @@ from .program import Instr, Program
 
 
 def dce(p: Program) -> Program:
+    """Dead-code elimination: keep only the instructions some output depends on."""
     live = set(p.outputs)
     kept = []
     for ins in reversed(p.instrs):
@@ -37,6 +38,7 @@ def dce(p: Program) -> Program:
 
 
 def cse(p: Program) -> Program:
+    """Common-subexpression elimination: one instruction per distinct ``(op, inputs)``."""
     seen: dict = {}
     sub: dict = {}
     kept = []
@@ -70,6 +72,7 @@ def _is_fill(c, value) -> bool:
 
 
 def fold_constants(p: Program, binding: dict | None = None) -> Program:
+    """Evaluate what is known at compile time (given ``binding`` of the symbolic dimensions), then simplify identities (see the module docstring)."""
     binding = binding or {}
     consts = dict(p.consts)
     sub: dict = {}

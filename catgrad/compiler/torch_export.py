@@ -101,6 +101,7 @@ MARK = "catgrad_export"
 
 
 def program_bytes(exported, note: str = "") -> bytes:
+    """The bytes of ``torch.export.save(exported)``, marked as written by catgrad."""
     buf = io.BytesIO()
     torch.export.save(exported, buf, extra_files={MARK: note or "written by catgrad export"})
     return buf.getvalue()

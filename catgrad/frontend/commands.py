@@ -24,6 +24,7 @@ def _check(path):
 
 
 def run_check(args) -> int:
+    """``catgrad check``: every diagnostic on stderr and exit 1, or nothing and exit 0."""
     session, _ = _check(args.file)
     if session.diagnostics:
         print(render_all(session.diagnostics, session.sources), file=sys.stderr)
@@ -34,6 +35,7 @@ def run_check(args) -> int:
 
 
 def run_show(args) -> int:
+    """``catgrad show``: every definition with its type, or one definition's type and diagram."""
     from .module import Module
 
     session, scope = _check(args.file)
@@ -72,6 +74,7 @@ def run_show(args) -> int:
 
 
 def register(subparsers) -> None:
+    """Add ``catgrad check`` and ``catgrad show`` to the command line."""
     p = subparsers.add_parser("check", help="type-check a .cat file (silent when well-typed)")
     p.add_argument("file", help="the .cat file")
     p.set_defaults(run=run_check)

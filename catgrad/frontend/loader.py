@@ -119,6 +119,9 @@ class ModuleScope:
 
 
 class Session:
+    """One run of the front end: the sources read, the modules loaded (each once), the
+    import chain being loaded (for cycle detection) and the diagnostics collected."""
+
     def __init__(self):
         self.sources: dict = {}
         self.modules: dict = {}  # key (resolved path or "prelude:name") -> ModuleScope

@@ -338,10 +338,12 @@ def _const(t: TensorType, value: float):
 
 
 def zeros_like_slot(field: str, t: TensorType) -> Slot:
+    """A state slot ``field`` of type ``t`` that starts at zero (moment estimates, velocities)."""
     return Slot(field, t, lambda p: np.zeros(t.shape, dtype=t.dtype.numpy))
 
 
 def scalar_slot(field: str, t: TensorType, value: float = 0.0) -> Slot:
+    """A scalar state slot ``field`` (``t``'s dtype, shape ``()``) that starts at ``value`` (step counts, hyperparameters)."""
     return Slot(field, t.with_shape(()), _const(t.with_shape(()), value))
 
 

@@ -87,6 +87,7 @@ def netlist_of(path: str, model_name: str, checkpoint: str | None = None):
 
 
 def format_report(rep: dict) -> str:
+    """One line of a netlist's counts: gates by type, depth, AIG nodes, ports."""
     by = ", ".join(f"{k} {v}" for k, v in rep["by_type"].items())
     return (f"netlist: {rep['gates']} gates ({by}); {rep['two_input_gates']} two-input gates; depth {rep['depth']}; "
             f"{rep['aig_nodes']} AIG nodes; {rep['inputs']} inputs, {rep['outputs']} outputs")
@@ -142,10 +143,12 @@ def add_train_options(p) -> None:
 
 
 def is_bit_model(model) -> bool:
+    """Whether every input wire of ``model`` carries bits (such a model trains by RDA)."""
     return bool(model.dom) and all(t.dtype.name == "bit" for t in model.dom)
 
 
 def select_classes(ds, spec: str):
+    """The rows of ``ds`` whose class is among ``spec`` (``--classes``), relabelled from 0."""
     from dataclasses import replace
 
     from ..data import DataError
@@ -171,6 +174,7 @@ def select_classes(ds, spec: str):
 
 
 def label_bits(y, n_classes: int, width: int, model_name: str) -> np.ndarray:
+    """Class labels ``y`` as the bit targets of a model whose output is ``width`` bits wide."""
     from ..errors import ShapeError
 
     if width == 1 and n_classes == 2:

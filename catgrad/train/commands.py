@@ -34,6 +34,7 @@ from .preprocess import Preprocessing
 
 
 def register(subparsers) -> None:
+    """Add ``catgrad train`` to the command line."""
     p = subparsers.add_parser(
         "train", help="train a model on a dataset",
         description="Train a model from a .cat file with the compiled step; progress on stderr.",
@@ -150,6 +151,7 @@ def _same(a, b) -> bool:
 
 
 def run(args) -> int:
+    """``catgrad train``: load, split and preprocess the data, compile the step, train, report."""
     import catgrad as cg
 
     from .. import data as cgdata
@@ -379,6 +381,7 @@ EMITS = ("program", "python", "dot")
 
 
 def register_compile(subparsers) -> None:
+    """Add ``catgrad compile`` to the command line."""
     p = subparsers.add_parser(
         "compile", help="show the whole training step as one compiled program",
         description="Build the supervised step (optimizer, model, loss, learning rate as one diagram) "

@@ -163,6 +163,7 @@ def _model_from_source(path, info: dict):
 
 
 def register(subparsers) -> None:
+    """Add ``catgrad predict`` and ``catgrad evaluate`` to the command line."""
     for cmd, what in (("predict", "write the trained model's predictions for a data file"),
                       ("evaluate", "report the trained model's metrics on held-out data")):
         p = subparsers.add_parser(cmd, help=what, description=what[0].upper() + what[1:] + ".")
