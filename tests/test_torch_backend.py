@@ -230,3 +230,33 @@ def test_digits_accuracy_within_half_a_point_on_both_backends():
         acc[b] = accuracy(step, res.state, test)
     assert acc["numpy"] > 0.9
     assert abs(acc["numpy"] - acc["torch"]) <= 0.005
+
+
+def test_every_foreach_op_is_grouped():
+    """Independent copies of each elementwise op with a multi-tensor form become one
+    ``torch._foreach_*`` call, and compute what the plain ops compute."""
+    import re
+
+    from catgrad.compiler.torch_backend import FOREACH
+
+    unary = [n for n in FOREACH if cg.ops.get(n).prim.arity == 1]
+    binary = [n for n in FOREACH if cg.ops.get(n).prim.arity == 2]
+    ts = [cg.f64[3], cg.f64[2, 2]]
+
+    @cg.trace(*ts, *ts)
+    def f(a, b, c, d):
+        outs = []
+        for x, y in ((a, c), (b, d)):  # two independent copies of every op
+            x2 = x * x + 1.0  # positive, for log and sqrt
+            outs += [cg.ops.get(n)(x2) for n in unary] + [cg.ops.get(n)(x2, y) for n in binary]
+        return tuple(outs)
+
+    prog = cg.compiler.prepare(f)
+    gm = torch_backend.graph_module(prog)
+    grouped = set(re.findall(r"torch\._foreach_(\w+)\(", gm.code))
+    assert {FOREACH[n].removeprefix("_foreach_") for n in FOREACH} <= grouped
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(tuple(t.shape)) for t in (*ts, *ts)]
+    got = gm(*[torch.as_tensor(x) for x in xs])
+    for g, w in zip(got, cg.evaluate(f, *xs)):
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-13, atol=1e-13)
