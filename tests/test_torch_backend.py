@@ -200,10 +200,14 @@ def test_torch_compile_captures_the_whole_step_without_a_graph_break():
 def test_cuda_device_is_rejected_cleanly_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    with pytest.raises(cg.CatgradError, match="device 'cuda' is not available"):
+    with pytest.raises(cg.CatgradError, match=r"^device 'cuda' is not available: this torch \(.*\) sees no CUDA device$"):
         cg.compile(_model("mlp"), loss="mse", backend="torch", device="cuda")
-    with pytest.raises(cg.CatgradError, match="not a torch device"):
+    with pytest.raises(cg.CatgradError, match=r"^device 'gpu0' is not a torch device \(.*\)$"):
         cg.compile(_model("mlp"), loss="mse", backend="torch", device="gpu0")
+    with pytest.raises(cg.CatgradError, match=r"^device 'meta': the torch backend runs on cpu or cuda$"):
+        cg.compile(_model("mlp"), loss="mse", backend="torch", device="meta")
+    step = cg.compile(_model("mlp"), loss="mse", backend="torch", device="cpu:0")  # an explicit index is fine
+    assert next(iter(step.init(0).params.values())).device.type == "cpu"
 
 
 @cuda
