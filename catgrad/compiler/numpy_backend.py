@@ -14,6 +14,8 @@ immutable).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..core.evaluate import _as_array
@@ -31,13 +33,60 @@ def _numpy_name(fn) -> str | None:
     return f"np.{name}" if name and getattr(np, name, None) is fn else None
 
 
+def _inline_call(kernel) -> str | None:
+    """``np.f`` or ``np.f(..., k=v`` for a numpy function, possibly under a
+    ``functools.partial`` with literal keywords: the call is then written out and costs
+    no partial indirection per call."""
+    if isinstance(kernel, functools.partial) and not kernel.args:
+        head = _numpy_name(kernel.func)
+        kws = kernel.keywords
+        if head is None or not all(_literal(v) for v in kws.values()):
+            return None
+        return head, "".join(f", {k}={v!r}" for k, v in kws.items())
+    head = _numpy_name(kernel)
+    return None if head is None else (head, "")
+
+
+def _literal(v) -> bool:
+    if isinstance(v, tuple):
+        return all(_literal(x) for x in v)
+    return v is None or type(v) in (int, bool, str)
+
+
+def _scalar_consts(prog: Program) -> dict:
+    """Folded constants whose entries are all equal and whose every reader is an
+    elementwise op with another operand of the full shape: numpy's broadcasting of a
+    0-d array of the same dtype gives the same numbers, without reading a whole array.
+    (That other operand is no constant and no broadcast, which may be passed unbroadcast.)"""
+    bcast = {i.outs[0] for i in prog.instrs if i.op.name == "broadcast"}
+    readers: dict = {}
+    for ins in prog.instrs:
+        for v in ins.ins:
+            readers.setdefault(v, []).append(ins)
+    out = {}
+    for v, c in prog.consts.items():
+        c = np.asarray(c)
+        if v in prog.outputs or c.ndim == 0 or c.size == 0 or c.dtype == object or v not in readers:
+            continue
+        flat = c.reshape(-1)
+        if not (flat == flat[0]).all():  # (NaN never equals itself: left as it is)
+            continue
+        if all(r.op.prim.elementwise and any(u not in prog.consts and u not in bcast and prog.types[u].shape == prog.types[v].shape
+                                             for u in r.ins)
+               and r.op.cod[0].shape == prog.types[v].shape for r in readers[v]):
+            out[v] = np.array(flat[0], dtype=c.dtype)
+    return out
+
+
 def generate(prog: Program, binding: dict, input_names=None):
     """Straight-line Python for ``prog`` (already folded for ``binding``)."""
     env = {"np": np, "_asarray": np.asarray}
     name = value_names(prog, input_names)
     lines = []
+    scalars = _scalar_consts(prog)
     for v, c in sorted(prog.consts.items()):
         if v in name and v not in prog.inputs:
+            c = scalars.get(v, c)
             env[name[v]] = c
             c = np.asarray(c)
             shown = repr(c.item()) if c.size == 1 else f"array of shape {c.shape}"
@@ -48,16 +97,16 @@ def generate(prog: Program, binding: dict, input_names=None):
             name[ins.outs[0]] = name[ins.ins[0]]
             continue
         kernel = bind(ins.op, "numpy", binding)
-        call = _numpy_name(kernel)
-        if call is None:
-            call = f"_{name[ins.outs[0]]}"
+        call, kws = _inline_call(kernel) or (f"_{name[ins.outs[0]]}", "")
+        if call.startswith("_"):
             env[call] = kernel
         lhs = ", ".join(name[o] for o in ins.outs) + ("," if len(ins.outs) > 1 else "")
-        lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)})")
+        lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)}{kws})")
     rets = []
+    computed = {o for ins in prog.instrs for o in ins.outs}
     for v in prog.outputs:
-        # reductions to rank 0 give numpy scalars; hand back 0-d arrays of the declared dtype
-        rets.append(f"_asarray({name[v]})" if prog.types[v].rank == 0 else name[v])
+        # kernels may give numpy scalars for rank 0; hand back 0-d arrays of the declared dtype
+        rets.append(f"_asarray({name[v]})" if prog.types[v].rank == 0 and v in computed else name[v])
     lines.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
     args = ", ".join(name[v] for v in prog.inputs)
     src = f"def run({args}):\n" + "\n".join(lines)
