@@ -20,8 +20,9 @@ import numpy as np
 
 from ..core.evaluate import _as_array
 from ..core.primitive import bind, check_lowerable
-from ..core.types import bind_shape
-from ..errors import ShapeError
+from ..core.types import bind_shape, resolve_shape
+from ..errors import CatgradError, ShapeError
+from .buffers import Plan, plan
 from .passes import optimize
 from .pipeline import as_program, implicit_broadcasts, value_names
 from .program import Program
@@ -78,8 +79,17 @@ def _scalar_consts(prog: Program) -> dict:
     return out
 
 
-def generate(prog: Program, binding: dict, input_names=None):
-    """Straight-line Python for ``prog`` (already folded for ``binding``)."""
+def _writes_out(kernel) -> bool:
+    """A kernel that takes ``out=`` and otherwise returns fresh memory: a numpy ufunc,
+    or a rule's kernel marked ``writes_out``."""
+    return isinstance(kernel, np.ufunc) or getattr(kernel, "writes_out", False) is True
+
+
+def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True, donate: dict | None = None):
+    """Straight-line Python for ``prog`` (already folded for ``binding``). ``reuse``:
+    kernels that can write into preallocated buffers do so (:mod:`.buffers`);
+    ``donate`` (``{output position: input position}``) lets them write outputs into
+    the caller's input arrays."""
     env = {"np": np, "_asarray": np.asarray}
     name = value_names(prog, input_names)
     lines = []
@@ -92,14 +102,28 @@ def generate(prog: Program, binding: dict, input_names=None):
             shown = repr(c.item()) if c.size == 1 else f"array of shape {c.shape}"
             lines.append(f"    # {name[v]} = {shown} ({c.dtype})")
     implicit = implicit_broadcasts(prog)
+    kernels = [None if j in implicit else bind(ins.op, "numpy", binding) for j, ins in enumerate(prog.instrs)]
+    if reuse:
+        planned = plan(prog, lambda j: _writes_out(kernels[j]),
+                       lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]), donate)
+    else:
+        planned = Plan({}, [])
+    for k, t in enumerate(planned.buffers):
+        env[f"_buf{k}"] = np.empty(resolve_shape(t.shape, binding), np.dtype(t.dtype.numpy))
+    if planned.buffers:
+        lines.append(f"    # {len(planned.buffers)} buffer(s) kept across calls: "
+                     + ", ".join(f"_buf{k}: {t}" for k, t in enumerate(planned.buffers)))
     for j, ins in enumerate(prog.instrs):
         if j in implicit:  # numpy's own broadcasting in the consumers does it
             name[ins.outs[0]] = name[ins.ins[0]]
             continue
-        kernel = bind(ins.op, "numpy", binding)
+        kernel = kernels[j]
         call, kws = _inline_call(kernel) or (f"_{name[ins.outs[0]]}", "")
         if call.startswith("_"):
             env[call] = kernel
+        where = planned.target.get(j)
+        if where is not None:
+            kws += f", out=_buf{where[1]}" if where[0] == "buf" else f", out={name[prog.inputs[where[1]]]}"
         lhs = ", ".join(name[o] for o in ins.outs) + ("," if len(ins.outs) > 1 else "")
         lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)}{kws})")
     rets = []
@@ -117,15 +141,39 @@ def generate(prog: Program, binding: dict, input_names=None):
 
 
 class NumpyProgram:
-    """A compiled program on numpy: ``prog(*arrays) -> tuple of arrays``."""
+    """A compiled program on numpy: ``prog(*arrays) -> tuple of arrays``.
 
-    def __init__(self, program: Program, passes: bool = True, input_names=None):
+    ``reuse`` (default on): intermediate values are computed into buffers allocated
+    once per input shapes and reused by every later call with those shapes; nothing
+    handed back to the caller lives in such a buffer, so an output of one call is never
+    changed by a later call. (Concurrent calls with the same shapes from several
+    threads would share the buffers: give each thread its own compiled program.)
+
+    ``donate``: ``True`` (output ``i`` may be written into input ``i``'s array, for every
+    ``i`` where the types agree; the training step's parameters and optimizer state
+    come first on both sides) or ``{output position: input position}``. A donated input
+    array may be overwritten by the call: the caller gives it up and uses the returned
+    arrays instead. Arrays that are not writeable numpy arrays, or that are passed in
+    two places at once, are copied first (views of one another are not detected).
+    """
+
+    def __init__(self, program: Program, passes: bool = True, input_names=None, reuse: bool = True,
+                 donate=None):
         check_lowerable((i.op for i in program.instrs), "numpy")
         self.program = program
         self.passes = passes
         self.input_names = input_names
         self.dom = program.dom
         self.cod = program.cod
+        self.reuse = reuse
+        if donate is True:
+            donate = {i: i for i in range(min(len(self.dom), len(self.cod))) if self.dom[i] == self.cod[i]}
+        self.donate = dict(donate or {})
+        bad = [(o, i) for o, i in self.donate.items()
+               if not (0 <= o < len(self.cod) and 0 <= i < len(self.dom) and self.cod[o] == self.dom[i])]
+        if bad:
+            raise CatgradError(f"donate: output/input pairs {bad} do not exist or differ in type")
+        self._donated = sorted(set(self.donate.values()))
         self._dtypes = [np.dtype(t.dtype.numpy) for t in self.dom]
         self._cache: dict = {}
 
@@ -134,9 +182,20 @@ class NumpyProgram:
         for i, (t, s) in enumerate(zip(self.dom, shapes)):
             bind_shape(t, s, binding, f"input {i}")
         prog = optimize(self.program, binding) if self.passes else self.program
-        fn = generate(prog, binding, self.input_names)
+        fn = generate(prog, binding, self.input_names, reuse=self.reuse, donate=self.donate)
         fn.program = prog
         return fn
+
+    def _own(self, args):
+        """Donated arguments the generated code may write into (copies where needed)."""
+        args = list(args)
+        ids = [id(a) for a in args]
+        for i in self._donated:
+            a = args[i]
+            if type(a) is not np.ndarray or not a.flags.writeable or ids.count(id(a)) > 1:
+                args[i] = np.array(a, dtype=self._dtypes[i])
+                ids[i] = id(args[i])
+        return args
 
     def __call__(self, *args):
         if len(args) != len(self.dom):
@@ -147,6 +206,8 @@ class NumpyProgram:
                     raise AttributeError
         except AttributeError:
             args = [_as_array(a, t, i) for i, (a, t) in enumerate(zip(args, self.dom))]
+        if self._donated:
+            args = self._own(args)
         key = tuple([a.shape for a in args])
         fn = self._cache.get(key)
         if fn is None:
@@ -158,10 +219,12 @@ class NumpyProgram:
         return self.specialise(tuple(shapes)).source
 
 
-def compile_numpy(program, passes: bool = True, input_names=None) -> NumpyProgram:
+def compile_numpy(program, passes: bool = True, input_names=None, reuse: bool = True, donate=None) -> NumpyProgram:
     """The numpy backend's factory. ``program``: an optimized :class:`Program`, or a
-    diagram (lowered and optimized here, as :func:`~catgrad.compiler.prepare` does)."""
-    return NumpyProgram(as_program(program, passes), passes=passes, input_names=input_names)
+    diagram (lowered and optimized here, as :func:`~catgrad.compiler.prepare` does).
+    ``reuse`` and ``donate``: see :class:`NumpyProgram`."""
+    return NumpyProgram(as_program(program, passes), passes=passes, input_names=input_names, reuse=reuse,
+                        donate=donate)
 
 
 __all__ = ["NumpyProgram", "compile_numpy", "generate"]
