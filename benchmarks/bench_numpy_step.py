@@ -7,7 +7,7 @@ the same dtype (sigmoid as ``0.5 (1 + tanh(x / 2))``, as catgrad's kernel does) 
 updates its parameters in place, as one would write it. Both run on one BLAS thread
 (set below, before numpy loads).
 
-Reported per model: microseconds per step (best of 3 runs), the ratio compiled/hand
+Reported per model: microseconds per step (best of 5 rounds in which the two take turns), the ratio compiled/hand
 (goal <= 1.05), and the bytes allocated per step after the first (tracemalloc, one
 step, after warm-up) as a fraction of the parameters' size (goal <= 5%).
 
@@ -70,15 +70,19 @@ def hand_step(Ws, bs, act, lr):
     return step
 
 
-def timeit(fn, n):
-    fn()
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t) / n)
-    return best * 1e6
+def timeit(fns, n, rounds=5):
+    """Best time per call of each of ``fns``, in microseconds; the functions take turns
+    within every round, so a change of load on a shared machine hits them alike."""
+    best = [float("inf")] * len(fns)
+    for fn in fns:
+        fn()
+    for _ in range(rounds):
+        for k, fn in enumerate(fns):
+            t = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[k] = min(best[k], (time.perf_counter() - t) / n)
+    return [b * 1e6 for b in best]
 
 
 def allocated(fn):
@@ -121,7 +125,7 @@ def bench(name, sizes, dt, act, batch, n, **opts):
     bs = [np.array(state.params[f"l{k}.b"]) for k in range(nlayers)]
     hand = hand_step(Ws, bs, act, npdt.type(lr))
     param_bytes = sum(w.nbytes + b.nbytes for w, b in zip(Ws, bs))
-    t_ours, t_hand = timeit(ours, n), timeit(lambda: hand(x, y), n)
+    t_ours, t_hand = timeit([ours, lambda: hand(x, y)], n)
     a_ours, a_hand = allocated(ours), allocated(lambda: hand(x, y))
     return dict(name=name, ours=t_ours, hand=t_hand, ratio=t_ours / t_hand, alloc=a_ours, alloc_hand=a_hand,
                 frac=a_ours / param_bytes, params=param_bytes, compile_ms_per_layer=1e3 * t_compile / nlayers)
