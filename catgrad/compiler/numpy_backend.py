@@ -7,9 +7,13 @@ it binds the symbolic dimensions, folds the constants that now have known shapes
 and generates code such as ``tanh_12 = np.tanh(add_11)`` whose kernels come from
 the numpy rule table (:func:`~catgrad.core.primitive.bind`): staged rules do their
 type-only work here, once (a BLAS plan for each two-operand einsum, normalised
-reduction axes). Later calls with the same shapes only look the function up. Values
-are never mutated in place, so outputs may share memory with inputs (treat arrays as
-immutable).
+reduction axes). Later calls with the same shapes only look the function up.
+
+Intermediate values are written with ``out=`` into buffers planned once per shape
+(:mod:`.buffers`) and reused by later calls; outputs are never such buffers, so what a
+call hands back is never changed by a later call. Outputs may share memory with inputs
+(an input handed straight back, a reshaped view): treat arrays as immutable. Input
+arrays are only written when donated (``donate=``).
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ def _numpy_name(fn) -> str | None:
     return f"np.{name}" if name and getattr(np, name, None) is fn else None
 
 
-def _inline_call(kernel) -> str | None:
-    """``np.f`` or ``np.f(..., k=v`` for a numpy function, possibly under a
+def _inline_call(kernel) -> tuple | None:
+    """``("np.f", ", k=v")`` for a numpy function, possibly under a
     ``functools.partial`` with literal keywords: the call is then written out and costs
     no partial indirection per call."""
     if isinstance(kernel, functools.partial) and not kernel.args:
@@ -72,9 +76,10 @@ def _scalar_consts(prog: Program) -> dict:
         flat = c.reshape(-1)
         if not (flat == flat[0]).all():  # (NaN never equals itself: left as it is)
             continue
-        if all(r.op.prim.elementwise and any(u not in prog.consts and u not in bcast and prog.types[u].shape == prog.types[v].shape
-                                             for u in r.ins)
-               and r.op.cod[0].shape == prog.types[v].shape for r in readers[v]):
+        full = prog.types[v].shape
+        if all(r.op.prim.elementwise and r.op.cod[0].shape == full
+               and any(u not in prog.consts and u not in bcast and prog.types[u].shape == full for u in r.ins)
+               for r in readers[v]):
             out[v] = np.array(flat[0], dtype=c.dtype)
     return out
 
@@ -195,7 +200,8 @@ class NumpyProgram:
         distinct = len({id(a) for a in args}) == len(args)
         for i in self._donated:
             a = args[i]
-            if type(a) is not np.ndarray or not a.flags.writeable or not (distinct or [id(b) for b in args].count(id(a)) == 1):
+            shared = not distinct and [id(b) for b in args].count(id(a)) > 1
+            if type(a) is not np.ndarray or not a.flags.writeable or shared:
                 args[i] = np.array(a, dtype=self._dtypes[i])
         return args
 
