@@ -172,7 +172,10 @@ def compile(model, loss=None, optimizer: Optimizer | None = None, backend: str =
     ``torch_compile=True``. ``distributed=True`` (torch backend, after
     ``torch.distributed.init_process_group``) builds the data-parallel step: each process
     passes its shard of the global batch and gradients and loss are all-reduced inside
-    the step (:func:`catgrad.step.step_diagram`'s ``world_size``).
+    the step (:func:`catgrad.step.step_diagram`'s ``world_size``). For ``backend="numpy"``,
+    ``donate=True`` lets each step write the new parameters and optimizer state into the
+    arrays of the state it is given (no allocation per step): a state passed to the step
+    is used up, keep only the one it returns.
     """
     from ..optim import parse, sgd
 
@@ -194,7 +197,11 @@ def compile(model, loss=None, optimizer: Optimizer | None = None, backend: str =
     world = _world_size(backend) if distributed else None
     d = step_diagram(model, loss_para, opt, lr_put(lr_lens, loss_para.cod), world_size=world)
     names = [f"p_{n}" for n in model.names] + [f"s_{k}" for k in opt.keys] + ["x", "y"]
-    run = factory(prepare(d), input_names=names, **backend_options)
+    donate = backend_options.pop("donate", False)
+    if donate and backend != "numpy":
+        raise CatgradError(f"donate=True is an option of the numpy backend, not of {backend!r}")
+    run = factory(prepare(d), input_names=names, **backend_options, **({"donate": True} if donate else {}))
+
     def predict_run():
         return factory(prepare(model.body), input_names=names[: len(model.names)] + ["x"], **backend_options)
 

@@ -7,19 +7,26 @@ it binds the symbolic dimensions, folds the constants that now have known shapes
 and generates code such as ``tanh_12 = np.tanh(add_11)`` whose kernels come from
 the numpy rule table (:func:`~catgrad.core.primitive.bind`): staged rules do their
 type-only work here, once (a BLAS plan for each two-operand einsum, normalised
-reduction axes). Later calls with the same shapes only look the function up. Values
-are never mutated in place, so outputs may share memory with inputs (treat arrays as
-immutable).
+reduction axes). Later calls with the same shapes only look the function up.
+
+Intermediate values are written with ``out=`` into buffers planned once per shape
+(:mod:`.buffers`) and reused by later calls; outputs are never such buffers, so what a
+call hands back is never changed by a later call. Outputs may share memory with inputs
+(an input handed straight back, a reshaped view): treat arrays as immutable. Input
+arrays are only written when donated (``donate=``).
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from ..core.evaluate import _as_array
 from ..core.primitive import bind, check_lowerable
-from ..core.types import bind_shape
-from ..errors import ShapeError
+from ..core.types import bind_shape, resolve_shape
+from ..errors import CatgradError, ShapeError
+from .buffers import Plan, plan
 from .passes import optimize
 from .pipeline import as_program, implicit_broadcasts, value_names
 from .program import Program
@@ -31,33 +38,108 @@ def _numpy_name(fn) -> str | None:
     return f"np.{name}" if name and getattr(np, name, None) is fn else None
 
 
-def generate(prog: Program, binding: dict, input_names=None):
-    """Straight-line Python for ``prog`` (already folded for ``binding``)."""
+def _inline_call(kernel) -> tuple | None:
+    """``("np.f", ", k=v")`` for a numpy function, possibly under a
+    ``functools.partial`` with literal keywords: the call is then written out and costs
+    no partial indirection per call."""
+    if isinstance(kernel, functools.partial) and not kernel.args:
+        head = _numpy_name(kernel.func)
+        kws = kernel.keywords
+        if head is None or not all(_literal(v) for v in kws.values()):
+            return None
+        return head, "".join(f", {k}={v!r}" for k, v in kws.items())
+    head = _numpy_name(kernel)
+    return None if head is None else (head, "")
+
+
+def _literal(v) -> bool:
+    if isinstance(v, tuple):
+        return all(_literal(x) for x in v)
+    return v is None or type(v) in (int, bool, str)
+
+
+def _scalar_consts(prog: Program) -> dict:
+    """Folded constants whose entries are all equal and whose every reader is an
+    elementwise op with another operand of the full shape: numpy's broadcasting of a
+    0-d array of the same dtype gives the same numbers, without reading a whole array.
+    (That other operand is no constant and no broadcast, which may be passed unbroadcast.)"""
+    bcast = {i.outs[0] for i in prog.instrs if i.op.name == "broadcast"}
+    readers: dict = {}
+    for ins in prog.instrs:
+        for v in ins.ins:
+            readers.setdefault(v, []).append(ins)
+    out = {}
+    for v, c in prog.consts.items():
+        c = np.asarray(c)
+        if v in prog.outputs or c.ndim == 0 or c.size == 0 or c.dtype == object or v not in readers:
+            continue
+        flat = c.reshape(-1)
+        if not (flat == flat[0]).all():  # (NaN never equals itself: left as it is)
+            continue
+        full = prog.types[v].shape
+        if all(r.op.prim.elementwise and r.op.cod[0].shape == full
+               and any(u not in prog.consts and u not in bcast and prog.types[u].shape == full for u in r.ins)
+               for r in readers[v]):
+            out[v] = np.array(flat[0], dtype=c.dtype)
+    return out
+
+
+def _writes_out(kernel) -> bool:
+    """A kernel that takes ``out=`` and otherwise returns fresh memory: a numpy ufunc,
+    or a rule's kernel marked ``writes_out``."""
+    return isinstance(kernel, np.ufunc) or getattr(kernel, "writes_out", False) is True
+
+
+def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True, donate: dict | None = None):
+    """Straight-line Python for ``prog`` (already folded for ``binding``). ``reuse``:
+    kernels that can write into preallocated buffers do so (:mod:`.buffers`);
+    ``donate`` (``{output position: input position}``) lets them write outputs into
+    the caller's input arrays."""
     env = {"np": np, "_asarray": np.asarray}
     name = value_names(prog, input_names)
     lines = []
+    scalars = _scalar_consts(prog)
     for v, c in sorted(prog.consts.items()):
         if v in name and v not in prog.inputs:
+            c = scalars.get(v, c)
             env[name[v]] = c
             c = np.asarray(c)
             shown = repr(c.item()) if c.size == 1 else f"array of shape {c.shape}"
             lines.append(f"    # {name[v]} = {shown} ({c.dtype})")
     implicit = implicit_broadcasts(prog)
+    kernels = [None if j in implicit else bind(ins.op, "numpy", binding) for j, ins in enumerate(prog.instrs)]
+    if reuse:
+        planned = plan(prog, lambda j: _writes_out(kernels[j]),
+                       lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]), donate)
+    else:
+        planned = Plan({}, [])
+    for k, t in enumerate(planned.buffers):
+        env[f"_buf{k}"] = np.empty(resolve_shape(t.shape, binding), np.dtype(t.dtype.numpy))
+    if planned.buffers:
+        lines.append(f"    # {len(planned.buffers)} buffer(s) kept across calls: "
+                     + ", ".join(f"_buf{k}: {t}" for k, t in enumerate(planned.buffers)))
     for j, ins in enumerate(prog.instrs):
         if j in implicit:  # numpy's own broadcasting in the consumers does it
             name[ins.outs[0]] = name[ins.ins[0]]
             continue
-        kernel = bind(ins.op, "numpy", binding)
-        call = _numpy_name(kernel)
-        if call is None:
-            call = f"_{name[ins.outs[0]]}"
+        kernel = kernels[j]
+        if ins.op.name == "reshape":  # the method itself: the rule's np.reshape is a Python wrapper around it
+            shape = resolve_shape(ins.op.cod[0].shape, binding)
+            lines.append(f"    {name[ins.outs[0]]} = {name[ins.ins[0]]}.reshape({shape!r})")
+            continue
+        call, kws = _inline_call(kernel) or (f"_{name[ins.outs[0]]}", "")
+        if call.startswith("_"):
             env[call] = kernel
+        where = planned.target.get(j)
+        if where is not None:
+            kws += f", out=_buf{where[1]}" if where[0] == "buf" else f", out={name[prog.inputs[where[1]]]}"
         lhs = ", ".join(name[o] for o in ins.outs) + ("," if len(ins.outs) > 1 else "")
-        lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)})")
+        lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)}{kws})")
     rets = []
+    computed = {o for ins in prog.instrs for o in ins.outs}
     for v in prog.outputs:
-        # reductions to rank 0 give numpy scalars; hand back 0-d arrays of the declared dtype
-        rets.append(f"_asarray({name[v]})" if prog.types[v].rank == 0 else name[v])
+        # kernels may give numpy scalars for rank 0; hand back 0-d arrays of the declared dtype
+        rets.append(f"_asarray({name[v]})" if prog.types[v].rank == 0 and v in computed else name[v])
     lines.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
     args = ", ".join(name[v] for v in prog.inputs)
     src = f"def run({args}):\n" + "\n".join(lines)
@@ -68,15 +150,39 @@ def generate(prog: Program, binding: dict, input_names=None):
 
 
 class NumpyProgram:
-    """A compiled program on numpy: ``prog(*arrays) -> tuple of arrays``."""
+    """A compiled program on numpy: ``prog(*arrays) -> tuple of arrays``.
 
-    def __init__(self, program: Program, passes: bool = True, input_names=None):
+    ``reuse`` (default on): intermediate values are computed into buffers allocated
+    once per input shapes and reused by every later call with those shapes; nothing
+    handed back to the caller lives in such a buffer, so an output of one call is never
+    changed by a later call. (Concurrent calls with the same shapes from several
+    threads would share the buffers: give each thread its own compiled program.)
+
+    ``donate``: ``True`` (output ``i`` may be written into input ``i``'s array, for every
+    ``i`` where the types agree; the training step's parameters and optimizer state
+    come first on both sides) or ``{output position: input position}``. A donated input
+    array may be overwritten by the call: the caller gives it up and uses the returned
+    arrays instead. Arrays that are not writeable numpy arrays, or that are passed in
+    two places at once, are copied first (views of one another are not detected).
+    """
+
+    def __init__(self, program: Program, passes: bool = True, input_names=None, reuse: bool = True,
+                 donate=None):
         check_lowerable((i.op for i in program.instrs), "numpy")
         self.program = program
         self.passes = passes
         self.input_names = input_names
         self.dom = program.dom
         self.cod = program.cod
+        self.reuse = reuse
+        if donate is True:
+            donate = {i: i for i in range(min(len(self.dom), len(self.cod))) if self.dom[i] == self.cod[i]}
+        self.donate = dict(donate or {})
+        bad = [(o, i) for o, i in self.donate.items()
+               if not (0 <= o < len(self.cod) and 0 <= i < len(self.dom) and self.cod[o] == self.dom[i])]
+        if bad:
+            raise CatgradError(f"donate: output/input pairs {bad} do not exist or differ in type")
+        self._donated = sorted(set(self.donate.values()))
         self._dtypes = [np.dtype(t.dtype.numpy) for t in self.dom]
         self._cache: dict = {}
 
@@ -85,9 +191,19 @@ class NumpyProgram:
         for i, (t, s) in enumerate(zip(self.dom, shapes)):
             bind_shape(t, s, binding, f"input {i}")
         prog = optimize(self.program, binding) if self.passes else self.program
-        fn = generate(prog, binding, self.input_names)
+        fn = generate(prog, binding, self.input_names, reuse=self.reuse, donate=self.donate)
         fn.program = prog
         return fn
+
+    def _own(self, args):
+        """Donated arguments the generated code may write into (copies where needed)."""
+        distinct = len({id(a) for a in args}) == len(args)
+        for i in self._donated:
+            a = args[i]
+            shared = not distinct and [id(b) for b in args].count(id(a)) > 1
+            if type(a) is not np.ndarray or not a.flags.writeable or shared:
+                args[i] = np.array(a, dtype=self._dtypes[i])
+        return args
 
     def __call__(self, *args):
         if len(args) != len(self.dom):
@@ -99,9 +215,11 @@ class NumpyProgram:
         except AttributeError:
             names = self.input_names or range(len(self.dom))
             args = [_as_array(a, t, n if isinstance(n, int) else f"input {n}") for n, a, t in zip(names, args, self.dom)]
-        key = tuple([a.shape for a in args])
-        fn = self._cache.get(key)
+        if self._donated:
+            args = self._own(list(args))
+        fn = self._cache.get(tuple([a.shape for a in args]))
         if fn is None:
+            key = tuple([a.shape for a in args])
             fn = self._cache[key] = self.specialise(key)
         return fn(*args)
 
@@ -110,10 +228,12 @@ class NumpyProgram:
         return self.specialise(tuple(shapes)).source
 
 
-def compile_numpy(program, passes: bool = True, input_names=None) -> NumpyProgram:
+def compile_numpy(program, passes: bool = True, input_names=None, reuse: bool = True, donate=None) -> NumpyProgram:
     """The numpy backend's factory. ``program``: an optimized :class:`Program`, or a
-    diagram (lowered and optimized here, as :func:`~catgrad.compiler.prepare` does)."""
-    return NumpyProgram(as_program(program, passes), passes=passes, input_names=input_names)
+    diagram (lowered and optimized here, as :func:`~catgrad.compiler.prepare` does).
+    ``reuse`` and ``donate``: see :class:`NumpyProgram`."""
+    return NumpyProgram(as_program(program, passes), passes=passes, input_names=input_names, reuse=reuse,
+                        donate=donate)
 
 
 __all__ = ["NumpyProgram", "compile_numpy", "generate"]

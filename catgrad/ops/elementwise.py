@@ -51,10 +51,22 @@ tanh = _float_unary(
     lambda xs, ys, dys: [dys[0] * (1.0 - ys[0] * ys[0])], "tanh x. R: (x, d) -> d (1 - tanh^2 x).",
 )
 
+def _np_sigmoid(x, out=None):
+    """1/(1+e^-x) written through tanh (no overflow for large |x|); with ``out=`` the
+    same four steps in that one buffer."""
+    if out is None:
+        return 0.5 * (1.0 + np.tanh(0.5 * x))
+    np.multiply(0.5, x, out=out)
+    np.tanh(out, out=out)
+    np.add(1.0, out, out=out)
+    return np.multiply(0.5, out, out=out)
+
+
+_np_sigmoid.writes_out = True
+
 sigmoid = _float_unary(
     "sigmoid",
-    # 1/(1+e^-x) written through tanh: no overflow for large |x|
-    lambda x: 0.5 * (1.0 + np.tanh(0.5 * x)),
+    _np_sigmoid,
     lambda x: torch.sigmoid(x),
     lambda v: 1 / (1 + sympy.exp(-v)),
     lambda xs, ys, dys: [dys[0] * ys[0] * (1.0 - ys[0])],

@@ -96,10 +96,15 @@ def _einsum2(spec: str, sa: tuple, sb: tuple):
     idx, idy, idz = px == sorted(px), py == sorted(py), pz == sorted(pz)
     if not batch and len(left) <= 1 and len(right) <= 1 and len(contr) == 1:
         # plain (vector/matrix) products: transposes are views, no reshapes
+        if idz:
+            # writes into ``out=`` when given (the numpy backend's planned buffers)
+            def matmul(a, b, out=None):
+                return np.matmul(a if idx else a.T, b if idy else b.T, out=out)
+
+            matmul.writes_out = True
+            return matmul
         tx = (lambda a: a) if idx else (lambda a: a.T)
         ty = (lambda b: b) if idy else (lambda b: b.T)
-        if idz:
-            return lambda a, b: np.matmul(tx(a), ty(b))
         return lambda a, b: np.matmul(tx(a), ty(b)).T
 
     def run(a, b):

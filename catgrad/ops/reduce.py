@@ -91,7 +91,13 @@ def _np_float_sum(dom, axes=None, keepdims=False):
         # reduction loop, which is slow on short inner axes
         tail = (1,) * len(dims) if keepdims else ()
         return lambda x: (x.reshape(-1, k) @ np.ones(k, x.dtype)).reshape(x.shape[:lead] + tail)
-    return lambda x: np.sum(x, axis=dims, keepdims=bool(keepdims))
+    keep = bool(keepdims)
+
+    def total(x, out=None):  # np.sum's own reduction, without its Python wrapper; ``out=`` as numpy's
+        return np.add.reduce(x, axis=dims, keepdims=keep, out=out)
+
+    total.writes_out = True
+    return total
 
 
 sum = declare(
