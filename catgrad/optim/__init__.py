@@ -21,6 +21,7 @@ from .lookahead import lookahead
 from .novograd import novograd
 from .parse import OptimizerSyntaxError, parse
 from .rmsprop import rmsprop
+from .sam import sam_step
 from .sgd import gradient_update, momentum, nesterov, sgd
 from .transforms import clip_norm, clip_norm_per_tensor, clip_value, scale, scale_by_schedule, weight_decay
 from .trust_ratio import lamb, lars
@@ -34,5 +35,5 @@ NAMES = [
 ]
 NAMES.remove("assign")  # takes a dict: Python only
 
-__all__ = [*NAMES, "assign", "parse", "Optimizer", "OptimizerLens", "Stage", "WholeModelStage", "Chain", "Tensor",
+__all__ = [*NAMES, "assign", "sam_step", "parse", "Optimizer", "OptimizerLens", "Stage", "WholeModelStage", "Chain", "Tensor",
            "Assign", "OptimizerSyntaxError"]
