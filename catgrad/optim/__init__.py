@@ -17,6 +17,7 @@ from .cautious import cautious
 from .diffgrad import diffgrad
 from .hypergradient import hypergradient
 from .lion import lion
+from .meta import unrolled
 from .lookahead import lookahead
 from .novograd import novograd
 from .parse import OptimizerSyntaxError, parse
@@ -35,5 +36,5 @@ NAMES = [
 ]
 NAMES.remove("assign")  # takes a dict: Python only
 
-__all__ = [*NAMES, "assign", "sam_step", "parse", "Optimizer", "OptimizerLens", "Stage", "WholeModelStage", "Chain", "Tensor",
+__all__ = [*NAMES, "assign", "sam_step", "unrolled", "parse", "Optimizer", "OptimizerLens", "Stage", "WholeModelStage", "Chain", "Tensor",
            "Assign", "OptimizerSyntaxError"]
