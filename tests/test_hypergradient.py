@@ -176,3 +176,14 @@ def test_parse_round_trips():
     opt = cg.optim.parse("hypergradient(weight_decay(0.01) >> adam(lr=1e-3), beta=1e-7)")
     assert cg.optim.parse(repr(opt)).lens([("W", cg.f64[2])]).keys == opt.lens([("W", cg.f64[2])]).keys
     assert "W/hypergradient.adam.lr" in opt.lens([("W", cg.f64[2])]).keys
+
+
+def test_adam_hd_stays_finite_where_a_gradient_entry_is_always_zero():
+    """Regression: d/d lr of Adam's direction must not touch sqrt's derivative at v = 0
+    (a zero tangent times an infinite derivative was NaN)."""
+    run = Runner(cg.optim.hypergradient(cg.optim.adam(0.01), beta=1e-3), [np.ones(s) for s in SHAPES])
+    g = [np.array([0.0, 1.0, -2.0]), np.array([[0.5, 0.0], [0.0, 0.0]])]
+    for _ in range(3):
+        run.step(g)
+    assert all(np.isfinite(v).all() for v in run.state.values())
+    assert all(np.isfinite(p).all() for p in run.ps)

@@ -12,7 +12,7 @@ i.e. R of "step, then loss" with respect to the learning-rate wire (the state ``
 fixed, as in the paper). Since alpha is a scalar, R at cotangent ``grad f`` is the inner
 product of ``grad f`` with the forward derivative along alpha, so the wrapper keeps
 ``d = D_alpha(dir)(s, theta, g; alpha)(1)``, one parameter-sized tensor, computed by
-:func:`catgrad.D` from the wrapped optimizer's own update diagram (no hand-written
+:func:`catgrad.D` (tangent 1 on the learning rate, none elsewhere) from the wrapped optimizer's own update diagram (no hand-written
 derivative), and at the next step moves
 
     alpha_t = alpha_{t-1} - beta <g_t, d_{t-1}>
@@ -92,7 +92,7 @@ class Hypergradient(WholeModelStage):
         return build(dom, body), keys
 
     def update(self, h, ss, ps, us):
-        from ..calculus.rdc import D
+        from ..calculus.rdc import forward
 
         alpha, beta = h["lr"], h["beta"]
         hyper = sum(((u * s["d"]).sum() for s, u in zip(ss[1:], us[1:])), (us[0] * ss[0]["d"]).sum())
@@ -102,8 +102,7 @@ class Hypergradient(WholeModelStage):
             new, d = run_stages(self.inner, self.inner_names, self._state(s, alpha), p, u)
             phi, keys = self.direction_diagram(s, p, u)
             ins = [alpha, *(s[k] for k in keys), p, u]
-            tangents = [alpha.const(1.0), *(w.const(0.0) for w in ins[1:])]
-            (dd,) = p.builder.call(D(phi), ins + tangents)
+            (dd,) = forward(phi, p.builder, ins, [alpha.const(1.0)] + [None] * (len(ins) - 1))  # along lr only
             new = {k: w for k, w in new.items()}
             new[self.lr_key], new["d"] = alpha, dd
             outs.append(new)
