@@ -15,6 +15,7 @@ from .ademamix import ademamix
 from .base import Assign, Chain, Optimizer, OptimizerLens, Stage, Tensor, WholeModelStage, assign, identity
 from .cautious import cautious
 from .diffgrad import diffgrad
+from .dog import dog, ldog
 from .hypergradient import hypergradient
 from .lion import lion
 from .meta import unrolled
@@ -31,7 +32,7 @@ from .trust_ratio import lamb, lars
 NAMES = [
     "sgd", "momentum", "nesterov", "gradient_update", "identity",
     "adagrad", "rmsprop", "adam", "adamw", "amsgrad", "nadam", "radam", "adamax", "adadelta",
-    "lion", "ademamix", "cautious", "lookahead", "hypergradient", "adafactor", "novograd", "diffgrad", "lamb", "lars",
+    "lion", "ademamix", "cautious", "lookahead", "hypergradient", "dog", "ldog", "adafactor", "novograd", "diffgrad", "lamb", "lars",
     "clip_norm", "clip_norm_per_tensor", "clip_value", "weight_decay", "scale", "scale_by_schedule", "assign",
 ]
 NAMES.remove("assign")  # takes a dict: Python only
