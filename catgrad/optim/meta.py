@@ -18,24 +18,33 @@ from ..errors import CatgradError
 from .base import Optimizer
 
 
+def resolve_step_parts(who: str, model, loss, optimizer: Optimizer, lr_lens=None):
+    """``(model Para, loss Para, optimizer lens, learning-rate put)`` for a step built
+    outside :func:`catgrad.compile` (``who`` names the caller in errors)."""
+    from .. import loss as losses
+    from ..calculus.para import as_para
+    from ..step import lr_put
+
+    if not isinstance(optimizer, Optimizer):
+        raise CatgradError(f"{who}: optimizer must be a cg.optim optimizer, got {optimizer!r}")
+    model = as_para(model)
+    loss_para = losses.resolve(loss, model.cod[0])
+    return model, loss_para, optimizer.lens(model.params), lr_put(lr_lens, loss_para.cod)
+
+
 def unrolled(model, loss, optimizer: Optimizer, k: int, lr_lens=None):
     """``(U_k, optimizer lens)``: k composed steps followed by the loss at the final
     parameters (see the module docstring). Inputs: the parameters, the optimizer state in
     ``lens.keys`` order, then ``x_1, y_1, ..., x_k, y_k``, then ``x_val, y_val``."""
-    from .. import loss as losses
-    from ..calculus.para import ParaLens, as_para
+    from ..calculus.para import ParaLens
     from ..core.diagram import build
     from ..core.types import Ob
-    from ..step import lr_put, step_diagram
+    from ..step import step_diagram
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise CatgradError(f"unrolled: k must be a positive number of steps, got {k!r}")
-    if not isinstance(optimizer, Optimizer):
-        raise CatgradError(f"unrolled: optimizer must be a cg.optim optimizer, got {optimizer!r}")
-    model = as_para(model)
-    loss_para = losses.resolve(loss, model.cod[0])
-    opt = optimizer.lens(model.params)
-    step = step_diagram(model, loss_para, opt, lr_put(lr_lens, loss_para.cod))
+    model, loss_para, opt, lr = resolve_step_parts("unrolled", model, loss, optimizer, lr_lens)
+    step = step_diagram(model, loss_para, opt, lr)
     final = ParaLens.of(model) >> ParaLens.of(loss_para)  # get: (label, params, x) -> loss
     n, m = len(model.P), len(opt.S)
     data = model.dom @ model.cod

@@ -25,20 +25,15 @@ def sam_step(model, loss, optimizer: Optimizer, rho: float = 0.05, adaptive: boo
     (the layout of :func:`catgrad.step.step_diagram`), with ``optimizer`` applied to the
     gradient at the perturbed point. Returns ``(diagram, optimizer lens)``; the lens gives
     the state keys and the initial state (``lens.init(params)``)."""
-    from .. import loss as losses
-    from ..calculus.para import as_para
     from ..core.diagram import build
     from ..ops import abs as abs_, sqrt
-    from ..step import gradient_diagram, lr_put
+    from ..step import gradient_diagram
+    from .meta import resolve_step_parts
 
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not rho >= 0:
         raise CatgradError(f"sam: rho must be a number >= 0, got {rho!r}")
-    if not isinstance(optimizer, Optimizer):
-        raise CatgradError(f"sam: optimizer must be a cg.optim optimizer, got {optimizer!r}")
-    model = as_para(model)
-    loss_para = losses.resolve(loss, model.cod[0])
-    opt = optimizer.lens(model.params)
-    grad = gradient_diagram(model, loss_para, opt, lr_put(lr_lens, loss_para.cod))
+    model, loss_para, opt, lr = resolve_step_parts("sam", model, loss, optimizer, lr_lens)
+    grad = gradient_diagram(model, loss_para, opt, lr)
     n, k = len(model.P), len(opt.S)
 
     def body(b, ins):
