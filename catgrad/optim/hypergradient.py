@@ -31,7 +31,7 @@ from __future__ import annotations
 from ..core.diagram import build
 from ..core.types import Ob
 from ..errors import CatgradError
-from .base import Group, Optimizer, Slot, WholeModelStage, _number, _sub, run_gets, run_stages, zeros_like_slot
+from .base import Group, Optimizer, Slot, WholeModelStage, _number, run_gets, run_stages, zeros_like_slot
 
 
 class Hypergradient(WholeModelStage):
