@@ -3,7 +3,8 @@
 The digits split, model and batches of ``examples/digits_adam.py`` (64 -> 64 relu -> 10,
 float64, softmax cross-entropy, batch 32, seed 0). Fixed-rate Adam runs at several learning
 rates; Adam-HD (``cg.optim.hypergradient(adam(lr=1e-5), beta)``) starts from the smallest and
-learns its rate online. Prints test accuracy per run and Adam-HD's final learning rate.
+learns its rate online; DoG and L-DoG (no learning rate at all) for scale. Prints test
+accuracy per run and Adam-HD's final learning rate.
 
 Run:  python examples/digits_hypergradient.py              (30 epochs)
       python examples/digits_hypergradient.py --epochs 10 --beta 1e-3
@@ -39,6 +40,8 @@ def main(argv=None):
     res = run(cg.optim.hypergradient(cg.optim.adam(lr=1e-5), beta=args.beta), train, test, args.epochs)
     lr_end = float(next(v for k, v in res.state.opt_state.items() if k.endswith("/hypergradient.lr")))
     rows.append((f"hypergradient(adam(lr=1e-5), beta={args.beta:g})", res.test_accuracy, f"final lr {lr_end:.3g}"))
+    for name, opt in (("dog()", cg.optim.dog()), ("ldog()", cg.optim.ldog())):  # parameter-free, for scale
+        rows.append((name, run(opt, train, test, args.epochs).test_accuracy, ""))
     for name, acc, extra in rows:
         print(f"{name:45s} test accuracy {acc:.4f} {extra}")
 
