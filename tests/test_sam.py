@@ -93,3 +93,54 @@ def test_bad_rho_is_a_clear_error():
     model, *_ = setup()
     with pytest.raises(cg.CatgradError, match="rho"):
         cg.optim.sam_step(model, cg.loss.mse, cg.optim.sgd(0.1), rho=-1.0)
+
+
+def test_sam_on_digits_matches_hand_written_torch_sam_for_50_steps():
+    """The digits MLP (64 -> 32 relu -> 10, softmax cross-entropy), SAM over SGD, 50 steps,
+    against SAM written in plain torch (torch.nn.functional, torch.optim.SGD)."""
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+
+    from catgrad.compiler.numpy_backend import compile_numpy
+    from catgrad.compiler.pipeline import prepare
+
+    Bd = 32
+    X, labels = load_digits(return_X_y=True)
+    X = X / 16.0
+    model = models.dense(64, 32, act="relu", batch=Bd, prefix="l0.") >> models.dense(32, 10, act=None, batch=Bd, prefix="l1.")
+    d, lens = cg.optim.sam_step(model, cg.loss.softmax_cross_entropy, cg.optim.sgd(0.1), rho=0.05)
+    prog = compile_numpy(prepare(d))
+    ps = [np.asarray(p) for p in model.init(0)]
+    names = list(model.names)
+    torch_ps = {n: torch.tensor(p, requires_grad=True) for n, p in zip(names, ps)}
+    sgd = torch.optim.SGD(list(torch_ps.values()), lr=0.1)
+    state = lens.init(ps)
+
+    def torch_loss(x, y):
+        h = F.relu(x @ torch_ps["l0.W"] + torch_ps["l0.b"])
+        return F.cross_entropy(h @ torch_ps["l1.W"] + torch_ps["l1.b"], y)
+
+    for t in range(50):
+        idx = np.arange(t * Bd, (t + 1) * Bd) % len(X)
+        x, y = X[idx], np.eye(10)[labels[idx]]
+        out = prog(*ps, *(state[k] for k in lens.keys), x, y)
+        ps = [np.asarray(o) for o in out[: len(ps)]]
+        state = dict(zip(lens.keys, out[len(ps) : -2]))
+
+        tx, ty = torch.tensor(x), torch.tensor(labels[idx])
+        loss = torch_loss(tx, ty)
+        grads = torch.autograd.grad(loss, list(torch_ps.values()))
+        norm = torch.sqrt(sum((g**2).sum() for g in grads))
+        with torch.no_grad():
+            es = [0.05 * g / (norm + 1e-12) for g in grads]
+            for p, e in zip(torch_ps.values(), es):
+                p.add_(e)
+        sgd.zero_grad()
+        torch_loss(tx, ty).backward()
+        with torch.no_grad():
+            for p, e in zip(torch_ps.values(), es):
+                p.sub_(e)
+        sgd.step()
+        assert abs(float(out[-2]) - loss.item()) <= 1e-9 * abs(loss.item())
+    for n, p in zip(names, ps):
+        np.testing.assert_allclose(p, torch_ps[n].detach().numpy(), rtol=1e-10, atol=1e-12)
