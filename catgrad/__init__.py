@@ -16,6 +16,7 @@ from .calculus.learner import Learn, Learner, learner
 from .calculus.lens import Lens, lens
 from .calculus.para import Para, Param, ParaLens
 from .calculus.rdc import D, R
+from .calculus.hvp import gnvp, grad, hvp, jvp, vjp
 from .core.diagram import Builder, Diagram, Graph, Wire, build, copy, discard, id, permute, swap, trace, wiring
 from .core.evaluate import evaluate
 from .core.types import DTYPES, DType, Ob, TensorType, bf16, bit, f32, f64, i64
@@ -52,5 +53,6 @@ __all__ = [
     "swap", "trace", "wiring",
 ]
 __all__ += ["Learn", "Learner", "learner", "poly"]
+__all__ += ["grad", "gnvp", "hvp", "jvp", "vjp"]
 __all__ += ["load", "loads"]
 __all__ += ["data", "fit", "train", "Trained", "load_checkpoint", "to_torch"]

@@ -19,8 +19,8 @@ wires get a zero cotangent.
 
 from __future__ import annotations
 
-from ..core.diagram import Builder, Diagram, Wire, as_diagram, wiring
-from ..core.types import Ob, TensorType
+from ..core.diagram import Builder, Diagram, Wire, as_diagram
+from ..core.types import TensorType
 from ..ops import constant
 
 
@@ -82,19 +82,23 @@ def R(f: Diagram) -> Diagram:
     return Diagram(b.finish([w.id for w in xs + ds], outs))
 
 
+def forward(f: Diagram, b: Builder, xs: list, vs: list) -> list:
+    """Emit ``D(f)`` into ``b`` on primal wires ``xs`` and tangents ``vs`` (``None`` = zero);
+    return ``J_f(x) v`` per output (``None`` = zero). It is ``pi1 R[R[f]]((x, 0), v)``: a
+    ``None`` tangent sends no cotangent back through R[f], so the parts of R[f] that only
+    serve it are never built (a zero tangent wire would multiply 0 by f's derivative there,
+    NaN where that derivative is infinite, as for sqrt at 0)."""
+    zs = [_zero(b, t) for t in f.cod]
+    return reverse(R(f), b, list(xs) + zs, list(vs))[len(xs):]
+
+
 def D(f: Diagram) -> Diagram:
     """The forward derivative ``D(f) : A x A -> B``, ``D(f)(a, v) = J_f(a) v``,
     obtained from R as ``pi1 R[R[f]]((a, 0), v)`` (MATH.md section 1)."""
     f = as_diagram(f)
-    A, B = f.dom, f.cod
-    proj = wiring(A @ B, range(len(A), len(A) + len(B)))
-    return _interleave(A, B) >> R(R(f)) >> proj
-
-
-def _interleave(A: Ob, B: Ob) -> Diagram:
-    """``(a, v) |-> (a, 0_B, v)`` as a diagram ``A x A -> A x B x A``."""
     b = Builder()
-    a = [b.input(t) for t in A]
-    v = [b.input(t) for t in A]
-    z = [_zero(b, t) for t in B]
-    return Diagram(b.finish([w.id for w in a + v], [w.id for w in a + z + v]))
+    xs = [b.input(t) for t in f.dom]
+    vs = [b.input(t) for t in f.dom]
+    ys = forward(f, b, xs, vs)
+    outs = [(_zero(b, t) if y is None else y).id for t, y in zip(f.cod, ys)]
+    return Diagram(b.finish([w.id for w in xs + vs], outs))

@@ -15,11 +15,15 @@ from .ademamix import ademamix
 from .base import Assign, Chain, Optimizer, OptimizerLens, Stage, Tensor, WholeModelStage, assign, identity
 from .cautious import cautious
 from .diffgrad import diffgrad
+from .dog import dog, ldog
+from .hypergradient import hypergradient
 from .lion import lion
+from .meta import unrolled
 from .lookahead import lookahead
 from .novograd import novograd
 from .parse import OptimizerSyntaxError, parse
 from .rmsprop import rmsprop
+from .sam import sam_step
 from .sgd import gradient_update, momentum, nesterov, sgd
 from .transforms import clip_norm, clip_norm_per_tensor, clip_value, scale, scale_by_schedule, weight_decay
 from .trust_ratio import lamb, lars
@@ -28,10 +32,10 @@ from .trust_ratio import lamb, lars
 NAMES = [
     "sgd", "momentum", "nesterov", "gradient_update", "identity",
     "adagrad", "rmsprop", "adam", "adamw", "amsgrad", "nadam", "radam", "adamax", "adadelta",
-    "lion", "ademamix", "cautious", "lookahead", "adafactor", "novograd", "diffgrad", "lamb", "lars",
+    "lion", "ademamix", "cautious", "lookahead", "hypergradient", "dog", "ldog", "adafactor", "novograd", "diffgrad", "lamb", "lars",
     "clip_norm", "clip_norm_per_tensor", "clip_value", "weight_decay", "scale", "scale_by_schedule", "assign",
 ]
 NAMES.remove("assign")  # takes a dict: Python only
 
-__all__ = [*NAMES, "assign", "parse", "Optimizer", "OptimizerLens", "Stage", "WholeModelStage", "Chain", "Tensor",
+__all__ = [*NAMES, "assign", "sam_step", "unrolled", "parse", "Optimizer", "OptimizerLens", "Stage", "WholeModelStage", "Chain", "Tensor",
            "Assign", "OptimizerSyntaxError"]
