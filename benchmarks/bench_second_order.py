@@ -10,7 +10,8 @@ Run: ``python benchmarks/bench_second_order.py``.
 
 from __future__ import annotations
 
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from sklearn.datasets import load_digits
 import catgrad as cg
 from catgrad.compiler.numpy_backend import compile_numpy
 from catgrad.compiler.pipeline import prepare
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_step import timeit as _timeit  # noqa: E402
 
 B = 256
 
@@ -33,14 +37,8 @@ def dense(name, i, o, act=True):
 
 
 def timeit(fn, n=50):
-    fn()
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t) / n)
-    return best * 1e3
+    """Milliseconds per call, best of 5 rounds (bench_step's timer)."""
+    return _timeit(fn, n, rounds=5) / 1e3
 
 
 def main():
