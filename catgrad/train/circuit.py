@@ -19,9 +19,12 @@ from __future__ import annotations
 import json
 import sys
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import CatgradError
+from .predict import Trained
 
 
 #: ``catgrad compile --target`` values that write a gate netlist (the others print the step).
@@ -213,6 +216,52 @@ def classifier(netlist, n_classes: int):
     return netlist if len(netlist.outputs) == 1 else vote_readout(netlist, n_classes)
 
 
+@dataclass
+class TrainedCircuit(Trained):
+    """A bit model trained by RDA, from its checkpoint: features go through the encoder
+    fitted at training time, then through the trained circuit (the parameters folded in
+    as constants), evaluated bit-parallel; the class comes from the circuit's own vote
+    readout (:func:`classifier`), the gates ``catgrad compile --checkpoint`` writes."""
+
+    def __post_init__(self):
+        from ..circuit import Evaluator, compile_circuit
+        from ..compiler import prepare
+        from .encode import Encoder
+
+        rda = self.meta["rda"]
+        self.encoder = Encoder.from_state(self.meta.get("encoder"), self.path)
+        self.n_classes = int(rda["n_classes"])
+        heads = compile_circuit(prepare(self.model.body), params=[self.params[p.name] for p in self.model.params])
+        self.netlist = classifier(heads.netlist, self.n_classes)
+        self._heads, self._class = Evaluator(heads.netlist), Evaluator(self.netlist)
+
+    def _bits(self, x, raw):
+        return np.asarray(x, bool) if raw else self.encoder(x, "the features")
+
+    def outputs(self, x, raw: bool = False) -> np.ndarray:
+        """The circuit's output bits (the heads) for feature rows ``x`` (encoded bits if ``raw``)."""
+        return self._heads(self._bits(x, raw))
+
+    def decide(self, x, raw: bool = False) -> np.ndarray:
+        """Class indices, as the classifier circuit computes them."""
+        out = self._class(self._bits(x, raw)).astype(np.int64)
+        return out @ (1 << np.arange(out.shape[1], dtype=np.int64))
+
+    def votes(self, x, raw: bool = False) -> np.ndarray:
+        """Votes per class ``(N, C)`` (a one-bit model: its bit for class 1, the complement for 0)."""
+        out = self.outputs(x, raw)
+        if out.shape[1] == 1:
+            return np.concatenate([~out, out], axis=1).astype(np.int64)
+        return out.reshape(len(out), -1, self.n_classes).sum(axis=1)
+
+    def predict(self, x, raw: bool = False):
+        return self.preprocessing.decode(self.decide(x, raw))
+
+    def probabilities(self, x, raw: bool = False):
+        raise CatgradError("a circuit gives votes, not probabilities")
+
+
+
 #: the options of a run that a resumed run must repeat (everything but --epochs)
 _RUN_KEYS = ("data", "label", "classes", "test_fraction", "seed", "encode", "encode_scale", "batch", "combine")
 
@@ -353,4 +402,4 @@ def run_rda(args, model) -> int:
     return 0
 
 
-__all__ = ["CIRCUIT_TARGETS", "add_options", "add_train_options", "is_bit_model", "run_rda", "label_bits", "decide", "classifier", "select_classes", "argument_names", "checkpoint_params", "netlist_of", "format_report", "run_target"]
+__all__ = ["CIRCUIT_TARGETS", "add_options", "add_train_options", "is_bit_model", "run_rda", "label_bits", "decide", "classifier", "TrainedCircuit", "select_classes", "argument_names", "checkpoint_params", "netlist_of", "format_report", "run_target"]
