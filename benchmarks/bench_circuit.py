@@ -6,7 +6,9 @@ throughput against the float MLP step, measured in the same run.
    64 samples reads two words and writes one: 24 bytes. The ceiling is therefore
    ``copy bandwidth / 24 * 64`` gate-evaluations per second, with the copy bandwidth
    measured here by ``np.copyto`` on arrays far larger than the caches (bytes read plus
-   bytes written). Printed: gate-evaluations/s of :class:`catgrad.circuit.Evaluator`
+   bytes written) immediately before each timed evaluation, so that every ratio compares
+   two measurements taken under the same load; the median ratio over the trials is the
+   figure. Printed: gate-evaluations/s of :class:`catgrad.circuit.Evaluator`
    for several chunk sizes, and of a plain numpy loop (one ufunc per gate over the whole
    sample axis, every net kept), as fractions of the ceiling.
 2. RDA on the bit-parallel evaluator (examples/rda.cat, digits 0 vs 1) in examples per
@@ -68,12 +70,22 @@ def plain_loop(nl: Netlist, x: np.ndarray) -> np.ndarray:
     return v[nl.outputs]
 
 
-def bench_eval(gates: int, samples: int) -> None:
+def paired(fn, trials: int) -> list:
+    """``trials`` pairs (copy bandwidth, time of ``fn``), each measured back to back, so a
+    pair sees the same load on a shared machine; the ratio is taken within each pair."""
+    out = []
+    for _ in range(trials):
+        bw = copy_bandwidth()
+        out.append((bw, best_of(fn, 1)))
+    return out
+
+
+def bench_eval(gates: int, samples: int, trials: int = 7) -> None:
     nl = random_circuit(gates)
     words = -(-samples // 64)
     x = np.random.default_rng(1).integers(0, 2**63, size=(nl.n_inputs, words), dtype=np.uint64)
     evals = gates * words * 64
-    rows, bws = [], [copy_bandwidth()]
+    rows = []
     ref = None
     for chunk in (256, 4096, None):
         ev = Evaluator(nl, chunk_words=chunk)
@@ -81,23 +93,21 @@ def bench_eval(gates: int, samples: int) -> None:
         ref = y if ref is None else ref
         assert np.array_equal(y, ref)
         rows.append((f"catgrad Evaluator, chunk {ev.chunk_words} words{'' if chunk else ' (default)'}, "
-                     f"{ev.n_slots} buffers", best_of(lambda: ev.packed(x))))
-        bws.append(copy_bandwidth())
+                     f"{ev.n_slots} buffers", paired(lambda: ev.packed(x), trials)))
     if nl.n_nets * words * 8 < 6 << 30:
         assert np.array_equal(plain_loop(nl, x), ref)
-        rows.append(("plain numpy loop, all nets kept", best_of(lambda: plain_loop(nl, x))))
-        bws.append(copy_bandwidth())
-    # the machine is shared: the copy bandwidth is measured between the timings and the
-    # best of those measurements sets the ceiling (the conservative choice)
-    bw = max(bws)
-    ceiling = bw / 24 * 64
-    print(f"random netlist: {gates} two-input gates, {samples} samples ({words} words)")
-    print(f"copy bandwidth (read + write), best of {len(bws)} measurements between the timings: {bw / 1e9:.2f} GB/s "
-          f"(all: {', '.join(f'{b / 1e9:.1f}' for b in bws)}) -> ceiling {ceiling / 1e9:.1f} G gate-evaluations/s")
-    print("| evaluator | time (s) | G gate-evals/s | fraction of ceiling |")
-    print("|---|---|---|---|")
-    for name, t in rows:
-        print(f"| {name} | {t:.3f} | {evals / t / 1e9:.2f} | {evals / t / ceiling:.2f} |")
+        rows.append(("plain numpy loop, all nets kept", paired(lambda: plain_loop(nl, x), trials)))
+    print(f"random netlist: {gates} two-input gates, {samples} samples ({words} words); {trials} trials per row, "
+          "each a copy-bandwidth measurement followed at once by one evaluation")
+    print("| evaluator | copy GB/s (median) | time s (median) | G gate-evals/s (median) | fraction of ceiling: "
+          "median (min-max over trials) |")
+    print("|---|---|---|---|---|")
+    for name, pairs in rows:
+        bw = np.array([b for b, _ in pairs])
+        t = np.array([t for _, t in pairs])
+        frac = evals / t / (bw / 24 * 64)  # ceiling: 24 bytes per 64 gate-evaluations at copy bandwidth
+        print(f"| {name} | {np.median(bw) / 1e9:.1f} | {np.median(t):.3f} | {np.median(evals / t) / 1e9:.1f} | "
+              f"**{np.median(frac):.2f}** ({frac.min():.2f}-{frac.max():.2f}) |")
 
 
 def bench_rda() -> None:
@@ -147,9 +157,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gates", type=int, default=10_000)
     ap.add_argument("--samples", type=int, default=1_000_000)
+    ap.add_argument("--trials", type=int, default=7)
     ap.add_argument("--skip-rda", action="store_true")
     args = ap.parse_args(argv)
-    bench_eval(args.gates, args.samples)
+    bench_eval(args.gates, args.samples, args.trials)
     if not args.skip_rda:
         bench_rda()
 
