@@ -149,3 +149,16 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_rda_run(tmp_path)
     assert sorted(fa) == sorted(fb) and all(np.array_equal(fa[k], fb[k]) for k in fa)
     assert ma == mb and int(fb["step"]) == 6 * 120
     assert sorted(os.listdir(tmp_path)) == ["ref.ck", "run.ck"]
+
+
+@pytest.mark.parametrize("damage,msg", [(lambda m: m["rda"].pop("n_classes"), "the classes of the bit model"),
+                                        (lambda m: m["encoder"].pop("lo"), "damaged encoder description")])
+def test_a_damaged_bit_checkpoint_is_a_clear_error(tmp_path, damage, msg, capsys):
+    ck = tmp_path / "c.ck"
+    run(*IRIS3, "--epochs", "1", "--checkpoint", ck)
+    flat, meta = ckpt.load(ck)
+    damage(meta)
+    ckpt.save(ck, flat, meta)
+    assert main(["evaluate", "--checkpoint", str(ck), "--data", "iris"]) == 1
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err

@@ -228,9 +228,14 @@ class TrainedCircuit(Trained):
         from ..compiler import prepare
         from .encode import Encoder
 
-        rda = self.meta["rda"]
+        from .checkpoint import CheckpointError
+
+        rda = self.meta.get("rda")
+        n = rda.get("n_classes") if isinstance(rda, dict) else None
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2 or self.classes is None or len(self.classes) != n:
+            raise CheckpointError(f"{self.path}: damaged checkpoint metadata (the classes of the bit model)")
         self.encoder = Encoder.from_state(self.meta.get("encoder"), self.path)
-        self.n_classes = int(rda["n_classes"])
+        self.n_classes = n
         heads = compile_circuit(prepare(self.model.body), params=[self.params[p.name] for p in self.model.params])
         self.netlist = classifier(heads.netlist, self.n_classes)
         self._heads, self._class = Evaluator(heads.netlist), Evaluator(self.netlist)
