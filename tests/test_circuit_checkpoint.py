@@ -7,11 +7,8 @@ import importlib.util
 import io
 import json
 import os
-import random
-import signal
 import subprocess
 import sys
-import time
 from contextlib import redirect_stdout
 
 import numpy as np
@@ -23,6 +20,7 @@ from catgrad.data import load
 from catgrad.train import checkpoint as ckpt
 from catgrad.train.circuit import netlist_of
 from circuit_models import ROOT
+from kill_util import kill_three_times_then_finish
 
 _spec = importlib.util.spec_from_file_location("rda_digits10", ROOT / "examples" / "rda_digits10.py")
 rda_digits10 = importlib.util.module_from_spec(_spec)
@@ -124,27 +122,9 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_rda_run(tmp_path)
     ref = tmp_path / "ref.ck"
     subprocess.run(_cmd(ref), env=env, check=True, capture_output=True, timeout=300)  # checkpoints once per epoch
     ck = tmp_path / "run.ck"
-    rng = random.Random(0)
-    kills, steps = 0, []
-    for _ in range(12):
-        p = subprocess.Popen(_cmd(ck, "--checkpoint-every", "3", *(["--resume", str(ck)] if ck.exists() else [])), env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if kills < 3:
-            t0 = os.path.getmtime(ck) if ck.exists() else 0
-            deadline = time.time() + 120
-            while (not ck.exists() or os.path.getmtime(ck) == t0) and p.poll() is None and time.time() < deadline:
-                time.sleep(0.01)  # until this process has written a checkpoint itself
-            time.sleep(rng.uniform(0.0, 0.1))
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                p.wait(timeout=60)
-                kills += 1
-                steps.append(int(ckpt.load(ck)[0]["step"]))
-                continue
-        err = p.communicate(timeout=300)[1]
-        assert p.returncode == 0, err
-        break
-    assert kills == 3 and steps == sorted(steps) and 0 < steps[0] < 6 * 120, steps
+    steps = kill_three_times_then_finish(
+        lambda resume: _cmd(ck, "--checkpoint-every", "3", *(["--resume", str(ck)] if resume else [])), ck, env)
+    assert steps == sorted(steps) and 0 < steps[0] < 6 * 120, steps
     (fa, ma), (fb, mb) = ckpt.load(ref), ckpt.load(ck)
     assert sorted(fa) == sorted(fb) and all(np.array_equal(fa[k], fb[k]) for k in fa)
     assert ma == mb and int(fb["step"]) == 6 * 120
