@@ -10,15 +10,17 @@ by type, depth and AIG node count goes to stderr.
 model whose input is a bit wire trains by Reverse Derivative Ascent on the
 bit-parallel evaluator (:mod:`catgrad.circuit.rda`); features are binarised by an
 encoder fitted on the training rows (:mod:`catgrad.train.encode`). Labels: a model
-with one output bit learns class 1 of two classes; a model with k output bits learns
-the one-hot code of k classes, and an example counts as right only when all k bits are.
+with one output bit learns class 1 of two classes; a model with H C output bits has H
+heads for C classes, each trained towards the one-hot code, and classifies by the most
+votes (the vote readout, :mod:`catgrad.circuit.readout`, part of the compiled circuit).
+Checkpoints hold the model's source, the encoder and the loop position, for ``catgrad
+predict``/``evaluate`` (:class:`TrainedCircuit`) and ``--resume``.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -226,9 +228,8 @@ class TrainedCircuit(Trained):
     def __post_init__(self):
         from ..circuit import Evaluator, compile_circuit
         from ..compiler import prepare
-        from .encode import Encoder
-
         from .checkpoint import CheckpointError
+        from .encode import Encoder
 
         rda = self.meta.get("rda")
         n = rda.get("n_classes") if isinstance(rda, dict) else None
@@ -264,7 +265,6 @@ class TrainedCircuit(Trained):
 
     def probabilities(self, x, raw: bool = False):
         raise CatgradError("a circuit gives votes, not probabilities")
-
 
 
 #: the options of a run that a resumed run must repeat (everything but --epochs)
