@@ -178,7 +178,8 @@ def run(args) -> int:
     val = None
     if args.val_fraction:
         train, val = train.split(args.val_fraction, args.seed)
-    split = {"data": args.data, "fingerprint": full.fingerprint(), "test_fraction": args.test_fraction, "seed": args.seed}
+    split = {"data": args.data, "fingerprint": full.fingerprint(), "test_fraction": args.test_fraction, "seed": args.seed,
+             "rule": cgdata.SPLIT_RULE}
     pre = Preprocessing.fit(train, scale=args.standardize, label=args.label, split=split)
     train, test = pre.apply(train), pre.apply(test)
     val = pre.apply(val) if val is not None else None
