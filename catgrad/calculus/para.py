@@ -209,8 +209,10 @@ class Para:
         return Para([replace(p, name=renames.get(p.name, p.name)) for p in self.params], self.body)
 
     def prefixed(self, prefix: str) -> "Para":
-        """Every parameter name prefixed with ``prefix + '.'``."""
-        return Para([replace(p, name=f"{prefix}.{p.name}") for p in self.params], self.body)
+        """Every parameter name prefixed with ``prefix + '.'``, and every box scoped under
+        ``prefix`` (:meth:`Diagram.scoped`): the same naming as a use of a ``.cat`` definition,
+        so drawings frame it as one layer."""
+        return Para([replace(p, name=f"{prefix}.{p.name}") for p in self.params], self.body.scoped(prefix))
 
     def __call__(self, *args):
         return self.body(*args)

@@ -72,7 +72,7 @@ class Program:
 def lower(d) -> Program:
     """The diagram (or Para body) ``d`` as a :class:`Program`."""
     g = as_diagram(d).graph
-    return Program(list(g.types), list(g.inputs), list(g.outputs), [Instr(op, ins, outs) for op, ins, outs in g.boxes])
+    return Program(list(g.types), list(g.inputs), list(g.outputs), [Instr(b.op, b.ins, b.outs) for b in g.boxes])
 
 
 __all__ = ["Instr", "Program", "lower"]
