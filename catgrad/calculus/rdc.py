@@ -104,7 +104,7 @@ def forward(f: Diagram, b: Builder, xs: list, vs: list) -> list:
 
 def D(f: Diagram) -> Diagram:
     """The forward derivative ``D(f) : A x A -> B``, ``D(f)(a, v) = J_f(a) v``,
-    obtained from R as ``pi1 R[R[f]]((a, 0), v)`` (MATH.md section 1)."""
+    obtained from R as ``pi1 R[R[f]]((a, 0), v)`` (docs/mathematics.md section 1)."""
     f = as_diagram(f)
     b = Builder()
     xs = [b.input(t) for t in f.dom]

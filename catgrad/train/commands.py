@@ -432,7 +432,8 @@ def run_compile(args) -> int:
     if args.target == "torch":
         text = cg.compile(model, loss=loss, optimizer=optimizer, backend="torch").graph_module.code.strip() + "\n"
     elif args.emit == "program":
-        text = str(optimize(lower(step.diagram))) + "\n"
+        names = [f"p_{n}" for n in step.param_names] + [f"s_{k}" for k in step.opt_keys] + ["x", "y"]
+        text = optimize(lower(step.diagram)).format(names) + "\n"
     elif args.emit == "dot":
         from ..draw import to_dot
 
