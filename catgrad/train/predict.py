@@ -122,6 +122,11 @@ def load_checkpoint(path, model=None) -> Trained:
     from ..calculus.para import as_para
 
     flat, meta = ckpt.load(path)
+    if "rda" in meta:  # a bit model: its encoder and bit labels are not applied here yet
+        raise ckpt.CheckpointError(
+            f"{path}: a bit model trained by RDA; predict and evaluate do not read these checkpoints yet. "
+            "Its test accuracy is in the training run's summary, and `catgrad compile FILE.cat --model NAME "
+            f"--checkpoint {path} --target verilog|blif|aiger` turns it into a netlist")
     info = meta.get("model") or {}
     if model is None:
         if not info.get("text"):
