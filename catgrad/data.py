@@ -141,6 +141,8 @@ def split_indices(labels, n: int, test_fraction: float, seed: int) -> np.ndarray
     stratified by ``labels`` when given and possible (see the module docstring)."""
     if not 0.0 <= test_fraction < 1.0:
         raise DataError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**32):
+        raise DataError(f"the split's seed must be a whole number in [0, 2^32) (scikit-learn's random_state), got {seed!r}")
     n_test = math.ceil(test_fraction * n)  # scikit-learn's count, computed here to catch the ends
     if n_test == 0:
         return np.zeros(0, np.int64)

@@ -45,6 +45,11 @@ def test_split_is_scikit_learns_stratified_split(name, frac, seed):
     assert key(te.x) == key(want_te) and key(tr.x) == key(want_tr)
 
 
+def test_split_seed_outside_32_bits_is_a_clear_error():
+    with pytest.raises(DataError, match=r"seed must be a whole number in \[0, 2\^32\)"):
+        data.load("iris").split(0.2, seed=2**32)
+
+
 def test_split_unstratified_when_a_class_is_too_small():
     from sklearn.model_selection import train_test_split
 

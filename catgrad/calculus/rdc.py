@@ -50,7 +50,6 @@ def reverse(f: Diagram, b: Builder, xs: list, dys: list) -> list:
             b.scope = base + scope
             for w, n in zip(outs, b.emit(op, [env[w] for w in ins])):
                 env[w] = n
-        b.scope = base
         cot: dict = {}
         for w, d in zip(g.outputs, dys):
             if d is not None and g.types[w].dtype.differentiable:

@@ -63,12 +63,12 @@ class Program:
     def __str__(self):
         return self.format()
 
-    def format(self, input_names=None, names: bool = False) -> str:
-        """The program as text. By default values are ``%k``; with ``input_names`` (or
-        ``names=True``) they are named as in generated code: inputs after ``input_names``,
-        the rest after the op that made them (``tanh_13``). A constant of at most 8
-        numbers is shown by value, a larger one by its type."""
-        if input_names is not None or names:
+    def format(self, input_names=None) -> str:
+        """The program as text. By default values are ``%k``; given ``input_names`` they are
+        named as in generated code: inputs after ``input_names``, constants by value
+        (``c_0p5``), the rest after the op that made them (``tanh_13``). A constant of at
+        most 8 numbers is shown by value, a larger one by its size."""
+        if input_names is not None:
             from .pipeline import value_names
 
             name = value_names(self, input_names)

@@ -121,8 +121,8 @@ def _check_args(args) -> None:
         raise CatgradError("--patience watches the validation loss: give --val-fraction F too")
     if args.checkpoint_every and not args.checkpoint:
         raise CatgradError("--checkpoint-every needs --checkpoint PATH")
-    if not 0 <= args.seed < 2**63:
-        raise CatgradError(f"--seed must be a whole number in [0, 2^63), got {args.seed}")
+    if not 0 <= args.seed < 2**32:  # scikit-learn's random_state (the split) takes 32 bits
+        raise CatgradError(f"--seed must be a whole number in [0, 2^32), got {args.seed}")
     if args.epochs > 10**9:
         raise CatgradError(f"--epochs must be at most 10^9, got {args.epochs}")
     if args.checkpoint:
