@@ -2,7 +2,7 @@
 
 Given an optimizer lens ``U : (P x S, P x S) -> (P, P')``, a model
 ``f : P x A -> B``, a loss ``loss : B x B -> L`` (parameter: the label) and a
-learning-rate lens ``alpha : (L, L') -> (1, 1)``, the closed step of MATH.md
+learning-rate lens ``alpha : (L, L') -> (1, 1)``, the closed step of docs/mathematics.md
 section 3 is
 
     p_bar = U.get(p, s)                               the optimizer picks the point

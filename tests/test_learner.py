@@ -1,7 +1,7 @@
 """Learners (Backprop as Functor): the category Learn and the functor L_{eps,e} : Para -> Learn.
 
 Laws are checked by evaluation on random Para morphisms (hypothesis); the functor itself
-against hand-computed numbers (MATH.md sections 3 and 4) and against torch.autograd.
+against hand-computed numbers (docs/mathematics.md sections 3 and 4) and against torch.autograd.
 """
 
 import numpy as np
@@ -72,7 +72,7 @@ def points(rng, ob) -> list:
 
 
 def dot_model():
-    """f(p, a) = p . a, the worked example of MATH.md section 3."""
+    """f(p, a) = p . a, the worked example of docs/mathematics.md section 3."""
     body = cg.trace(f64[2], f64[2])(lambda p, a: (p * a).sum())
     return cg.Para([cg.Param("w", f64[2])], body)
 

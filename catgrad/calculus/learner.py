@@ -40,7 +40,7 @@ quadratic error ``e(x, y) = 1/2 (x - y)^2`` this is ``r(p, a, b) = a - grad_a E`
 Both gradients come from the reverse derivative ``R[f]`` (no autograd): with
 ``g = d e/d x (f(p, a), b)``, ``(grad_p E, grad_a E) = R[f]((p, a), g)``.
 
-MATH.md's worked step, ``f(p, a) = p . a`` at ``p = (0.5, -1)``, ``a = (2, 1)``, ``b = 1``:
+docs/mathematics.md's worked step, ``f(p, a) = p . a`` at ``p = (0.5, -1)``, ``a = (2, 1)``, ``b = 1``:
 
 >>> import catgrad as cg, numpy as np
 >>> body = cg.trace(cg.f64[2], cg.f64[2])(lambda w, a: (w * a).sum())
@@ -368,7 +368,7 @@ def optimized(f, optimizer, error=None) -> Learner:
     from the learning layer, whose state keys then name the ``S`` wires, and whose
     ``gradient`` transform, if any, is applied to ``-grad_p E``: SAM's second gradient). With
     ``p_bar = get(p, s)`` (where the gradient is taken) and ``p' = -grad_p E`` (the
-    downhill direction: learning-rate lens ``alpha = -1``, MATH.md section 3),
+    downhill direction: learning-rate lens ``alpha = -1``, docs/mathematics.md section 3),
 
         I((p, s), a)    = f(p_bar, a)
         U((p, s), a, b) = put((p, s), -grad_p E(p_bar, a, b))

@@ -6,7 +6,7 @@ An optimizer for a parameter wire ``P`` with state ``S`` is a lens
     get : S x P -> P             (the point where the gradient is taken; may read S)
     put : S x P x P' -> S x P    ((s, p, p') |-> (s', p_new))
 
-(MATH.md section 3). ``p'`` is the cotangent R sends back with the learning-rate
+(docs/mathematics.md section 3). ``p'`` is the cotangent R sends back with the learning-rate
 sign already applied: it points downhill (``p' = -grad L`` with the default
 learning-rate lens ``alpha = -1``).
 
@@ -435,7 +435,7 @@ class OptimizerLens:
 
     ``lens`` is a :class:`~catgrad.Lens` ``(P x S, P x S) -> (P, P')``: the parameters
     first, then every state entry in ``keys`` order; ``get : P x S -> P`` and
-    ``put : P x S x P' -> P x S``. (This is MATH.md's ``(S x P, S x P) -> (P, P')`` with
+    ``put : P x S x P' -> P x S``. (This is docs/mathematics.md's ``(S x P, S x P) -> (P, P')`` with
     the factors listed parameters-first, the order the step diagram uses.)
     """
 
@@ -638,7 +638,7 @@ class OptimizerLens:
         return self._lens
 
     def single_lens(self) -> Lens:
-        """For one parameter: the lens reordered to MATH.md's ``(S x P, S x P) -> (P, P')``."""
+        """For one parameter: the lens reordered to docs/mathematics.md's ``(S x P, S x P) -> (P, P')``."""
         from ..core.diagram import wiring
 
         k = len(self.S)

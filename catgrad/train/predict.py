@@ -122,6 +122,11 @@ def load_checkpoint(path, model=None) -> Trained:
     from ..calculus.para import as_para
 
     flat, meta = ckpt.load(path)
+    if "rda" in meta:  # a bit model: its encoder and bit labels are not applied here yet
+        raise ckpt.CheckpointError(
+            f"{path}: a bit model trained by RDA; predict and evaluate do not read these checkpoints yet. "
+            "Its test accuracy is in the training run's summary, and `catgrad compile FILE.cat --model NAME "
+            f"--checkpoint {path} --target verilog|blif|aiger` turns it into a netlist")
     info = meta.get("model") or {}
     if model is None:
         if not info.get("text"):
@@ -276,8 +281,11 @@ def _labelled(trained: Trained, source: str):
     split = pre.split or {}
     which = "all rows"
     if split.get("data") == source and split.get("fingerprint") == ds.fingerprint() and split.get("test_fraction"):
-        _, ds = ds.split(split["test_fraction"], split["seed"])
-        which = f"the held-out {split['test_fraction']:g} of {source} (seed {split['seed']})"
+        if split.get("rule") == cgdata.SPLIT_RULE:
+            _, ds = ds.split(split["test_fraction"], split["seed"])
+            which = f"the held-out {split['test_fraction']:g} of {source} (seed {split['seed']})"
+        else:  # written by a catgrad that split differently: its held-out rows cannot be recomputed
+            which = "all rows (the checkpoint's train/test split rule is not this catgrad's, so its held-out rows are unknown)"
     if trained.classes is not None:
         if ds.classes is None:
             raise cgdata.DataError(f"{source}: the labels are numbers, but the model predicts the classes"
