@@ -5,10 +5,13 @@ classification, class indices (n,) with the class names in ``classes``; for regr
 a float matrix (n x k). Everything a training run does to the data is a pure function
 of the data and a seed:
 
-* :meth:`Dataset.split` -- a fixed, stratified train/test split. For every class c with
-  n_c examples, taken in class-index order, the indices of that class are permuted by ``numpy.random.default_rng(seed)`` and the first
-  ``round(test_fraction * n_c)`` go to the test set. Both halves keep the original row
-  order, so the split depends only on (data, test_fraction, seed).
+* :meth:`Dataset.split` -- a fixed, stratified train/test split, made by scikit-learn's
+  ``train_test_split(rows, test_size=test_fraction, random_state=seed, stratify=labels)``:
+  ``ceil(test_fraction * n)`` test rows, shared among the classes in proportion to their
+  sizes (:class:`sklearn.model_selection.StratifiedShuffleSplit`). When some class is too
+  small to appear on both sides (fewer than 2 rows, or fewer test or training rows than
+  classes) the split is the unstratified seeded shuffle instead. Both halves keep the
+  original row order, so the split depends only on (data, test_fraction, seed).
 * :func:`standardize` -- the affine map ``x |-> (x - mu) / sigma`` with mu and sigma the
   per-feature mean and (population) standard deviation of the *training* rows only; a
   constant feature (sigma = 0) gets sigma = 1, so it maps to 0 instead of NaN.
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import os
 import zipfile
 from dataclasses import dataclass, replace
@@ -51,6 +55,9 @@ from .errors import CatgradError
 from .files import check_readable, human_bytes, memory_limit, npz_headers, read_npz
 
 BUILTIN = ("iris", "digits", "wine", "breast_cancer")
+#: names the rule of :meth:`Dataset.split`; a checkpoint records it, so that ``catgrad evaluate``
+#: recomputes a held-out split only when it would pick the same rows
+SPLIT_RULE = "sklearn-train_test_split-stratified"
 
 
 class DataError(CatgradError, ValueError):
@@ -130,14 +137,25 @@ class Dataset:
 
 
 def split_indices(labels, n: int, test_fraction: float, seed: int) -> np.ndarray:
-    """Sorted test-row indices: per class (or over all rows when ``labels`` is None),
-    a seeded permutation whose first ``round(test_fraction * n_class)`` rows are test rows."""
+    """Sorted test-row indices: scikit-learn's seeded ``train_test_split`` of ``range(n)``,
+    stratified by ``labels`` when given and possible (see the module docstring)."""
     if not 0.0 <= test_fraction < 1.0:
         raise DataError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    rng = np.random.default_rng(seed)
-    groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    test = [rng.permutation(g)[: int(round(test_fraction * len(g)))] for g in groups]
-    return np.sort(np.concatenate(test)) if test else np.zeros(0, np.int64)
+    if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**32):
+        raise DataError(f"the split's seed must be a whole number in [0, 2^32) (scikit-learn's random_state), got {seed!r}")
+    n_test = math.ceil(test_fraction * n)  # scikit-learn's count, computed here to catch the ends
+    if n_test == 0:
+        return np.zeros(0, np.int64)
+    if n_test >= n:  # nothing left to train on: every row is a test row (callers say so)
+        return np.arange(n)
+    from sklearn.model_selection import train_test_split  # imported lazily: slow to import
+
+    rows = np.arange(n)
+    if labels is not None:
+        _, counts = np.unique(labels, return_counts=True)
+        if counts.min() >= 2 and min(n_test, n - n_test) >= len(counts):
+            return np.sort(train_test_split(rows, test_size=test_fraction, random_state=seed, stratify=labels)[1])
+    return np.sort(train_test_split(rows, test_size=test_fraction, random_state=seed)[1])
 
 
 def one_hot(labels, n_classes: int, dtype="float64") -> np.ndarray:
@@ -368,5 +386,5 @@ def _load_npz(path: str, x_key: str, y_key: str) -> Dataset:
 
 
 __all__ = [
-    "BUILTIN", "DataError", "Dataset", "Standardizer", "load", "one_hot", "prepare", "split_indices", "standardize",
+    "BUILTIN", "SPLIT_RULE", "DataError", "Dataset", "Standardizer", "load", "one_hot", "prepare", "split_indices", "standardize",
 ]

@@ -55,9 +55,9 @@ def to_networkx(d, input_names=None) -> nx.MultiDiGraph:
     for i, w in enumerate(graph.inputs):
         G.add_node(("input", i), kind="input", name=names[i], type=str(graph.types[w]))
         producer[w] = ("input", i)
-    for k, (op, ins, outs) in enumerate(graph.boxes):
+    for k, (op, ins, outs, scope) in enumerate(graph.boxes):
         attrs = {key: val for key, val in op.attrs if key not in ("type", "shape")}
-        G.add_node(("box", k), kind="box", op=op.name, attrs=attrs)
+        G.add_node(("box", k), kind="box", op=op.name, attrs=attrs, scope=scope)
         for port, w in enumerate(ins):
             G.add_edge(producer[w], ("box", k), key=(w, port), wire=w, port=port, type=str(graph.types[w]))
         for w in outs:
@@ -85,36 +85,16 @@ COLLAPSE_ABOVE = 40  # boxes; larger diagrams are drawn one box per layer unless
 TIMEOUT = 30.0  # seconds Graphviz may take to lay out a drawing
 
 
-def layers(G: nx.MultiDiGraph, n_params: int) -> dict:
-    """Box node -> layer name, for grouping: a box that reads a parameter ``dense_2.W`` belongs
-    to layer ``dense_2`` (the name up to the last dot); a box that reads none joins the earliest
-    layer among its producers (an activation joins the layer before it); a constant joins its
-    first consumer's layer. Boxes that still have none stay on their own."""
-    group: dict = {}
-    order: dict = {}
-
-    def layer_of_param(n):
-        name = G.nodes[n]["name"]
-        return name.rsplit(".", 1)[0]
-
-    for n in nx.topological_sort(G):
-        if n[0] != "box":
-            continue
-        preds = list(G.predecessors(n))
-        found = [layer_of_param(u) for u in preds if u[0] == "input" and u[1] < n_params]
-        if not found:
-            found = [group[u] for u in preds if u in group]
-        if found:
-            g = min(found, key=lambda x: order.setdefault(x, len(order)))
-            order.setdefault(g, len(order))
-            group[n] = g
-    for n in G:
-        if n[0] == "box" and n not in group and G.in_degree(n) == 0:
-            for v in G.successors(n):
-                if v in group:
-                    group[n] = group[v]
-                    break
-    return group
+def layers(G: nx.MultiDiGraph) -> dict:
+    """Box node -> layer name, for grouping: the first name of the box's scope (the call of the
+    drawn definition that made it, see :class:`~catgrad.core.diagram.Box`), for layers of two
+    or more boxes. The boxes R makes from a box keep its scope, so R(f) is grouped by the
+    layers of f exactly. A box with no scope, or alone in its layer, stays on its own."""
+    group = {n: data["scope"][0] for n, data in G.nodes(data=True) if data["kind"] == "box" and data["scope"]}
+    size: dict = {}
+    for g in group.values():
+        size[g] = size.get(g, 0) + 1
+    return {n: g for n, g in group.items() if size[g] > 1}
 
 
 def to_dot(d, title: str | None = None, input_names=None, output_names=None, collapse: bool | None = None,
@@ -137,7 +117,7 @@ def to_dot(d, title: str | None = None, input_names=None, output_names=None, col
     n_out = sum(1 for n in G if n[0] == "output")
     if output_names is None:
         output_names = ["y"] if n_out == 1 else [f"y{j}" for j in range(n_out)]
-    group = layers(G, n_params)
+    group = layers(G)
     n_boxes = sum(1 for n in G if n[0] == "box")
     if collapse is None:
         collapse = n_boxes > COLLAPSE_ABOVE

@@ -2,7 +2,7 @@
 
 Given an optimizer lens ``U : (P x S, P x S) -> (P, P')``, a model
 ``f : P x A -> B``, a loss ``loss : B x B -> L`` (parameter: the label) and a
-learning-rate lens ``alpha : (L, L') -> (1, 1)``, the closed step of MATH.md
+learning-rate lens ``alpha : (L, L') -> (1, 1)``, the closed step of docs/mathematics.md
 section 3 is
 
     p_bar = U.get(p, s)                               the optimizer picks the point
@@ -17,7 +17,8 @@ in three pieces, composed into one diagram:
 - the *gradient* (:func:`gradient_diagram`): ``(p, s, a, b_t) -> (p', loss, b_p)``,
   built by composing the model and the loss as parametric lenses ``(f, R[f])`` and
   ``(loss, R[loss])`` in Para(Lens) (the label is just the loss's parameter) and
-  closing them with the learning-rate lens;
+  closing them with the learning-rate lens; an optimizer that needs the gradient at more
+  than one point (SAM) transforms this diagram, so the step needs no special case;
 - an optional *gradient transform* ``T : P x P' -> P'``, stateless, that sees every
   parameter and direction at once (a cross-process all-reduce goes here); stateful
   whole-model stages (global-norm clipping, trust ratios) belong to the optimizer,
@@ -91,7 +92,9 @@ def lr_put(lr_lens, L: Ob) -> Diagram:
 def gradient_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram) -> Diagram:
     """The gradient half of the step: ``(params..., opt_state..., x, y) -> (p'..., loss, pred)``,
     ``p'`` the downhill direction ``R[loss o f]`` sends back at the optimizer's point
-    ``U.get(p, s)`` (``-grad`` with the default learning rate)."""
+    ``U.get(p, s)`` (``-grad`` with the default learning rate), as the optimizer takes it
+    (:meth:`~catgrad.optim.base.OptimizerLens.gradient`: SAM evaluates it again at a
+    perturbed point)."""
     n, k = len(model.P), len(opt.S)
     if len(model.dom) != 1 or len(model.cod) != 1:
         raise CatgradTypeError(f"the step needs a model with one input and one output wire, got {model.dom} -> {model.cod}")
@@ -107,7 +110,7 @@ def gradient_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagra
         back = b.call(ml.put, [y] + pbar + [x] + dl)  # (label', P', x')
         return back[1 : 1 + n] + ls + pred
 
-    return build(model.P @ opt.S @ A @ B, body)
+    return opt.gradient(build(model.P @ opt.S @ A @ B, body))
 
 
 def gradient_transform_diagram(transform, P: Ob) -> Diagram:

@@ -2,7 +2,7 @@
 
 Data: the 1797 8x8 digit images (64 features, 10 classes), split by
 ``catgrad.data.prepare("digits", test_fraction=0.2, seed=0)``: a stratified, seeded
-80/20 split (1438 train / 359 test), standardised with training statistics.
+80/20 split (scikit-learn's train_test_split: 1437 train / 360 test), standardised with training statistics.
 
 Model: 64 -> 64 (relu) -> 10 logits, float64, glorot weights, zero biases; loss: softmax
 cross-entropy averaged over the batch; optimizer: Adam (lr 1e-3, betas 0.9/0.999,

@@ -1,4 +1,4 @@
-"""Reverse Derivative Ascent learns boolean classifiers of two-class Iris (MATH.md section 5).
+"""Reverse Derivative Ascent learns boolean classifiers of two-class Iris (docs/mathematics.md section 5).
 
 The protocol of Wilson and Zanasi: setosa against versicolor (the first 100 rows of
 Iris); each feature min-max normalised over those rows and thresholded at 0.5, giving

@@ -26,6 +26,12 @@ def test_program_is_the_optimized_step():
     # outputs: 4 params + adam state + loss + prediction, as the step diagram says
     step = cg.compile(cg.load(IRIS)["mlp"], loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)")
     assert len(lines[-1].split(",")) == len(step.diagram.cod)
+    # readable: inputs named after parameters, optimizer state and data; values after their op;
+    # a small constant shown by its value
+    names = [re.sub(r"\W", "_", n) for n in [f"p_{n}" for n in step.param_names] + [f"s_{k}" for k in step.opt_keys]]
+    assert lines[0] == "program(" + ", ".join(f"{n}: {t}" for n, t in zip(names + ["x", "y"], step.diagram.dom)) + "):"
+    assert any(re.fullmatch(r"  c_\w+ = const -?[0-9.e-]+ : f32\[\]", line) for line in lines)
+    assert any(re.fullmatch(r"  tanh_\d+ = tanh\(add_\d+\)", line) for line in lines)
 
 
 def test_python_code_runs_the_step_for_the_batch_size(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 import catgrad as cg
-from catgrad.draw import render, to_dot, to_networkx
+from catgrad.draw import layers, render, to_dot, to_networkx
 from strategies import smooth_diagrams
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -28,7 +28,7 @@ def test_networkx_graph_is_the_hypergraph(d):
     assert len(boxes) == len(g.boxes)
     # one edge per use of a wire: box inputs plus diagram outputs
     assert G.number_of_edges() == sum(len(b.ins) for b in g.boxes) + len(g.outputs)
-    for k, (op, ins, outs) in enumerate(g.boxes):
+    for k, (op, ins, outs, _) in enumerate(g.boxes):
         node = ("box", k)
         assert G.nodes[node]["op"] == op.name
         assert sorted(e[2]["port"] for e in G.in_edges(node, data=True)) == list(range(len(ins)))
@@ -142,8 +142,48 @@ def test_deep_networks_collapse_to_one_box_per_layer():
     deep = cg.loads(DEEP)["deep"]
     names = list(deep.names) + ["x", "dy"]
     src = to_dot(cg.R(deep), input_names=names, n_params=len(deep.params)).source
-    assert src.count("shape=box") <= 31 + 5  # 30 layers and a few ungrouped ops, not 330 boxes
+    assert src.count("shape=box") == 60  # 30 dense layers and 30 tanh calls, not 330 boxes
     assert to_dot(cg.R(deep), collapse=False).source.count("shape=box") == len(cg.R(deep).graph.boxes)
+
+
+def _ops(boxes):
+    return sorted(b.op.name for b in boxes)
+
+
+def test_every_box_of_r_deep_is_in_the_group_of_the_layer_it_came_from():
+    """R(deep) is grouped exactly by deep's calls: every box is in a group, the groups are the
+    30 dense uses and the 30 tanh calls, each group holds exactly the boxes R makes for one such
+    layer on its own, and a box that reads a parameter is in that parameter's layer."""
+    deep = cg.loads(DEEP)["deep"]
+    rd = cg.R(deep)
+    G = to_networkx(rd, list(deep.names) + ["x", "dy"])
+    group = layers(G)
+    boxes = [n for n in G if n[0] == "box"]
+    assert set(group) == set(boxes)
+    names = {"dense"} | {f"dense_{k}" for k in range(2, 31)} | {f"tanh#{k}" for k in range(1, 31)}
+    assert set(group.values()) == names
+    one = cg.loads("import nn\ndef d = nn.dense[32, 32]\ndef t(x : f32[B, 32]) -> f32[B, 32] = tanh(x)\n")
+    # a dense layer's forward boxes (the tanh after it reads its output) and its reverse rule
+    want = {"dense": _ops(one["d"].body.boxes + cg.R(one["d"]).boxes), "tanh": _ops(cg.R(one["t"]).boxes)}
+    graph = rd.graph
+    for g in names:
+        members = [graph.boxes[k] for (_, k), h in group.items() if h == g]
+        assert _ops(members) == want[g.split("#")[0].split("_")[0]], g
+    for n in boxes:  # a parameter read belongs to its own layer
+        for u in G.predecessors(n):
+            if u[0] == "input" and u[1] < len(deep.params):
+                assert G.nodes[u]["name"].rsplit(".", 1)[0] == group[n]
+
+
+def test_scopes_are_metadata_and_survive_r_and_retype():
+    t = cg.f64[3]
+    f = cg.ops.sin(t) >> cg.ops.exp(t)
+    s = f.scoped("layer")
+    assert s == f and all(b.scope == ("layer",) for b in s.boxes)  # equality ignores where boxes came from
+    assert all(b.scope[:1] == ("layer",) for b in cg.R(s).boxes)
+    assert all(b.scope == ("layer",) for b in cg.core.retype.retype(s, {cg.f64: cg.f32}).boxes)
+    p = cg.Para([], f).prefixed("enc")
+    assert all(b.scope == ("enc",) for b in p.body.boxes)
 
 
 @pytest.mark.skipif(not HAVE_DOT, reason="Graphviz's dot program is not installed")

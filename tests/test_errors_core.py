@@ -106,6 +106,8 @@ def test_errors_count_parameters_and_inputs_separately():
         cg.evaluate(m, *vals, np.zeros((2, 5), np.float32))
     with pytest.raises(cg.ShapeError, match=r"^parameter dense_2.W: expected f32\[16, 3\].*float64"):
         cg.evaluate(m, *vals[:2], np.zeros((16, 3)), *vals[3:], np.zeros((2, 4), np.float32))
+    with pytest.raises(cg.ShapeError, match=r"^input 0: expected f32\[B, 4\]"):  # calling the model itself
+        m(*vals, np.zeros((2, 5), np.float32))
     with pytest.raises(cg.ShapeError, match=r"takes 4 parameter\(s\) \(dense.W, dense.b, dense_2.W, dense_2.b\) "
                                             r"and 1 input\(s\)"):
         cg.evaluate(m, *vals)

@@ -1,7 +1,7 @@
 """Learners (Backprop as Functor): the category Learn and the functor L_{eps,e} : Para -> Learn.
 
 Laws are checked by evaluation on random Para morphisms (hypothesis); the functor itself
-against hand-computed numbers (MATH.md sections 3 and 4) and against torch.autograd.
+against hand-computed numbers (docs/mathematics.md sections 3 and 4) and against torch.autograd.
 """
 
 import numpy as np
@@ -72,7 +72,7 @@ def points(rng, ob) -> list:
 
 
 def dot_model():
-    """f(p, a) = p . a, the worked example of MATH.md section 3."""
+    """f(p, a) = p . a, the worked example of docs/mathematics.md section 3."""
     body = cg.trace(f64[2], f64[2])(lambda p, a: (p * a).sum())
     return cg.Para([cg.Param("w", f64[2])], body)
 
@@ -374,6 +374,24 @@ def test_optimized_momentum_against_numpy():
         w = w + 0.1 * s
         state = L.updated(state, a, np.array(b))
     assert_close(state, [w, s], rtol=1e-13)
+
+
+def test_optimized_by_sam_takes_the_gradient_at_the_perturbed_point():
+    """An optimizer from the learning layer that evaluates the gradient twice (SAM over SGD)
+    trains the learner as the SAM algorithm does, written here in numpy."""
+    f = dot_model()
+    L = optimized(f, cg.optim.sam(cg.optim.sgd(0.1), rho=0.3).lens(f.params))
+    assert L.names == ("w", "opt/w/sam.rho", "opt/w/sgd.lr")
+    w = np.array([0.5, -1.0])
+    state = [w, np.array(0.3), np.array(0.1)]
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        a, b = rng.normal(size=2), rng.normal()
+        g = (w @ a - b) * a
+        e = 0.3 * g / (np.linalg.norm(g) + 1e-12)
+        w = w - 0.1 * ((w + e) @ a - b) * a
+        state = L.updated(state, a, np.array(b))
+    assert_close(state[0], w, rtol=1e-13)
 
 
 def test_optimized_rejects_mismatched_lens():

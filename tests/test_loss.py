@@ -1,4 +1,4 @@
-"""Losses: values and reverse derivatives against torch.autograd, MATH.md's formulas,
+"""Losses: values and reverse derivatives against torch.autograd, docs/mathematics.md's formulas,
 reductions, stability, and bad input. Also the ops added for them (where, floor, softplus)."""
 
 import numpy as np
@@ -46,7 +46,7 @@ def test_mse_matches_torch_and_math(label, pred):
     v, dl, dp = value_and_grad(cg.loss.mse(T, reduction="half_sum"), label, pred, alpha=-0.1)
     rv, rl, rp = torch_ref(lambda t, p: 0.5 * ((p - t) ** 2).sum(), label, pred)
     assert v == pytest.approx(rv, rel=1e-12)
-    # MATH.md: R[loss](b_t, b_p, alpha) = (alpha (b_t - b_p), alpha (b_p - b_t))
+    # docs/mathematics.md: R[loss](b_t, b_p, alpha) = (alpha (b_t - b_p), alpha (b_p - b_t))
     np.testing.assert_allclose(dp, -0.1 * (pred - label), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dl, -0.1 * (label - pred), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dp, -0.1 * rp, rtol=1e-12, atol=1e-12)

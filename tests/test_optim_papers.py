@@ -1,5 +1,5 @@
 """Optimizers torch.optim lacks, against direct NumPy transcriptions of their papers'
-update rules (100 float64 steps), plus MATH.md's worked numbers."""
+update rules (100 float64 steps), plus docs/mathematics.md's worked numbers."""
 
 import numpy as np
 import pytest
@@ -151,7 +151,7 @@ def test_lookahead_adam():
     run_both(cg.optim.lookahead(cg.optim.adam(1e-2), k=3, alpha=0.5), lookahead_ref(adam_ref(), 3, 0.5))
 
 
-# -- MATH.md section 3 worked numbers (scalar, s = 1, p = 2, p' = -0.5, gamma = 0.9) --------
+# -- docs/mathematics.md section 3 worked numbers (scalar, s = 1, p = 2, p' = -0.5, gamma = 0.9) --------
 
 
 def put1(opt, s: dict, p, dp):
@@ -171,13 +171,13 @@ def test_momentum_worked_numbers():
 
 def test_nesterov_get_worked_number():
     lens = cg.optim.nesterov(lr=1.0, gamma=0.9).for_type(cg.f64[()])
-    # MATH.md's order (s..., p): state is (lr, gamma, dampening, s)
+    # docs/mathematics.md's order (s..., p): state is (lr, gamma, dampening, s)
     got = cg.evaluate(lens.get, 1.0, 0.9, 0.0, 1.0, 2.0)[0]
     assert float(got) == pytest.approx(2.9)
 
 
 def test_adagrad_worked_numbers():
-    # MATH.md: g' = g + p'^2, p + eps / (delta + sqrt g') p'  with eps = lr = 0.1, delta = 1e-7
+    # docs/mathematics.md: g' = g + p'^2, p + eps / (delta + sqrt g') p'  with eps = lr = 0.1, delta = 1e-7
     p, st = put1(cg.optim.adagrad(lr=0.1, eps=1e-7), {"sum": 1.0}, 2.0, -0.5)
     assert st["p/adagrad.sum"] == pytest.approx(1.25)
     assert p == pytest.approx(1.9552786, abs=1e-7)

@@ -66,6 +66,20 @@ def test_evaluate_reports_the_held_out_split_and_matches_train(trained, capsys):
     assert rc == 0 and out.startswith("iris (the held-out 0.2 of iris (seed 0), 30 rows): accuracy")
 
 
+def test_evaluate_does_not_guess_the_held_out_rows_of_an_older_split_rule(trained, tmp_path, capsys):
+    """A checkpoint whose split was made by another rule (no ``rule`` recorded, as before the split
+    was scikit-learn's) is evaluated on all rows, and says so, rather than on rows it trained on."""
+    _, ck = trained
+    flat, meta = ckpt.load(ck)
+    assert meta["preprocess"]["split"]["rule"] == data.SPLIT_RULE
+    del meta["preprocess"]["split"]["rule"]
+    ckpt.save(tmp_path / "old.ckpt", flat, meta)
+    rc, out, err = _cli(capsys, "evaluate", "--checkpoint", tmp_path / "old.ckpt", "--data", "iris", "--json")
+    assert rc == 0, err
+    m = json.loads(out.splitlines()[-1])
+    assert m["n"] == 150 and m["rows"].startswith("all rows (the checkpoint's train/test split rule")
+
+
 def test_predict_csv_matches_a_numpy_transcription(trained, capsys):
     d, ck = trained
     iris = data.load("iris")

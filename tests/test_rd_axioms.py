@@ -1,4 +1,4 @@
-"""The reverse-derivative axioms RD.1-RD.7 (MATH.md section 1) as properties of cg.R.
+"""The reverse-derivative axioms RD.1-RD.7 (docs/mathematics.md section 1) as properties of cg.R.
 
 Each axiom is checked on randomly generated diagrams twice over:
 
@@ -235,7 +235,7 @@ def test_rd7_z2(f):
 
 
 def test_z2_formal_derivative_is_not_a_truth_table():
-    """x*x and x have the same truth table, but R[x*x] = 0 and R[x] = id (MATH.md pitfall)."""
+    """x*x and x have the same truth table, but R[x*x] = 0 and R[x] = id (docs/mathematics.md, a pitfall)."""
     t = cg.bit["N"]
     sq = cg.trace(t)(lambda x: x * x)
     (x,), (d,) = S.all_bits(cg.Ob(t), cg.Ob(t))

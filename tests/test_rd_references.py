@@ -130,7 +130,7 @@ def test_R_matches_sympy_jacobian(f):
 
 
 def test_sympy_smooth_worked_example():
-    """MATH.md's smooth f, symbolically: R[f](x, v) = J^T v exactly."""
+    """docs/mathematics.md's smooth f, symbolically: R[f](x, v) = J^T v exactly."""
     t = cg.f64[()]
 
     @cg.trace(t, t)

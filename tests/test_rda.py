@@ -1,4 +1,4 @@
-"""Reverse Derivative Ascent (MATH.md section 5) with the compiled Z2 step.
+"""Reverse Derivative Ascent (docs/mathematics.md section 5) with the compiled Z2 step.
 
 The step's parameter trajectory is compared with a numpy transcription of the update
 using formal derivatives worked out by hand, on random bit data (hypothesis), and the

@@ -1,4 +1,4 @@
-"""The closed supervised step: MATH.md worked numbers, RDA over Z2, torch.autograd
+"""The closed supervised step: docs/mathematics.md worked numbers, RDA over Z2, torch.autograd
 agreement, the TrainState contract and bad input."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Every worked number in MATH.md sections 1-2, computed through catgrad."""
+"""Every worked number in docs/mathematics.md sections 1-2, computed through catgrad."""
 
 import numpy as np
 import pytest

@@ -40,7 +40,7 @@ quadratic error ``e(x, y) = 1/2 (x - y)^2`` this is ``r(p, a, b) = a - grad_a E`
 Both gradients come from the reverse derivative ``R[f]`` (no autograd): with
 ``g = d e/d x (f(p, a), b)``, ``(grad_p E, grad_a E) = R[f]((p, a), g)``.
 
-MATH.md's worked step, ``f(p, a) = p . a`` at ``p = (0.5, -1)``, ``a = (2, 1)``, ``b = 1``:
+docs/mathematics.md's worked step, ``f(p, a) = p . a`` at ``p = (0.5, -1)``, ``a = (2, 1)``, ``b = 1``:
 
 >>> import catgrad as cg, numpy as np
 >>> body = cg.trace(cg.f64[2], cg.f64[2])(lambda w, a: (w * a).sum())
@@ -365,9 +365,10 @@ def optimized(f, optimizer, error=None) -> Learner:
 
     ``optimizer`` is a lens ``(P x S, P x S) -> (P, P')`` (parameters first, then the
     optimizer state), or an object carrying one as ``.lens`` (``opt.lens(params)``
-    from the learning layer, whose state keys then name the ``S`` wires). With
+    from the learning layer, whose state keys then name the ``S`` wires, and whose
+    ``gradient`` transform, if any, is applied to ``-grad_p E``: SAM's second gradient). With
     ``p_bar = get(p, s)`` (where the gradient is taken) and ``p' = -grad_p E`` (the
-    downhill direction: learning-rate lens ``alpha = -1``, MATH.md section 3),
+    downhill direction: learning-rate lens ``alpha = -1``, docs/mathematics.md section 3),
 
         I((p, s), a)    = f(p_bar, a)
         U((p, s), a, b) = put((p, s), -grad_p E(p_bar, a, b))
@@ -396,11 +397,17 @@ def optimized(f, optimizer, error=None) -> Learner:
         pbar = b.call(lens.get, ins[:n])
         return b.call(f.body, pbar + ins[n:])
 
+    def downhill(b, ins):
+        pbar = b.call(lens.get, ins[:n])
+        return [-d for d in b.call(grad, pbar + ins[n:])[:nP]]
+
+    # an optimizer that takes the gradient more than once (SAM) transforms this diagram
+    take = getattr(optimizer, "gradient", None) if optimizer is not lens else None
+    dirs = build(P @ S @ A @ B, downhill)
+    dirs = take(dirs) if take is not None else dirs
+
     def update(b, ins):
-        ps, ab = ins[:n], ins[n:]
-        pbar = b.call(lens.get, ps)
-        dp = b.call(grad, pbar + ab)[:nP]
-        return b.call(lens.put, ps + [-d for d in dp])
+        return b.call(lens.put, ins[:n] + b.call(dirs, ins))
 
     def request(b, ins):
         ps, a, ab = ins[:n], ins[n : n + len(A)], ins[n:]

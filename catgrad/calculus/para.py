@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..core.diagram import Diagram, build, id, wiring
+from ..core.diagram import Diagram, Wire, build, id, wiring
 from ..core.retype import retype
 from ..core.types import Ob, TensorType
 from ..errors import CatgradTypeError
@@ -209,11 +209,19 @@ class Para:
         return Para([replace(p, name=renames.get(p.name, p.name)) for p in self.params], self.body)
 
     def prefixed(self, prefix: str) -> "Para":
-        """Every parameter name prefixed with ``prefix + '.'``."""
-        return Para([replace(p, name=f"{prefix}.{p.name}") for p in self.params], self.body)
+        """Every parameter name prefixed with ``prefix + '.'``, and every box scoped under
+        ``prefix`` (:meth:`Diagram.scoped`): the same naming as a use of a ``.cat`` definition,
+        so drawings frame it as one layer."""
+        return Para([replace(p, name=f"{prefix}.{p.name}") for p in self.params], self.body.scoped(prefix))
 
     def __call__(self, *args):
-        return self.body(*args)
+        """On wires: inline the body (parameters first). On arrays: evaluate it, with errors
+        that name parameters and inputs separately ("parameter dense.W", "input 0")."""
+        if any(isinstance(a, Wire) for a in args):
+            return self.body(*args)
+        from ..core.evaluate import evaluate
+
+        return evaluate(self, *args)
 
     def __repr__(self) -> str:
         ps = ", ".join(f"{p.name}: {p.type}" for p in self.params)

@@ -39,28 +39,37 @@ def _total(parts: list):
 
 def reverse(f: Diagram, b: Builder, xs: list, dys: list) -> list:
     """Emit R(f) into ``b`` on primal input wires ``xs`` and output cotangents ``dys``
-    (``None`` = zero); return the input cotangents (``None`` = zero)."""
+    (``None`` = zero); return the input cotangents (``None`` = zero). Every box made for a
+    box of f (its replay, its rule, the sums and zeros of its cotangents) gets that box's
+    scope, so R(f) is grouped by the layers of f."""
     g = f.graph
     env = dict(zip(g.inputs, (x.id for x in xs)))
-    for op, ins, outs in g.boxes:
-        for w, n in zip(outs, b.emit(op, [env[w] for w in ins])):
-            env[w] = n
-    cot: dict = {}
-    for w, d in zip(g.outputs, dys):
-        if d is not None and g.types[w].dtype.differentiable:
-            cot.setdefault(w, []).append(d)
-    for op, ins, outs in reversed(g.boxes):
-        douts = [_total(cot.pop(w, [])) for w in outs]
-        if all(d is None for d in douts) or op.prim.rd is None:
-            continue
-        douts = [_zero(b, g.types[w]) if d is None else d for w, d in zip(outs, douts)]
-        dins = op.prim.rd(
-            [Wire(b, env[w]) for w in ins], [Wire(b, env[w]) for w in outs], douts, **op.kwargs
-        )
-        for w, d in zip(ins, dins):
+    base = b.scope
+    try:
+        for op, ins, outs, scope in g.boxes:
+            b.scope = base + scope
+            for w, n in zip(outs, b.emit(op, [env[w] for w in ins])):
+                env[w] = n
+        cot: dict = {}
+        for w, d in zip(g.outputs, dys):
             if d is not None and g.types[w].dtype.differentiable:
                 cot.setdefault(w, []).append(d)
-    return [_total(cot.get(w, [])) for w in g.inputs]
+        for op, ins, outs, scope in reversed(g.boxes):
+            b.scope = base + scope
+            douts = [_total(cot.pop(w, [])) for w in outs]
+            if all(d is None for d in douts) or op.prim.rd is None:
+                continue
+            douts = [_zero(b, g.types[w]) if d is None else d for w, d in zip(outs, douts)]
+            dins = op.prim.rd(
+                [Wire(b, env[w]) for w in ins], [Wire(b, env[w]) for w in outs], douts, **op.kwargs
+            )
+            for w, d in zip(ins, dins):
+                if d is not None and g.types[w].dtype.differentiable:
+                    cot.setdefault(w, []).append(d)
+        b.scope = base
+        return [_total(cot.get(w, [])) for w in g.inputs]
+    finally:
+        b.scope = base
 
 
 def R(f: Diagram) -> Diagram:
@@ -94,7 +103,7 @@ def forward(f: Diagram, b: Builder, xs: list, vs: list) -> list:
 
 def D(f: Diagram) -> Diagram:
     """The forward derivative ``D(f) : A x A -> B``, ``D(f)(a, v) = J_f(a) v``,
-    obtained from R as ``pi1 R[R[f]]((a, 0), v)`` (MATH.md section 1)."""
+    obtained from R as ``pi1 R[R[f]]((a, 0), v)`` (docs/mathematics.md section 1)."""
     f = as_diagram(f)
     b = Builder()
     xs = [b.input(t) for t in f.dom]

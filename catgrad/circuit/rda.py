@@ -6,7 +6,7 @@ learning rate updates on an example ``(x, y)``
     dy = y + f(theta, x)                  (which output bits are wrong)
     theta <- theta + pi_P R[f]((theta, x), dy)
 
-(MATH.md section 5, written in this project's docs/circuits.md). Here ``f`` and
+(docs/mathematics.md section 5, written in this project's docs/circuits.md). Here ``f`` and
 ``pi_P R[f]`` are each lowered once to a netlist whose inputs are *all* per-sample
 (parameters, example, cotangent), so a batch of B examples is B lanes of one
 bit-parallel evaluation and gives the B per-example updates ``g_1 .. g_B`` at once.

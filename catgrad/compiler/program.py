@@ -61,18 +61,36 @@ class Program:
         return len(self.instrs)
 
     def __str__(self):
-        lines = [f"program({', '.join(f'%{v}: {self.types[v]}' for v in self.inputs)}):"]
+        return self.format()
+
+    def format(self, input_names=None) -> str:
+        """The program as text. By default values are ``%k``; given ``input_names`` they are
+        named as in generated code: inputs after ``input_names``, constants by value
+        (``c_0p5``), the rest after the op that made them (``tanh_13``). A constant of at
+        most 8 numbers is shown by value, a larger one by its size."""
+        if input_names is not None:
+            from .pipeline import value_names
+
+            name = value_names(self, input_names)
+        else:
+            name = {v: f"%{v}" for v in range(len(self.types))}
+        lines = [f"program({', '.join(f'{name[v]}: {self.types[v]}' for v in self.inputs)}):"]
         for v, c in sorted(self.consts.items()):
-            lines.append(f"  %{v} = const {np.asarray(c).shape}")
-        lines += [f"  {i!r}" for i in self.instrs]
-        lines.append(f"  return {', '.join(f'%{v}' for v in self.outputs)}")
+            c = np.asarray(c)
+            shown = (repr(c.item()) if c.ndim == 0 else np.array2string(c, separator=", ")) if c.size <= 8 \
+                else f"<{c.size} numbers>"
+            lines.append(f"  {name[v]} = const {shown} : {self.types[v]}")
+        for i in self.instrs:
+            attrs = "".join(f", {k}={v!r}" for k, v in i.op.attrs)
+            lines.append(f"  {', '.join(name[o] for o in i.outs)} = {i.op.name}({', '.join(name[v] for v in i.ins)}{attrs})")
+        lines.append(f"  return {', '.join(name[v] for v in self.outputs)}")
         return "\n".join(lines)
 
 
 def lower(d) -> Program:
     """The diagram (or Para body) ``d`` as a :class:`Program`."""
     g = as_diagram(d).graph
-    return Program(list(g.types), list(g.inputs), list(g.outputs), [Instr(op, ins, outs) for op, ins, outs in g.boxes])
+    return Program(list(g.types), list(g.inputs), list(g.outputs), [Instr(b.op, b.ins, b.outs) for b in g.boxes])
 
 
 __all__ = ["Instr", "Program", "lower"]

@@ -33,6 +33,7 @@ diagram (this is how every op's reverse derivative is written).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -43,9 +44,18 @@ from .types import DType, Ob, TensorType, as_ob, source
 
 
 class Box(NamedTuple):
+    """One op application: ``op`` reads wires ``ins`` and produces ``outs``.
+
+    ``scope`` says where the box came from: the path of calls that made it, outermost first,
+    named as parameters are (``("block_2", "dense", "add#1")``: definition uses by name with a
+    ``_k`` suffix from the second use on, primitive calls as ``op#k``). It is metadata: the
+    boxes R makes from a box keep that box's scope, so a drawing of R(f) can group by the
+    layers of f; equality, hashing, evaluation and compilation ignore it."""
+
     op: Op
     ins: tuple
     outs: tuple
+    scope: tuple = ()
 
 
 class Graph:
@@ -111,11 +121,12 @@ class Graph:
 class Builder:
     """Append-only construction of a :class:`Graph`."""
 
-    __slots__ = ("types", "boxes")
+    __slots__ = ("types", "boxes", "scope")
 
     def __init__(self):
         self.types: list = []
         self.boxes: list = []
+        self.scope: tuple = ()  # the scope given to boxes emitted now (see :class:`Box`)
 
     def new_wire(self, t: TensorType) -> int:
         self.types.append(t)
@@ -126,20 +137,32 @@ class Builder:
 
     def emit(self, op: Op, ins: Sequence[int]) -> list:
         outs = [self.new_wire(t) for t in op.cod]
-        self.boxes.append(Box(op, tuple(ins), tuple(outs)))
+        self.boxes.append(Box(op, tuple(ins), tuple(outs), self.scope))
         return outs
 
+    @contextmanager
+    def scoped(self, *names: str):
+        """Boxes emitted or inlined inside the ``with`` block get ``names`` appended to the
+        current scope."""
+        outer = self.scope
+        self.scope = outer + names
+        try:
+            yield self
+        finally:
+            self.scope = outer
+
     def inline(self, g: Graph, ins: Sequence[int]) -> list:
-        """Copy ``g`` into this builder with its inputs plugged into ``ins``."""
+        """Copy ``g`` into this builder with its inputs plugged into ``ins``; its boxes keep
+        their scopes, under the current one."""
         env = dict(zip(g.inputs, ins))
-        types, boxes = self.types, self.boxes
-        for op, b_ins, b_outs in g.boxes:
+        types, boxes, outer = self.types, self.boxes, self.scope
+        for op, b_ins, b_outs, scope in g.boxes:
             outs = []
             for w in b_outs:
                 types.append(g.types[w])
                 env[w] = len(types) - 1
                 outs.append(len(types) - 1)
-            boxes.append(Box(op, tuple(env[w] for w in b_ins), tuple(outs)))
+            boxes.append(Box(op, tuple(env[w] for w in b_ins), tuple(outs), outer + scope if outer else scope))
         return [env[w] for w in g.outputs]
 
     def finish(self, inputs: Sequence[int], outputs: Sequence[int]) -> Graph:
@@ -158,7 +181,8 @@ class Builder:
         types = [None] * len(number)
         for w, k in number.items():
             types[k] = self.types[w]
-        boxes = [Box(op, tuple(number[w] for w in ins), tuple(number[w] for w in outs)) for op, ins, outs in kept]
+        boxes = [Box(op, tuple(number[w] for w in ins), tuple(number[w] for w in outs), scope)
+                 for op, ins, outs, scope in kept]
         return Graph(types, boxes, [number[w] for w in inputs], [number[w] for w in outputs])
 
     # -- conveniences for writing diagrams on wires ---------------------------------
@@ -381,6 +405,13 @@ class Diagram:
     @property
     def boxes(self) -> tuple:
         return self.graph.boxes
+
+    def scoped(self, name: str) -> "Diagram":
+        """The same diagram with ``name`` put in front of every box's scope (see :class:`Box`):
+        drawings then group its boxes as one layer ``name``. Equal to ``self``."""
+        g = self.graph
+        boxes = [Box(op, ins, outs, (name,) + scope) for op, ins, outs, scope in g.boxes]
+        return Diagram(Graph(g.types, boxes, g.inputs, g.outputs), self._name)
 
     def __len__(self) -> int:
         return len(self.graph.boxes)

@@ -76,7 +76,7 @@ def evaluate(f: Diagram, *args, backend: str = "numpy") -> tuple:
             x = np.asarray(x, dtype=object) if backend == "sympy" else x
         bind_shape(t, tuple(x.shape), binding, what)
         env[w] = x
-    for op, ins, outs in g.boxes:
+    for op, ins, outs, _ in g.boxes:
         res = bind(op, backend, binding)(*(env[w] for w in ins))
         if backend == "sympy":
             res = _as_object_arrays(res, len(outs))

@@ -8,7 +8,7 @@ def format_graph(g) -> str:
         return f"%{w}"
 
     lines = ["(" + ", ".join(f"{name(w)}: {g.types[w]}" for w in g.inputs) + ") {"]
-    for op, ins, outs in g.boxes:
+    for op, ins, outs, _ in g.boxes:
         attrs = ", ".join(f"{k}={v}" for k, v in op.attrs if k != "type")
         args = ", ".join(name(w) for w in ins)
         res = ", ".join(f"{name(w)}: {g.types[w]}" for w in outs)

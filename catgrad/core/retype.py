@@ -36,10 +36,10 @@ def retype(f, mapping: dict) -> Diagram:
         return as_diagram(f)
     types = [_map_type(t, mapping) for t in g.types]
     boxes = []
-    for op, ins, outs in g.boxes:
+    for op, ins, outs, scope in g.boxes:
         attrs = {k: _map_attr(v, mapping) for k, v in op.attrs}
         new = op.prim.op(Ob(*(types[w] for w in ins)), **attrs)
-        boxes.append(Box(new, ins, outs))
+        boxes.append(Box(new, ins, outs, scope))
     return Diagram(Graph(types, boxes, g.inputs, g.outputs))
 
 

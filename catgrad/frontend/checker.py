@@ -20,7 +20,10 @@ specialises morphism arguments (``dense[4, 20](relu)``) away.
 Parameters: ``param W : T ~ init`` adds a parameter wire. A definition's parameter
 list is its own parameters in declaration order, then those of the definitions it
 uses, in order of use, each qualified by the callee's name: ``dense.W``, and for
-the second use of ``dense`` in the same body ``dense_2.W``.
+the second use of ``dense`` in the same body ``dense_2.W``. Every box records where it came
+from (:class:`~catgrad.core.diagram.Box` ``.scope``): the boxes of a use of ``dense_2`` are
+scoped ``("dense_2", ...)``, like its parameters, and a primitive call in the body itself is
+scoped by the op and its count (``tanh#1``, ``tanh#2``); drawings group boxes by it.
 
 Every value expression's type is recorded on its AST node as ``expr.type``.
 """
@@ -261,6 +264,7 @@ class Body:
         self.params: list = []  # (Param, wire id)
         self.taken: set = set()
         self.uses: dict = {}
+        self.prim_uses: dict = {}  # op name -> primitive calls so far (their scopes: tanh#1, tanh#2, ...)
         self.errors = 0
 
 
@@ -781,7 +785,8 @@ class Checker:
                 w = body.b.new_wire(p.type)
                 body.params.append((Param(self.fresh(body, f"{prefix}.{p.name}"), p.type, p.init), w))
                 pw.append(w)
-            outs = body.b.inline(inst.graph, pw + [w.id for w in wires])
+            with body.b.scoped(prefix):  # the boxes of this use are scoped like its parameters
+                outs = body.b.inline(inst.graph, pw + [w.id for w in wires])
             for w in outs:
                 body.origin[w] = span
             return [Wire(body.b, w) for w in outs]
@@ -818,12 +823,17 @@ class Checker:
         wires = [a for a in args if isinstance(a, Wire)]
         if not wires and prim_arity(name) != 0:
             raise CatError(f"'{name}' needs at least one typed input", span)
+        k = body.prim_uses[name] = body.prim_uses.get(name, 0) + 1
+        with body.b.scoped(f"{name}#{k}"):  # '#': no definition or parameter is named so
+            return self._prim(body, name, args, attrs, span, wires)
+
+    def _prim(self, body: Body, name: str, args: list, attrs: dict, span, wires) -> Val:
         try:
             if name == "matmul":
                 if len(args) != 2 or len(wires) != 2:
                     raise CatError(f"matmul takes 2 inputs, got {len(args)}", span)
                 spec = matmul_spec(wires[0].type, wires[1].type)
-                out = apply("einsum", *wires, spec=spec)
+                out = apply("einsum", *wires, spec=spec, builder=body.b)
             else:
                 if PRIMITIVES[name].elementwise and len(wires) == 2:
                     args = self.broadcast(body, args, name, span)

@@ -1,6 +1,6 @@
 """Adagrad (Duchi et al.) and torch's extras. With ``g = -u``:
 ``acc' = acc + g^2``; ``p_new = p - lr_t g / (sqrt(acc') + eps)``,
-``lr_t = lr / (1 + (t - 1) lr_decay)``. MATH.md's form ``p + eps/(delta + sqrt g') p'``
+``lr_t = lr / (1 + (t - 1) lr_decay)``. docs/mathematics.md's form ``p + eps/(delta + sqrt g') p'``
 is this with ``lr = eps`` and ``eps = delta``.
 """
 

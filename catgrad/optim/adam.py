@@ -3,7 +3,7 @@
 
 - ``adam``: ``m' = b1 m + (1 - b1) g``, ``v' = b2 v + (1 - b2) g^2``,
   ``p_new = p - lr (m' / (1 - b1^t)) / (sqrt(v') / sqrt(1 - b2^t) + eps)``
-  (MATH.md's Adam with ``delta`` scaled by ``sqrt(1 - b2^t)``, as torch.optim.Adam does);
+  (docs/mathematics.md's Adam with ``delta`` scaled by ``sqrt(1 - b2^t)``, as torch.optim.Adam does);
   ``weight_decay`` adds ``wd p`` to ``g`` first (a ``weight_decay`` stage in front, as for
   every optimizer here that has torch's coupled decay).
 - ``amsgrad``: as adam with ``v' `` replaced by ``vmax' = max(vmax, v')`` in the denominator.

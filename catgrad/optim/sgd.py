@@ -1,4 +1,4 @@
-"""Gradient descent and momentum (MATH.md section 3).
+"""Gradient descent and momentum (docs/mathematics.md section 3).
 
 With the incoming direction ``u`` (= ``p'``, pointing downhill):
 
@@ -98,10 +98,10 @@ def momentum(lr=0.01, gamma=0.9, paper_sign=False, dampening=0.0) -> Optimizer:
 
 
 def nesterov(lr=0.01, gamma=0.9) -> Optimizer:
-    """Nesterov momentum with the look-ahead get ``p + lr gamma s`` (MATH.md section 3)."""
+    """Nesterov momentum with the look-ahead get ``p + lr gamma s`` (docs/mathematics.md section 3)."""
     return Momentum(lr, gamma, nesterov_get=True)
 
 
 def gradient_update() -> Optimizer:
-    """MATH.md's plain gradient update ``(p, p') -> p + p'`` (sgd with lr 1)."""
+    """docs/mathematics.md's plain gradient update ``(p, p') -> p + p'`` (sgd with lr 1)."""
     return SGD(1.0)

@@ -348,7 +348,8 @@ def run_rda(args, model) -> int:
         source = {"name": args.model, "path": os.fspath(args.file), "text": fh.read(), "hash": ckpt.model_hash(model)}
     pre = Preprocessing(tuple(train.feature_names), classes=ds.classes, label=args.label,
                         split={"data": args.data, "fingerprint": info["fingerprint"],
-                               "test_fraction": info["test_fraction"], "seed": args.seed, "classes": args.classes})
+                               "test_fraction": info["test_fraction"], "seed": args.seed, "classes": args.classes,
+                               "rule": cgdata.SPLIT_RULE})
     per_epoch = -(-len(xtr) // batch)
 
     def save(theta, epoch, b, wrong, mistakes, step):

@@ -121,8 +121,8 @@ def _check_args(args) -> None:
         raise CatgradError("--patience watches the validation loss: give --val-fraction F too")
     if args.checkpoint_every and not args.checkpoint:
         raise CatgradError("--checkpoint-every needs --checkpoint PATH")
-    if not 0 <= args.seed < 2**63:
-        raise CatgradError(f"--seed must be a whole number in [0, 2^63), got {args.seed}")
+    if not 0 <= args.seed < 2**32:  # scikit-learn's random_state (the split) takes 32 bits
+        raise CatgradError(f"--seed must be a whole number in [0, 2^32), got {args.seed}")
     if args.epochs > 10**9:
         raise CatgradError(f"--epochs must be at most 10^9, got {args.epochs}")
     if args.checkpoint:
@@ -178,7 +178,8 @@ def run(args) -> int:
     val = None
     if args.val_fraction:
         train, val = train.split(args.val_fraction, args.seed)
-    split = {"data": args.data, "fingerprint": full.fingerprint(), "test_fraction": args.test_fraction, "seed": args.seed}
+    split = {"data": args.data, "fingerprint": full.fingerprint(), "test_fraction": args.test_fraction, "seed": args.seed,
+             "rule": cgdata.SPLIT_RULE}
     pre = Preprocessing.fit(train, scale=args.standardize, label=args.label, split=split)
     train, test = pre.apply(train), pre.apply(test)
     val = pre.apply(val) if val is not None else None
@@ -431,7 +432,8 @@ def run_compile(args) -> int:
     if args.target == "torch":
         text = cg.compile(model, loss=loss, optimizer=optimizer, backend="torch").graph_module.code.strip() + "\n"
     elif args.emit == "program":
-        text = str(optimize(lower(step.diagram))) + "\n"
+        names = [f"p_{n}" for n in step.param_names] + [f"s_{k}" for k in step.opt_keys] + ["x", "y"]
+        text = optimize(lower(step.diagram)).format(names) + "\n"
     elif args.emit == "dot":
         from ..draw import to_dot
 

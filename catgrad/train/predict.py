@@ -294,8 +294,11 @@ def _labelled(trained: Trained, source: str):
 
         ds = select_classes(ds, split["classes"])
     if split.get("data") == source and split.get("fingerprint") == fingerprint and split.get("test_fraction"):
-        _, ds = ds.split(split["test_fraction"], split["seed"])
-        which = f"the held-out {split['test_fraction']:g} of {source} (seed {split['seed']})"
+        if split.get("rule") == cgdata.SPLIT_RULE:
+            _, ds = ds.split(split["test_fraction"], split["seed"])
+            which = f"the held-out {split['test_fraction']:g} of {source} (seed {split['seed']})"
+        else:  # written by a catgrad that split differently: its held-out rows cannot be recomputed
+            which = "all rows (the checkpoint's train/test split rule is not this catgrad's, so its held-out rows are unknown)"
     if trained.classes is not None:
         if ds.classes is None:
             raise cgdata.DataError(f"{source}: the labels are numbers, but the model predicts the classes"
