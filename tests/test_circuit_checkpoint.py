@@ -41,7 +41,7 @@ def test_a_ten_class_circuit_predicts_evaluates_and_compiles_as_it_was_trained(t
     res = json.loads(run("train", cat, "--model", "digits10", "--data", "digits", "--encode", "thermometer:3",
                          "--encode-scale", "global", "--batch", "2000", "--combine", "balanced", "--epochs", "1",
                          "--checkpoint", ck, "--json", "--quiet").splitlines()[-1])
-    assert res["test_accuracy"] >= 0.8 and res["two_input_gates"] < 2500  # 0.866 and 1,876 measured
+    assert res["test_accuracy"] >= 0.8 and res["two_input_gates"] < 2500  # 0.842 and 1,889 measured (seed 0)
     ev = json.loads(run("evaluate", "--checkpoint", ck, "--data", "digits", "--json").splitlines()[-1])
     assert ev["n"] == res["n_test"] == 360 and ev["accuracy"] == res["test_accuracy"]
     rows = list(csv.reader(io.StringIO(run("predict", "--checkpoint", ck, "--data", "digits"))))
