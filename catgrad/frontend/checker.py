@@ -40,6 +40,7 @@ from ..ops.linalg import matmul_spec
 from .resolver import ATTR_ARITH
 from . import ast as A
 from .diagnostics import Diagnostic, Note
+from .printer import type_str
 
 MAX_BOXES = 200_000  # elaborating more than this is refused (guards `f @ f` doubling towers)
 MAX_STRUCT = 4096
@@ -86,6 +87,27 @@ def _mentions(value, names: set) -> bool:
 
 
 POISON = object()
+
+# The dtype variable: ``float[B, n]`` in a definition's types is a float wire whose dtype
+# (f32, f64 or bf16) is fixed where the definition is used, by unifying its declared inputs
+# with the actual ones like a dimension name; one variable per definition, f32 when no
+# input fixes it (and when the definition is checked on its own).
+FLOAT_VAR = "float"
+DTYPE_KEY = "$float"  # its entry in a substitution (not a possible dimension name)
+
+
+def dtype_of(name: str, subst: dict):
+    """The dtype a written dtype name stands for under ``subst``."""
+    if name == FLOAT_VAR:
+        return subst.get(DTYPE_KEY, DTYPES["f32"])
+    return DTYPES[name]
+
+
+def _items(t) -> list:
+    """The tensor types of a written type, flattened (products are lists of wires)."""
+    if isinstance(t, A.ProductTypeExpr):
+        return [x for item in t.items for x in _items(item)]
+    return [t]
 
 
 @dataclass
@@ -278,11 +300,11 @@ class Checker:
     def ob_of(self, t, subst) -> Ob:
         if isinstance(t, A.ProductTypeExpr):
             return Ob(*(x for item in t.items for x in self.ob_of(item, subst)))
-        if t.dtype not in DTYPES:
+        if t.dtype not in DTYPES and t.dtype != FLOAT_VAR:
             raise Poisoned()
         dims = tuple(subst.get(x, x) if isinstance(x, str) else x for x in t.dims)
         try:
-            return Ob(TensorType(DTYPES[t.dtype], dims))
+            return Ob(TensorType(dtype_of(t.dtype, subst), dims))
         except CatgradError as e:
             raise CatError(str(e), t.span) from None
 
@@ -339,9 +361,9 @@ class Checker:
                 )
             subst.update(zip(d.dims, m.dims))
         if d.params is not None:
-            declared = [(p, t) for p in d.params for t in self.ob_of(p.type, {})]
+            declared = [(p, t) for p in d.params for t in _items(p.type)]
         elif d.dom is not None:
-            declared = [(None, t) for t in self.ob_of(d.dom, {})]
+            declared = [(None, t) for t in _items(d.dom)]
         else:
             return subst
         if len(declared) != len(actual):
@@ -349,10 +371,17 @@ class Checker:
                 f"'{d.name}' takes {_wires_desc(len(declared))} but is given {len(actual)}",
                 span, [Note(f"'{d.name}' is defined here", d.name_span)],
             )
-        for i, ((p, t), a) in enumerate(zip(declared, actual)):
+        for i, ((p, te), a) in enumerate(zip(declared, actual)):
+            t = self.ob_of(te, {})[0]
+            generic = te.dtype == FLOAT_VAR  # the dtype variable: bound to the first float it meets
+            if generic:
+                bound = subst.get(DTYPE_KEY)
+                t = t.with_dtype(bound if bound is not None else a.dtype if a.dtype.is_float else t.dtype)
             ok = t.dtype == a.dtype and t.rank == a.rank
             if ok:
                 trial = dict(subst)
+                if generic:
+                    trial[DTYPE_KEY] = a.dtype
                 for x, y in zip(t.shape, a.shape):
                     if isinstance(x, str):
                         if trial.setdefault(x, y) != y:
@@ -362,13 +391,22 @@ class Checker:
                 if ok:
                     subst = trial
             if not ok:
+                hint = ""
                 want = TensorType(t.dtype, tuple(subst.get(x, x) if isinstance(x, str) else x for x in t.shape))
+                if generic:  # say what the dtype variable allows
+                    bound = subst.get(DTYPE_KEY)
+                    if bound is not None and bound != a.dtype:
+                        want = f"{want} (its dtype is the variable float, fixed to {bound} by an earlier input)"
+                        if a.dtype.is_float:
+                            hint = f"; convert it with cast, e.g. cast(<argument>, dtype={bound})"
+                    elif not a.dtype.is_float:
+                        want = f"float{str(want)[len(want.dtype.name):]} (any float dtype)"
                 what = f"input '{p.name}'" if p is not None else f"input {i + 1}"
                 notes = []
                 if origins and origins[i] is not None:
                     notes.append(Note(f"the argument has type {a} because of this", origins[i]))
-                notes.append(Note(f"'{d.name}' declares {what} : {t} here", p.span if p is not None else (d.dom.span if d.dom is not None else d.name_span)))
-                raise CatError(f"type mismatch: {what} of '{d.name}' expects {want} but the argument has type {a}", span, notes)
+                notes.append(Note(f"'{d.name}' declares {what} : {type_str(te) if generic else t} here", p.span if p is not None else (d.dom.span if d.dom is not None else d.name_span)))
+                raise CatError(f"type mismatch: {what} of '{d.name}' expects {want} but the argument has type {a}{hint}", span, notes)
         return subst
 
     def instance(self, m: DefMorph, actual: Ob, span, origins=None) -> Instance:
@@ -713,12 +751,12 @@ class Checker:
         if isinstance(e, A.List):
             return tuple(self.attr(body, x) for x in e.items)
         if isinstance(e, A.Var) and e.ref and e.ref[0] == "attr":
-            if e.name in DTYPES:
-                return DTYPES[e.name]
+            if e.name in DTYPES or e.name == FLOAT_VAR:
+                return dtype_of(e.name, body.subst)
             return body.subst.get(e.name, e.name)
-        if isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and e.fn.name in DTYPES:
+        if isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and (e.fn.name in DTYPES or e.fn.name == FLOAT_VAR):
             dims = tuple(body.subst.get(x, x) if isinstance(x, str) else x for x in e.dims)
-            return TensorType(DTYPES[e.fn.name], dims)
+            return TensorType(dtype_of(e.fn.name, body.subst), dims)
         if isinstance(e, A.BinOp) and e.op in ATTR_ARITH:
             left, right = self.attr(body, e.left), self.attr(body, e.right)
             if _mentions((left, right), _symbolic_dims(body)):

@@ -147,9 +147,10 @@ class Resolver:
         if isinstance(t, A.ProductTypeExpr):
             for x in t.items:
                 self.type_(x)
-        elif t.dtype not in DTYPES:
-            self.error(f"unknown dtype '{t.dtype}'{did_you_mean(t.dtype, DTYPES)}; the dtypes are "
-                       + ", ".join(DTYPES), t.span)
+        elif t.dtype not in DTYPES and t.dtype != "float":
+            self.error(f"unknown dtype '{t.dtype}'{did_you_mean(t.dtype, [*DTYPES, 'float'])}; the dtypes are "
+                       + ", ".join(DTYPES) + " and the variable float",
+                       t.span)
 
     # -- expressions ------------------------------------------------------------------
     def expr(self, e, local) -> None:
@@ -180,7 +181,7 @@ class Resolver:
         integer arithmetic on them (``stop=i + 1``)."""
         if isinstance(e, A.Var) and "." not in e.name and e.name not in local:
             e.ref = ("attr", e.name)
-        elif isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and e.fn.name in DTYPES:
+        elif isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and (e.fn.name in DTYPES or e.fn.name == "float"):
             e.fn.ref = ("attr", e.fn.name)
         elif isinstance(e, A.List):
             for x in e.items:
