@@ -114,10 +114,12 @@ def _items(t) -> list:
 class Instance:
     """One elaborated instantiation: ``graph : P x A -> B`` and the names of P."""
 
-    graph: Graph
+    graph: Graph  # P x S x A -> B x S' (S: the model state; S' = S in evaluation)
     params: tuple  # of catgrad Param
     dom: Ob
     cod: Ob
+    state: tuple = ()  # of catgrad Param: state wires and their initialisers
+    modal: bool = False  # whether it differs between training and evaluation (train_eval, state)
 
 
 # -- values and morphisms ---------------------------------------------------------------
@@ -281,6 +283,10 @@ class Body:
         self.env: dict = {}
         self.origin: dict = {}  # wire id -> Span where the wire's value was made
         self.params: list = []  # (Param, wire id)
+        self.states: list = []  # (Param, wire id): model state read by the body
+        self.updates: dict = {}  # state name -> wire id of its value after a training step
+        self.state_names: dict = {}  # a state's local name -> its name in ``states``
+        self.modal = False
         self.taken: set = set()
         self.uses: dict = {}
         self.errors = 0
@@ -295,6 +301,7 @@ class Checker:
         self.broken: set = set()  # id(def) with resolution errors
         self.deferred: set = set()  # id(def) of generic defs checked only where used (see Deferred)
         self.memo: dict = {}  # arity and input-type hints of definitions
+        self.mode = "train"  # "eval": train_eval picks its second value and states are not updated
 
     # -- types ------------------------------------------------------------------------
     def ob_of(self, t, subst) -> Ob:
@@ -422,7 +429,7 @@ class Checker:
                     f"write {d.name}[{', '.join(d.dims)}] with sizes",
                     span,
                 )
-        key = (m.key, tuple(sorted((k, v) for k, v in subst.items())), actual)
+        key = (m.key, tuple(sorted((k, v) for k, v in subst.items())), actual, self.mode)
         hit = self.cache.get(key)
         if hit is not None:
             return hit
@@ -493,12 +500,35 @@ class Checker:
                     [Note("the signature is here", d.cod.span)],
                 ))
                 raise Poisoned()
-        graph = body.b.finish([w for _, w in body.params] + ins, [w.id for w in outs])
-        return Instance(graph, tuple(p for p, _ in body.params), Ob(*actual), cod)
+        new_state = [body.updates.get(p.name, w) for p, w in body.states]
+        graph = body.b.finish([w for _, w in body.params] + [w for _, w in body.states] + ins,
+                              [w.id for w in outs] + new_state)
+        return Instance(graph, tuple(p for p, _ in body.params), Ob(*actual), cod,
+                        tuple(p for p, _ in body.states), body.modal or bool(body.states))
+
+    def eval_instance(self, m: DefMorph, dom: Ob) -> Instance:
+        """The evaluation form of ``m`` at input type ``dom`` (see :attr:`mode`)."""
+        self.mode = "eval"
+        try:
+            return self.instance(m, dom, None)
+        finally:
+            self.mode = "train"
 
     # -- statements -----------------------------------------------------------------------
     def stmt(self, body: Body, s) -> None:
         try:
+            if isinstance(s, A.Update):
+                v = self.value(body, s.value)
+                if s.name not in body.state_names:  # its declaration had an error, already reported
+                    raise Poisoned()
+                name = body.state_names[s.name]
+                t = next(p.type for p, _ in body.states if p.name == name)
+                if len(v.wires) != 1 or v.wires[0].type != t:
+                    got = Ob(*(w.type for w in v.wires))
+                    raise CatError(f"state '{s.name}' has type {t} but its update has type {got}", s.value.span)
+                if self.mode == "train":  # evaluation reads the state and leaves it as it is
+                    body.updates[name] = v.wires[0].id
+                return
             if isinstance(s, A.Let):
                 v = self.expr(body, s.value)
                 if s.tuple_pattern:
@@ -520,13 +550,19 @@ class Checker:
                 init = self.init(s, t[0])
                 w = body.b.new_wire(t[0])
                 name = self.fresh(body, s.name)
-                body.params.append((Param(name, t[0], init), w))
+                if s.state:
+                    body.states.append((Param(name, t[0], init), w))
+                    body.state_names[s.name] = name
+                else:
+                    body.params.append((Param(name, t[0], init), w))
                 body.origin[w] = s.span
                 body.env[s.name] = Val([Wire(body.b, w)])
         except (CatError, Poisoned) as e:
             if isinstance(e, CatError):
                 self.diags.append(e.diagnostic)
             body.errors += 1
+            if isinstance(s, A.Update):
+                return
             for n in s.names if isinstance(s, A.Let) else (s.name,):
                 body.env[n] = POISON
 
@@ -631,6 +667,8 @@ class Checker:
             return PrimMorph(ref[1])
         if kind == "struct":
             return StructMorph(ref[1])
+        if kind == "mode":
+            raise CatError(f"'{e.name}' picks one of two values: write {e.name}(in_training, in_evaluation)", e.span)
         raise CatError(f"'{e.name}' can only be used as an op attribute", e.span)
 
     def single(self, body, e, v, op) -> Wire:
@@ -705,6 +743,8 @@ class Checker:
         raise CatError(f"'{_show(e.fn)}' does not take [dimension] arguments", e.span)
 
     def call(self, body: Body, e: A.Call):
+        if isinstance(e.fn, A.Var) and e.fn.ref == ("mode", "train_eval"):
+            return self.train_eval(body, e)
         f = self.expr(body, e.fn)
         if not isinstance(f, Morph):
             raise CatError(f"'{_show(e.fn)}' is a value, not a function", e.fn.span)
@@ -740,6 +780,18 @@ class Checker:
             else:
                 wires += v.wires
         return Val(self.apply(body, f, wires, e.span))
+
+    def train_eval(self, body: Body, e: A.Call) -> Val:
+        """``train_eval(a, b)``: ``a`` in the training step, ``b`` in evaluation (predict). Both
+        are checked and must have one type; the other one's wires are discarded."""
+        if e.kwargs or len(e.args) != 2:
+            raise CatError("train_eval takes two values: train_eval(in_training, in_evaluation)", e.span)
+        a, b = (self.value(body, x) for x in e.args)
+        ta, tb = (Ob(*(w.type for w in v.wires)) for v in (a, b))
+        if ta != tb:
+            raise CatError(f"the two values of train_eval must have one type, got {ta} and {tb}", e.span)
+        body.modal = True
+        return a if self.mode == "train" else b
 
     def attr(self, body: Body, e):
         if isinstance(e, A.Num):
@@ -813,13 +865,23 @@ class Checker:
             inst = self.instance(f, actual, span, [body.origin.get(w.id) for w in wires])
             if len(body.b.boxes) + len(inst.graph.boxes) > MAX_BOXES:
                 raise CatError(f"this program elaborates to more than {MAX_BOXES} boxes", span)
-            pw = []
+            pw, sw = [], []
             prefix = self.fresh_prefix(body, f.d.name)
             for p in inst.params:
                 w = body.b.new_wire(p.type)
                 body.params.append((Param(self.fresh(body, f"{prefix}.{p.name}"), p.type, p.init), w))
                 pw.append(w)
-            outs = body.b.inline(inst.graph, pw + [w.id for w in wires])
+            for p in inst.state:  # the callee's state is the caller's, qualified like parameters
+                w = body.b.new_wire(p.type)
+                q = Param(self.fresh(body, f"{prefix}.{p.name}"), p.type, p.init)
+                body.states.append((q, w))
+                sw.append((q.name, w))
+            outs = body.b.inline(inst.graph, pw + [w for _, w in sw] + [w.id for w in wires])
+            n_out = len(inst.cod)
+            for (q, _), w in zip(sw, outs[n_out:]):
+                body.updates[q] = w
+            outs = outs[:n_out]
+            body.modal = body.modal or inst.modal
             for w in outs:
                 body.origin[w] = span
             return [Wire(body.b, w) for w in outs]

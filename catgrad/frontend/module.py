@@ -57,18 +57,43 @@ class Module:
             return self._cache[name]
         if name in self._scope.defs:
             d = self._scope.defs[name]
-            inst = run_deep(self._session.checker.check_def, self._scope, d)
+            ck = self._session.checker
+            inst = run_deep(ck.check_def, self._scope, d)
             if inst is None:
                 raise CatgradError(self._why_not(d))
+            if inst.modal:
+                m = DefMorph(self._scope, d, tuple(d.dims) if d.dims else None, None)
+                out = _wrap(inst, self._evaluation(m, inst))
+                self._cache[name] = out
+                return out
         elif isinstance(name, str) and name.isidentifier():
             self.definition(name)  # raises: no such definition (did you mean ...)
         else:
             if not isinstance(name, str):
                 raise CatgradError(f"definitions are looked up by name (a str), got {type(name).__name__}")
             inst = self._expression(name)
+            if isinstance(inst, tuple):
+                inst, m = inst
+                out = _wrap(inst, self._evaluation(m, inst))
+                self._cache[name] = out
+                return out
         out = _wrap(inst)
         self._cache[name] = out
         return out
+
+    def _evaluation(self, m, inst):
+        ck = self._session.checker
+        n_before = len(ck.diags)
+        try:
+            ev = run_deep(ck.eval_instance, m, inst.dom)
+        except CatError as e:
+            raise FrontendError([e.diagnostic], self._session.sources) from None
+        except Poisoned:
+            ev = None
+        if ev is None or len(ck.diags) != n_before:
+            raise FrontendError(ck.diags[n_before:], self._session.sources) if len(ck.diags) != n_before else \
+                CatgradError(f"the evaluation form of {m.d.name!r} has errors")
+        return ev
 
     def _why_not(self, d: A.Def) -> str:
         if d.fparams:
@@ -107,7 +132,7 @@ class Module:
             inst = ck.instance(DefMorph(self._scope, wrapper), dom, None)
             if len(ck.diags) != n_before:
                 raise FrontendError(ck.diags[n_before:], self._session.sources)
-            return inst
+            return (inst, DefMorph(self._scope, wrapper)) if inst.modal else inst
         except SyntaxDiagnostic as e:
             raise CatgradError(f"{text!r} is neither a definition of {self.path} nor an expression: "
                                f"{e.diagnostic.message}") from None
@@ -177,8 +202,12 @@ class Module:
         return f"<catgrad module {self.path}: {', '.join(self.names())}>"
 
 
-def _wrap(inst):
+def _wrap(inst, evaluation=None):
     body = Diagram(inst.graph)
+    if evaluation is not None:  # it has state, or differs between training and evaluation
+        from ..calculus.stateful import Stateful
+
+        return Stateful(inst.params, inst.state, body, Diagram(evaluation.graph))
     if inst.params:
         return Para(inst.params, body)
     return body
