@@ -66,6 +66,11 @@ class Stateful:
         return self.train
 
     @property
+    def diagram(self) -> Diagram:
+        """The training form, for what draws or inspects one diagram."""
+        return self.train
+
+    @property
     def names(self) -> tuple:
         return tuple(p.name for p in self.params)
 

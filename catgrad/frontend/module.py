@@ -188,6 +188,15 @@ class Module:
         inst = self._session.checker.check_def(self._scope, self.definition(name))
         return bool(inst is not None and inst.params)
 
+    def is_modal(self, name: str) -> bool:
+        """Whether the definition has state or differs between training and evaluation."""
+        inst = self._session.checker.check_def(self._scope, self.definition(name))
+        return bool(inst is not None and inst.modal)
+
+    def has_state(self, name: str) -> bool:
+        inst = self._session.checker.check_def(self._scope, self.definition(name))
+        return bool(inst is not None and inst.state)
+
     def declared(self, name: str) -> str:
         """The signature as written in the source."""
         d = self.definition(name)
