@@ -28,7 +28,9 @@ The resulting diagram is
 
     (params..., opt_state..., x, y) -> (params'..., opt_state'..., loss, pred)
 
-which :func:`catgrad.compile` lowers with a backend. Over Z2 with the xor loss,
+(a model with state, :class:`~catgrad.calculus.stateful.Stateful`, adds its state after
+the optimizer's on both sides: ``(..., opt_state..., state..., x, y) -> (..., opt_state'...,
+state'..., loss, pred)``), which :func:`catgrad.compile` lowers with a backend. Over Z2 with the xor loss,
 the identity learning rate and ``gradient_update`` this is Reverse Derivative
 Ascent. :class:`TrainState` is the data the step threads through: parameters,
 optimizer state and the update count.
