@@ -201,3 +201,32 @@ def test_state_errors_are_located(src, message):
     with pytest.raises(FrontendError) as e:
         loads(src, "<test>")
     assert message in str(e.value) and "<test>:" in str(e.value)
+
+
+def test_dropout_layer_keeps_its_own_key_in_a_point_free_model(tmp_path):
+    """nn.dropout_layer: a fresh key every training step from its state, none in predict;
+    two such layers get different keys; a resumed fit equals the uninterrupted one."""
+    m = model("def f = nn.dense[4, 8] >> tanh >> nn.dropout_layer[40] >> nn.dense[8, 8] >> nn.dropout_layer[40]"
+              " >> nn.dense[8, 3]")
+    assert m.state_names == ("dropout_layer.key", "dropout_layer_2.key") and m.dom[0] == cg.f32["B", 4]
+    step = cg.compile(m, loss="softmax_cross_entropy", optimizer="sgd(lr=0.1)", dtype="f64")
+    s0 = step.init(1)
+    k = [int(s0.model_state[n]) for n in m.state_names]
+    assert k[0] != k[1]
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((32, 4)), np.eye(3)[rng.integers(0, 3, 32)]
+    s1, o1 = step(s0, x, y)
+    s1b, o1b = step(s0, x, y)
+    assert o1.loss == o1b.loss and [int(s1.model_state[n]) for n in m.state_names] != k
+    s2, o2 = step(TrainState(s0.params, s0.opt_state, 0, s1.model_state), x, y)  # same weights, the next keys
+    assert o2.loss != o1.loss
+    p = s0.params
+    h = np.tanh(x @ p["dense.W"] + p["dense.b"]) @ p["dense_2.W"] + p["dense_2.b"]
+    assert rel_err([step.predict(s0, x)], [h @ p["dense_3.W"] + p["dense_3.b"]]) <= 1e-12
+    data = cg.data.load("iris")
+    full = cg.fit(step, data, epochs=2, batch_size=16, seed=2)
+    ck = tmp_path / "c.safetensors"
+    cg.fit(step, data, epochs=2, batch_size=16, seed=2, checkpoint=ck, max_steps=5)
+    resumed = cg.fit(step, data, epochs=2, batch_size=16, seed=2, checkpoint=ck, resume=ck)
+    a, b = full.state.flat(), resumed.state.flat()
+    assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)

@@ -164,6 +164,8 @@ class Module:
                 raise CatgradError(f"'{name}' uses a definition with errors") from None
             if inst.params:
                 raise CatgradError(f"{self.path}: the loss '{name}' declares parameters; a loss may not learn")
+            if inst.modal:
+                raise CatgradError(f"{self.path}: the loss '{name}' keeps state or uses train_eval; a loss is one map")
             return from_diagram(Diagram(inst.graph), name)
 
         make.__name__ = make.__qualname__ = name
