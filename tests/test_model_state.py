@@ -169,14 +169,13 @@ def test_cli_train_with_dropout_and_batchnorm_kill_resume_equals_uninterrupted_a
     p = subprocess.Popen(_cmd(cat, ck), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while not ck.exists() and p.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
-    killed = p.poll() is None
-    if killed:
-        p.send_signal(signal.SIGKILL)
-        p.wait(timeout=60)
-        r = subprocess.run(_cmd(cat, ck, "--resume", str(ck)), env=env, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr
+        time.sleep(0.01)  # kill it right after its first checkpoint
+    assert p.poll() is None, "the run ended before it could be killed"
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    assert 0 < int(ckpt.load(ck)[0]["step"]) < 120  # killed mid-run
+    r = subprocess.run(_cmd(cat, ck, "--resume", str(ck)), env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
     a, b = ckpt.load(ref)[0], ckpt.load(ck)[0]
     assert sorted(a) == sorted(b) and {"state/key", "state/batchnorm.running_var"} <= set(a)
     for k in a:

@@ -112,9 +112,9 @@ def _items(t) -> list:
 
 @dataclass
 class Instance:
-    """One elaborated instantiation: ``graph : P x A -> B`` and the names of P."""
+    """One elaborated instantiation: ``graph : P x S x A -> B x S`` and the names of P and S."""
 
-    graph: Graph  # P x S x A -> B x S' (S: the model state; S' = S in evaluation)
+    graph: Graph  # S (model state) is empty for most definitions; evaluation returns S unchanged
     params: tuple  # of catgrad Param
     dom: Ob
     cod: Ob
