@@ -229,3 +229,20 @@ def test_dropout_layer_keeps_its_own_key_in_a_point_free_model(tmp_path):
     resumed = cg.fit(step, data, epochs=2, batch_size=16, seed=2, checkpoint=ck, resume=ck)
     a, b = full.state.flat(), resumed.state.flat()
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_show_and_draw_name_the_state(tmp_path, capsys):
+    from catgrad.cli import main
+
+    cat = tmp_path / "m.cat"
+    cat.write_text(CLI_MODEL + "def bn : f32[B, 4] -> f32[B, 4] = nn.batchnorm[4]\n")
+    assert main(["show", str(cat)]) == 0
+    out = capsys.readouterr().out
+    assert "net : (i64[], f32[B, 4]) -> f32[B, 3]   [params, state]" in out and "bn  : f32[B, 4] -> f32[B, 4]   [params, state]" in out
+    assert main(["show", str(cat), "bn"]) == 0
+    out = capsys.readouterr().out
+    assert "state:\n  batchnorm.running_mean : f32[4] ~ zeros()" in out and "evaluation:" in out
+    assert main(["draw", str(cat), "bn"]) == 0
+    assert "batchnorm.running_var'" in capsys.readouterr().out
+    assert main(["draw", str(cat), "bn", "--grad"]) == 0
+    assert "dbatchnorm.running_var" in capsys.readouterr().out
