@@ -246,3 +246,12 @@ def test_show_and_draw_name_the_state(tmp_path, capsys):
     assert "batchnorm.running_var'" in capsys.readouterr().out
     assert main(["draw", str(cat), "bn", "--grad"]) == 0
     assert "dbatchnorm.running_var" in capsys.readouterr().out
+
+
+def test_a_batch_of_one_keeps_the_running_statistics_finite():
+    """torch refuses a training batch of one; ours moves the running variance towards 0."""
+    m = model(BN1)
+    step = cg.compile(m, loss="mse")
+    state, _ = step(step.init(0), np.full((1, 3), 2.0), np.ones((1, 3)))
+    assert np.array_equal(state.model_state["batchnorm.running_mean"], np.full(3, 0.2))
+    assert np.array_equal(state.model_state["batchnorm.running_var"], np.full(3, 0.9))
