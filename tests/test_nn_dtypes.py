@@ -109,3 +109,17 @@ def test_the_dtype_variable_in_a_users_definition():
                 "def a(x : bf16[B, 2]) = twice(x)\ndef b(x : f64[B, 3]) = twice(x)\n")
     assert mod["a"].params[0].type == cg.bf16[2] and mod["b"].params[0].type == cg.f64[3]
     assert np.array_equal(cg.evaluate(mod["b"], np.ones(3), np.full((2, 3), 1.5))[0], np.full((2, 3), 3.0))
+
+
+def test_bf16_batchnorm_and_dropout_model_steps_on_torch():
+    """State takes the model's dtype too: bf16 running statistics, an i64 key."""
+    m = loads("import nn\ndef f(k : i64[], x : bf16[B, 4]) = nn.dense[4, 3](nn.dropout[20](k, nn.batchnorm[4](x)))")["f"]
+    step = cg.compile(m, loss="mse", optimizer="sgd(lr=0.1)", backend="torch")
+    state = step.init(0)
+    x = torch.randn(16, 4, dtype=torch.bfloat16, generator=torch.Generator().manual_seed(0))
+    new, out = step(state, x * 3 + 1, torch.zeros(16, 3, dtype=torch.bfloat16))
+    ms = new.model_state
+    assert ms["batchnorm.running_mean"].dtype == torch.bfloat16 and ms["key"].dtype == torch.int64
+    want = 0.1 * (x * 3 + 1).float().mean(0)
+    assert torch.allclose(ms["batchnorm.running_mean"].float(), want, rtol=0.05, atol=0.02)
+    assert np.isfinite(out.loss) and int(ms["key"]) != int(state.model_state["key"])
