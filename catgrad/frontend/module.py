@@ -61,27 +61,20 @@ class Module:
             inst = run_deep(ck.check_def, self._scope, d)
             if inst is None:
                 raise CatgradError(self._why_not(d))
-            if inst.modal:
-                m = DefMorph(self._scope, d, tuple(d.dims) if d.dims else None, None)
-                out = _wrap(inst, self._evaluation(m, inst))
-                self._cache[name] = out
-                return out
+            m = DefMorph(self._scope, d, tuple(d.dims) if d.dims else None, None)
         elif isinstance(name, str) and name.isidentifier():
             self.definition(name)  # raises: no such definition (did you mean ...)
         else:
             if not isinstance(name, str):
                 raise CatgradError(f"definitions are looked up by name (a str), got {type(name).__name__}")
-            inst = self._expression(name)
-            if isinstance(inst, tuple):
-                inst, m = inst
-                out = _wrap(inst, self._evaluation(m, inst))
-                self._cache[name] = out
-                return out
-        out = _wrap(inst)
+            inst, m = self._expression(name)
+        # a definition with state or train_eval is elaborated again for evaluation
+        out = _wrap(inst, self._evaluation(m, inst) if inst.modal else None)
         self._cache[name] = out
         return out
 
     def _evaluation(self, m, inst):
+        """The evaluation form of the definition ``m``, elaborated at ``inst``'s input type."""
         ck = self._session.checker
         n_before = len(ck.diags)
         try:
@@ -90,9 +83,10 @@ class Module:
             raise FrontendError([e.diagnostic], self._session.sources) from None
         except Poisoned:
             ev = None
-        if ev is None or len(ck.diags) != n_before:
-            raise FrontendError(ck.diags[n_before:], self._session.sources) if len(ck.diags) != n_before else \
-                CatgradError(f"the evaluation form of {m.d.name!r} has errors")
+        if len(ck.diags) != n_before:
+            raise FrontendError(ck.diags[n_before:], self._session.sources)
+        if ev is None:
+            raise CatgradError(f"the evaluation form of {m.d.name!r} has errors")
         return ev
 
     def _why_not(self, d: A.Def) -> str:
@@ -132,7 +126,7 @@ class Module:
             inst = ck.instance(DefMorph(self._scope, wrapper), dom, None)
             if len(ck.diags) != n_before:
                 raise FrontendError(ck.diags[n_before:], self._session.sources)
-            return (inst, DefMorph(self._scope, wrapper)) if inst.modal else inst
+            return inst, DefMorph(self._scope, wrapper)
         except SyntaxDiagnostic as e:
             raise CatgradError(f"{text!r} is neither a definition of {self.path} nor an expression: "
                                f"{e.diagnostic.message}") from None
