@@ -17,7 +17,8 @@ in three pieces, composed into one diagram:
 - the *gradient* (:func:`gradient_diagram`): ``(p, s, a, b_t) -> (p', loss, b_p)``,
   built by composing the model and the loss as parametric lenses ``(f, R[f])`` and
   ``(loss, R[loss])`` in Para(Lens) (the label is just the loss's parameter) and
-  closing them with the learning-rate lens;
+  closing them with the learning-rate lens; an optimizer that needs the gradient at more
+  than one point (SAM) transforms this diagram, so the step needs no special case;
 - an optional *gradient transform* ``T : P x P' -> P'``, stateless, that sees every
   parameter and direction at once (a cross-process all-reduce goes here); stateful
   whole-model stages (global-norm clipping, trust ratios) belong to the optimizer,
@@ -94,12 +95,15 @@ def lr_put(lr_lens, L: Ob) -> Diagram:
 def gradient_diagram(model, loss: Para, opt: OptimizerLens, lr_put: Diagram) -> Diagram:
     """The gradient half of the step: ``(params..., opt_state..., x, y) -> (p'..., loss, pred)``,
     ``p'`` the downhill direction ``R[loss o f]`` sends back at the optimizer's point
-    ``U.get(p, s)`` (``-grad`` with the default learning rate).
+    ``U.get(p, s)`` (``-grad`` with the default learning rate), as the optimizer takes it
+    (:meth:`~catgrad.optim.base.OptimizerLens.gradient`: SAM evaluates it again at a
+    perturbed point).
 
     A :class:`~catgrad.calculus.stateful.Stateful` model adds its state ``S`` after the
     optimizer state, read by the training form at the same point, and its new state after
     ``p'``: ``(params..., opt_state..., state..., x, y) -> (p'..., state'..., loss, pred)``;
-    the gradient is that of its ``forward`` map, the state an input that is not learned."""
+    the gradient is that of its ``forward`` map, the state an input that is not learned
+    (a second evaluation, as SAM's, reads the same state; the new state is the first's)."""
     stateful = isinstance(model, Stateful)
     fwd = model.forward("train") if stateful else model
     S = model.S if stateful else Ob()
@@ -119,7 +123,7 @@ def gradient_diagram(model, loss: Para, opt: OptimizerLens, lr_put: Diagram) -> 
         back = b.call(ml.put, [y] + pbar + st + [x] + dl)  # (label', P', S', x')
         return back[1 : 1 + n] + outs[1:] + ls + outs[:1]
 
-    return build(model.P @ opt.S @ S @ A @ B, body)
+    return opt.gradient(build(model.P @ opt.S @ S @ A @ B, body))
 
 
 def gradient_transform_diagram(transform, P: Ob) -> Diagram:

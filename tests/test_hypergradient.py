@@ -101,9 +101,66 @@ def test_adam_hd_closed_form():
             close(run.state[f"p{i}/hypergradient.d"], du[i])
 
 
-def test_composed_optimizer_matches_torch_grad_through_the_unrolled_step():
-    """hypergradient(weight_decay >> adam): alpha_t - alpha_{t-1} = -beta d/d alpha of
-    L(theta_{t-2} + dir(state_{t-2}, theta_{t-2}, g_{t-1}; alpha)), asked of torch.func.grad."""
+B1, B2 = 0.9, 0.99
+
+
+def t_adam(eps=1e-8):
+    """Adam's direction per parameter, in torch: ``(state, theta, g, alpha) -> (state', dirs)``."""
+    def run(st, theta, g, alpha):
+        out_st, dirs = [], []
+        for (m, v, t), gi in zip(st, g):
+            m, v, t = B1 * m + (1 - B1) * gi, B2 * v + (1 - B2) * gi * gi, t + 1
+            out_st.append((m, v, t))
+            dirs.append(-alpha * (m / (1 - B1**t)) / (torch.sqrt(v) / np.sqrt(1 - B2**t) + eps))
+        return out_st, dirs
+    return run
+
+
+def t_lamb(eps=1e-6, wd=0.01):
+    """LAMB (You et al. 2019, Algorithm 2) in torch: Adam's ratio plus ``wd p``, scaled per
+    parameter by ``||p|| / ||step||``; the learning rate is a whole-model hyperparameter."""
+    def run(st, theta, g, alpha):
+        out_st, dirs = [], []
+        for (m, v, t), th, gi in zip(st, theta, g):
+            m, v, t = B1 * m + (1 - B1) * gi, B2 * v + (1 - B2) * gi * gi, t + 1
+            d = (m / (1 - B1**t)) / (torch.sqrt(v / (1 - B2**t)) + eps) + wd * th
+            out_st.append((m, v, t))
+            dirs.append(-alpha * torch.linalg.norm(th) / torch.linalg.norm(d) * d)
+        return out_st, dirs
+    return run
+
+
+def t_clip(c):
+    """torch.nn.utils.clip_grad_norm_'s rule on a list of tensors (global norm, eps 1e-6)."""
+    def clip(us):
+        total = torch.sqrt(sum(torch.sum(u * u) for u in us))
+        return [u * torch.clamp(c / (total + 1e-6), max=1.0) for u in us]
+    return clip
+
+
+def t_weight_decay(wd):
+    return lambda gs, thetas: [g + wd * th for g, th in zip(gs, thetas)]
+
+
+O = cg.optim
+CHAINS = {  # (catgrad optimizer given lr, torch direction (state, theta, g, alpha) -> (state', dirs))
+    "weight_decay >> adam": (lambda lr: O.weight_decay(0.01) >> O.adam(lr, B1, B2, 1e-8),
+                             lambda st, th, g, a: t_adam()(st, th, t_weight_decay(0.01)(g, th), a)),
+    "clip_norm >> adam": (lambda lr: O.clip_norm(0.5) >> O.adam(lr, B1, B2, 1e-8),  # the gradient is clipped
+                          lambda st, th, g, a: t_adam()(st, th, t_clip(0.5)(g), a)),
+    "adam >> clip_norm": (lambda lr: O.adam(lr, B1, B2, 1e-8) >> O.clip_norm(0.13),  # the step is clipped (at first)
+                          lambda st, th, g, a: (lambda r: (r[0], t_clip(0.13)(r[1])))(t_adam()(st, th, g, a))),
+    "lamb": (lambda lr: O.lamb(lr, B1, B2, 1e-6, 0.01), lambda st, th, g, a: t_lamb()(st, th, g, a)),
+}
+
+
+@pytest.mark.parametrize("chain", list(CHAINS))
+def test_composed_optimizer_matches_torch_grad_through_the_unrolled_step(chain):
+    """hypergradient(chain), whole-model stages included: alpha_t - alpha_{t-1} = -beta d/d alpha
+    of L(theta_{t-2} + dir(state_{t-2}, theta_{t-2}, g_{t-1}; alpha)), asked of torch.func.grad
+    through the two unrolled steps written in torch; d (d theta / d alpha, over every parameter
+    at once) against torch.func.jacfwd; parameters and the rate along 6 steps, float64."""
+    make, t_dir = CHAINS[chain]
     rng = np.random.default_rng(3)
     X = torch.tensor(rng.standard_normal((4, 2)))
     Y = torch.tensor(rng.standard_normal((4, 2)))
@@ -115,25 +172,18 @@ def test_composed_optimizer_matches_torch_grad_through_the_unrolled_step():
         ts = [torch.tensor(p, requires_grad=True) for p in ps]
         return [g.numpy() for g in torch.autograd.grad(loss(*ts), ts)]
 
-    wd, b1, b2, eps, beta = 0.01, 0.9, 0.99, 1e-8, 1e-3
+    def step(st, theta, g, alpha):  # (new state, new theta)
+        st, dirs = t_dir(st, theta, g, alpha)
+        return st, [th + d for th, d in zip(theta, dirs)]
 
-    def step(st, theta, g, alpha):  # weight_decay >> adam in torch; returns (new state, new theta)
-        out_st, out_th = [], []
-        for (m, v, t), th, gi in zip(st, theta, g):
-            gi = gi + wd * th
-            m, v, t = b1 * m + (1 - b1) * gi, b2 * v + (1 - b2) * gi * gi, t + 1
-            d = (m / (1 - b1**t)) / (torch.sqrt(v) / np.sqrt(1 - b2**t) + eps)
-            out_st.append((m, v, t))
-            out_th.append(th - alpha * d)
-        return out_st, out_th
-
+    beta = 1e-3
     alpha = torch.tensor(0.05, dtype=torch.float64)
     ps = [rng.standard_normal(s) for s in SHAPES]
-    run = Runner(cg.optim.hypergradient(cg.optim.weight_decay(wd) >> cg.optim.adam(0.05, b1, b2, eps), beta), ps)
+    run = Runner(cg.optim.hypergradient(make(0.05), beta), ps)
     theta = [torch.tensor(p) for p in ps]
     st = [(torch.zeros(s, dtype=torch.float64), torch.zeros(s, dtype=torch.float64), 0) for s in SHAPES]
     prev = None
-    for _ in range(5):
+    for _ in range(6):
         g = [torch.tensor(x) for x in torch_grad([t.numpy() for t in theta])]
         run.step(torch_grad(run.ps))
         if prev is not None:
@@ -141,11 +191,14 @@ def test_composed_optimizer_matches_torch_grad_through_the_unrolled_step():
             hg = torch.func.grad(lambda a: loss(*step(pst, pth, pg, a)[1]))(alpha)
             alpha = alpha - beta * hg
         prev = (st, theta, g)
+        d = torch.func.jacfwd(lambda a: torch.cat([x.reshape(-1) for x in step(st, theta, g, a)[1]]))(alpha)
         st, theta = step(st, theta, g, alpha)
         close(run.state["p0/hypergradient.lr"], alpha.item())
+        ours_d = np.concatenate([run.state[f"p{i}/hypergradient.d"].reshape(-1) for i in range(len(SHAPES))])
+        assert np.linalg.norm(ours_d - d.numpy()) <= 1e-10 * np.linalg.norm(d.numpy())
         for i in range(len(SHAPES)):
             close(run.ps[i], theta[i].numpy())
-    assert abs(alpha.item() - 0.05) > 1e-6
+    assert abs(alpha.item() - 0.05) > 1e-5
 
 
 def test_compiled_step_adapts_the_learning_rate():
@@ -166,8 +219,11 @@ def test_compiled_step_adapts_the_learning_rate():
 def test_bad_wrapped_optimizers_are_clear_errors():
     with pytest.raises(cg.CatgradError, match="exactly one stage"):
         cg.optim.hypergradient(cg.optim.clip_value(1.0))
-    with pytest.raises(cg.CatgradError, match="per-parameter"):
-        cg.optim.hypergradient(cg.optim.clip_norm(1.0) >> cg.optim.sgd(0.1))
+    with pytest.raises(cg.CatgradError, match="sam takes the gradient again"):
+        cg.optim.hypergradient(cg.optim.sam(cg.optim.adam(1e-3)))
+    with pytest.raises(cg.CatgradError, match="the same on every parameter"):
+        cg.optim.hypergradient(cg.optim.assign({"W": cg.optim.clip_norm(1.0) >> cg.optim.sgd(0.1)},
+                                               default=cg.optim.sgd(0.1))).lens([("W", cg.f64[2]), ("b", cg.f64[2])])
     with pytest.raises(cg.CatgradError, match="wraps an optimizer"):
         cg.optim.hypergradient("adam")
 

@@ -376,6 +376,24 @@ def test_optimized_momentum_against_numpy():
     assert_close(state, [w, s], rtol=1e-13)
 
 
+def test_optimized_by_sam_takes_the_gradient_at_the_perturbed_point():
+    """An optimizer from the learning layer that evaluates the gradient twice (SAM over SGD)
+    trains the learner as the SAM algorithm does, written here in numpy."""
+    f = dot_model()
+    L = optimized(f, cg.optim.sam(cg.optim.sgd(0.1), rho=0.3).lens(f.params))
+    assert L.names == ("w", "opt/w/sam.rho", "opt/w/sgd.lr")
+    w = np.array([0.5, -1.0])
+    state = [w, np.array(0.3), np.array(0.1)]
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        a, b = rng.normal(size=2), rng.normal()
+        g = (w @ a - b) * a
+        e = 0.3 * g / (np.linalg.norm(g) + 1e-12)
+        w = w - 0.1 * ((w + e) @ a - b) * a
+        state = L.updated(state, a, np.array(b))
+    assert_close(state[0], w, rtol=1e-13)
+
+
 def test_optimized_rejects_mismatched_lens():
     with pytest.raises(cg.CatgradTypeError, match="optimizer lens"):
         optimized(dot_model(), sgd_lens(cg.Ob(f64[3]), 0.1))

@@ -365,7 +365,8 @@ def optimized(f, optimizer, error=None) -> Learner:
 
     ``optimizer`` is a lens ``(P x S, P x S) -> (P, P')`` (parameters first, then the
     optimizer state), or an object carrying one as ``.lens`` (``opt.lens(params)``
-    from the learning layer, whose state keys then name the ``S`` wires). With
+    from the learning layer, whose state keys then name the ``S`` wires, and whose
+    ``gradient`` transform, if any, is applied to ``-grad_p E``: SAM's second gradient). With
     ``p_bar = get(p, s)`` (where the gradient is taken) and ``p' = -grad_p E`` (the
     downhill direction: learning-rate lens ``alpha = -1``, MATH.md section 3),
 
@@ -396,11 +397,17 @@ def optimized(f, optimizer, error=None) -> Learner:
         pbar = b.call(lens.get, ins[:n])
         return b.call(f.body, pbar + ins[n:])
 
+    def downhill(b, ins):
+        pbar = b.call(lens.get, ins[:n])
+        return [-d for d in b.call(grad, pbar + ins[n:])[:nP]]
+
+    # an optimizer that takes the gradient more than once (SAM) transforms this diagram
+    take = getattr(optimizer, "gradient", None) if optimizer is not lens else None
+    dirs = build(P @ S @ A @ B, downhill)
+    dirs = take(dirs) if take is not None else dirs
+
     def update(b, ins):
-        ps, ab = ins[:n], ins[n:]
-        pbar = b.call(lens.get, ps)
-        dp = b.call(grad, pbar + ab)[:nP]
-        return b.call(lens.put, ps + [-d for d in dp])
+        return b.call(lens.put, ins[:n] + b.call(dirs, ins))
 
     def request(b, ins):
         ps, a, ab = ins[:n], ins[n : n + len(A)], ins[n:]

@@ -23,7 +23,7 @@ from .lookahead import lookahead
 from .novograd import novograd
 from .parse import OptimizerSyntaxError, parse
 from .rmsprop import rmsprop
-from .sam import sam_step
+from .sam import sam, sam_step
 from .sgd import gradient_update, momentum, nesterov, sgd
 from .transforms import clip_norm, clip_norm_per_tensor, clip_value, scale, scale_by_schedule, weight_decay
 from .trust_ratio import lamb, lars
@@ -32,7 +32,7 @@ from .trust_ratio import lamb, lars
 NAMES = [
     "sgd", "momentum", "nesterov", "gradient_update", "identity",
     "adagrad", "rmsprop", "adam", "adamw", "amsgrad", "nadam", "radam", "adamax", "adadelta",
-    "lion", "ademamix", "cautious", "lookahead", "hypergradient", "dog", "ldog", "adafactor", "novograd", "diffgrad", "lamb", "lars",
+    "lion", "ademamix", "cautious", "lookahead", "hypergradient", "sam", "dog", "ldog", "adafactor", "novograd", "diffgrad", "lamb", "lars",
     "clip_norm", "clip_norm_per_tensor", "clip_value", "weight_decay", "scale", "scale_by_schedule", "assign",
 ]
 NAMES.remove("assign")  # takes a dict: Python only

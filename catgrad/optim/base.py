@@ -317,8 +317,20 @@ class WholeModelStage(StageBase):
     def get(self, h: dict, ss: list, ps: list) -> list:
         return ps
 
+    def gradient(self, h: dict, ss: list, ps: list, us: list, again) -> list:
+        """The directions this stage's put receives, given ``us``, the downhill directions
+        at ``ps``, and ``again(points)``, the directions at other values of the parameters it
+        spans (a further evaluation of R of the model, the rest of the inputs unchanged).
+        The default takes ``us`` as they are; SAM takes them again at a perturbed point."""
+        return us
+
     def update(self, h: dict, ss: list, ps: list, us: list):
         raise NotImplementedError
+
+    @property
+    def takes_gradient(self) -> bool:
+        """Whether this stage replaces the gradient by evaluating R of the model again."""
+        return type(self).gradient is not WholeModelStage.gradient
 
 
 class Group:
@@ -516,6 +528,47 @@ class OptimizerLens:
         h = {f: w for f, w in self._local(s, lead, at[lead]).items() if f in hyper}
         ss = [{f: w for f, w in self._local(s, m, at[m]).items() if f not in hyper} for m in g.members]
         return h, ss
+
+    def groups(self) -> list:
+        """``(group, positions)`` for each whole-model stage, in the order put runs them."""
+        out = []
+        self._walk(lambda i, j: None, lambda g, at: out.append((g, at)))
+        return out
+
+    def gradient(self, grad):
+        """The gradient diagram ``(p..., s..., data...) -> (p'..., rest...)`` as this optimizer
+        takes it: ``grad`` itself, unless a whole-model stage takes the gradient more than once
+        (:meth:`WholeModelStage.gradient`, e.g. SAM); each such stage wraps the diagram in
+        turn, in put's order. Only the directions change; ``rest`` (loss, prediction) is that
+        of the first evaluation, at ``p``."""
+        from ..core.diagram import build
+
+        n, k = len(self.types), len(self.keys)
+        for g, at in self.groups():
+            if not g.stage.takes_gradient:
+                continue
+
+            def body(b, ins, grad=grad, g=g, at=at):
+                ps, ss, data = ins[:n], ins[n : n + k], ins[n + k :]
+                first = b.call(grad, ins)
+
+                def again(points):
+                    moved = list(ps)
+                    for m, w in zip(g.members, points):
+                        moved[m] = w
+                    outs = b.call(grad, moved + ss + data)
+                    return [outs[m] for m in g.members]
+
+                h, sts = self._split(g, dict(zip(self.keys, ss)), at)
+                got = g.stage.gradient(g.stage.bind(h), sts, [ps[m] for m in g.members],
+                                       [first[m] for m in g.members], again)
+                out = list(first)
+                for m, w in zip(g.members, got):
+                    out[m] = w
+                return out
+
+            grad = build(grad.dom, body)
+        return grad
 
     def emit_get(self, ps: list, ss: list) -> list:
         s = dict(zip(self.keys, ss))

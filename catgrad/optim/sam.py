@@ -1,53 +1,96 @@
 """Sharpness-aware minimisation (Foret et al., 2021) and its adaptive variant (ASAM,
-Kwon et al., 2021) as a training step.
+Kwon et al., 2021) as an optimizer.
 
 SAM needs a second gradient, taken at a perturbed point, so it is not a lens on the
-gradient alone: its step evaluates R of the model twice. With ``g(w)`` the gradient of
-the loss at ``w`` (the optimizer's ``get`` point) and the global norm over all
-parameters,
+gradient alone: it transforms the gradient diagram of the step
+(:meth:`~catgrad.optim.base.OptimizerLens.gradient`), evaluating R of the model twice.
+With ``g(w)`` the gradient of the loss at ``w`` (the wrapped optimizer's ``get`` point)
+and the norm taken over every parameter SAM spans,
 
     e   = rho g(w) / (||g(w)|| + 1e-12)                    (SAM)
     e   = rho T^2 g(w) / (||T g(w)|| + 1e-12),  T = |w|     (ASAM, elementwise)
-    w'  = put(w, s, -g(w + e))                              (any optimizer)
+    w'  = put(w, s, -g(w + e))                              (the wrapped optimizer)
 
 The loss and prediction reported are those at ``w``. This follows the reference
 implementation of the authors' algorithm (``1e-12`` guards a zero gradient).
+
+``sam(opt, rho)`` is a whole-model stage (kind ``sam``, state: ``rho``, once, under the
+first parameter) followed by ``opt``'s stages; its put passes the direction through.
+Inside a chain it replaces the gradient every stage of the chain sees
+(``clip_norm(1) >> sam(adam())`` clips the perturbed gradient); under ``@`` or
+:func:`~catgrad.optim.assign` it perturbs, and replaces the gradient of, only the
+parameters it is applied to.
 """
 
 from __future__ import annotations
 
+import math
+
 from ..errors import CatgradError
-from .base import Optimizer
+from .base import Optimizer, WholeModelStage
 
 
-def sam_step(model, loss, optimizer: Optimizer, rho: float = 0.05, adaptive: bool = False, lr_lens=None):
-    """The SAM step diagram ``(params..., opt_state..., x, y) -> (params'..., opt_state'..., loss, pred)``
-    (the layout of :func:`catgrad.step.step_diagram`), with ``optimizer`` applied to the
-    gradient at the perturbed point. Returns ``(diagram, optimizer lens)``; the lens gives
-    the state keys and the initial state (``lens.init(params)``)."""
-    from ..core.diagram import build
-    from ..ops import abs as abs_, sqrt
-    from ..step import gradient_diagram
+class SamStage(WholeModelStage):
+    kind = "sam"
+
+    def __init__(self, rho, adaptive: bool):
+        super().__init__(rho=rho)
+        self.adaptive = adaptive
+
+    def gradient(self, h, ss, ps, us, again):
+        from ..ops import abs as abs_, sqrt
+
+        # us = -g (downhill), so w + e = w - factor T^2 us
+        scaled = [abs_(p) * u for p, u in zip(ps, us)] if self.adaptive else us
+        total = sqrt(sum(((u * u).sum() for u in scaled[1:]), (scaled[0] * scaled[0]).sum()))
+        factor = h["rho"] / (total + 1e-12)
+        return again([p - factor * ((p * p) * u if self.adaptive else u) for p, u in zip(ps, us)])
+
+    def update(self, h, ss, ps, us):
+        return [{} for _ in ss], us
+
+
+class Sam(Optimizer):
+    """``sam(inner, rho, adaptive)``: the SAM stage, then ``inner``'s stages."""
+
+    def __init__(self, inner: Optimizer, rho, adaptive: bool):
+        from ..schedule import Schedule
+
+        if not isinstance(inner, Optimizer):
+            raise CatgradError(f"sam wraps an optimizer, e.g. sam(adam(lr=1e-3), rho=0.05), got {inner!r}")
+        if not isinstance(rho, Schedule) and (isinstance(rho, bool) or not isinstance(rho, (int, float))
+                                              or not (math.isfinite(rho) and rho >= 0)):
+            raise CatgradError(f"sam: rho (the radius of the perturbation) must be a finite number >= 0 "
+                               f"or a schedule, got {rho!r}")
+        if not isinstance(adaptive, bool):
+            raise CatgradError(f"sam: adaptive must be True (ASAM) or False (SAM), got {adaptive!r}")
+        self.inner, self.stage = inner, SamStage(rho, adaptive)
+
+    def resolve(self, params):
+        return [outer + inner for outer, inner in zip(self.stage.resolve(params), self.inner.resolve(params))]
+
+    def __repr__(self):
+        rho = self.stage.hypers.get("rho")
+        rho = f"{rho:g}" if rho is not None else repr(self.stage.schedules["rho"])
+        return f"sam({self.inner!r}, rho={rho}" + (", adaptive=True)" if self.stage.adaptive else ")")
+
+
+def sam(opt: Optimizer, rho=0.05, adaptive: bool = False) -> Optimizer:
+    """``opt`` fed the gradient at the worst nearby point ``w + e``, ``||e|| = rho`` (SAM);
+    ``adaptive=True``: ASAM's scale-invariant neighbourhood (see the module docstring)."""
+    return Sam(opt, rho, adaptive)
+
+
+def sam_step(model, loss, optimizer: Optimizer, rho=0.05, adaptive: bool = False, lr_lens=None):
+    """The step diagram of ``sam(optimizer, rho, adaptive)``:
+    ``(params..., opt_state..., x, y) -> (params'..., opt_state'..., loss, pred)`` (the layout
+    of :func:`catgrad.step.step_diagram`). Returns ``(diagram, optimizer lens)``; the lens
+    gives the state keys and the initial state (``lens.init(params)``, ``rho`` included)."""
+    from ..step import step_diagram
     from .meta import resolve_step_parts
 
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not rho >= 0:
-        raise CatgradError(f"sam: rho must be a number >= 0, got {rho!r}")
-    model, loss_para, opt, lr = resolve_step_parts("sam", model, loss, optimizer, lr_lens)
-    grad = gradient_diagram(model, loss_para, opt, lr)
-    n, k = len(model.P), len(opt.S)
-
-    def body(b, ins):
-        ps, ss, data = ins[:n], ins[n : n + k], ins[n + k :]
-        first = b.call(grad, ins)
-        dp, ls_pred = first[:n], first[n:]  # dp = -g (downhill)
-        scaled = [abs_(p) * d for p, d in zip(ps, dp)] if adaptive else dp
-        total = sqrt(sum(((u * u).sum() for u in scaled[1:]), (scaled[0] * scaled[0]).sum()))
-        factor = rho / (total + 1e-12)
-        moved = [p - factor * ((p * p) * d if adaptive else d) for p, d in zip(ps, dp)]
-        second = b.call(grad, moved + ss + data)[:n]
-        return b.call(opt.lens.put, ps + ss + second) + ls_pred
-
-    return build(grad.dom, body), opt
+    model, loss_para, opt, lr = resolve_step_parts("sam", model, loss, sam(optimizer, rho, adaptive), lr_lens)
+    return step_diagram(model, loss_para, opt, lr), opt
 
 
-__all__ = ["sam_step"]
+__all__ = ["sam", "sam_step", "Sam"]

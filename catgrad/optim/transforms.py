@@ -90,14 +90,14 @@ def clip_value(max_value=1.0) -> Optimizer:
     return ClipValue(max_value)
 
 
-def clip_norm(max_norm=1.0) -> Optimizer:
+def clip_norm(max_norm=1.0, eps=1e-6) -> Optimizer:
     """Clip by the global norm of all the directions it spans (torch's ``clip_grad_norm_``)."""
-    return ClipNorm(max_norm)
+    return ClipNorm(max_norm, eps)
 
 
-def clip_norm_per_tensor(max_norm=1.0) -> Optimizer:
+def clip_norm_per_tensor(max_norm=1.0, eps=1e-6) -> Optimizer:
     """Clip each parameter's direction by its own norm."""
-    return ClipNormPerTensor(max_norm)
+    return ClipNormPerTensor(max_norm, eps)
 
 
 def weight_decay(rate=0.0) -> Optimizer:
