@@ -117,8 +117,10 @@ def keyed(model, name: str = "key") -> Stateful:
     m = model if isinstance(model, Stateful) else Stateful(model.params, (), model.body, model.body)
     if not takes_key(m):
         raise CatgradTypeError(f"keyed needs a model whose inputs are (i64[] key, x), got {m.dom}")
-    if name in m.names or name in m.state_names:
-        name = f"{name}_{len(m.state)}"
+    taken, base, k = set(m.names) | set(m.state_names), name, 1
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
     n, k = len(m.P), len(m.S)
 
     def form(d, split):
