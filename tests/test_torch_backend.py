@@ -176,6 +176,24 @@ def test_dtypes_for_the_forward_model_and_the_step(dtype):
     assert _rel(step.predict(s, x), ref.predict(s_ref, x)) <= tol * 4
 
 
+@pytest.mark.parametrize("opt", ["adam(lr=0.01)", "clip_norm(1) >> adam(lr=0.01, weight_decay=0.01)"])
+def test_bf16_parameters_keep_f32_optimizer_state_and_arithmetic(opt):
+    # in bf16, Adam's b2 = 0.999 rounds to 1 and the step turns to NaN; the optimizer computes in f32
+    model = _model("mlp")
+    ref = cg.compile(model, loss="softmax_cross_entropy", optimizer=opt, backend="numpy", dtype="f64")
+    step = cg.compile(model, loss="softmax_cross_entropy", optimizer=opt, backend="torch", dtype="bf16")
+    s_ref, s = ref.init(0), step.init(0)
+    assert {v.dtype for v in s.params.values()} == {torch.bfloat16}
+    assert {v.dtype for v in s.opt_state.values()} == {torch.float32}
+    for x, y in _batches(4, 3, steps=20):
+        s_ref, o_ref = ref(s_ref, x, y)
+        s, o = step(s, x, y)
+        assert abs(o.loss - o_ref.loss) <= 5e-2 * max(1.0, abs(o_ref.loss))
+    assert {v.dtype for v in s.params.values()} == {torch.bfloat16}
+    for k, v in s.opt_state.items():
+        assert _rel(v.double().numpy(), s_ref.opt_state[k]) <= 0.1, k
+
+
 def test_numpy_backend_refuses_bf16_with_the_op_named():
     with pytest.raises(cg.CatgradError, match=r"numpy backend cannot run op 'einsum' on \(bf16\[B, 4\], bf16\[4, 16\]\)"):
         cg.compile(_model("mlp"), loss="mse", backend="numpy", dtype="bf16")
