@@ -37,6 +37,7 @@ from ..core.types import bind_shape
 from ..errors import CatgradError, ShapeError
 from .pipeline import as_program, implicit_broadcasts, value_names
 from .program import Program
+from .torch_fusion import FusedOp, fuse
 
 _CACHE: dict = {}
 
@@ -107,9 +108,13 @@ def _schedule(prog: Program, skip: set) -> list:
 
 
 def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProgram",
-                 foreach: bool = True) -> fx.GraphModule:
-    """``prog`` traced through the torch rule table into a GraphModule (not cached)."""
+                 foreach: bool = True, fused: bool = True) -> fx.GraphModule:
+    """``prog`` traced through the torch rule table into a GraphModule (not cached).
+    ``fused``: run the subgraphs torch has one kernel for as that kernel
+    (:mod:`catgrad.compiler.torch_fusion`)."""
     check_lowerable((i.op for i in prog.instrs), "torch")
+    if fused:
+        prog = fuse(prog)
     graph = fx.Graph()
     tracer = fx.proxy.GraphAppendingTracer(graph)
     root = torch.nn.Module()
@@ -142,6 +147,9 @@ def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProg
         if j in implicit:  # the elementwise readers broadcast by themselves
             env[ins.outs[0]] = env[ins.ins[0]]
             continue
+        if isinstance(ins.op, FusedOp):
+            env.update(ins.op.emit({v: env[v] for v in ins.ins}))
+            continue
         res = bind(ins.op, "torch", binding)(*(env[v] for v in ins.ins))
         res = res if len(ins.outs) > 1 else (res,)
         for o, r in zip(ins.outs, res):
@@ -171,16 +179,18 @@ class TorchProgram:
     arrays are accepted too and moved to the device with the wire's dtype."""
 
     def __init__(self, program: Program, device="cpu", torch_compile: bool = False, input_names=None,
-                 class_name: str = "CatgradProgram", foreach: bool | None = None):
+                 class_name: str = "CatgradProgram", foreach: bool | None = None, fused: bool | None = None):
         self.program = program
         self.device = _device(device)
         self.dom, self.cod = program.dom, program.cod
         if foreach is None:  # inductor fuses by itself and prefers plain ops to multi-tensor ones
             foreach = not torch_compile
-        key = (structural_key(program, input_names), str(self.device), class_name, foreach)
+        if fused is None:  # likewise; and the fused Adam reads its hyperparameters with .item()
+            fused = not torch_compile
+        key = (structural_key(program, input_names), str(self.device), class_name, foreach, fused)
         gm = _CACHE.get(key)
         if gm is None:
-            gm = _CACHE[key] = graph_module(program, input_names, class_name, foreach).to(self.device)
+            gm = _CACHE[key] = graph_module(program, input_names, class_name, foreach, fused).to(self.device)
         self.graph_module = gm
         self._dtypes = [t.dtype.torch() for t in self.dom]
         if torch_compile:  # True: inductor; or the name of a torch.compile backend ("eager", "aot_eager"...)
@@ -220,13 +230,15 @@ class TorchProgram:
 
 
 def compile_torch(program, device="cpu", torch_compile: bool = False, input_names=None, passes: bool = True,
-                  class_name: str = "CatgradProgram", foreach: bool | None = None) -> TorchProgram:
+                  class_name: str = "CatgradProgram", foreach: bool | None = None,
+                  fused: bool | None = None) -> TorchProgram:
     """The torch backend's factory: ``program`` (an optimized Program, or a diagram,
     lowered and optimized here) as a :class:`TorchProgram` on ``device``. ``foreach``
     groups independent elementwise ops into multi-tensor calls (default: unless
-    ``torch_compile``)."""
+    ``torch_compile``); ``fused`` runs the subgraphs of
+    :data:`catgrad.compiler.torch_fusion.PATTERNS` as torch's fused kernels (likewise)."""
     return TorchProgram(as_program(program, passes), device=device, torch_compile=torch_compile,
-                        input_names=input_names, class_name=class_name, foreach=foreach)
+                        input_names=input_names, class_name=class_name, foreach=foreach, fused=fused)
 
 
 __all__ = ["TorchProgram", "compile_torch", "graph_module", "structural_key"]
