@@ -164,27 +164,38 @@ def _maxpool_rd(m: _Matcher, j: int):
 
 # -- the weight gradient of a convolution ------------------------------------------------------
 
-_CONV_DW = ("transpose", ("conv", ("transpose", "X"), ("transpose", "DY")))
+_CONV_DW = ("conv", ("transpose", "X"), ("transpose", "DY"))
 
 
 def _conv_weight_grad(m: _Matcher, j: int):
-    env, covered = {}, set()
     out = m.prog.instrs[j].outs[0]
-    if not m.match(_CONV_DW, out, env, covered):
+    covered = {j}
+    v = m.prog.instrs[j].ins[0]
+    while True:  # R cuts the correlation to the kernel's size (stride > 1) with slices
+        k, cut = m.instr(v)
+        if cut is None or cut.op.name != "slice":
+            break
+        a = dict(cut.op.attrs)
+        if a["axis"] < 2 or a.get("start", 0) != 0:
+            return None
+        covered.add(k)
+        v = cut.ins[0]
+    env = {}
+    if not m.match(_CONV_DW, v, env, covered):
         return None
-    swap_ok = all(dict(m.instr(v)[1].op.attrs)["perm"][:2] == (1, 0) and
-                  tuple(dict(m.instr(v)[1].op.attrs)["perm"][2:]) == tuple(range(2, m.prog.types[v].rank))
-                  for v in (out,) + tuple(m.instr(m.instr(out)[1].ins[0])[1].ins))
-    conv = m.instr(m.instr(out)[1].ins[0])[1]
-    x_t, dy_t, w_t = m.prog.types[env["X"]], m.prog.types[env["DY"]], m.prog.types[out]
+    conv = m.instr(v)[1]
+    swaps = [m.prog.instrs[j]] + [m.instr(a)[1] for a in conv.ins]
+    if any(tuple(dict(t.op.attrs)["perm"]) != (1, 0) + tuple(range(2, t.op.cod[0].rank)) for t in swaps):
+        return None
+    x_t, w_t = m.prog.types[env["X"]], m.prog.types[out]
     n = x_t.rank - 2
-    if not swap_ok or n not in (1, 2, 3) or not all(isinstance(k, int) for k in w_t.shape):
+    if n not in (1, 2, 3) or not all(isinstance(k, int) for k in w_t.shape):
         return None
     a = dict(conv.op.attrs)
     if int(a.get("groups", 1)) != 1:
         return None
-    # R's conv over the batch: stride = the forward dilation, dilation = the forward stride,
-    # the same padding; its result is exactly the weight's size here (no cut to K)
+    # R's conv over the batch has stride = the forward dilation, dilation = the forward
+    # stride and the same padding
     tup = lambda v: (v,) * n if isinstance(v, int) else tuple(v)  # noqa: E731
     fwd_dilation, pad, fwd_stride = tup(a.get("stride", 1)), tup(a.get("padding", 0)), tup(a.get("dilation", 1))
     X, DY = env["X"], env["DY"]
