@@ -369,3 +369,20 @@ def test_fused_conv_weight_gradient_with_strides_and_dilations(attrs):
     dx, dw = gm(torch.as_tensor(x), torch.as_tensor(w), torch.as_tensor(dy))
     np.testing.assert_allclose(dw.numpy(), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_donated_state_is_updated_in_place_with_the_same_result():
+    """donate=True: the fused Adam writes the new parameters and moments into the
+    tensors of the state it is given, and computes what the functional step computes."""
+    model = _model("mlp", "digits.cat")
+    kw = dict(loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", backend="torch", dtype="f64")
+    plain, donated = cg.compile(model, **kw), cg.compile(model, donate=True, **kw)
+    assert "torch._fused_adam_(" in donated.graph_module.code and "_fused_adam_(" not in plain.graph_module.code
+    s1, s2 = plain.init(0), donated.init(0)
+    s2.opt_state["dense.W/adam.v"] = s2.opt_state["dense.W/adam.m"]  # both zeros, one tensor: copied first
+    for x, y in _batches(64, 10, steps=3):
+        before = s2.params["dense.W"]
+        s1, _ = plain(s1, x, y)
+        s2, _ = donated(s2, x, y)
+        assert s2.params["dense.W"] is before  # written in place
+    _assert_states_close(s2, s1, 1e-13)

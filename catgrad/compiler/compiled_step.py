@@ -190,10 +190,11 @@ def compile(model, loss=None, optimizer: Optimizer | None = None, backend: str =
     ``torch_compile=True``. ``distributed=True`` (torch backend, after
     ``torch.distributed.init_process_group``) builds the data-parallel step: each process
     passes its shard of the global batch and gradients and loss are all-reduced inside
-    the step (:func:`catgrad.step.step_diagram`'s ``world_size``). For ``backend="numpy"``,
-    ``donate=True`` lets each step write the new parameters and optimizer state into the
-    arrays of the state it is given (no allocation per step): a state passed to the step
-    is used up, keep only the one it returns.
+    the step (:func:`catgrad.step.step_diagram`'s ``world_size``). For ``backend="numpy"``
+    and ``backend="torch"``, ``donate=True`` lets each step write the new parameters and
+    optimizer state into the arrays of the state it is given (numpy: no allocation per
+    step; torch: the fused optimizer kernels update in place, as ``torch.optim`` does): a
+    state passed to the step is used up, keep only the one it returns.
     """
     with _no_gc_pauses():
         return _compile(model, loss, optimizer, backend, lr_lens, dtype, distributed, backend_options)
@@ -221,8 +222,8 @@ def _compile(model, loss, optimizer, backend, lr_lens, dtype, distributed, backe
     d = step_diagram(model, loss_para, opt, lr_put(lr_lens, loss_para.cod), world_size=world)
     names = [f"p_{n}" for n in model.names] + [f"s_{k}" for k in opt.keys] + ["x", "y"]
     donate = backend_options.pop("donate", False)
-    if donate and backend != "numpy":
-        raise CatgradError(f"donate=True is an option of the numpy backend, not of {backend!r}")
+    if donate and backend not in ("numpy", "torch"):
+        raise CatgradError(f"donate=True is an option of the numpy and torch backends, not of {backend!r}")
     run = factory(prepare(d), input_names=names, **backend_options, **({"donate": True} if donate else {}))
 
     def predict_run():

@@ -83,8 +83,13 @@ def _schedule(prog: Program, skip: set) -> list:
     instruction. Depth = 1 + the deepest input, so no group depends on itself."""
     depth: dict = {}
     key_of: dict = {}
+    read_at: dict = {}  # value -> the greatest depth of an instruction reading it
     for j, ins in enumerate(prog.instrs):
         d = max((depth.get(a, 0) for a in ins.ins), default=0)
+        # an op that overwrites a donated input runs after every other reader of it
+        d = max([d] + [read_at.get(a, 0) for a in getattr(ins.op, "overwrites", ())])
+        for a in ins.ins:
+            read_at[a] = max(read_at.get(a, 0), d + 1)
         if j in skip:  # an alias (implicit broadcast) costs nothing and adds no depth
             depth[ins.outs[0]] = d
             continue
@@ -108,13 +113,14 @@ def _schedule(prog: Program, skip: set) -> list:
 
 
 def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProgram",
-                 foreach: bool = True, fused: bool = True) -> fx.GraphModule:
+                 foreach: bool = True, fused: bool = True, donate: bool = False) -> fx.GraphModule:
     """``prog`` traced through the torch rule table into a GraphModule (not cached).
     ``fused``: run the subgraphs torch has one kernel for as that kernel
-    (:mod:`catgrad.compiler.torch_fusion`)."""
+    (:mod:`catgrad.compiler.torch_fusion`); ``donate``: those kernels may update the
+    program's inputs in place (the graph is then no longer functional)."""
     check_lowerable((i.op for i in prog.instrs), "torch")
     if fused:
-        prog = fuse(prog)
+        prog = fuse(prog, donate)
     graph = fx.Graph()
     tracer = fx.proxy.GraphAppendingTracer(graph)
     root = torch.nn.Module()
@@ -179,7 +185,8 @@ class TorchProgram:
     arrays are accepted too and moved to the device with the wire's dtype."""
 
     def __init__(self, program: Program, device="cpu", torch_compile: bool = False, input_names=None,
-                 class_name: str = "CatgradProgram", foreach: bool | None = None, fused: bool | None = None):
+                 class_name: str = "CatgradProgram", foreach: bool | None = None, fused: bool | None = None,
+                 donate: bool = False):
         self.program = program
         self.device = _device(device)
         self.dom, self.cod = program.dom, program.cod
@@ -187,10 +194,11 @@ class TorchProgram:
             foreach = not torch_compile
         if fused is None:  # likewise; and the fused Adam reads its hyperparameters with .item()
             fused = not torch_compile
-        key = (structural_key(program, input_names), str(self.device), class_name, foreach, fused)
+        self.donate = donate = bool(donate and fused)
+        key = (structural_key(program, input_names), str(self.device), class_name, foreach, fused, donate)
         gm = _CACHE.get(key)
         if gm is None:
-            gm = _CACHE[key] = graph_module(program, input_names, class_name, foreach, fused).to(self.device)
+            gm = _CACHE[key] = graph_module(program, input_names, class_name, foreach, fused, donate).to(self.device)
         self.graph_module = gm
         self._dtypes = [t.dtype.torch() for t in self.dom]
         if torch_compile:  # True: inductor; or the name of a torch.compile backend ("eager", "aot_eager"...)
@@ -221,6 +229,8 @@ class TorchProgram:
         args = [a if isinstance(a, torch.Tensor) and a.dtype == d and a.device == self.device
                 else self.asarray(a, t) for a, d, t in zip(args, self._dtypes, self.dom)]
         self._check(args)
+        if self.donate:
+            args = _unaliased(args)
         with torch.no_grad():  # the program is its own derivative: no autograd tape is wanted
             return tuple(self._fn(*args))
 
@@ -229,16 +239,34 @@ class TorchProgram:
         return self.graph_module.code
 
 
+def _unaliased(args: list) -> list:
+    """``args`` where no two tensors share memory (a later one is copied), so that
+    writing into one donated input never changes another."""
+    seen: set = set()
+    out = []
+    for a in args:
+        ptr = a.untyped_storage().data_ptr()
+        if ptr in seen and a.numel():
+            a = a.clone()
+        seen.add(ptr)
+        out.append(a)
+    return out
+
+
 def compile_torch(program, device="cpu", torch_compile: bool = False, input_names=None, passes: bool = True,
                   class_name: str = "CatgradProgram", foreach: bool | None = None,
-                  fused: bool | None = None) -> TorchProgram:
+                  fused: bool | None = None, donate: bool = False) -> TorchProgram:
     """The torch backend's factory: ``program`` (an optimized Program, or a diagram,
     lowered and optimized here) as a :class:`TorchProgram` on ``device``. ``foreach``
     groups independent elementwise ops into multi-tensor calls (default: unless
     ``torch_compile``); ``fused`` runs the subgraphs of
-    :data:`catgrad.compiler.torch_fusion.PATTERNS` as torch's fused kernels (likewise)."""
+    :data:`catgrad.compiler.torch_fusion.PATTERNS` as torch's fused kernels (likewise).
+    ``donate=True``: the tensors passed in may be overwritten (the fused optimizer
+    updates write the new parameters and state into the old ones), so a value passed
+    to the program is used up; keep only what it returns."""
     return TorchProgram(as_program(program, passes), device=device, torch_compile=torch_compile,
-                        input_names=input_names, class_name=class_name, foreach=foreach, fused=fused)
+                        input_names=input_names, class_name=class_name, foreach=foreach, fused=fused,
+                        donate=donate)
 
 
 __all__ = ["TorchProgram", "compile_torch", "graph_module", "structural_key"]

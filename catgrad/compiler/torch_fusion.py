@@ -35,7 +35,7 @@ break the graph).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
 
@@ -105,14 +105,15 @@ class _Matcher:
 class Fusion:
     """A matched subgraph: the instructions it replaces, the values it reads and the
     values it gives (read outside it), and ``emit(env) -> {value: torch value}`` that
-    computes those from ``env`` (value -> torch value of every value it reads)."""
+    computes those from ``env`` (value -> torch value of every value it reads). With
+    ``donates``, ``emit(env, inplace=True)`` writes its outputs into those inputs."""
 
     name: str
     covered: set
     ins: tuple
     outs: tuple
     emit: Callable
-    attrs: dict = field(default_factory=dict)
+    donates: tuple = ()  # inputs that ``emit(env, inplace=True)`` overwrites with outputs
 
 
 # -- R of max pooling ------------------------------------------------------------------------
@@ -243,27 +244,34 @@ def _adam(m: _Matcher, j: int):
     hyper = {k: env[k] for k in ("LR", "B1", "B2", "EPS")}
     M1, V1 = env["M1"], env["V1"]
 
-    def emit(v):
-        h = {k: v[x].item() for k, x in hyper.items()}
+    def emit(v, inplace=False):
+        h = dict(lr=v[hyper["LR"]].item(), beta1=v[hyper["B1"]].item(), beta2=v[hyper["B2"]].item(),
+                 eps=v[hyper["EPS"]].item(), weight_decay=0.0, amsgrad=False, maximize=maximize)
         # the kernel walks the four tensors as flat arrays: give them one (dense) layout
         p, g, m_, v_ = (v[k].contiguous() for k in (P, X, M, V))
-        res = torch.ops.aten._fused_adam.default(
-            [p], [g], [m_], [v_], [], [v[T1]], lr=h["LR"], beta1=h["B1"], beta2=h["B2"],
-            weight_decay=0.0, eps=h["EPS"], amsgrad=False, maximize=maximize)
+        if inplace:  # donated: p, m and v become p', m' and v'
+            torch._fused_adam_([p], [g], [m_], [v_], [], [v[T1]], **h)
+            return {out: p, M1: m_, V1: v_}
+        res = torch.ops.aten._fused_adam.default([p], [g], [m_], [v_], [], [v[T1]], **h)
         return {out: res[0][0], M1: res[2][0], V1: res[3][0]}
 
-    return Fusion("adam", covered, (P, M, V, X, T1) + tuple(hyper.values()), (out, M1, V1), emit)
+    return Fusion("adam", covered, (P, M, V, X, T1) + tuple(hyper.values()), (out, M1, V1), emit, donates=(P, M, V))
 
 
 #: The table: the op at the root of a pattern -> the matchers tried there.
 PATTERNS: dict[str, list] = {"fold": [_maxpool_rd], "transpose": [_conv_weight_grad], "sub": [_adam]}
 
 
-def fuse(prog: Program) -> Program:
+def fuse(prog: Program, donate: bool = False) -> Program:
     """``prog`` with every match of :data:`PATTERNS` replaced by one fused instruction
     (an :class:`Instr` whose op is a :class:`FusedOp`), placed where the last of the
     replaced instructions stood. A match is dropped when another one took some of its
-    instructions, or when a value it drops is read outside it."""
+    instructions, or when a value it drops is read outside it.
+
+    ``donate``: the program's inputs may be overwritten. A fusion that can update its
+    inputs in place does so when they are program inputs that no output returns and
+    that nothing outside it reads after it (the backend schedules it after their
+    other readers)."""
     m = _Matcher(prog)
     readers: dict = {}
     for k, ins in enumerate(prog.instrs):
@@ -292,11 +300,16 @@ def fuse(prog: Program) -> Program:
     if not fusions:
         return prog
     at = {last: f for last, f in fusions}
+    inputs = set(prog.inputs)
     instrs = []
     for k, ins in enumerate(prog.instrs):
         if k in at:
             f = at[k]
-            op = FusedOp(f.name, Ob(*(prog.types[v] for v in f.outs)), f.emit)
+            inplace = donate and f.donates and all(
+                v in inputs and v not in outputs and all(r < k for r in readers.get(v, set()) - f.covered)
+                for v in f.donates)
+            emit = (lambda env, f=f: f.emit(env, inplace=True)) if inplace else f.emit
+            op = FusedOp(f.name, Ob(*(prog.types[v] for v in f.outs)), emit, f.donates if inplace else ())
             instrs.append(Instr(op, tuple(f.ins), tuple(f.outs)))
         elif k not in taken:
             instrs.append(ins)
@@ -306,13 +319,14 @@ def fuse(prog: Program) -> Program:
 
 
 class FusedOp:
-    """The op of a fused instruction: ``emit(env) -> {value: torch value}``."""
+    """The op of a fused instruction: ``emit(env) -> {value: torch value}``; it writes
+    into the input values ``overwrites`` (donated), so it must run after their readers."""
 
     prim = SimpleNamespace(elementwise=False, kind="fused")
     attrs = ()
 
-    def __init__(self, name: str, cod: Ob, emit: Callable):
-        self.name, self.cod, self.emit = name, cod, emit
+    def __init__(self, name: str, cod: Ob, emit: Callable, overwrites: tuple = ()):
+        self.name, self.cod, self.emit, self.overwrites = name, cod, emit, overwrites
 
     def __repr__(self):
         return f"fused:{self.name}"
