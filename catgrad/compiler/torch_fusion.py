@@ -118,39 +118,37 @@ class Fusion:
 
 # -- R of max pooling ------------------------------------------------------------------------
 
-_MAXPOOL_RD = ("fold", ("mul", "MASK", ("bc", ("reshape", ("div", "DY", ("sum", "MASK"))))))
+_MAXPOOL_RD = ("fold", ("mul", "MASK", ("bc", ("reshape", ("div", "DY", "COUNT")))))
 _MASK = ("eq", ("unfold", "X"), ("bc", ("reshape", "Y")))
 
 
 def _maxpool_rd(m: _Matcher, j: int):
     env, covered = {}, set()
-    if not m.match(_MAXPOOL_RD, m.prog.instrs[j].outs[0], env, covered):
+    out = m.prog.instrs[j].outs[0]
+    if not (m.match(_MAXPOOL_RD, out, env, covered) and m.match(("sum", "MASK"), env["COUNT"], env, covered)
+            and m.match(_MASK, env["MASK"], env, covered)):
         return None
-    if not m.match(_MASK, env["MASK"], env, covered):
+    X, Y, DY = env["X"], env["Y"], env["DY"]
+    x_t = m.prog.types[X]
+    n = x_t.rank - 2
+    pool = m.instr(Y)[1]
+    if n != 2 or pool is None or pool.op.name != "maxpool" or pool.ins[0] != X:
         return None
-    fold_op = m.prog.instrs[j].op
-    unfold_op = m.instr(env["MASK"])[1]
-    unfold_op = m.instr(unfold_op.ins[0])[1].op
-    pool = m.instr(env["Y"])[1]
-    if pool is None or pool.op.name != "maxpool" or pool.ins[0] != env["X"]:
-        return None
-    a, u = dict(fold_op.attrs), dict(unfold_op.attrs)
-    K, s, p, d = (tuple(a[k]) for k in ("kernel", "stride", "padding", "dilation"))
-    x_t = m.prog.types[env["X"]]
+    unfold = m.instr(m.instr(env["MASK"])[1].ins[0])[1]
+    count = m.instr(env["COUNT"])[1]
+    geo = lambda op: tuple(tuple(dict(op.attrs)[k]) for k in ("kernel", "stride", "padding", "dilation"))  # noqa: E731
+    K, s, p, d = geo(m.prog.instrs[j].op)
     S = x_t.shape[2:]
-    tiling = (len(K) == 2 and s == K and not any(p) and all(v == 1 for v in d)
-              and all(isinstance(n, int) and n % k == 0 for n, k in zip(S, K)))
-    if not tiling or u.get("fill") != float("-inf") or tuple(u["kernel"]) != K or tuple(u["stride"]) != s \
-            or tuple(u["padding"]) != p or tuple(u["dilation"]) != d or tuple(a["size"]) != tuple(S):
-        return None
-    # the pooling itself must use the same windows
     from ..ops.convolution import geometry
 
     pa = dict(pool.op.attrs)
-    if geometry("maxpool", x_t, pa["kernel"], pa.get("stride"), pa.get("padding", 0), pa.get("dilation", 1))[:4] \
-            != (K, s, p, d):
+    same_windows = geo(unfold.op) == (K, s, p, d) == geometry(
+        "maxpool", x_t, pa["kernel"], pa.get("stride"), pa.get("padding", 0), pa.get("dilation", 1))[:4]
+    tiling = s == K and not any(p) and all(v == 1 for v in d) and all(isinstance(a, int) and a % k == 0
+                                                                        for a, k in zip(S, K))
+    if not (same_windows and tiling and dict(unfold.op.attrs).get("fill") == float("-inf")
+            and tuple(dict(count.op.attrs)["axes"] or ()) == (4, 5)):
         return None
-    X, Y, DY = env["X"], env["Y"], env["DY"]
     dtype = x_t.dtype.torch()
 
     def emit(v):
@@ -158,9 +156,9 @@ def _maxpool_rd(m: _Matcher, j: int):
         F = torch.nn.functional
         mask = torch.eq(x, F.interpolate(y, scale_factor=K, mode="nearest")).to(dtype)
         count = F.avg_pool2d(mask, K, K, divisor_override=1)  # the number of ties, >= 1
-        return torch.mul(mask, F.interpolate(torch.div(dy, count), scale_factor=K, mode="nearest"))
+        return {out: torch.mul(mask, F.interpolate(torch.div(dy, count), scale_factor=K, mode="nearest"))}
 
-    return Fusion("maxpool_rd", covered, (X, Y, DY), (m.prog.instrs[j].outs[0],), lambda v, o=m.prog.instrs[j].outs[0]: {o: emit(v)})
+    return Fusion("maxpool_rd", covered, (X, Y, DY), (out,), emit)
 
 
 # -- the weight gradient of a convolution ------------------------------------------------------
