@@ -41,6 +41,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.fx as fx
 
 from ..core.types import Ob
 from .program import Instr, Program
@@ -147,7 +148,7 @@ def _maxpool_rd(m: _Matcher, j: int):
     tiling = s == K and not any(p) and all(v == 1 for v in d) and all(isinstance(a, int) and a % k == 0
                                                                         for a, k in zip(S, K))
     if not (same_windows and tiling and dict(unfold.op.attrs).get("fill") == float("-inf")
-            and tuple(dict(count.op.attrs)["axes"] or ()) == (4, 5)):
+            and tuple(dict(count.op.attrs).get("axes") or ()) == (4, 5)):
         return None
     dtype = x_t.dtype.torch()
 
@@ -243,17 +244,35 @@ def _adam(m: _Matcher, j: int):
     M1, V1 = env["M1"], env["V1"]
 
     def emit(v, inplace=False):
-        h = dict(lr=v[hyper["LR"]].item(), beta1=v[hyper["B1"]].item(), beta2=v[hyper["B2"]].item(),
-                 eps=v[hyper["EPS"]].item(), weight_decay=0.0, amsgrad=False, maximize=maximize)
+        h = dict(lr=_method("item", v[hyper["LR"]]), beta1=_method("item", v[hyper["B1"]]),
+                 beta2=_method("item", v[hyper["B2"]]), eps=_method("item", v[hyper["EPS"]]),
+                 weight_decay=0.0, amsgrad=False, maximize=maximize)
         # the kernel walks the four tensors as flat arrays: give them one (dense) layout
-        p, g, m_, v_ = (v[k].contiguous() for k in (P, X, M, V))
+        p, g, m_, v_ = (_method("contiguous", v[k]) for k in (P, X, M, V))
         if inplace:  # donated: p, m and v become p', m' and v'
-            torch._fused_adam_([p], [g], [m_], [v_], [], [v[T1]], **h)
+            _call(torch._fused_adam_, [p], [g], [m_], [v_], [], [v[T1]], **h)
             return {out: p, M1: m_, V1: v_}
-        res = torch.ops.aten._fused_adam.default([p], [g], [m_], [v_], [], [v[T1]], **h)
+        res = _call(torch.ops.aten._fused_adam.default, [p], [g], [m_], [v_], [], [v[T1]], **h)
         return {out: res[0][0], M1: res[2][0], V1: res[3][0]}
 
     return Fusion("adam", covered, (P, M, V, X, T1) + tuple(hyper.values()), (out, M1, V1), emit, donates=(P, M, V))
+
+
+def _call(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; on fx proxies, recorded as one node directly (a
+    multi-tensor op's ``__torch_function__`` dispatch costs milliseconds to trace)."""
+    proxy = next((a for a in args if isinstance(a, fx.Proxy)), None) or \
+        next((a[0] for a in args if isinstance(a, list) and a and isinstance(a[0], fx.Proxy)), None)
+    if proxy is None:
+        return fn(*args, **kwargs)
+    return proxy.tracer.create_proxy("call_function", fn, args, kwargs)
+
+
+def _method(name: str, x):
+    """``x.name()``, recorded directly on an fx proxy."""
+    if isinstance(x, fx.Proxy):
+        return x.tracer.create_proxy("call_method", name, (x,), {})
+    return getattr(x, name)()
 
 
 #: The table: the op at the root of a pattern -> the matchers tried there.
