@@ -332,7 +332,9 @@ def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
 def _torch_conv(x, w, dom, stride=1, padding=0, dilation=1, groups=1):
     K, s, p, d, S, O = _conv_geometry(dom, stride, padding, dilation, groups)
     fn = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[len(K)]
-    return fn(_channels_last(x, dom[0]), w, stride=s, padding=p, dilation=d, groups=int(groups))
+    # (with one input channel both layouts look alike to torch, so the output is asked for too)
+    return _channels_last(fn(_channels_last(x, dom[0]), w, stride=s, padding=p, dilation=d, groups=int(groups)),
+                          dom[0])
 
 
 def _channels_last(x, t: TensorType):
