@@ -83,15 +83,18 @@ def _schedule(prog: Program, skip: set) -> list:
     instruction. Depth = 1 + the deepest input, so no group depends on itself."""
     depth: dict = {}
     key_of: dict = {}
-    read_at: dict = {}  # value -> the greatest depth of an instruction reading it
+    read_at: dict = {}  # value -> the greatest depth of an instruction reading it (or an alias of it)
+    source: dict = {}  # an alias (implicit broadcast) -> the value it stands for
     for j, ins in enumerate(prog.instrs):
         d = max((depth.get(a, 0) for a in ins.ins), default=0)
         # an op that overwrites a donated input runs after every other reader of it
         d = max([d] + [read_at.get(a, 0) for a in getattr(ins.op, "overwrites", ())])
         for a in ins.ins:
+            a = source.get(a, a)
             read_at[a] = max(read_at.get(a, 0), d + 1)
         if j in skip:  # an alias (implicit broadcast) costs nothing and adds no depth
             depth[ins.outs[0]] = d
+            source[ins.outs[0]] = source.get(ins.ins[0], ins.ins[0])
             continue
         depth.update({o: d + 1 for o in ins.outs})  # every output (multi-output ops: all_reduce)
         op = ins.op

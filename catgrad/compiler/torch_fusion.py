@@ -318,12 +318,21 @@ def fuse(prog: Program, donate: bool = False) -> Program:
         return prog
     at = {last: f for last, f in fusions}
     inputs = set(prog.inputs)
+
+    def read_by(v) -> set:  # the readers of v, and of broadcasts of it (a backend may alias those)
+        out = set()
+        for r in readers.get(v, ()):
+            out.add(r)
+            if prog.instrs[r].op.name == "broadcast":
+                out |= read_by(prog.instrs[r].outs[0])
+        return out
+
     instrs = []
     for k, ins in enumerate(prog.instrs):
         if k in at:
             f = at[k]
             inplace = donate and f.donates and all(
-                v in inputs and v not in outputs and all(r < k for r in readers.get(v, set()) - f.covered)
+                v in inputs and v not in outputs and all(r < k for r in read_by(v) - f.covered)
                 for v in f.donates)
             emit = (lambda env, f=f: f.emit(env, inplace=True)) if inplace else f.emit
             op = FusedOp(f.name, Ob(*(prog.types[v] for v in f.outs)), emit, f.donates if inplace else ())
