@@ -15,9 +15,9 @@ where the last of them stood. A match is taken only where it is exact:
   padding, no dilation). Ties are split equally, as catgrad's R does, so torch's
   ``max_pool2d_with_indices_backward`` (which routes a tie to one entry) is not used;
   instead ``dx = mask * up(dy / count)`` with ``mask = (x == up(y))``,
-  ``count = sumpool(mask)`` and ``up`` nearest-neighbour upsampling: four passes over
-  ``x`` in its own memory layout, instead of unfold's copy, a 6-d broadcast compare,
-  a reduction, a 6-d multiply and col2im.
+  ``count = sumpool(mask)`` and ``up`` nearest-neighbour upsampling: a few passes
+  over ``x`` in its own memory layout, instead of unfold's copy, a 6-d broadcast
+  compare, a reduction, a 6-d multiply and col2im.
 - ``conv_weight_grad``: the weight gradient of a convolution, which R writes as a
   convolution over the batch axis (``conv(x^T, dy^T)^T``), is torch's
   ``convolution_backward`` for the weight (the kernel autograd uses).
@@ -26,8 +26,10 @@ where the last of them stood. A match is taken only where it is exact:
   ``p' = p - (lr / (1 - b1^t')) m' / (sqrt(v') / sqrt(1 - b2^t') + eps)`` is
   ``torch.ops.aten._fused_adam`` (the functional form of the kernel behind
   ``torch.optim.Adam(fused=True)``): one pass over the parameter instead of about
-  thirteen. Its hyperparameters are Python floats, read from the state's scalar
-  tensors at run time (``.item()``); the graph stays functional.
+  thirteen, after copying its inputs (the functional form copies; with ``donate`` the
+  in-place ``torch._fused_adam_`` updates the given state instead). Its
+  hyperparameters are Python floats, read from the state's scalar tensors at run time
+  (``.item()``).
 
 Fusion is off under ``torch_compile`` (inductor fuses by itself, and ``.item()`` would
 break the graph).
