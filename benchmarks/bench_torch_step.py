@@ -6,9 +6,11 @@ over the batch, Adam (lr 1e-3), float32, the same initial weights everywhere:
   (a) torch eager: an ``nn.Module`` + ``F.cross_entropy`` + ``torch.optim.Adam(foreach=True)``;
   (b) the same hand-written step (forward, backward, optimizer step) under ``torch.compile``;
   (c) the catgrad torch backend: ``cg.compile(..., backend="torch")``, one fx graph;
-  (d) the catgrad torch backend with ``torch_compile=True``.
+  (d) the catgrad torch backend with ``torch_compile=True``;
+  (e) as (c) with ``donate=True``: each step's fused Adam writes the new parameters and
+      moments into the tensors of the state it is given, as ``torch.optim`` does.
 
-Prints ms per step, the ratios (c)/(a) and (d)/(b), and with ``--memory`` on CUDA each
+Prints ms per step, the ratios (c)/(a), (e)/(a) and (d)/(b), and with ``--memory`` on CUDA each
 variant's peak memory (``max_memory_allocated`` above what was allocated before it). ``--depths 2 4 16 64`` gives the depth scaling (number of
 hidden layers of width 256; the digits MLP is depth 2). ``--compile-time`` measures
 build + R + passes + lowering to fx per layer for L = 8 ... 512.
@@ -27,6 +29,7 @@ import torch.nn.functional as F
 import catgrad as cg
 
 WIDTH, N_IN, N_OUT, BATCH = 256, 64, 10, 128
+CATGRAD = "cde"  # the catgrad variants (they take one-hot labels)
 
 
 def catgrad_mlp(depth: int) -> cg.Para:
@@ -70,9 +73,9 @@ class TorchMLP(torch.nn.Module):
 def make(variant: str, depth: int, device: str):
     """(step function of (x, y), warm-up count) for one variant."""
     model = catgrad_mlp(depth)
-    if variant in ("c", "d"):
+    if variant in CATGRAD:
         step = cg.compile(model, loss=cg.loss.softmax_cross_entropy(reduction="mean"), optimizer="adam(lr=1e-3)",
-                          backend="torch", device=device, torch_compile=variant == "d")
+                          backend="torch", device=device, torch_compile=variant == "d", donate=variant == "e")
         box = [step.init(seed=0)]
 
         def run(x, y):
@@ -113,11 +116,11 @@ def time_variants(variants, depth, device, steps, rounds):
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for v, run in runs.items():  # warm up (and compile)
         for i in range(5):
-            run(xs[i], onehot[i] if v in "cd" else labels[i])
+            run(xs[i], onehot[i] if v in CATGRAD else labels[i])
     best = {v: float("inf") for v in variants}
     for _ in range(rounds):  # interleaved, best of rounds: the machine is shared and noisy
         for v, run in runs.items():
-            ys = onehot if v in "cd" else labels
+            ys = onehot if v in CATGRAD else labels
             sync()
             t = time.perf_counter()
             for x, y in zip(xs, ys):
@@ -134,7 +137,7 @@ def peak_memory(variant, depth, device, steps):
     run = make(variant, depth, device)
     xs, labels, onehot = data(device, steps)
     for x, c, o in zip(xs, labels, onehot):
-        run(x, o if variant in "cd" else c)
+        run(x, o if variant in CATGRAD else c)
     torch.cuda.synchronize()
     return (torch.cuda.max_memory_allocated() - base) / 2**20
 
@@ -165,13 +168,13 @@ def main():
     ap.add_argument("--compile-time", action="store_true", help="also time build + R + passes + fx lowering")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    variants = "ac" if args.no_compile else "abcd"
+    variants = "ace" if args.no_compile else "abcde"
     print(f"torch {torch.__version__}, device {args.device}, {args.threads} thread(s), batch {BATCH}, "
           f"width {WIDTH}, float32, Adam; best of {args.rounds} rounds of {args.steps} steps")
     for depth in args.depths:
         best = time_variants(variants, depth, args.device, args.steps, args.rounds)
         line = ", ".join(f"({v}) {best[v]:.3f} ms" for v in variants)
-        ratios = f"(c)/(a) = {best['c'] / best['a']:.2f}"
+        ratios = f"(c)/(a) = {best['c'] / best['a']:.2f}, (e)/(a) = {best['e'] / best['a']:.2f}"
         if "b" in best:
             ratios += f", (d)/(b) = {best['d'] / best['b']:.2f}"
         print(f"depth {depth:3d}: {line}; {ratios}", flush=True)

@@ -15,6 +15,7 @@ from .calculus import poly
 from .calculus.learner import Learn, Learner, learner
 from .calculus.lens import Lens, lens
 from .calculus.para import Para, Param, ParaLens
+from .calculus.stateful import Stateful, keyed
 from .calculus.rdc import D, R
 from .calculus.hvp import gnvp, grad, hvp, jvp, vjp
 from .core.diagram import Builder, Diagram, Graph, Wire, build, copy, discard, id, permute, swap, trace, wiring
@@ -52,7 +53,7 @@ __all__ = [
     "bf16", "copy", "discard", "errors", "evaluate", "f32", "f64", "i64", "id", "init", "lens", "ops", "permute",
     "swap", "trace", "wiring",
 ]
-__all__ += ["Learn", "Learner", "learner", "poly"]
+__all__ += ["Learn", "Learner", "learner", "poly", "Stateful", "keyed"]
 __all__ += ["grad", "gnvp", "hvp", "jvp", "vjp"]
 __all__ += ["load", "loads"]
 __all__ += ["data", "fit", "train", "Trained", "load_checkpoint", "to_torch"]

@@ -32,7 +32,8 @@ FORMATS = ("dot", "gv", "svg", "png", "pdf")
 
 def _port_names(d, names) -> list:
     if names is None:
-        names = [p.name for p in getattr(d, "params", ())]
+        # parameters, then a stateful model's state (its training form is drawn)
+        names = [p.name for p in (*getattr(d, "params", ()), *getattr(d, "state", ()))]
     dom = as_diagram(d).dom
     return [names[i] if i < len(names) else f"x{i - len(names)}" if names else f"x{i}" for i in range(len(dom))]
 
@@ -273,13 +274,15 @@ def run_draw(args) -> int:
 
     f = load(args.file)[args.name]
     params = [p.name for p in getattr(f, "params", ())]
+    state = [p.name for p in getattr(f, "state", ())]  # a stateful model: its training form P x S x A -> B x S
     xs = ["x"] if len(f.dom) == 1 else [f"x{i}" for i in range(len(f.dom))]
     ys = [args.name] if len(f.cod) == 1 else [f"{args.name}.{j}" for j in range(len(f.cod))]
-    names, outs, title = params + xs, ys, args.name
-    if args.grad:  # R[f] : P x A x B' -> P' x A'
-        names = params + xs + [f"d{y}" for y in ys]
-        outs = [f"d{p}" for p in params] + [f"d{x}" for x in xs]
-        f, title = R(f), f"R[{args.name}]"
+    names, outs, title = params + state + xs, ys + [f"{s}'" for s in state], args.name
+    if args.grad:  # R[f] : P x A x B' -> P' x A' (a stateful model: its state is an input, S x A)
+        names = params + state + xs + [f"d{y}" for y in ys]
+        outs = [f"d{p}" for p in params + state] + [f"d{x}" for x in xs]
+        g = f.forward("train").body if hasattr(f, "forward") else f
+        f, title = R(g), f"R[{args.name}]"
     collapse = {"auto": None, "layers": True, "ops": False}[args.group]
     if args.output is None:
         print(to_dot(f, title, names, outs, collapse, len(params)).source, end="")

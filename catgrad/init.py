@@ -114,4 +114,12 @@ class bits(Init):
         return rng.random(size=shape) < self.p
 
 
-INITS = {c.__name__: c for c in (zeros, ones, constant, normal, uniform, glorot, he, bits)}
+@dataclass(frozen=True)
+class key(Init):
+    """A random key (an ``i64`` wire of :mod:`catgrad.ops.random`), drawn from the seed."""
+
+    def sample(self, rng, shape):
+        return rng.integers(0, 2**62, size=shape, dtype=np.int64)
+
+
+INITS = {c.__name__: c for c in (zeros, ones, constant, normal, uniform, glorot, he, bits, key)}

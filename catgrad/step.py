@@ -29,7 +29,9 @@ The resulting diagram is
 
     (params..., opt_state..., x, y) -> (params'..., opt_state'..., loss, pred)
 
-which :func:`catgrad.compile` lowers with a backend. Over Z2 with the xor loss,
+(a model with state, :class:`~catgrad.calculus.stateful.Stateful`, adds its state after
+the optimizer's on both sides: ``(..., opt_state..., state..., x, y) -> (..., opt_state'...,
+state'..., loss, pred)``), which :func:`catgrad.compile` lowers with a backend. Over Z2 with the xor loss,
 the identity learning rate and ``gradient_update`` this is Reverse Derivative
 Ascent. :class:`TrainState` is the data the step threads through: parameters,
 optimizer state and the update count.
@@ -43,6 +45,7 @@ import numpy as np
 
 from .calculus.lens import Lens
 from .calculus.para import Para, ParaLens
+from .calculus.stateful import Stateful
 from .core.diagram import Builder, Diagram, build, id as identity_diagram
 from .core.types import Ob
 from .errors import CatgradError, CatgradTypeError, did_you_mean
@@ -89,28 +92,38 @@ def lr_put(lr_lens, L: Ob) -> Diagram:
 # -- the step diagram ----------------------------------------------------------------------
 
 
-def gradient_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram) -> Diagram:
+def gradient_diagram(model, loss: Para, opt: OptimizerLens, lr_put: Diagram) -> Diagram:
     """The gradient half of the step: ``(params..., opt_state..., x, y) -> (p'..., loss, pred)``,
     ``p'`` the downhill direction ``R[loss o f]`` sends back at the optimizer's point
     ``U.get(p, s)`` (``-grad`` with the default learning rate), as the optimizer takes it
     (:meth:`~catgrad.optim.base.OptimizerLens.gradient`: SAM evaluates it again at a
-    perturbed point)."""
-    n, k = len(model.P), len(opt.S)
+    perturbed point).
+
+    A :class:`~catgrad.calculus.stateful.Stateful` model adds its state ``S`` after the
+    optimizer state, read by the training form at the same point, and its new state after
+    ``p'``: ``(params..., opt_state..., state..., x, y) -> (p'..., state'..., loss, pred)``;
+    the gradient is that of its ``forward`` map, the state an input that is not learned
+    (a second evaluation, as SAM's, reads the same state; the new state is the first's)."""
+    stateful = isinstance(model, Stateful)
+    fwd = model.forward("train") if stateful else model
+    S = model.S if stateful else Ob()
+    n, k, m = len(model.P), len(opt.S), len(S)
     if len(model.dom) != 1 or len(model.cod) != 1:
         raise CatgradTypeError(f"the step needs a model with one input and one output wire, got {model.dom} -> {model.cod}")
-    ml = ParaLens.of(model) >> ParaLens.of(loss)  # parameters (label, P...)
+    ml = ParaLens.of(fwd) >> ParaLens.of(loss)  # parameters (label, P...)
     A, B = model.dom, model.cod
 
     def body(b: Builder, ins):
-        ps, ss, x, y = ins[:n], ins[n : n + k], ins[n + k], ins[n + k + 1]
+        ps, ss, st = ins[:n], ins[n : n + k], ins[n + k : n + k + m]
+        x, y = ins[n + k + m], ins[n + k + m + 1]
         pbar = b.call(opt.lens.get, ps + ss)
-        pred = b.call(model.body, pbar + [x])
-        ls = b.call(ml.get, [y] + pbar + [x])
+        outs = b.call(model.train if stateful else model.body, pbar + st + [x])
+        ls = b.call(ml.get, [y] + pbar + st + [x])
         dl = b.call(lr_put, ls)
-        back = b.call(ml.put, [y] + pbar + [x] + dl)  # (label', P', x')
-        return back[1 : 1 + n] + ls + pred
+        back = b.call(ml.put, [y] + pbar + st + [x] + dl)  # (label', P', S', x')
+        return back[1 : 1 + n] + outs[1:] + ls + outs[:1]
 
-    return opt.gradient(build(model.P @ opt.S @ A @ B, body))
+    return opt.gradient(build(model.P @ opt.S @ S @ A @ B, body))
 
 
 def gradient_transform_diagram(transform, P: Ob) -> Diagram:
@@ -149,6 +162,7 @@ def step_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram, g
     for a mean-reduced loss, ``world_size * all_reduce`` for a summed one (the loss's
     ``reduction``; a loss without one counts as summed)."""
     n, k = len(model.P), len(opt.S)
+    m = len(model.S) if isinstance(model, Stateful) else 0
     grad = gradient_diagram(model, loss, opt, lr_put)
     T = None if gradient_transform is None else gradient_transform_diagram(gradient_transform, model.P)
     if world_size is not None and (isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1):
@@ -165,13 +179,13 @@ def step_diagram(model: Para, loss: Para, opt: OptimizerLens, lr_put: Diagram, g
     def body(b: Builder, ins):
         ps, ss = ins[:n], ins[n : n + k]
         outs = b.call(grad, ins)
-        dp, ls, pred = outs[:n], outs[n:-1], outs[-1:]
+        dp, st, ls, pred = outs[:n], outs[n : n + m], outs[n + m : -1], outs[-1:]
         if world_size is not None:
             both = global_(dp + ls)
             dp, ls = both[:n], both[n:]
         if T is not None:
             dp = b.call(T, ps + dp)
-        return b.call(opt.lens.put, ps + ss + dp) + ls + pred
+        return b.call(opt.lens.put, ps + ss + dp) + st + ls + pred
 
     return build(grad.dom, body)
 
@@ -192,33 +206,38 @@ def to_host(v) -> np.ndarray:
 
 @dataclass
 class TrainState:
-    """Parameters, optimizer state and the number of updates done."""
+    """Parameters, optimizer state, the number of updates done and the model's state
+    (running statistics, random keys: see :mod:`catgrad.calculus.stateful`)."""
 
     params: dict
     opt_state: dict = field(default_factory=dict)
     step: int = 0
+    model_state: dict = field(default_factory=dict)
 
     def flat(self) -> dict:
-        """``{"param/<name>": ..., "opt/<key>": ..., "step": int64 scalar}``."""
+        """``{"param/<name>": ..., "opt/<key>": ..., "state/<name>": ..., "step": int64 scalar}``."""
         out = {f"param/{k}": to_host(v) for k, v in self.params.items()}
         out.update({f"opt/{k}": to_host(v) for k, v in self.opt_state.items()})
+        out.update({f"state/{k}": to_host(v) for k, v in self.model_state.items()})
         out["step"] = np.asarray(self.step, dtype=np.int64)
         return out
 
     @classmethod
     def from_flat(cls, d: dict) -> "TrainState":
-        params, opt = {}, {}
+        params, opt, state = {}, {}, {}
         step = 0
         for k, v in d.items():
             if k.startswith("param/"):
                 params[k[6:]] = np.asarray(v)
+            elif k.startswith("state/"):
+                state[k[6:]] = np.asarray(v)
             elif k.startswith("opt/"):
                 opt[k[4:]] = np.asarray(v)
             elif k == "step":
                 step = int(np.asarray(v))
             else:
                 raise CatgradError(f"unexpected entry {k!r} in a flat train state")
-        return cls(params, opt, step)
+        return cls(params, opt, step, state)
 
     def with_hyper(self, name: str, value: float) -> "TrainState":
         """A copy with every optimizer hyperparameter called ``name`` (e.g. ``"lr"``) set to
@@ -230,7 +249,7 @@ class TrainState:
         opt = dict(self.opt_state)
         for k in keys:
             opt[k] = np.asarray(value, dtype=opt[k].dtype)
-        return TrainState(dict(self.params), opt, self.step)
+        return TrainState(dict(self.params), opt, self.step, dict(self.model_state))
 
 
 __all__ = ["to_host", "TrainState", "step_diagram", "gradient_diagram", "gradient_transform_diagram", "learning_rate",

@@ -39,7 +39,7 @@ def first_epoch(res, level=0.97):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--beta", type=float, default=1e-4)
+    ap.add_argument("--beta", type=float, default=3e-5)
     args = ap.parse_args(argv)
     train, test = data.prepare("digits", test_fraction=0.2, seed=0)
     runs = [(f"adam(lr={lr:g})", O.adam(lr=lr)) for lr in (1e-2, 3e-3, 1e-3, 1e-5)]

@@ -95,8 +95,10 @@ def test_embedding_against_torch():
 
 
 def test_dropout_keeps_the_mean_and_is_reproducible():
-    f = model("def f(k : i64[], x : f32[B, 4]) = nn.dropout[25](k, x)", "f")
+    m = model("def f(k : i64[], x : f32[B, 4]) = nn.dropout[25](k, x)", "f")
+    f = m.train  # training drops; evaluation is the identity
     x = np.ones((20000, 4), np.float32)
+    assert np.array_equal(cg.evaluate(m.eval, np.int64(1), x)[0], x)
     a, b, c = (cg.evaluate(f, np.int64(k), x)[0] for k in (1, 1, 2))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert set(np.unique(a)) == {0.0, np.float32(4 / 3)}
@@ -162,12 +164,4 @@ def test_mixed_dtypes_suggest_cast():
     f = loads("def f(x : f32[3], y : f64[3]) = cast(x, dtype=f64) + y", "<test>")["f"]
     assert cg.evaluate(f, np.ones(3, np.float32), np.ones(3))[0].dtype == np.float64
 
-
-def test_batchnorm_training_mode_against_torch():
-    rng = np.random.default_rng(6)
-    bn = lambda p, x, g, b: F.batch_norm(x, None, None, p[g].reshape(-1), p[b].reshape(-1),  # noqa: E731
-                                         training=True, eps=1e-5)
-    check_against_torch(model("def f = nn.batchnorm[3]", "f"), lambda p, x: bn(p, x, "batchnorm.g", "batchnorm.b"),
-                        [rng.standard_normal((5, 3))], rng)
-    check_against_torch(model("def f : f32[B, 2, 3, 4] -> f32[B, 2, 3, 4] = nn.batchnorm2d[2]", "f"),
-                        lambda p, x: bn(p, x, "batchnorm2d.g", "batchnorm2d.b"), [rng.standard_normal((3, 2, 3, 4))], rng)
+# batch norm (training and evaluation, running statistics): tests/test_model_state.py

@@ -127,8 +127,8 @@ def test_donate_copies_read_only_and_repeated_arrays():
 def test_donate_with_a_wrong_pair_is_a_clear_error():
     with pytest.raises(cg.CatgradError, match="donate"):
         compile_numpy(prepare(cg.ops.exp(cg.f64[3])), donate={0: 1})
-    with pytest.raises(cg.CatgradError, match="donate=True is an option of the numpy backend"):
-        cg.compile(mlp((2, 2), cg.f64, None), loss="mse", backend="torch", donate=True)
+    with pytest.raises(cg.CatgradError, match="donate=True is an option of the numpy and torch backends"):
+        cg.compile(mlp((2, 2), cg.f64, None), loss="mse", backend="circuit", donate=True)
 
 
 @settings(max_examples=25, deadline=None)

@@ -117,7 +117,7 @@ def test_independent_elementwise_ops_run_as_multi_tensor_calls():
     calls, not a single bit of the result."""
     model = _model("mlp", "digits.cat")
     steps = [cg.compile(model, loss="softmax_cross_entropy", optimizer="adam(lr=1e-3)", backend="torch",
-                        foreach=f) for f in (True, False)]
+                        foreach=f, fused=False) for f in (True, False)]  # (fused: Adam would be one kernel)
     grouped, plain = (s.graph_module for s in steps)
     n_calls = lambda gm: sum(n.op in ("call_function", "call_method") and "getitem" not in str(n.target)  # noqa: E731
                              for n in gm.graph.nodes)
@@ -174,6 +174,24 @@ def test_dtypes_for_the_forward_model_and_the_step(dtype):
         assert o.pred.dtype == tdt
         assert abs(o.loss - o_ref.loss) <= tol * max(1.0, abs(o_ref.loss))
     assert _rel(step.predict(s, x), ref.predict(s_ref, x)) <= tol * 4
+
+
+@pytest.mark.parametrize("opt", ["adam(lr=0.01)", "clip_norm(1) >> adam(lr=0.01, weight_decay=0.01)"])
+def test_bf16_parameters_keep_f32_optimizer_state_and_arithmetic(opt):
+    # in bf16, Adam's b2 = 0.999 rounds to 1 and the step turns to NaN; the optimizer computes in f32
+    model = _model("mlp")
+    ref = cg.compile(model, loss="softmax_cross_entropy", optimizer=opt, backend="numpy", dtype="f64")
+    step = cg.compile(model, loss="softmax_cross_entropy", optimizer=opt, backend="torch", dtype="bf16")
+    s_ref, s = ref.init(0), step.init(0)
+    assert {v.dtype for v in s.params.values()} == {torch.bfloat16}
+    assert {v.dtype for v in s.opt_state.values()} == {torch.float32}
+    for x, y in _batches(4, 3, steps=20):
+        s_ref, o_ref = ref(s_ref, x, y)
+        s, o = step(s, x, y)
+        assert abs(o.loss - o_ref.loss) <= 5e-2 * max(1.0, abs(o_ref.loss))
+    assert {v.dtype for v in s.params.values()} == {torch.bfloat16}
+    for k, v in s.opt_state.items():
+        assert _rel(v.double().numpy(), s_ref.opt_state[k]) <= 0.1, k
 
 
 def test_numpy_backend_refuses_bf16_with_the_op_named():
@@ -264,3 +282,125 @@ def test_every_foreach_op_is_grouped():
     got = gm(*[torch.as_tensor(x) for x in xs])
     for g, w in zip(got, cg.evaluate(f, *xs)):
         np.testing.assert_allclose(g.numpy(), w, rtol=1e-13, atol=1e-13)
+
+
+# -- fused lowerings (catgrad.compiler.torch_fusion) -------------------------------------------
+
+CNN = """
+def cnn(x : f32[B, 1, 8, 8]) -> f32[B, 10] = nn.dense[64, 10](nn.flatten[16, 2, 2](
+    (nn.conv2d_sp[1, 8, 3, 1, 1] >> relu >> nn.maxpool2d[2] >> nn.conv2d_sp[8, 16, 3, 1, 1] >> relu
+     >> nn.maxpool2d[2])(x)))
+"""
+
+
+def _cnn_inputs(seed=0, batch=6):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, 1, 8, 8))
+    x[:, :, :3] = 0.0  # constant rows: after conv and relu, whole pooling windows tie
+    return x, np.eye(10)[rng.integers(0, 10, batch)]
+
+
+def test_fused_lowerings_compute_what_the_plain_graph_computes():
+    """The CNN step with Adam on torch, fused (max-pool R, conv weight gradient and Adam
+    each one torch kernel) and plain, against the numpy reference: float64, 5 steps, the
+    whole state, with ties in the pooling windows."""
+    model = cg.loads("import nn\n" + CNN)["cnn"]
+    kw = dict(loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", dtype="f64")
+    fused = cg.compile(model, backend="torch", **kw)
+    plain = cg.compile(model, backend="torch", fused=False, **kw)
+    ref = cg.compile(model, backend="numpy", **kw)
+    code = fused.graph_module.code
+    for kernel in ("_fused_adam", "convolution_backward", "avg_pool2d", "interpolate"):
+        assert kernel in code and kernel not in plain.graph_module.code, kernel
+    assert code.count("aten._fused_adam.default(") == len(fused.param_names)
+    states = [s.init(0) for s in (fused, plain, ref)]
+    for k in range(5):
+        x, y = _cnn_inputs(k)
+        states = [s(st, x, y)[0] for s, st in zip((fused, plain, ref), states)]
+    _assert_states_close(states[0], states[2], 1e-12)
+    _assert_states_close(states[1], states[2], 1e-12)
+
+
+def test_fused_max_pool_rd_splits_ties_equally():
+    """R of max pooling routes the cotangent to the window's maximum, split equally among
+    ties; torch's own max_pool2d backward would give it all to one entry."""
+    pool = cg.ops.maxpool(cg.f64["B", 2, 4, 6], kernel=2)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 4, 6))
+    x[0, 0, :2, :2] = 5.0  # a four-way tie
+    x[1, 1, 2:, 4:] = [[7.0, 7.0], [-1.0, 7.0]]  # a three-way tie
+    dy = rng.standard_normal((3, 2, 2, 3))
+    gm = torch_backend.graph_module(cg.compiler.prepare(cg.R(pool)))
+    assert "avg_pool2d" in gm.code
+    (dx,) = gm(torch.as_tensor(x), torch.as_tensor(dy))
+    want = np.zeros_like(x)  # by hand: window by window
+    for n, c, i, j in np.ndindex(3, 2, 2, 3):
+        win = x[n, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+        ties = win == win.max()
+        want[n, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2] = ties * dy[n, c, i, j] / ties.sum()
+    np.testing.assert_allclose(dx.numpy(), want, rtol=1e-15, atol=0)
+    assert dx[0, 0, 0, 0] == dx[0, 0, 1, 1] == dy[0, 0, 0, 0] / 4
+
+
+def test_fused_adam_matches_torch_optim_adam():
+    """The step's fused Adam against torch.optim.Adam on the same gradients (float64),
+    with parameters that are not contiguous (a transposed view) and a descending lens."""
+    p0 = np.random.default_rng(1).standard_normal((5, 3))
+
+    @cg.trace(cg.f64[3, 5], cg.f64["B", 3])
+    def body(W, x):
+        return x @ W
+
+    model = cg.Para([cg.Param("W", cg.f64[3, 5], cg.init.zeros())], body)
+    step = cg.compile(model, loss="mse", optimizer="adam(lr=0.1, b1=0.8, b2=0.99, eps=1e-6)", backend="torch")
+    assert "_fused_adam" in step.graph_module.code
+    state = step.init(0)
+    state.params["W"] = torch.as_tensor(p0).T  # a view with transposed strides
+    ref = torch.nn.Parameter(torch.as_tensor(p0).T.clone())
+    opt = torch.optim.Adam([ref], lr=0.1, betas=(0.8, 0.99), eps=1e-6)
+    rng = np.random.default_rng(2)
+    for _ in range(4):
+        x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 5))
+        state, _ = step(state, x, y)
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(torch.as_tensor(x) @ ref, torch.as_tensor(y))
+        loss.backward()
+        opt.step()
+    np.testing.assert_allclose(state.params["W"].numpy(), ref.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(state.opt_state["W/adam.m"].numpy(), opt.state[ref]["exp_avg"].numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("attrs", [dict(stride=2, padding=1), dict(stride=(2, 1), dilation=(1, 2), padding=(0, 2)),
+                                   dict(stride=3, dilation=2)])
+def test_fused_conv_weight_gradient_with_strides_and_dilations(attrs):
+    """R of conv on torch (its weight gradient one convolution_backward) against
+    torch.autograd, float64."""
+    f = cg.ops.conv(cg.f64["B", 3, 9, 8], cg.f64[4, 3, 3, 2], **attrs)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 2))
+    xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    y = torch.nn.functional.conv2d(xt, wt, **attrs)
+    dy = rng.standard_normal(tuple(y.shape))
+    y.backward(torch.as_tensor(dy))
+    gm = torch_backend.graph_module(cg.compiler.prepare(cg.R(f)))
+    assert "convolution_backward" in gm.code
+    dx, dw = gm(torch.as_tensor(x), torch.as_tensor(w), torch.as_tensor(dy))
+    np.testing.assert_allclose(dw.numpy(), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_donated_state_is_updated_in_place_with_the_same_result():
+    """donate=True: the fused Adam writes the new parameters and moments into the
+    tensors of the state it is given, and computes what the functional step computes."""
+    model = _model("mlp", "digits.cat")
+    kw = dict(loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", backend="torch", dtype="f64")
+    plain, donated = cg.compile(model, **kw), cg.compile(model, donate=True, **kw)
+    assert "torch._fused_adam_(" in donated.graph_module.code and "_fused_adam_(" not in plain.graph_module.code
+    s1, s2 = plain.init(0), donated.init(0)
+    s2.opt_state["dense.W/adam.v"] = s2.opt_state["dense.W/adam.m"]  # both zeros, one tensor: copied first
+    for x, y in _batches(64, 10, steps=3):
+        before = s2.params["dense.W"]
+        s1, _ = plain(s1, x, y)
+        s2, _ = donated(s2, x, y)
+        assert s2.params["dense.W"] is before  # written in place
+    _assert_states_close(s2, s1, 1e-13)

@@ -284,6 +284,12 @@ def as_para(x) -> Para:
         return x
     if isinstance(x, Diagram):
         return Para.lift(x)
+    if hasattr(x, "state") and hasattr(x, "forward"):  # a Stateful model (catgrad.calculus.stateful)
+        raise CatgradTypeError(
+            f"this model has state ({', '.join(p.name for p in x.state) or 'a random key'}) or differs between "
+            "training and evaluation, which only cg.compile and cg.fit (catgrad train, predict, evaluate) thread "
+            "through; here give one form, model.forward('train') or model.forward('eval'), whose inputs are the "
+            "state then the model's inputs")
     raise CatgradTypeError(f"expected a Para or a Diagram, got {type(x).__name__}")
 
 

@@ -9,12 +9,15 @@ are whatever the backend computes on: numpy arrays, or torch tensors on a device
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 
 from .. import loss as losses
 from ..calculus.para import Para, as_para
+from ..calculus.stateful import Stateful, keyed, takes_key
 from ..core.diagram import Diagram
 from ..core.types import DTYPES, DType, TensorType, bind_shape
 from ..errors import CatgradError, CatgradTypeError, ShapeError
@@ -46,7 +49,9 @@ class Step:
         self._to_backend = getattr(run, "asarray", lambda x, t: x)
         self.param_names = list(model.names)
         self.opt_keys = list(opt.keys)
-        self._n, self._k = len(self.param_names), len(self.opt_keys)
+        self.state_params = list(getattr(model, "state", ()))  # a Stateful model's state wires
+        self.state_names = [p.name for p in self.state_params]
+        self._n, self._k, self._m = len(self.param_names), len(self.opt_keys), len(self.state_names)
         self._checked: set = set()
         self._bits = model.cod[0].dtype.name == "bit"
 
@@ -68,7 +73,10 @@ class Step:
         conv = self._to_backend
         params = {n: conv(v, p.type) for n, v, p in zip(self.param_names, values, self.model.params)}
         opt_state = {k: conv(opt_state[k], t) for k, t in zip(self.opt_keys, self.opt.state_types)}
-        return TrainState(params, opt_state, 0)
+        mstate = {}
+        if self.state_params:
+            mstate = {p.name: conv(v, p.type) for p, v in zip(self.state_params, self.model.init_state(seed))}
+        return TrainState(params, opt_state, 0, mstate)
 
     def to_backend(self, state: TrainState) -> TrainState:
         """``state`` (numpy arrays from a checkpoint, say) as this step's backend values."""
@@ -77,7 +85,9 @@ class Step:
                   if n in state.params}
         opt = {k: conv(state.opt_state[k], t) for k, t in zip(self.opt_keys, self.opt.state_types)
                if k in state.opt_state}
-        return TrainState(params, opt, state.step)
+        mstate = {p.name: conv(state.model_state[p.name], p.type) for p in self.state_params
+                  if p.name in state.model_state}
+        return TrainState(params, opt, state.step, mstate)
 
     def _check(self, state: TrainState, x, y) -> None:
         xs, ys = _shape(x), _shape(y)
@@ -96,35 +106,44 @@ class Step:
             ) from None
         missing = [n for n in self.param_names if n not in state.params]
         missing += [k for k in self.opt_keys if k not in state.opt_state]
+        missing += [k for k in self.state_names if k not in state.model_state]
         if missing:
             raise CatgradError(f"the train state lacks {', '.join(missing[:5])}: it belongs to a different model or optimizer")
         self._checked.add(key)
 
     def __call__(self, state: TrainState, x, y):
         self._check(state, x, y)
-        p, s = state.params, state.opt_state
-        outs = self._run(*[p[n] for n in self.param_names], *[s[k] for k in self.opt_keys], x, y)
-        n, k = self._n, self._k
-        loss = outs[n + k]
+        p, s, ms = state.params, state.opt_state, state.model_state
+        outs = self._run(*[p[n] for n in self.param_names], *[s[k] for k in self.opt_keys],
+                         *[ms[k] for k in self.state_names], x, y)
+        n, k, m = self._n, self._k, self._m
+        loss = outs[n + k + m]
         loss = float(loss.sum()) if self._bits else float(loss)
         new = TrainState(dict(zip(self.param_names, outs[:n])), dict(zip(self.opt_keys, outs[n : n + k])),
-                         state.step + 1)
-        return new, StepOutput(loss, outs[n + k + 1])
+                         state.step + 1, dict(zip(self.state_names, outs[n + k : n + k + m])))
+        return new, StepOutput(loss, outs[n + k + m + 1])
 
     def predict(self, state: TrainState, x) -> np.ndarray:
-        p = state.params
+        """The model's output on ``x`` in evaluation mode (running statistics, no dropout)."""
+        p, ms = state.params, state.model_state
         if self._predict is None:
             self._predict = self._predict_thunk()
-        return self._predict(*[p[n] for n in self.param_names], x)[0]
+        missing = [k for k in self.state_names if k not in ms]
+        if missing:
+            raise CatgradError(f"the train state lacks the model state {', '.join(missing[:5])}")
+        return self._predict(*[p[n] for n in self.param_names], *[ms[k] for k in self.state_names], x)[0]
 
     def signature(self) -> dict:
-        return {
+        out = {
             "params": {p.name: _type_str(p.type) for p in self.model.params},
             "opt_state": dict(zip(self.opt_keys, map(_type_str, self.opt.state_types))),
             "optimizer": repr(self.optimizer),
             "input": _type_str(self.model.dom[0]),
             "output": _type_str(self.model.cod[0]),
         }
+        if self.state_params:
+            out["model_state"] = {p.name: _type_str(p.type) for p in self.state_params}
+        return out
 
     def __repr__(self):
         return f"<Step {self.model!r} optimizer={self.optimizer!r} backend={self.backend!r}>"
@@ -157,6 +176,22 @@ def _world_size(backend: str) -> int:
     return dist.get_world_size()
 
 
+@contextmanager
+def _no_gc_pauses():
+    """Keep the cyclic garbage collector from running while a step is built: building
+    allocates tens of thousands of small, long-lived objects (boxes, types, fx nodes),
+    which makes the collector rescan its whole older generations again and again
+    (about 40% of the compile time of a deep MLP). Cycles made meanwhile are collected
+    at the next run after it is back on."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def compile(model, loss=None, optimizer: Optimizer | None = None, backend: str = "numpy", lr_lens=None,
             dtype=None, distributed: bool = False, **backend_options) -> Step:
     """Build the supervised step for ``model``, optimize it once and lower it with ``backend``.
@@ -172,14 +207,22 @@ def compile(model, loss=None, optimizer: Optimizer | None = None, backend: str =
     ``torch_compile=True``. ``distributed=True`` (torch backend, after
     ``torch.distributed.init_process_group``) builds the data-parallel step: each process
     passes its shard of the global batch and gradients and loss are all-reduced inside
-    the step (:func:`catgrad.step.step_diagram`'s ``world_size``). For ``backend="numpy"``,
-    ``donate=True`` lets each step write the new parameters and optimizer state into the
-    arrays of the state it is given (no allocation per step): a state passed to the step
-    is used up, keep only the one it returns.
+    the step (:func:`catgrad.step.step_diagram`'s ``world_size``). For ``backend="numpy"``
+    and ``backend="torch"``, ``donate=True`` lets each step write the new parameters and
+    optimizer state into the arrays of the state it is given (numpy: no allocation per
+    step; torch: the fused optimizer kernels update in place, as ``torch.optim`` does): a
+    state passed to the step is used up, keep only the one it returns.
     """
+    with _no_gc_pauses():
+        return _compile(model, loss, optimizer, backend, lr_lens, dtype, distributed, backend_options)
+
+
+def _compile(model, loss, optimizer, backend, lr_lens, dtype, distributed, backend_options) -> Step:
     from ..optim import parse, sgd
 
-    model = as_para(model)
+    model = model if isinstance(model, Stateful) else as_para(model)
+    if takes_key(model):  # (key, x) -> y: the key becomes state, split at every step
+        model = keyed(model)
     factory = backend_factory(backend)
     dtype = _float_dtype(dtype)
     if dtype is not None:
@@ -196,14 +239,16 @@ def compile(model, loss=None, optimizer: Optimizer | None = None, backend: str =
     opt = optimizer.lens(model.params)
     world = _world_size(backend) if distributed else None
     d = step_diagram(model, loss_para, opt, lr_put(lr_lens, loss_para.cod), world_size=world)
-    names = [f"p_{n}" for n in model.names] + [f"s_{k}" for k in opt.keys] + ["x", "y"]
+    state_names = [f"m_{p.name}" for p in getattr(model, "state", ())]
+    names = [f"p_{n}" for n in model.names] + [f"s_{k}" for k in opt.keys] + state_names + ["x", "y"]
     donate = backend_options.pop("donate", False)
-    if donate and backend != "numpy":
-        raise CatgradError(f"donate=True is an option of the numpy backend, not of {backend!r}")
+    if donate and backend not in ("numpy", "torch"):
+        raise CatgradError(f"donate=True is an option of the numpy and torch backends, not of {backend!r}")
     run = factory(prepare(d), input_names=names, **backend_options, **({"donate": True} if donate else {}))
 
-    def predict_run():
-        return factory(prepare(model.body), input_names=names[: len(model.names)] + ["x"], **backend_options)
+    def predict_run():  # the evaluation form: running statistics, no dropout
+        body = model.forward("eval").body if isinstance(model, Stateful) else model.body
+        return factory(prepare(body), input_names=names[: len(model.names)] + state_names + ["x"], **backend_options)
 
     step = Step(model, loss_para, optimizer, opt, d, run, predict_run, backend)
     step.world_size = world  # None: one process; else each call takes this process's shard of the batch

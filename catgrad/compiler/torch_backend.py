@@ -37,6 +37,7 @@ from ..core.types import bind_shape
 from ..errors import CatgradError, ShapeError
 from .pipeline import as_program, implicit_broadcasts, value_names
 from .program import Program
+from .torch_fusion import FusedOp, fuse
 
 _CACHE: dict = {}
 
@@ -82,10 +83,18 @@ def _schedule(prog: Program, skip: set) -> list:
     instruction. Depth = 1 + the deepest input, so no group depends on itself."""
     depth: dict = {}
     key_of: dict = {}
+    read_at: dict = {}  # value -> the greatest depth of an instruction reading it (or an alias of it)
+    source: dict = {}  # an alias (implicit broadcast) -> the value it stands for
     for j, ins in enumerate(prog.instrs):
         d = max((depth.get(a, 0) for a in ins.ins), default=0)
+        # an op that overwrites a donated input runs after every other reader of it
+        d = max([d] + [read_at.get(a, 0) for a in getattr(ins.op, "overwrites", ())])
+        for a in ins.ins:
+            a = source.get(a, a)
+            read_at[a] = max(read_at.get(a, 0), d + 1)
         if j in skip:  # an alias (implicit broadcast) costs nothing and adds no depth
             depth[ins.outs[0]] = d
+            source[ins.outs[0]] = source.get(ins.ins[0], ins.ins[0])
             continue
         depth.update({o: d + 1 for o in ins.outs})  # every output (multi-output ops: all_reduce)
         op = ins.op
@@ -107,9 +116,14 @@ def _schedule(prog: Program, skip: set) -> list:
 
 
 def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProgram",
-                 foreach: bool = True) -> fx.GraphModule:
-    """``prog`` traced through the torch rule table into a GraphModule (not cached)."""
+                 foreach: bool = True, fused: bool = True, donate: bool = False) -> fx.GraphModule:
+    """``prog`` traced through the torch rule table into a GraphModule (not cached).
+    ``fused``: run the subgraphs torch has one kernel for as that kernel
+    (:mod:`catgrad.compiler.torch_fusion`); ``donate``: those kernels may update the
+    program's inputs in place (the graph is then no longer functional)."""
     check_lowerable((i.op for i in prog.instrs), "torch")
+    if fused:
+        prog = fuse(prog, donate)
     graph = fx.Graph()
     tracer = fx.proxy.GraphAppendingTracer(graph)
     root = torch.nn.Module()
@@ -142,6 +156,9 @@ def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProg
         if j in implicit:  # the elementwise readers broadcast by themselves
             env[ins.outs[0]] = env[ins.ins[0]]
             continue
+        if isinstance(ins.op, FusedOp):
+            env.update(ins.op.emit({v: env[v] for v in ins.ins}))
+            continue
         res = bind(ins.op, "torch", binding)(*(env[v] for v in ins.ins))
         res = res if len(ins.outs) > 1 else (res,)
         for o, r in zip(ins.outs, res):
@@ -171,16 +188,20 @@ class TorchProgram:
     arrays are accepted too and moved to the device with the wire's dtype."""
 
     def __init__(self, program: Program, device="cpu", torch_compile: bool = False, input_names=None,
-                 class_name: str = "CatgradProgram", foreach: bool | None = None):
+                 class_name: str = "CatgradProgram", foreach: bool | None = None, fused: bool | None = None,
+                 donate: bool = False):
         self.program = program
         self.device = _device(device)
         self.dom, self.cod = program.dom, program.cod
         if foreach is None:  # inductor fuses by itself and prefers plain ops to multi-tensor ones
             foreach = not torch_compile
-        key = (structural_key(program, input_names), str(self.device), class_name, foreach)
+        if fused is None:  # likewise; and the fused Adam reads its hyperparameters with .item()
+            fused = not torch_compile
+        self.donate = donate = bool(donate and fused)
+        key = (structural_key(program, input_names), str(self.device), class_name, foreach, fused, donate)
         gm = _CACHE.get(key)
         if gm is None:
-            gm = _CACHE[key] = graph_module(program, input_names, class_name, foreach).to(self.device)
+            gm = _CACHE[key] = graph_module(program, input_names, class_name, foreach, fused, donate).to(self.device)
         self.graph_module = gm
         self._dtypes = [t.dtype.torch() for t in self.dom]
         if torch_compile:  # True: inductor; or the name of a torch.compile backend ("eager", "aot_eager"...)
@@ -211,6 +232,8 @@ class TorchProgram:
         args = [a if isinstance(a, torch.Tensor) and a.dtype == d and a.device == self.device
                 else self.asarray(a, t) for a, d, t in zip(args, self._dtypes, self.dom)]
         self._check(args)
+        if self.donate:
+            args = _unaliased(args)
         with torch.no_grad():  # the program is its own derivative: no autograd tape is wanted
             return tuple(self._fn(*args))
 
@@ -219,14 +242,34 @@ class TorchProgram:
         return self.graph_module.code
 
 
+def _unaliased(args: list) -> list:
+    """``args`` where no two tensors share memory (a later one is copied), so that
+    writing into one donated input never changes another."""
+    seen: set = set()
+    out = []
+    for a in args:
+        ptr = a.untyped_storage().data_ptr()
+        if ptr in seen and a.numel():
+            a = a.clone()
+        seen.add(ptr)
+        out.append(a)
+    return out
+
+
 def compile_torch(program, device="cpu", torch_compile: bool = False, input_names=None, passes: bool = True,
-                  class_name: str = "CatgradProgram", foreach: bool | None = None) -> TorchProgram:
+                  class_name: str = "CatgradProgram", foreach: bool | None = None,
+                  fused: bool | None = None, donate: bool = False) -> TorchProgram:
     """The torch backend's factory: ``program`` (an optimized Program, or a diagram,
     lowered and optimized here) as a :class:`TorchProgram` on ``device``. ``foreach``
     groups independent elementwise ops into multi-tensor calls (default: unless
-    ``torch_compile``)."""
+    ``torch_compile``); ``fused`` runs the subgraphs of
+    :data:`catgrad.compiler.torch_fusion.PATTERNS` as torch's fused kernels (likewise).
+    ``donate=True``: the tensors passed in may be overwritten (the fused optimizer
+    updates write the new parameters and state into the old ones), so a value passed
+    to the program is used up; keep only what it returns."""
     return TorchProgram(as_program(program, passes), device=device, torch_compile=torch_compile,
-                        input_names=input_names, class_name=class_name, foreach=foreach)
+                        input_names=input_names, class_name=class_name, foreach=foreach, fused=fused,
+                        donate=donate)
 
 
 __all__ = ["TorchProgram", "compile_torch", "graph_module", "structural_key"]

@@ -160,6 +160,16 @@ class ParamDecl:
     init_args: tuple  # ((name or None, Expr), ...)
     span: Span = _span()
     init_span: Span = _span()
+    state: bool = False  # ``state NAME : T ~ init``: model state, not a trained parameter
+
+
+@dataclass
+class Update:
+    """``update s = e``: the value the state ``s`` takes after a training step."""
+
+    name: str
+    value: Expr
+    span: Span = _span()
 
 
 @dataclass

@@ -43,6 +43,7 @@ from ..ops.linalg import matmul_spec
 from .resolver import ATTR_ARITH
 from . import ast as A
 from .diagnostics import Diagnostic, Note
+from .printer import type_str
 
 MAX_BOXES = 200_000  # elaborating more than this is refused (guards `f @ f` doubling towers)
 MAX_STRUCT = 4096
@@ -90,15 +91,38 @@ def _mentions(value, names: set) -> bool:
 
 POISON = object()
 
+# The dtype variable: ``float[B, n]`` in a definition's types is a float wire whose dtype
+# (f32, f64 or bf16) is fixed where the definition is used, by unifying its declared inputs
+# with the actual ones like a dimension name; one variable per definition, f32 when no
+# input fixes it (and when the definition is checked on its own).
+FLOAT_VAR = "float"
+DTYPE_KEY = "$float"  # its entry in a substitution (not a possible dimension name)
+
+
+def dtype_of(name: str, subst: dict):
+    """The dtype a written dtype name stands for under ``subst``."""
+    if name == FLOAT_VAR:
+        return subst.get(DTYPE_KEY, DTYPES["f32"])
+    return DTYPES[name]
+
+
+def _items(t) -> list:
+    """The tensor types of a written type, flattened (products are lists of wires)."""
+    if isinstance(t, A.ProductTypeExpr):
+        return [x for item in t.items for x in _items(item)]
+    return [t]
+
 
 @dataclass
 class Instance:
-    """One elaborated instantiation: ``graph : P x A -> B`` and the names of P."""
+    """One elaborated instantiation: ``graph : P x S x A -> B x S`` and the names of P and S."""
 
-    graph: Graph
+    graph: Graph  # S (model state) is empty for most definitions; evaluation returns S unchanged
     params: tuple  # of catgrad Param
     dom: Ob
     cod: Ob
+    state: tuple = ()  # of catgrad Param: state wires and their initialisers
+    modal: bool = False  # whether it differs between training and evaluation (train_eval, state)
 
 
 # -- values and morphisms ---------------------------------------------------------------
@@ -262,6 +286,10 @@ class Body:
         self.env: dict = {}
         self.origin: dict = {}  # wire id -> Span where the wire's value was made
         self.params: list = []  # (Param, wire id)
+        self.states: list = []  # (Param, wire id): model state read by the body
+        self.updates: dict = {}  # state name -> wire id of its value after a training step
+        self.state_names: dict = {}  # a state's local name -> its name in ``states``
+        self.modal = False
         self.taken: set = set()
         self.uses: dict = {}
         self.prim_uses: dict = {}  # op name -> primitive calls so far (their scopes: tanh#1, tanh#2, ...)
@@ -277,16 +305,17 @@ class Checker:
         self.broken: set = set()  # id(def) with resolution errors
         self.deferred: set = set()  # id(def) of generic defs checked only where used (see Deferred)
         self.memo: dict = {}  # arity and input-type hints of definitions
+        self.mode = "train"  # "eval": train_eval picks its second value and states are not updated
 
     # -- types ------------------------------------------------------------------------
     def ob_of(self, t, subst) -> Ob:
         if isinstance(t, A.ProductTypeExpr):
             return Ob(*(x for item in t.items for x in self.ob_of(item, subst)))
-        if t.dtype not in DTYPES:
+        if t.dtype not in DTYPES and t.dtype != FLOAT_VAR:
             raise Poisoned()
         dims = tuple(subst.get(x, x) if isinstance(x, str) else x for x in t.dims)
         try:
-            return Ob(TensorType(DTYPES[t.dtype], dims))
+            return Ob(TensorType(dtype_of(t.dtype, subst), dims))
         except CatgradError as e:
             raise CatError(str(e), t.span) from None
 
@@ -343,9 +372,9 @@ class Checker:
                 )
             subst.update(zip(d.dims, m.dims))
         if d.params is not None:
-            declared = [(p, t) for p in d.params for t in self.ob_of(p.type, {})]
+            declared = [(p, t) for p in d.params for t in _items(p.type)]
         elif d.dom is not None:
-            declared = [(None, t) for t in self.ob_of(d.dom, {})]
+            declared = [(None, t) for t in _items(d.dom)]
         else:
             return subst
         if len(declared) != len(actual):
@@ -353,10 +382,17 @@ class Checker:
                 f"'{d.name}' takes {_wires_desc(len(declared))} but is given {len(actual)}",
                 span, [Note(f"'{d.name}' is defined here", d.name_span)],
             )
-        for i, ((p, t), a) in enumerate(zip(declared, actual)):
+        for i, ((p, te), a) in enumerate(zip(declared, actual)):
+            t = self.ob_of(te, {})[0]
+            generic = te.dtype == FLOAT_VAR  # the dtype variable: bound to the first float it meets
+            if generic:
+                bound = subst.get(DTYPE_KEY)
+                t = t.with_dtype(bound if bound is not None else a.dtype if a.dtype.is_float else t.dtype)
             ok = t.dtype == a.dtype and t.rank == a.rank
             if ok:
                 trial = dict(subst)
+                if generic:
+                    trial[DTYPE_KEY] = a.dtype
                 for x, y in zip(t.shape, a.shape):
                     if isinstance(x, str):
                         if trial.setdefault(x, y) != y:
@@ -366,13 +402,22 @@ class Checker:
                 if ok:
                     subst = trial
             if not ok:
+                hint = ""
                 want = TensorType(t.dtype, tuple(subst.get(x, x) if isinstance(x, str) else x for x in t.shape))
+                if generic:  # say what the dtype variable allows
+                    bound = subst.get(DTYPE_KEY)
+                    if bound is not None and bound != a.dtype:
+                        want = f"{want} (its dtype is the variable float, fixed to {bound} by an earlier input)"
+                        if a.dtype.is_float:
+                            hint = f"; convert it with cast, e.g. cast(<argument>, dtype={bound})"
+                    elif not a.dtype.is_float:
+                        want = f"float{str(want)[len(want.dtype.name):]} (any float dtype)"
                 what = f"input '{p.name}'" if p is not None else f"input {i + 1}"
                 notes = []
                 if origins and origins[i] is not None:
                     notes.append(Note(f"the argument has type {a} because of this", origins[i]))
-                notes.append(Note(f"'{d.name}' declares {what} : {t} here", p.span if p is not None else (d.dom.span if d.dom is not None else d.name_span)))
-                raise CatError(f"type mismatch: {what} of '{d.name}' expects {want} but the argument has type {a}", span, notes)
+                notes.append(Note(f"'{d.name}' declares {what} : {type_str(te) if generic else t} here", p.span if p is not None else (d.dom.span if d.dom is not None else d.name_span)))
+                raise CatError(f"type mismatch: {what} of '{d.name}' expects {want} but the argument has type {a}{hint}", span, notes)
         return subst
 
     def instance(self, m: DefMorph, actual: Ob, span, origins=None) -> Instance:
@@ -388,7 +433,7 @@ class Checker:
                     f"write {d.name}[{', '.join(d.dims)}] with sizes",
                     span,
                 )
-        key = (m.key, tuple(sorted((k, v) for k, v in subst.items())), actual)
+        key = (m.key, tuple(sorted((k, v) for k, v in subst.items())), actual, self.mode)
         hit = self.cache.get(key)
         if hit is not None:
             return hit
@@ -459,12 +504,35 @@ class Checker:
                     [Note("the signature is here", d.cod.span)],
                 ))
                 raise Poisoned()
-        graph = body.b.finish([w for _, w in body.params] + ins, [w.id for w in outs])
-        return Instance(graph, tuple(p for p, _ in body.params), Ob(*actual), cod)
+        new_state = [body.updates.get(p.name, w) for p, w in body.states]
+        graph = body.b.finish([w for _, w in body.params] + [w for _, w in body.states] + ins,
+                              [w.id for w in outs] + new_state)
+        return Instance(graph, tuple(p for p, _ in body.params), Ob(*actual), cod,
+                        tuple(p for p, _ in body.states), body.modal or bool(body.states))
+
+    def eval_instance(self, m: DefMorph, dom: Ob) -> Instance:
+        """The evaluation form of ``m`` at input type ``dom`` (see :attr:`mode`)."""
+        self.mode = "eval"
+        try:
+            return self.instance(m, dom, None)
+        finally:
+            self.mode = "train"
 
     # -- statements -----------------------------------------------------------------------
     def stmt(self, body: Body, s) -> None:
         try:
+            if isinstance(s, A.Update):
+                v = self.value(body, s.value)
+                if s.name not in body.state_names:  # its declaration had an error, already reported
+                    raise Poisoned()
+                name = body.state_names[s.name]
+                t = next(p.type for p, _ in body.states if p.name == name)
+                if len(v.wires) != 1 or v.wires[0].type != t:
+                    got = Ob(*(w.type for w in v.wires))
+                    raise CatError(f"state '{s.name}' has type {t} but its update has type {got}", s.value.span)
+                if self.mode == "train":  # evaluation reads the state and leaves it as it is
+                    body.updates[name] = v.wires[0].id
+                return
             if isinstance(s, A.Let):
                 v = self.expr(body, s.value)
                 if s.tuple_pattern:
@@ -486,13 +554,19 @@ class Checker:
                 init = self.init(s, t[0])
                 w = body.b.new_wire(t[0])
                 name = self.fresh(body, s.name)
-                body.params.append((Param(name, t[0], init), w))
+                if s.state:
+                    body.states.append((Param(name, t[0], init), w))
+                    body.state_names[s.name] = name
+                else:
+                    body.params.append((Param(name, t[0], init), w))
                 body.origin[w] = s.span
                 body.env[s.name] = Val([Wire(body.b, w)])
         except (CatError, Poisoned) as e:
             if isinstance(e, CatError):
                 self.diags.append(e.diagnostic)
             body.errors += 1
+            if isinstance(s, A.Update):
+                return
             for n in s.names if isinstance(s, A.Let) else (s.name,):
                 body.env[n] = POISON
 
@@ -597,6 +671,8 @@ class Checker:
             return PrimMorph(ref[1])
         if kind == "struct":
             return StructMorph(ref[1])
+        if kind == "mode":
+            raise CatError(f"'{e.name}' picks one of two values: write {e.name}(in_training, in_evaluation)", e.span)
         raise CatError(f"'{e.name}' can only be used as an op attribute", e.span)
 
     def single(self, body, e, v, op) -> Wire:
@@ -671,6 +747,8 @@ class Checker:
         raise CatError(f"'{_show(e.fn)}' does not take [dimension] arguments", e.span)
 
     def call(self, body: Body, e: A.Call):
+        if isinstance(e.fn, A.Var) and e.fn.ref == ("mode", "train_eval"):
+            return self.train_eval(body, e)
         f = self.expr(body, e.fn)
         if not isinstance(f, Morph):
             raise CatError(f"'{_show(e.fn)}' is a value, not a function", e.fn.span)
@@ -707,6 +785,18 @@ class Checker:
                 wires += v.wires
         return Val(self.apply(body, f, wires, e.span))
 
+    def train_eval(self, body: Body, e: A.Call) -> Val:
+        """``train_eval(a, b)``: ``a`` in the training step, ``b`` in evaluation (predict). Both
+        are checked and must have one type; the other one's wires are discarded."""
+        if e.kwargs or len(e.args) != 2:
+            raise CatError("train_eval takes two values: train_eval(in_training, in_evaluation)", e.span)
+        a, b = (self.value(body, x) for x in e.args)
+        ta, tb = (Ob(*(w.type for w in v.wires)) for v in (a, b))
+        if ta != tb:
+            raise CatError(f"the two values of train_eval must have one type, got {ta} and {tb}", e.span)
+        body.modal = True
+        return a if self.mode == "train" else b
+
     def attr(self, body: Body, e):
         if isinstance(e, A.Num):
             return e.value
@@ -717,12 +807,12 @@ class Checker:
         if isinstance(e, A.List):
             return tuple(self.attr(body, x) for x in e.items)
         if isinstance(e, A.Var) and e.ref and e.ref[0] == "attr":
-            if e.name in DTYPES:
-                return DTYPES[e.name]
+            if e.name in DTYPES or e.name == FLOAT_VAR:
+                return dtype_of(e.name, body.subst)
             return body.subst.get(e.name, e.name)
-        if isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and e.fn.name in DTYPES:
+        if isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and (e.fn.name in DTYPES or e.fn.name == FLOAT_VAR):
             dims = tuple(body.subst.get(x, x) if isinstance(x, str) else x for x in e.dims)
-            return TensorType(DTYPES[e.fn.name], dims)
+            return TensorType(dtype_of(e.fn.name, body.subst), dims)
         if isinstance(e, A.BinOp) and e.op in ATTR_ARITH:
             left, right = self.attr(body, e.left), self.attr(body, e.right)
             if _mentions((left, right), _symbolic_dims(body)):
@@ -779,14 +869,24 @@ class Checker:
             inst = self.instance(f, actual, span, [body.origin.get(w.id) for w in wires])
             if len(body.b.boxes) + len(inst.graph.boxes) > MAX_BOXES:
                 raise CatError(f"this program elaborates to more than {MAX_BOXES} boxes", span)
-            pw = []
+            pw, sw = [], []
             prefix = self.fresh_prefix(body, f.d.name)
             for p in inst.params:
                 w = body.b.new_wire(p.type)
                 body.params.append((Param(self.fresh(body, f"{prefix}.{p.name}"), p.type, p.init), w))
                 pw.append(w)
+            for p in inst.state:  # the callee's state is the caller's, qualified like parameters
+                w = body.b.new_wire(p.type)
+                q = Param(self.fresh(body, f"{prefix}.{p.name}"), p.type, p.init)
+                body.states.append((q, w))
+                sw.append((q.name, w))
             with body.b.scoped(prefix):  # the boxes of this use are scoped like its parameters
-                outs = body.b.inline(inst.graph, pw + [w.id for w in wires])
+                outs = body.b.inline(inst.graph, pw + [w for _, w in sw] + [w.id for w in wires])
+            n_out = len(inst.cod)
+            for (q, _), w in zip(sw, outs[n_out:]):
+                body.updates[q] = w
+            outs = outs[:n_out]
+            body.modal = body.modal or inst.modal
             for w in outs:
                 body.origin[w] = span
             return [Wire(body.b, w) for w in outs]

@@ -47,6 +47,8 @@ def run_show(args) -> int:
         rows = []
         for name in mod.names():
             kind = "params" if mod.has_params(name) else "no params"
+            if mod.is_modal(name):
+                kind += ", state" if mod.has_state(name) else ", train/eval"
             rows.append((name, mod.signature(name), kind))
         w = max((len(r[0]) for r in rows), default=0)
         for name, sig, kind in rows:
@@ -59,8 +61,17 @@ def run_show(args) -> int:
         for line in doc.split("\n"):
             print(f"## {line}")
     from ..calculus.para import Para
+    from ..calculus.stateful import Stateful
 
-    if isinstance(f, Para):
+    if isinstance(f, Stateful):
+        print(f"{name} : {f.dom} -> {f.cod}")
+        for what, ps in (("params", f.params), ("state", f.state)):
+            print(f"{what}:")
+            for p in ps:
+                print(f"  {p.name} : {p.type}" + (f" ~ {p.init}" if p.init is not None else ""))
+        print(f"training (params, state, inputs -> outputs, new state):\n{f.train}")
+        print(f"evaluation:\n{f.eval}")
+    elif isinstance(f, Para):
         print(f"{name} : {f.dom} -> {f.cod}")
         print("params:")
         for p in f.params:

@@ -19,11 +19,12 @@ from contextlib import contextmanager
 from .diagnostics import render_all
 from .loader import check_text
 
-TYPES = ["f32[B, 4]", "f32[B, 3]", "f32[4]", "f64[3]", "f64[]", "bit[8]", "bit[N]", "f32[n, m]", "(f32[3], f32[3])"]
+TYPES = ["f32[B, 4]", "f32[B, 3]", "f32[4]", "f64[3]", "f64[]", "bit[8]", "bit[N]", "f32[n, m]", "(f32[3], f32[3])",
+         "float[B, 4]", "float[4]"]
 OPS = ["exp", "sin", "tanh", "relu", "sigmoid", "sum", "add", "mul", "softmax", "transpose", "not", "or", "xor",
-       "and", "id", "copy", "discard", "swap", "perm", "nn.dense", "nn.layer", "loss.mse", "circuits.half_adder"]
+       "and", "id", "copy", "discard", "swap", "perm", "nn.dense", "nn.layer", "loss.mse", "circuits.half_adder", "train_eval", "nn.batchnorm[4]"]
 INFIX = [">>", "@", "+", "-", "*", "/", "^", "&", "|", "**"]
-TOKENS = INFIX + ["(", ")", "[", "]", "{", "}", ",", "=", ":", "->", "~", "let", "param", "def", "import", "\n",
+TOKENS = INFIX + ["(", ")", "[", "]", "{", "}", ",", "=", ":", "->", "~", "let", "param", "state", "update", "def", "import", "\n",
                   "x", "y", "0", "2.5", '"s"', "f32[3]", "#", "##", "glorot", "nn.dense[4, 3]", "B", "-", "~"]
 
 
@@ -136,6 +137,9 @@ def programs():
         st.builds(lambda n, t, i: f"  param {n} : {t} ~ {i}", st.sampled_from(["W", "b", "x"]),
                   st.sampled_from(TYPES), st.sampled_from(["glorot", "zeros", "normal(0.1)", "uniform(0, 1)",
                                                            "bits(0.5)", "glorx", "he(3)"])),
+        st.builds(lambda n, t, i: f"  state {n} : {t} ~ {i}", st.sampled_from(["s", "x"]),
+                  st.sampled_from(TYPES), st.sampled_from(["zeros", "ones", "key"])),
+        st.builds(lambda n, e: f"  update {n} = {e}", st.sampled_from(["s", "x", "q"]), exprs),
     )
 
     def pointful(name, dims, ps, ret, stmts, e):

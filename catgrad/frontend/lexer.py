@@ -21,7 +21,7 @@ class CatLexer(RegexLexer):
             (r"#.*?$", Comment.Single),
             (r"\s+", Text),
             (r"(def)(\s+)([A-Za-z_][A-Za-z0-9_']*)", bygroups(Keyword, Text, Name.Function)),
-            (words(("let", "param", "import", "as"), suffix=r"\b"), Keyword),
+            (words(("let", "param", "state", "update", "import", "as"), suffix=r"\b"), Keyword),
             (words(("true", "false"), suffix=r"\b"), Keyword.Constant),
             (r"\b(f32|f64|i64|bit)(?=\[)", Keyword.Type),
             (words(("id", "copy", "discard", "swap", "perm"), suffix=r"\b"), Name.Builtin),

@@ -57,18 +57,37 @@ class Module:
             return self._cache[name]
         if name in self._scope.defs:
             d = self._scope.defs[name]
-            inst = run_deep(self._session.checker.check_def, self._scope, d)
+            ck = self._session.checker
+            inst = run_deep(ck.check_def, self._scope, d)
             if inst is None:
                 raise CatgradError(self._why_not(d))
+            m = DefMorph(self._scope, d, tuple(d.dims) if d.dims else None, None)
         elif isinstance(name, str) and name.isidentifier():
             self.definition(name)  # raises: no such definition (did you mean ...)
         else:
             if not isinstance(name, str):
                 raise CatgradError(f"definitions are looked up by name (a str), got {type(name).__name__}")
-            inst = self._expression(name)
-        out = _wrap(inst)
+            inst, m = self._expression(name)
+        # a definition with state or train_eval is elaborated again for evaluation
+        out = _wrap(inst, self._evaluation(m, inst) if inst.modal else None)
         self._cache[name] = out
         return out
+
+    def _evaluation(self, m, inst):
+        """The evaluation form of the definition ``m``, elaborated at ``inst``'s input type."""
+        ck = self._session.checker
+        n_before = len(ck.diags)
+        try:
+            ev = run_deep(ck.eval_instance, m, inst.dom)
+        except CatError as e:
+            raise FrontendError([e.diagnostic], self._session.sources) from None
+        except Poisoned:
+            ev = None
+        if len(ck.diags) != n_before:
+            raise FrontendError(ck.diags[n_before:], self._session.sources)
+        if ev is None:
+            raise CatgradError(f"the evaluation form of {m.d.name!r} has errors")
+        return ev
 
     def _why_not(self, d: A.Def) -> str:
         if d.fparams:
@@ -107,7 +126,7 @@ class Module:
             inst = ck.instance(DefMorph(self._scope, wrapper), dom, None)
             if len(ck.diags) != n_before:
                 raise FrontendError(ck.diags[n_before:], self._session.sources)
-            return inst
+            return inst, DefMorph(self._scope, wrapper)
         except SyntaxDiagnostic as e:
             raise CatgradError(f"{text!r} is neither a definition of {self.path} nor an expression: "
                                f"{e.diagnostic.message}") from None
@@ -139,6 +158,8 @@ class Module:
                 raise CatgradError(f"'{name}' uses a definition with errors") from None
             if inst.params:
                 raise CatgradError(f"{self.path}: the loss '{name}' declares parameters; a loss may not learn")
+            if inst.modal:
+                raise CatgradError(f"{self.path}: the loss '{name}' keeps state or uses train_eval; a loss is one map")
             return from_diagram(Diagram(inst.graph), name)
 
         make.__name__ = make.__qualname__ = name
@@ -163,6 +184,15 @@ class Module:
         inst = self._session.checker.check_def(self._scope, self.definition(name))
         return bool(inst is not None and inst.params)
 
+    def is_modal(self, name: str) -> bool:
+        """Whether the definition has state or differs between training and evaluation."""
+        inst = self._session.checker.check_def(self._scope, self.definition(name))
+        return bool(inst is not None and inst.modal)
+
+    def has_state(self, name: str) -> bool:
+        inst = self._session.checker.check_def(self._scope, self.definition(name))
+        return bool(inst is not None and inst.state)
+
     def declared(self, name: str) -> str:
         """The signature as written in the source."""
         d = self.definition(name)
@@ -177,8 +207,12 @@ class Module:
         return f"<catgrad module {self.path}: {', '.join(self.names())}>"
 
 
-def _wrap(inst):
+def _wrap(inst, evaluation=None):
     body = Diagram(inst.graph)
+    if evaluation is not None:  # it has state, or differs between training and evaluation
+        from ..calculus.stateful import Stateful
+
+        return Stateful(inst.params, inst.state, body, Diagram(evaluation.graph))
     if inst.params:
         return Para(inst.params, body)
     return body

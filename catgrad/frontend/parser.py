@@ -177,6 +177,16 @@ class _ToAST(Transformer):
         return A.ParamDecl(str(name), type_, iname, iargs, self._span(meta), ispan)
 
     @v_args(meta=True)
+    def state_(self, meta, ch):
+        d = self.param_(meta, ch)
+        d.state = True
+        return d
+
+    @v_args(meta=True)
+    def update_(self, meta, ch):
+        return A.Update(str(ch[0]), ch[1], self._span(meta))
+
+    @v_args(meta=True)
     def init(self, meta, ch):
         args = tuple(a for a in ch[1:] if a is not None)
         return str(ch[0]), tuple((k, v) for k, v in args), self._span(meta)

@@ -84,7 +84,9 @@ def _stmt(s) -> str:
     if isinstance(s, A.Let):
         pat = s.names[0] if not s.tuple_pattern else "(" + ", ".join(s.names) + ("," if len(s.names) == 1 else "") + ")"
         return f"let {pat} = {expr_str(s.value)}"
-    out = f"param {s.name} : {type_str(s.type)}"
+    if isinstance(s, A.Update):
+        return f"update {s.name} = {expr_str(s.value)}"
+    out = f"{'state' if s.state else 'param'} {s.name} : {type_str(s.type)}"
     if s.init is not None:
         out += f" ~ {s.init}"
         if s.init_args:

@@ -23,6 +23,7 @@ from .diagnostics import Diagnostic, Note
 from .resources import prelude_names
 
 STRUCT = ("id", "copy", "discard", "swap", "perm")
+MODES = ("train_eval",)  # train_eval(a, b): a in the training step, b in evaluation
 OP_ALIASES = {"xor": "add", "and": "mul", "matmul": "matmul"}
 
 ATTR_ARITH = ("+", "-", "*")  # integer arithmetic allowed inside op attributes
@@ -30,7 +31,7 @@ MAX_SUGGESTIONS = 20  # "did you mean" for the first unknown names of a module o
 
 
 def builtin_names() -> list:
-    return [*STRUCT, *OP_ALIASES, *PRIMITIVES]
+    return [*STRUCT, *MODES, *OP_ALIASES, *PRIMITIVES]
 
 
 class Resolver:
@@ -118,21 +119,33 @@ class Resolver:
         for t in (d.dom, d.cod):
             if t is not None:
                 self.type_(t)
+        states, updated = set(), set()
         for s in d.stmts:
             if isinstance(s, A.Let):
                 self.expr(s.value, local)
                 if len(set(s.names)) != len(s.names):
                     self.error("a name is repeated in this pattern", s.span)
                 local.update(s.names)
+            elif isinstance(s, A.Update):
+                self.expr(s.value, local)
+                if s.name not in states:
+                    self.error(f"'update {s.name}' needs a state declared before it: state {s.name} : T ~ init",
+                               s.span)
+                elif s.name in updated:
+                    self.error(f"state '{s.name}' is updated twice; give it one update", s.span)
+                updated.add(s.name)
             else:
+                if s.state:
+                    states.add(s.name)
                 if d.params is None:
+                    kw = "state" if s.state else "param"
                     self.error(
-                        f"'param {s.name}' needs a pointful definition: give '{d.name}' named inputs, "
+                        f"'{kw} {s.name}' needs a pointful definition: give '{d.name}' named inputs, "
                         f"e.g. def {d.name}(x : f32[B, n]) {{ ... }}",
                         s.span,
                     )
                 if s.name in local:
-                    self.error(f"parameter '{s.name}' has the name of another input or variable", s.span)
+                    self.error(f"{'state' if s.state else 'parameter'} '{s.name}' has the name of another input or variable", s.span)
                 self.type_(s.type)
                 if s.init is not None:
                     if s.init not in INITS:
@@ -147,9 +160,10 @@ class Resolver:
         if isinstance(t, A.ProductTypeExpr):
             for x in t.items:
                 self.type_(x)
-        elif t.dtype not in DTYPES:
-            self.error(f"unknown dtype '{t.dtype}'{did_you_mean(t.dtype, DTYPES)}; the dtypes are "
-                       + ", ".join(DTYPES), t.span)
+        elif t.dtype not in DTYPES and t.dtype != "float":
+            self.error(f"unknown dtype '{t.dtype}'{did_you_mean(t.dtype, [*DTYPES, 'float'])}; the dtypes are "
+                       + ", ".join(DTYPES) + " and the variable float",
+                       t.span)
 
     # -- expressions ------------------------------------------------------------------
     def expr(self, e, local) -> None:
@@ -180,7 +194,7 @@ class Resolver:
         integer arithmetic on them (``stop=i + 1``)."""
         if isinstance(e, A.Var) and "." not in e.name and e.name not in local:
             e.ref = ("attr", e.name)
-        elif isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and e.fn.name in DTYPES:
+        elif isinstance(e, A.Inst) and isinstance(e.fn, A.Var) and (e.fn.name in DTYPES or e.fn.name == "float"):
             e.fn.ref = ("attr", e.fn.name)
         elif isinstance(e, A.List):
             for x in e.items:
@@ -211,6 +225,8 @@ class Resolver:
                 return None
         if name in STRUCT:
             return ("struct", name)
+        if name in MODES:
+            return ("mode", name)
         if name in OP_ALIASES or name in PRIMITIVES:
             return ("op", OP_ALIASES.get(name, name))
         self.unknown = getattr(self, "unknown", 0) + 1
@@ -235,7 +251,7 @@ class Resolver:
 
 def _walk(d: A.Def):
     """Every expression node of a definition (iteratively: chains may be very long)."""
-    todo = [s.value for s in d.stmts if isinstance(s, A.Let)] + [d.result]
+    todo = [s.value for s in d.stmts if isinstance(s, (A.Let, A.Update))] + [d.result]
     while todo:
         e = todo.pop()
         yield e

@@ -332,7 +332,17 @@ def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
 def _torch_conv(x, w, dom, stride=1, padding=0, dilation=1, groups=1):
     K, s, p, d, S, O = _conv_geometry(dom, stride, padding, dilation, groups)
     fn = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[len(K)]
-    return fn(x, w, stride=s, padding=p, dilation=d, groups=int(groups))
+    # (with one input channel both layouts look alike to torch, so the output is asked for too)
+    return _channels_last(fn(_channels_last(x, dom[0]), w, stride=s, padding=p, dilation=d, groups=int(groups)),
+                          dom[0])
+
+
+def _channels_last(x, t: TensorType):
+    """An image batch [N, C, H, W] stored channels-last (the same values): torch's CPU
+    convolution and pooling kernels are much faster on it (they vectorise over the
+    channels), and the ops that follow keep the layout. Other ranks (of the wire type
+    ``t``) are left as they are."""
+    return x.contiguous(memory_format=torch.channels_last) if t.rank == 4 else x
 
 
 def _flip(w, axes):
@@ -456,7 +466,7 @@ def _torch_pool(which):
         n = len(K)
         if which == "maxpool":
             fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
-            return fn(x, K, s, p, d)
+            return fn(_channels_last(x, dom[0]), K, s, p, d)
         if any(a > 1 for a in d):  # torch's avg_pool has no dilation
             return torch.mean(_torch_unfold(x, dom, K, s, p, d), dim=tuple(range(2 + n, 2 + 2 * n)))
         fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[n]

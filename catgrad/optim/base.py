@@ -430,6 +430,24 @@ def run_gets(stages: list, prefixes: list, s: dict, p: Wire) -> Wire:
     return p
 
 
+# Optimizer arithmetic on a bf16 parameter runs in f32: in bf16, Adam's b2 = 0.999 rounds to 1
+# and small updates vanish against the parameter (torch's kernels likewise compute in f32).
+_COMPUTE = {"bf16": "f32"}
+
+
+def compute_type(t: TensorType) -> TensorType:
+    """The type an optimizer's state and arithmetic take for a parameter of type ``t``."""
+    from ..core.types import DTYPES
+
+    return t.with_dtype(DTYPES[_COMPUTE[t.dtype.name]]) if t.dtype.name in _COMPUTE else t
+
+
+def _as(w: Wire, t: TensorType) -> Wire:
+    from ..ops import cast
+
+    return w if w.type.dtype == t.dtype else cast(w, dtype=t.dtype)
+
+
 class OptimizerLens:
     """An optimizer instantiated on a list of parameters.
 
@@ -437,6 +455,10 @@ class OptimizerLens:
     first, then every state entry in ``keys`` order; ``get : P x S -> P`` and
     ``put : P x S x P' -> P x S``. (This is docs/mathematics.md's ``(S x P, S x P) -> (P, P')`` with
     the factors listed parameters-first, the order the step diagram uses.)
+
+    A parameter whose dtype is too narrow for optimizer arithmetic (bf16) has its state,
+    hyperparameters and update computed in f32 (:func:`compute_type`); the new parameter is
+    rounded to its own dtype once, at the end.
     """
 
     def __init__(self, opt: Optimizer, params):
@@ -452,7 +474,8 @@ class OptimizerLens:
         self.prefixes = [[f"{name}/{k}" for k in _number(st)] for name, st in zip(self.names, self.stages)]
         # fields[i][j]: (field, full key) of stage j on parameter i
         self.fields, self.slots = [], []
-        for i, (sts, pres, t) in enumerate(zip(self.stages, self.prefixes, self.types)):
+        self.compute = [compute_type(t) for t in self.types]
+        for i, (sts, pres, t) in enumerate(zip(self.stages, self.prefixes, self.compute)):
             fl, sl = [], []
             for st, pre in zip(sts, pres):
                 if isinstance(st, Group):
@@ -473,7 +496,7 @@ class OptimizerLens:
         self._lens = None
 
     def _check_group(self, g: Group) -> None:
-        types = [self.types[m] for m in g.members]
+        types = [self.compute[m] for m in g.members]
         for t in types:
             g.stage.check(t)
         if len({t.dtype for t in types}) > 1:
@@ -572,7 +595,9 @@ class OptimizerLens:
 
     def emit_get(self, ps: list, ss: list) -> list:
         s = dict(zip(self.keys, ss))
-        ps = list(ps)
+        outer = list(ps)
+        ps = [_as(p, t) for p, t in zip(ps, self.compute)]
+        start = list(ps)
 
         def per_param(i, j):
             ps[i] = self.stages[i][j].apply_get(self._local(s, i, j), ps[i])
@@ -584,20 +609,26 @@ class OptimizerLens:
                 ps[m] = w
 
         self._walk(per_param, whole_model)
-        return ps
+        # a get that leaves the point alone keeps the parameter's own wire (no round trip)
+        return [o if w.id == c.id else _as(w, o.type) for o, w, c in zip(outer, ps, start)]
 
     def emit_put(self, ps: list, ss: list, grads: list):
-        us, new_s = self.emit_directions(ps, ss, grads)
-        return [p + u for p, u in zip(ps, us)], new_s
+        us, new_s = self._directions(ps, ss, grads)
+        return [_as(_as(p, t) + u, p.type) for p, t, u in zip(ps, self.compute, us)], new_s
 
     def emit_directions(self, ps: list, ss: list, grads: list):
         """The put before the parameters move: ``(outgoing directions, new state list)``."""
+        us, new_s = self._directions(ps, ss, grads)
+        return [_as(u, p.type) for p, u in zip(ps, us)], new_s
+
+    def _directions(self, ps: list, ss: list, grads: list):
         s = dict(zip(self.keys, ss))
         new_s = dict(s)
-        us = list(grads)
         for p, g in zip(ps, grads):
             if g.type != p.type:
                 raise CatgradTypeError(f"the update direction {g.type} does not match the parameter {p.type}")
+        ps = [_as(p, t) for p, t in zip(ps, self.compute)]
+        us = [_as(g, t) for g, t in zip(grads, self.compute)]
 
         def per_param(i, j):
             out, us[i] = self.stages[i][j].apply_put(self._local(s, i, j), ps[i], us[i])

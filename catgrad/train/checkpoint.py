@@ -208,7 +208,8 @@ def model_hash(model) -> str:
     form. Two loads of the same definition agree; editing comments or layout changes nothing."""
     import hashlib
 
-    text = repr(([(p.name, str(p.type)) for p in model.params], model.body.graph.canonical()))
+    state = [(p.name, str(p.type)) for p in getattr(model, "state", ())]
+    text = repr(([(p.name, str(p.type)) for p in model.params], model.body.graph.canonical()) + ((state,) if state else ()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -168,7 +168,11 @@ def run(args) -> int:
 
         check_output(args.plot)
     model = _load_model(args.file, args.model)
+    from ..calculus.stateful import keyed, takes_key
     from .circuit import is_bit_model, run_rda
+
+    if takes_key(model):  # (key, x): the key is model state, split at every step (resumes exactly)
+        model = keyed(model)
 
     if is_bit_model(model):  # Reverse Derivative Ascent on the bit-parallel evaluator
         return run_rda(args, model)

@@ -279,7 +279,7 @@ def save_checkpoint(path, step, state, meta: dict, preprocessing=None, source=No
 
 
 def _state_entries(flat: dict) -> dict:
-    return {k: v for k, v in flat.items() if k == "step" or k.startswith(("param/", "opt/"))}
+    return {k: v for k, v in flat.items() if k == "step" or k.startswith(("param/", "opt/", "state/"))}
 
 
 class Interrupted(BaseException):

@@ -45,12 +45,16 @@ class Trained:
     preprocessing: Preprocessing
     meta: dict
     path: str = ""
+    state: dict = None  # a stateful model's state (running statistics, keys): name -> array
 
     def __post_init__(self):
+        from ..calculus.stateful import Stateful
         from ..compiler.backends import backend_factory
 
-        self._forward = backend_factory("numpy")(self.model.body)
+        stateful = isinstance(self.model, Stateful)  # evaluated in its evaluation form
+        self._forward = backend_factory("numpy")(self.model.forward("eval").body if stateful else self.model.body)
         self._names = list(self.model.names)
+        self._state = [(self.state or {})[p.name] for p in self.model.state] if stateful else []
 
     @property
     def classes(self) -> Optional[tuple]:
@@ -70,7 +74,7 @@ class Trained:
             x = self.preprocessing.transform(x)
         x_type = self.model.dom[0]
         x = np.ascontiguousarray(x, dtype=x_type.dtype.numpy)
-        ps = [self.params[n] for n in self._names]
+        ps = [self.params[n] for n in self._names] + self._state
         return apply_rows(lambda xb: self._forward(*ps, xb)[0], x, x_type)
 
     def predict(self, x, raw: bool = False):
@@ -124,6 +128,7 @@ def load_checkpoint(path, model=None) -> Trained:
     with its type.
     """
     from ..calculus.para import as_para
+    from ..calculus.stateful import Stateful, keyed, takes_key
 
     flat, meta = ckpt.load(path)
     info = meta.get("model") or {}
@@ -133,28 +138,34 @@ def load_checkpoint(path, model=None) -> Trained:
                 f"{path}: this checkpoint holds no model source (it was written from Python or by an older catgrad);"
                 " pass the model: cg.load_checkpoint(path, model=...)")
         model = _model_from_source(path, info)
-    model = as_para(model)
+    model = model if isinstance(model, Stateful) else as_para(model)
+    if takes_key(model):  # trained with its key as state (see cg.compile)
+        model = keyed(model)
     want = info.get("hash")
     if want and ckpt.model_hash(model) != want:
         raise ckpt.CheckpointError(
             f"{path}: the model does not match the one this checkpoint was trained for (its hash is"
             f" {ckpt.model_hash(model)}, the checkpoint's {want}): different layers, sizes or parameter names")
-    params = {}
-    for p in model.params:
-        a = flat.get(f"param/{p.name}")
-        if a is None:
-            raise ckpt.CheckpointError(f"{path}: no parameter {p.name!r} in the checkpoint (a different model)")
-        shape = tuple(p.type.shape)
-        if a.shape != shape or a.dtype != np.dtype(p.type.dtype.numpy):
-            raise ckpt.CheckpointError(f"{path}: parameter {p.name!r} is {a.dtype}{list(a.shape)} but the model"
-                                       f" needs {p.type}")
-        params[p.name] = a
+    values = {}
+    for kind, ps in (("param", model.params), ("state", getattr(model, "state", ()))):
+        for p in ps:
+            a = flat.get(f"{kind}/{p.name}")
+            what = "parameter" if kind == "param" else "model state"
+            if a is None:
+                raise ckpt.CheckpointError(f"{path}: no {what} {p.name!r} in the checkpoint (a different model)")
+            shape = tuple(p.type.shape)
+            if a.shape != shape or a.dtype != np.dtype(p.type.dtype.numpy):
+                raise ckpt.CheckpointError(f"{path}: {what} {p.name!r} is {a.dtype}{list(a.shape)} but the model"
+                                           f" needs {p.type}")
+            values[f"{kind}/{p.name}"] = a
+    params = {p.name: values[f"param/{p.name}"] for p in model.params}
+    state = {p.name: values[f"state/{p.name}"] for p in getattr(model, "state", ())}
     pre = Preprocessing.from_checkpoint(flat, meta.get("preprocess"))
     if "rda" in meta:  # a bit model: its trained circuit, behind the encoder it was trained with
         from .circuit import TrainedCircuit
 
         return TrainedCircuit(model, params, pre, dict(meta, step=int(flat.get("step", 0))), os.fspath(path))
-    return Trained(model, params, pre, dict(meta, step=int(flat.get("step", 0))), os.fspath(path))
+    return Trained(model, params, pre, dict(meta, step=int(flat.get("step", 0))), os.fspath(path), state)
 
 
 def _model_from_source(path, info: dict):

@@ -1,0 +1,363 @@
+"""Fused lowerings for the torch backend: subgraphs of a Program that torch has one
+kernel for.
+
+Reverse derivatives and optimizers are written with a few general primitives (R of
+max pooling is ``fold(mask * dy / count)`` over the unfolded windows; Adam is a
+dozen elementwise ops per parameter). That keeps R closed and every backend small,
+but on torch each op is a pass over memory, where torch has a fused kernel for the
+whole subgraph. This module holds, in one table, the subgraphs the torch backend
+recognises and the torch code it emits for each instead. A pattern is written as a
+term over the primitives (the same terms the op's ``rd`` or the optimizer builds); a
+match replaces its instructions by one *fused* instruction, which the backend places
+where the last of them stood. A match is taken only where it is exact:
+
+- ``maxpool_rd``: R of 2-d max pooling over tiling windows (stride = kernel, no
+  padding, no dilation). Ties are split equally, as catgrad's R does, so torch's
+  ``max_pool2d_with_indices_backward`` (which routes a tie to one entry) is not used;
+  instead ``dx = mask * up(dy / count)`` with ``mask = (x == up(y))``,
+  ``count = sumpool(mask)`` and ``up`` nearest-neighbour upsampling: a few passes
+  over ``x`` in its own memory layout, instead of unfold's copy, a 6-d broadcast
+  compare, a reduction, a 6-d multiply and col2im.
+- ``conv_weight_grad``: the weight gradient of a convolution, which R writes as a
+  convolution over the batch axis (``conv(x^T, dy^T)^T``), is torch's
+  ``convolution_backward`` for the weight (the kernel autograd uses).
+- ``adam``: the Adam update of one parameter
+  ``m' = b1 m + (1 - b1) g``, ``v' = b2 v + (1 - b2) g^2``,
+  ``p' = p - (lr / (1 - b1^t')) m' / (sqrt(v') / sqrt(1 - b2^t') + eps)`` is
+  ``torch.ops.aten._fused_adam`` (the functional form of the kernel behind
+  ``torch.optim.Adam(fused=True)``): one pass over the parameter instead of about
+  thirteen, after copying its inputs (the functional form copies; with ``donate`` the
+  in-place ``torch._fused_adam_`` updates the given state instead). Its
+  hyperparameters are Python floats, read from the state's scalar tensors at run time
+  (``.item()``).
+
+Fusion is off under ``torch_compile`` (inductor fuses by itself, and ``.item()`` would
+break the graph).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.fx as fx
+
+from ..core.types import Ob
+from .program import Instr, Program
+
+# -- a small term matcher over the Program ---------------------------------------------------
+#
+# A term is a variable name (a str: binds the value, or checks it equals the value bound
+# before), a number (a constant filled with it), ("bc", term) (the term, or a broadcast
+# of it), or (op_name, term, ...) (the value is made by that op from values matching the
+# terms; add and mul also match with their arguments swapped).
+
+_COMMUTATIVE = {"add", "mul"}
+
+
+class _Matcher:
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.made_by = {o: j for j, ins in enumerate(prog.instrs) for o in ins.outs}
+
+    def instr(self, v):
+        j = self.made_by.get(v)
+        return (j, self.prog.instrs[j]) if j is not None else (None, None)
+
+    def match(self, term, v, env: dict, covered: set) -> bool:
+        if isinstance(term, str):
+            if term in env:
+                return env[term] == v
+            env[term] = v
+            return True
+        if isinstance(term, float):
+            c = self.prog.consts.get(v)
+            return c is not None and np.asarray(c).size > 0 and bool(np.all(np.asarray(c) == term))
+        head, *args = term
+        j, ins = self.instr(v)
+        if head == "bc":
+            if ins is not None and ins.op.name == "broadcast" and self._try(args[0], ins.ins[0], env, covered):
+                covered.add(j)
+                return True
+            return self.match(args[0], v, env, covered)
+        if ins is None or ins.op.name != head or len(ins.ins) != len(args) or len(ins.outs) != 1:
+            return False
+        orders = [ins.ins, ins.ins[::-1]] if head in _COMMUTATIVE else [ins.ins]
+        for vals in orders:
+            e, c = dict(env), set(covered)
+            if all(self.match(a, x, e, c) for a, x in zip(args, vals)):
+                env.clear(), env.update(e)
+                covered.clear(), covered.update(c)
+                covered.add(j)
+                return True
+        return False
+
+    def _try(self, term, v, env, covered) -> bool:
+        e, c = dict(env), set(covered)
+        if self.match(term, v, e, c):
+            env.clear(), env.update(e)
+            covered.clear(), covered.update(c)
+            return True
+        return False
+
+
+@dataclass
+class Fusion:
+    """A matched subgraph: the instructions it replaces, the values it reads and the
+    values it gives (read outside it), and ``emit(env) -> {value: torch value}`` that
+    computes those from ``env`` (value -> torch value of every value it reads). With
+    ``donates``, ``emit(env, inplace=True)`` writes its outputs into those inputs."""
+
+    name: str
+    covered: set
+    ins: tuple
+    outs: tuple
+    emit: Callable
+    donates: tuple = ()  # inputs that ``emit(env, inplace=True)`` overwrites with outputs
+
+
+# -- R of max pooling ------------------------------------------------------------------------
+
+_MAXPOOL_RD = ("fold", ("mul", "MASK", ("bc", ("reshape", ("div", "DY", "COUNT")))))
+_MASK = ("eq", ("unfold", "X"), ("bc", ("reshape", "Y")))
+
+
+def _maxpool_rd(m: _Matcher, j: int):
+    env, covered = {}, set()
+    out = m.prog.instrs[j].outs[0]
+    if not (m.match(_MAXPOOL_RD, out, env, covered) and m.match(("sum", "MASK"), env["COUNT"], env, covered)
+            and m.match(_MASK, env["MASK"], env, covered)):
+        return None
+    X, Y, DY = env["X"], env["Y"], env["DY"]
+    x_t = m.prog.types[X]
+    n = x_t.rank - 2
+    pool = m.instr(Y)[1]
+    if n != 2 or pool is None or pool.op.name != "maxpool" or pool.ins[0] != X:
+        return None
+    unfold = m.instr(m.instr(env["MASK"])[1].ins[0])[1]
+    count = m.instr(env["COUNT"])[1]
+    geo = lambda op: tuple(tuple(dict(op.attrs)[k]) for k in ("kernel", "stride", "padding", "dilation"))  # noqa: E731
+    K, s, p, d = geo(m.prog.instrs[j].op)
+    S = x_t.shape[2:]
+    from ..ops.convolution import geometry
+
+    pa = dict(pool.op.attrs)
+    same_windows = geo(unfold.op) == (K, s, p, d) == geometry(
+        "maxpool", x_t, pa["kernel"], pa.get("stride"), pa.get("padding", 0), pa.get("dilation", 1))[:4]
+    tiling = s == K and not any(p) and all(v == 1 for v in d) and all(isinstance(a, int) and a % k == 0
+                                                                        for a, k in zip(S, K))
+    if not (same_windows and tiling and dict(unfold.op.attrs).get("fill") == float("-inf")
+            and tuple(dict(count.op.attrs).get("axes") or ()) == (4, 5)):
+        return None
+    dtype = x_t.dtype.torch()
+
+    def emit(v):
+        x, y, dy = v[X], v[Y], v[DY]
+        F = torch.nn.functional
+        mask = torch.eq(x, F.interpolate(y, scale_factor=K, mode="nearest")).to(dtype)
+        count = F.avg_pool2d(mask, K, K, divisor_override=1)  # the number of ties, >= 1
+        return {out: torch.mul(mask, F.interpolate(torch.div(dy, count), scale_factor=K, mode="nearest"))}
+
+    return Fusion("maxpool_rd", covered, (X, Y, DY), (out,), emit)
+
+
+# -- the weight gradient of a convolution ------------------------------------------------------
+
+_CONV_DW = ("conv", ("transpose", "X"), ("transpose", "DY"))
+
+
+def _conv_weight_grad(m: _Matcher, j: int):
+    out = m.prog.instrs[j].outs[0]
+    covered = {j}
+    v = m.prog.instrs[j].ins[0]
+    while True:  # R cuts the correlation to the kernel's size (stride > 1) with slices
+        k, cut = m.instr(v)
+        if cut is None or cut.op.name != "slice":
+            break
+        a = dict(cut.op.attrs)
+        if a["axis"] < 2 or a.get("start", 0) != 0:
+            return None
+        covered.add(k)
+        v = cut.ins[0]
+    env = {}
+    if not m.match(_CONV_DW, v, env, covered):
+        return None
+    conv = m.instr(v)[1]
+    swaps = [m.prog.instrs[j]] + [m.instr(a)[1] for a in conv.ins]
+    if any(tuple(dict(t.op.attrs)["perm"]) != (1, 0) + tuple(range(2, t.op.cod[0].rank)) for t in swaps):
+        return None
+    x_t, w_t = m.prog.types[env["X"]], m.prog.types[out]
+    n = x_t.rank - 2
+    if n not in (1, 2, 3) or not all(isinstance(k, int) for k in w_t.shape):
+        return None
+    a = dict(conv.op.attrs)
+    if int(a.get("groups", 1)) != 1:
+        return None
+    # R's conv over the batch has stride = the forward dilation, dilation = the forward
+    # stride and the same padding
+    tup = lambda v: (v,) * n if isinstance(v, int) else tuple(v)  # noqa: E731
+    fwd_dilation, pad, fwd_stride = tup(a.get("stride", 1)), tup(a.get("padding", 0)), tup(a.get("dilation", 1))
+    X, DY = env["X"], env["DY"]
+    shape = list(w_t.shape)
+
+    def emit(v):
+        x, dy = v[X], v[DY]
+        weight = x.new_empty((1,)).expand(shape)  # only its shape is read
+        return torch.ops.aten.convolution_backward(dy, x, weight, None, list(fwd_stride), list(pad),
+                                                   list(fwd_dilation), False, [0] * n, 1, [False, True, False])[1]
+
+    return Fusion("conv_weight_grad", covered, (X, DY), (out,), lambda v: {out: emit(v)})
+
+
+# -- Adam ------------------------------------------------------------------------------------
+
+_ADAM = ("sub", "P", ("div", ("mul", ("bc", ("div", "LR", ("sub", 1.0, ("exp", ("mul", "T1", ("log", "B1")))))), "M1"),
+                      ("add", ("div", ("sqrt", "V1"), ("bc", ("sqrt", ("sub", 1.0, ("exp", ("mul", "T1", ("log", "B2"))))))),
+                       ("bc", "EPS"))))
+_ADAM_M = ("add", ("mul", ("bc", "B1"), "M"), ("mul", ("bc", ("sub", 1.0, "B1")), "G"))
+_ADAM_V = ("add", ("mul", ("bc", "B2"), "V"), ("mul", ("bc", ("sub", 1.0, "B2")), ("mul", "X", "X")))
+
+
+def _adam(m: _Matcher, j: int):
+    env, covered = {}, set()
+    out = m.prog.instrs[j].outs[0]
+    if not (m.match(_ADAM, out, env, covered) and m.match(_ADAM_M, env["M1"], env, covered)
+            and m.match(_ADAM_V, env["V1"], env, covered)):
+        return None
+    # the gradient g is X, or -X (then "maximize" flips it back)
+    if env["G"] == env["X"]:
+        maximize = False
+    else:
+        gj, gi = m.instr(env["G"])
+        if gi is None or gi.op.name != "neg" or gi.ins[0] != env["X"]:
+            return None
+        covered.add(gj)
+        maximize = True
+    p_t = m.prog.types[env["P"]]
+    if not p_t.dtype.is_float or any(m.prog.types[env[k]] != p_t for k in ("M", "V", "X", "M1", "V1")):
+        return None
+    if any(m.prog.types[env[k]].shape != () for k in ("LR", "B1", "B2", "EPS", "T1")):
+        return None
+    P, M, V, X, T1 = (env[k] for k in ("P", "M", "V", "X", "T1"))
+    hyper = {k: env[k] for k in ("LR", "B1", "B2", "EPS")}
+    M1, V1 = env["M1"], env["V1"]
+
+    def emit(v, inplace=False):
+        h = dict(lr=_method("item", v[hyper["LR"]]), beta1=_method("item", v[hyper["B1"]]),
+                 beta2=_method("item", v[hyper["B2"]]), eps=_method("item", v[hyper["EPS"]]),
+                 weight_decay=0.0, amsgrad=False, maximize=maximize)
+        # the kernel walks the four tensors as flat arrays: give them one (dense) layout
+        p, g, m_, v_ = (_method("contiguous", v[k]) for k in (P, X, M, V))
+        if inplace:  # donated: p, m and v become p', m' and v'
+            _call(torch._fused_adam_, [p], [g], [m_], [v_], [], [v[T1]], **h)
+            return {out: p, M1: m_, V1: v_}
+        res = _call(torch.ops.aten._fused_adam.default, [p], [g], [m_], [v_], [], [v[T1]], **h)
+        return {out: res[0][0], M1: res[2][0], V1: res[3][0]}
+
+    return Fusion("adam", covered, (P, M, V, X, T1) + tuple(hyper.values()), (out, M1, V1), emit, donates=(P, M, V))
+
+
+def _call(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; on fx proxies, recorded as one node directly (a
+    multi-tensor op's ``__torch_function__`` dispatch costs milliseconds to trace)."""
+    proxy = next((a for a in args if isinstance(a, fx.Proxy)), None) or \
+        next((a[0] for a in args if isinstance(a, list) and a and isinstance(a[0], fx.Proxy)), None)
+    if proxy is None:
+        return fn(*args, **kwargs)
+    return proxy.tracer.create_proxy("call_function", fn, args, kwargs)
+
+
+def _method(name: str, x):
+    """``x.name()``, recorded directly on an fx proxy."""
+    if isinstance(x, fx.Proxy):
+        return x.tracer.create_proxy("call_method", name, (x,), {})
+    return getattr(x, name)()
+
+
+#: The table: the op at the root of a pattern -> the matchers tried there.
+PATTERNS: dict[str, list] = {"fold": [_maxpool_rd], "transpose": [_conv_weight_grad], "sub": [_adam]}
+
+
+def fuse(prog: Program, donate: bool = False) -> Program:
+    """``prog`` with every match of :data:`PATTERNS` replaced by one fused instruction
+    (an :class:`Instr` whose op is a :class:`FusedOp`), placed where the last of the
+    replaced instructions stood. A match is dropped when another one took some of its
+    instructions, or when a value it drops is read outside it.
+
+    ``donate``: the program's inputs may be overwritten. A fusion that can update its
+    inputs in place does so when they are program inputs that no output returns and
+    that nothing outside it reads after it (the backend schedules it after their
+    other readers)."""
+    m = _Matcher(prog)
+    readers: dict = {}
+    for k, ins in enumerate(prog.instrs):
+        for a in ins.ins:
+            readers.setdefault(a, set()).add(k)
+    outputs = set(prog.outputs)
+    taken: set = set()
+    fusions = []
+    for j in reversed(range(len(prog.instrs))):
+        if j in taken:
+            continue
+        for pattern in PATTERNS.get(prog.instrs[j].op.name, ()):
+            f = pattern(m, j)
+            if f is None or f.covered & taken:
+                continue
+            last = max(f.covered)
+            made = {o for k in f.covered for o in prog.instrs[k].outs}
+            dropped = made - set(f.outs)
+            if any(v in outputs or readers.get(v, set()) - f.covered for v in dropped):
+                continue  # an intermediate value is needed elsewhere
+            if any(r <= last for v in f.outs for r in readers.get(v, set()) - f.covered):
+                continue
+            taken |= f.covered
+            fusions.append((last, f))
+            break
+    if not fusions:
+        return prog
+    at = {last: f for last, f in fusions}
+    inputs = set(prog.inputs)
+
+    def read_by(v) -> set:  # the readers of v, and of broadcasts of it (a backend may alias those)
+        out = set()
+        for r in readers.get(v, ()):
+            out.add(r)
+            if prog.instrs[r].op.name == "broadcast":
+                out |= read_by(prog.instrs[r].outs[0])
+        return out
+
+    instrs = []
+    for k, ins in enumerate(prog.instrs):
+        if k in at:
+            f = at[k]
+            inplace = donate and f.donates and all(
+                v in inputs and v not in outputs and all(r < k for r in read_by(v) - f.covered)
+                for v in f.donates)
+            emit = (lambda env, f=f: f.emit(env, inplace=True)) if inplace else f.emit
+            op = FusedOp(f.name, Ob(*(prog.types[v] for v in f.outs)), emit, f.donates if inplace else ())
+            instrs.append(Instr(op, tuple(f.ins), tuple(f.outs)))
+        elif k not in taken:
+            instrs.append(ins)
+    q = prog.copy()
+    q.instrs = instrs
+    return q
+
+
+class FusedOp:
+    """The op of a fused instruction: ``emit(env) -> {value: torch value}``; it writes
+    into the input values ``overwrites`` (donated), so it must run after their readers."""
+
+    prim = SimpleNamespace(elementwise=False, kind="fused")
+    attrs = ()
+
+    def __init__(self, name: str, cod: Ob, emit: Callable, overwrites: tuple = ()):
+        self.name, self.cod, self.emit, self.overwrites = name, cod, emit, overwrites
+
+    def __repr__(self):
+        return f"fused:{self.name}"
+
+
+__all__ = ["PATTERNS", "Fusion", "FusedOp", "fuse"]
