@@ -180,9 +180,10 @@ def main(argv=None):
                     marker="o", capsize=3, label="RDA circuit (mean, min-max over seeds)")
         for (h, _, g), acc in zip(rows, [np.mean(v) for _, v, _ in rows]):
             ax.annotate(f"H={h}", (g, acc), textcoords="offset points", xytext=(4, -12), fontsize=8)
-        for hidden, acc in mlps:
+        for k, (hidden, acc) in enumerate(mlps):  # labels alternate sides so close lines stay readable
             ax.axhline(acc, ls=":", color="gray")
-            ax.text(gates[0], acc, f"float MLP 64-{hidden}-10", fontsize=8, va="bottom", color="gray")
+            ax.text(gates[0] if k % 2 == 0 else gates[-1], acc, f"float MLP 64-{hidden}-10", fontsize=8, va="bottom",
+                    ha="left" if k % 2 == 0 else "right", color="gray")
         ax.axhline(0.9, color="red", lw=0.8)
         ax.axvline(10000, color="red", lw=0.8)
         ax.set_xscale("log")
