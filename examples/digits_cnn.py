@@ -103,7 +103,7 @@ def main(argv=None):
     diff = 100 * (res.test_accuracy - te_acc)
     ok = abs(diff) <= 0.5 and res.test_accuracy >= 0.985
     print(f"difference: {diff:+.2f} points (target: |diff| <= 0.5 and catgrad >= 98.5%: {'met' if ok else 'MISSED'})")
-    return res, te_acc
+    return res, te_acc, gap
 
 
 if __name__ == "__main__":
