@@ -11,14 +11,20 @@ reduction axes). Later calls with the same shapes only look the function up.
 
 Intermediate values are written with ``out=`` into buffers planned once per shape
 (:mod:`.buffers`) and reused by later calls; outputs are never such buffers, so what a
-call hands back is never changed by a later call. Outputs may share memory with inputs
-(an input handed straight back, a reshaped view): treat arrays as immutable. Input
-arrays are only written when donated (``donate=``).
+call hands back is never changed by a later call while anything refers to it. Outputs
+are written into arrays recycled from earlier calls (a *ring* per output) only when
+the reference count says nothing outside the ring holds them any more: numpy views,
+``memoryview``s and ``torch.from_numpy`` tensors all hold a reference, so they keep
+an array from being recycled; a raw pointer (``a.ctypes.data``) or a weak reference
+does not. Outputs may share memory with inputs (an input handed straight back, a
+reshaped view): treat arrays as immutable. Input arrays are only written when
+donated (``donate=``).
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 
@@ -84,6 +90,24 @@ def _scalar_consts(prog: Program) -> dict:
     return out
 
 
+def _refs_when_free() -> int:
+    """What ``sys.getrefcount(ring[0])`` says when only the list ``ring`` holds the array."""
+    ring = [np.empty(0)]
+    return sys.getrefcount(ring[0])
+
+
+_FREE = _refs_when_free()
+
+
+def _fresh(ring: list, shape: tuple, dtype):
+    """A new array for a ring none of whose arrays is free: it replaces the older one
+    (which the caller still holds, so it lives on outside the ring)."""
+    a = np.empty(shape, dtype)
+    ring.pop(0)
+    ring.append(a)
+    return a
+
+
 def _writes_out(kernel) -> bool:
     """A kernel that takes ``out=`` and otherwise returns fresh memory: a numpy ufunc,
     or a rule's kernel marked ``writes_out``."""
@@ -95,7 +119,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     kernels that can write into preallocated buffers do so (:mod:`.buffers`);
     ``donate`` (``{output position: input position}``) lets them write outputs into
     the caller's input arrays."""
-    env = {"np": np, "_asarray": np.asarray}
+    env = {"np": np, "_asarray": np.asarray, "_rc": sys.getrefcount}
     name = value_names(prog, input_names)
     lines = []
     scalars = _scalar_consts(prog)
@@ -110,11 +134,19 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     kernels = [None if j in implicit else bind(ins.op, "numpy", binding) for j, ins in enumerate(prog.instrs)]
     if reuse:
         planned = plan(prog, lambda j: _writes_out(kernels[j]),
-                       lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]), donate)
+                       lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]), donate,
+                       rings=True)
     else:
         planned = Plan({}, [])
     for k, t in enumerate(planned.buffers):
         env[f"_buf{k}"] = np.empty(resolve_shape(t.shape, binding), np.dtype(t.dtype.numpy))
+    for r, t in enumerate(planned.rings):
+        env[f"_R{r}"] = [None, None]
+        env[f"_F{r}"] = functools.partial(_fresh, env[f"_R{r}"], resolve_shape(t.shape, binding),
+                                          np.dtype(t.dtype.numpy))
+    if planned.rings:
+        lines.append(f"    # {len(planned.rings)} output ring(s): an array handed back earlier is reused once "
+                     f"nothing else refers to it (reference count {_FREE})")
     if planned.buffers:
         lines.append(f"    # {len(planned.buffers)} buffer(s) kept across calls: "
                      + ", ".join(f"_buf{k}: {t}" for k, t in enumerate(planned.buffers)))
@@ -131,7 +163,12 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         if call.startswith("_"):
             env[call] = kernel
         where = planned.target.get(j)
-        if where is not None:
+        if where is not None and where[0] == "ring":
+            r = where[1]
+            lines.append(f"    _o = _R{r}[0] if _rc(_R{r}[0]) == {_FREE} else _R{r}[1] if _rc(_R{r}[1]) == {_FREE} "
+                         f"else _F{r}()")
+            kws += ", out=_o"
+        elif where is not None:
             kws += f", out=_buf{where[1]}" if where[0] == "buf" else f", out={name[prog.inputs[where[1]]]}"
         lhs = ", ".join(name[o] for o in ins.outs) + ("," if len(ins.outs) > 1 else "")
         lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)}{kws})")

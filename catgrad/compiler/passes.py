@@ -6,6 +6,10 @@ computing the same function.
   ``(op, inputs)``; ops are pure, so this is sound). Composing lenses recomputes a
   forward pass inside each put; CSE shares it again.
 - :func:`simplify_signs`: fold negations into the adds, subs and muls that read them.
+- :func:`simplify_scales`: ``x + x = 2x`` merged into a constant factor of ``x``
+  (``(b c) + (b c) = b (2c)``, ``b (-1) = -b``), and ``reshape(reshape(x)) = reshape(x)``.
+  Reverse derivatives leave both: the cotangent of a value read twice is the sum of
+  two equal terms, and a bias gradient is reshaped twice.
 - :func:`fold_constants`: evaluate, at compile time, every instruction whose inputs
   are all known (``constant`` boxes first), given a binding of the symbolic
   dimensions; a constant whose shape is still symbolic becomes a folded scalar and a
@@ -169,10 +173,75 @@ def simplify_signs(p: Program) -> Program:
     return dce(q)
 
 
+def _scalar_fill(c):
+    """The common value of a constant whose entries are all equal (as a 0-d array), else None."""
+    c = np.asarray(c)
+    if c.size == 0 or c.dtype.kind != "f":
+        return None
+    flat = c.reshape(-1)
+    return flat[0] if bool((flat == flat[0]).all()) else None
+
+
+def simplify_scales(p: Program) -> Program:
+    """``add(a, a)`` with ``a = mul(b, c)`` read nowhere else and ``c`` a constant with
+    all entries equal becomes ``mul(b, 2c)``, or ``neg(b)`` when ``2c = -1``. Doubling
+    is exact in binary floating point, so ``(b c) + (b c) = 2 (b c)``; ``b (2c)``
+    equals it except where ``b c`` underflows to a subnormal number. ``reshape(reshape(x))`` becomes one reshape."""
+    uses: dict = {}
+    for ins in p.instrs:
+        for v in ins.ins:
+            uses[v] = uses.get(v, 0) + 1
+    for v in p.outputs:
+        uses[v] = uses.get(v, 0) + 1
+    made = {ins.outs[0]: ins for ins in p.instrs if len(ins.outs) == 1}
+    consts, types = dict(p.consts), list(p.types)
+    kept = []
+    sub: dict = {}
+    for ins in p.instrs:
+        args = tuple(sub.get(v, v) for v in ins.ins)
+        op, name = ins.op, ins.op.name
+        if name == "reshape":
+            src = made.get(args[0])
+            if src is not None and src.op.name == "reshape":
+                if types[src.ins[0]] == op.cod[0]:  # there and back again
+                    sub[ins.outs[0]] = src.ins[0]
+                    continue
+                shape = dict(op.attrs)["shape"]
+                new = Instr(lookup("reshape").op([types[src.ins[0]]], shape=shape), (src.ins[0],), ins.outs)
+                kept.append(new)
+                made[ins.outs[0]] = new  # a chain of reshapes collapses into one
+                continue
+        if name == "add" and len(args) == 2 and args[0] == args[1] and types[args[0]] == op.cod[0] \
+                and op.cod[0].dtype.is_float:
+            a = args[0]
+            src = made.get(a)
+            k = None
+            if src is not None and src.op.name == "mul" and uses.get(a) == 2 and types[a] == op.cod[0]:
+                k = next((k for k in (0, 1) if src.ins[k] in consts and _scalar_fill(consts[src.ins[k]]) is not None
+                          and types[src.ins[1 - k]] == op.cod[0]), None)
+            if k is not None:
+                b, c = src.ins[1 - k], np.asarray(consts[src.ins[k]])
+                two_c = (c * c.dtype.type(2)).astype(c.dtype)
+                if bool((two_c == -1).all()):
+                    kept.append(Instr(lookup("neg").op([types[b]]), (b,), ins.outs))
+                else:
+                    cv = len(types)
+                    types.append(types[src.ins[k]])
+                    consts[cv] = two_c
+                    new_args = (b, cv) if k == 1 else (cv, b)
+                    kept.append(Instr(src.op, new_args, ins.outs))
+                continue
+        kept.append(Instr(op, args, ins.outs))
+    q = p.copy()
+    q.types, q.consts, q.instrs = types, consts, kept
+    q.outputs = [sub.get(v, v) for v in p.outputs]
+    return dce(q)  # the mul folded into the add, and inner reshapes, are read no more
+
+
 def optimize(p: Program, binding: dict | None = None) -> Program:
     """The default pipeline: CSE, constant folding (with ``binding``), CSE again,
-    sign simplification, DCE."""
-    return simplify_signs(cse(fold_constants(cse(p), binding)))
+    scale and sign simplification, DCE."""
+    return simplify_signs(simplify_scales(cse(fold_constants(cse(p), binding))))
 
 
-__all__ = ["dce", "cse", "fold_constants", "simplify_signs", "optimize"]
+__all__ = ["dce", "cse", "fold_constants", "simplify_signs", "simplify_scales", "optimize"]
