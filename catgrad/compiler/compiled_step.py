@@ -79,11 +79,8 @@ class Step:
                if k in state.opt_state}
         return TrainState(params, opt, state.step)
 
-    def _check(self, state: TrainState, x, y) -> None:
-        xs, ys = _shape(x), _shape(y)
-        key = (xs, ys)
-        if key in self._checked:
-            return
+    def _check(self, state: TrainState, key: tuple) -> None:
+        xs, ys = key
         A, B = self.model.dom[0], self.model.cod[0]
         binding: dict = {}
         bind_shape(A, xs, binding, "inputs")
@@ -94,16 +91,29 @@ class Step:
                 f"labels of shape {ys} do not fit the model's output type {B}"
                 f" (with inputs of shape {xs}); for classification give one-hot labels"
             ) from None
+        self._check_keys(state)
+        self._checked.add(key)
+
+    def _check_keys(self, state: TrainState) -> None:
         missing = [n for n in self.param_names if n not in state.params]
         missing += [k for k in self.opt_keys if k not in state.opt_state]
         if missing:
             raise CatgradError(f"the train state lacks {', '.join(missing[:5])}: it belongs to a different model or optimizer")
-        self._checked.add(key)
 
     def __call__(self, state: TrainState, x, y):
-        self._check(state, x, y)
+        try:
+            key = (tuple(x.shape), tuple(y.shape))
+        except AttributeError:
+            key = (_shape(x), _shape(y))
+        if key not in self._checked:  # once per pair of shapes
+            self._check(state, key)
         p, s = state.params, state.opt_state
-        outs = self._run(*[p[n] for n in self.param_names], *[s[k] for k in self.opt_keys], x, y)
+        try:
+            args = [p[n] for n in self.param_names] + [s[k] for k in self.opt_keys]
+        except KeyError:
+            self._check_keys(state)
+            raise
+        outs = self._run(*args, x, y)
         n, k = self._n, self._k
         loss = outs[n + k]
         loss = float(loss.sum()) if self._bits else float(loss)

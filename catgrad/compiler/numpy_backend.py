@@ -110,7 +110,9 @@ def _fresh(ring: list, shape: tuple, dtype):
 
 def _writes_out(kernel) -> bool:
     """A kernel that takes ``out=`` and otherwise returns fresh memory: a numpy ufunc,
-    or a rule's kernel marked ``writes_out``."""
+    or a rule's kernel marked ``writes_out``. (A kernel may also carry ``inline``: its
+    call as a template, ``{0}``, ``{1}``... the operands and ``{out}`` the keyword
+    arguments, written into the generated code in place of a call to the kernel.)"""
     return isinstance(kernel, np.ufunc) or getattr(kernel, "writes_out", False) is True
 
 
@@ -159,8 +161,9 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
             shape = resolve_shape(ins.op.cod[0].shape, binding)
             lines.append(f"    {name[ins.outs[0]]} = {name[ins.ins[0]]}.reshape({shape!r})")
             continue
+        template = getattr(kernel, "inline", None)  # a kernel that says how to write its call out
         call, kws = _inline_call(kernel) or (f"_{name[ins.outs[0]]}", "")
-        if call.startswith("_"):
+        if call.startswith("_") and template is None:
             env[call] = kernel
         where = planned.target.get(j)
         if where is not None and where[0] == "ring":
@@ -171,7 +174,10 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         elif where is not None:
             kws += f", out=_buf{where[1]}" if where[0] == "buf" else f", out={name[prog.inputs[where[1]]]}"
         lhs = ", ".join(name[o] for o in ins.outs) + ("," if len(ins.outs) > 1 else "")
-        lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)}{kws})")
+        if template is not None:
+            lines.append(f"    {lhs} = {template.format(*(name[i] for i in ins.ins), out=kws)}")
+        else:
+            lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)}{kws})")
     rets = []
     computed = {o for ins in prog.instrs for o in ins.outs}
     for v in prog.outputs:
@@ -243,22 +249,29 @@ class NumpyProgram:
         return args
 
     def __call__(self, *args):
-        if len(args) != len(self.dom):
-            raise ShapeError(f"the program takes {len(self.dom)} input(s) of types {self.dom}, got {len(args)}")
+        # the common case costs two list comprehensions: the shapes (the cache key) and
+        # the dtypes, compared with the declared ones (identical dtype objects compare fast)
         try:
-            for a, d in zip(args, self._dtypes):
-                if a.dtype != d:
-                    raise AttributeError
+            key = tuple([a.shape for a in args])
+            ok = [a.dtype for a in args] == self._dtypes
         except AttributeError:
-            names = self.input_names or range(len(self.dom))
-            args = [_as_array(a, t, n if isinstance(n, int) else f"input {n}") for n, a, t in zip(names, args, self.dom)]
+            ok = False
+        if not ok:
+            args = self._convert(args)
+            key = tuple([a.shape for a in args])
         if self._donated:
             args = self._own(list(args))
-        fn = self._cache.get(tuple([a.shape for a in args]))
+        fn = self._cache.get(key)
         if fn is None:
-            key = tuple([a.shape for a in args])
             fn = self._cache[key] = self.specialise(key)
         return fn(*args)
+
+    def _convert(self, args):
+        """The arguments as numpy arrays of the declared dtypes, or a located error."""
+        if len(args) != len(self.dom):
+            raise ShapeError(f"the program takes {len(self.dom)} input(s) of types {self.dom}, got {len(args)}")
+        names = self.input_names or range(len(self.dom))
+        return [_as_array(a, t, n if isinstance(n, int) else f"input {n}") for n, a, t in zip(names, args, self.dom)]
 
     def source(self, *shapes) -> str:
         """The generated code for inputs of these shapes (for inspection)."""

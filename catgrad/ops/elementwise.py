@@ -63,6 +63,8 @@ def _np_sigmoid(x, out=None):
 
 
 _np_sigmoid.writes_out = True
+# the same four steps written out, for code generators
+_np_sigmoid.inline = "np.multiply(0.5, np.add(1.0, np.tanh(np.multiply(0.5, {0}{out}){out}){out}){out})"
 
 sigmoid = _float_unary(
     "sigmoid",

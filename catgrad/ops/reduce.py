@@ -97,6 +97,7 @@ def _np_float_sum(dom, axes=None, keepdims=False):
         return np.add.reduce(x, axis=dims, keepdims=keep, out=out)
 
     total.writes_out = True
+    total.inline = f"np.add.reduce({{0}}, axis={dims!r}, keepdims={keep!r}{{out}})"  # for code generators
     return total
 
 
