@@ -80,7 +80,7 @@ class Step:
         return TrainState(params, opt, state.step)
 
     def _check(self, state: TrainState, key: tuple) -> None:
-        xs, ys = key
+        xs, ys = map(tuple, key)
         A, B = self.model.dom[0], self.model.cod[0]
         binding: dict = {}
         bind_shape(A, xs, binding, "inputs")
@@ -102,24 +102,21 @@ class Step:
 
     def __call__(self, state: TrainState, x, y):
         try:
-            key = (tuple(x.shape), tuple(y.shape))
+            key = (x.shape, y.shape)  # (a torch.Size is a tuple too)
         except AttributeError:
             key = (_shape(x), _shape(y))
         if key not in self._checked:  # once per pair of shapes
             self._check(state, key)
         p, s = state.params, state.opt_state
         try:
-            args = [p[n] for n in self.param_names] + [s[k] for k in self.opt_keys]
+            outs = self._run(*map(p.__getitem__, self.param_names), *map(s.__getitem__, self.opt_keys), x, y)
         except KeyError:
             self._check_keys(state)
             raise
-        outs = self._run(*args, x, y)
         n, k = self._n, self._k
         loss = outs[n + k]
-        loss = float(loss.sum()) if self._bits else float(loss)
-        new = TrainState(dict(zip(self.param_names, outs[:n])), dict(zip(self.opt_keys, outs[n : n + k])),
-                         state.step + 1)
-        return new, StepOutput(loss, outs[n + k + 1])
+        return (TrainState(dict(zip(self.param_names, outs)), dict(zip(self.opt_keys, outs[n:])), state.step + 1),
+                StepOutput(float(loss.sum()) if self._bits else float(loss), outs[n + k + 1]))
 
     def predict(self, state: TrainState, x) -> np.ndarray:
         p = state.params
