@@ -113,6 +113,8 @@ def _writes_out(kernel) -> bool:
     or a rule's kernel marked ``writes_out``. (A kernel may also carry ``inline``: its
     call as a template, ``{0}``, ``{1}``... the operands and ``{out}`` the keyword
     arguments, written into the generated code in place of a call to the kernel.)"""
+    if isinstance(kernel, functools.partial):  # a rule whose attributes bind() filled in
+        kernel = kernel.func
     return isinstance(kernel, np.ufunc) or getattr(kernel, "writes_out", False) is True
 
 
