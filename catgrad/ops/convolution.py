@@ -345,8 +345,8 @@ def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
         if g == 1:
             y = np.matmul(cols.reshape(N * P, Kp * C), wk.reshape(Co, Kp * C).T, out=work("y", (N * P, Co), x.dtype))
             y = np.moveaxis(y.reshape((N,) + O + (Co,)), -1, 1)
-            if out is None:
-                return np.ascontiguousarray(y)
+            if out is None:  # always a copy: y lives in the scratch array
+                return np.array(y, order="C")
             np.copyto(out, y)
             return out
         cols = cols.reshape(N * P, Kp, g, Cg).transpose(2, 0, 1, 3).reshape(g, N * P, Kp * Cg)
