@@ -210,3 +210,22 @@ def test_scale_simplification_leaves_a_product_read_elsewhere():
 
     q = simplify_scales(fold_constants(lower(f)))
     assert q.op_counts() == fold_constants(lower(f)).op_counts()
+
+
+def test_a_negation_moves_through_a_product_to_the_add_that_reads_it():
+    """z + x (-y) -> z - x y where every reader of the product takes the negation; a
+    product that is handed back keeps its form. Bit for bit as evaluation."""
+    from catgrad.compiler import simplify_signs
+
+    @cg.trace(cg.f64[5], cg.f64[5], cg.f64[5])
+    def f(x, y, z):
+        g = -y
+        return z + x * g, z * g
+
+    q = simplify_signs(cse(lower(f)))
+    assert q.op_counts() == {"sub": 1, "mul": 2, "neg": 1}  # the neg left feeds z * g only
+    assert [i.op.name for i in q.instrs if i.ins == (1,)] == ["neg"]
+    rng = np.random.default_rng(1)
+    args = [rng.standard_normal(5) for _ in range(3)]
+    for got, want in zip(compile_numpy(q)(*args), cg.evaluate(f, *args)):
+        np.testing.assert_array_equal(got, want)

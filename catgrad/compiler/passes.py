@@ -82,6 +82,11 @@ def fold_constants(p: Program, binding: dict | None = None) -> Program:
     sub: dict = {}
     kept = []
     types = list(p.types)
+    readers: dict = {}
+    for ins in p.instrs:
+        for v in set(ins.ins):
+            readers.setdefault(v, []).append(ins)
+    outs = set(p.outputs)
     for ins in p.instrs:
         args = tuple(sub.get(v, v) for v in ins.ins)
         op = ins.op
@@ -139,18 +144,25 @@ def _broadcast_op(t, shape):
 def simplify_signs(p: Program) -> Program:
     """Move negations into the ops that read them, where IEEE arithmetic gives the same
     bits: ``x + (-y) = x - y``, ``(-x) + y = y - x``, ``x - (-y) = x + y``,
-    ``(-x)(-y) = xy`` and ``-(-x) = x``. Descent steps are full of these (the learning
+    ``(-x)(-y) = xy``, ``x (-y) = -(xy)`` (the negation moves on to the readers) and
+    ``-(-x) = x``. Descent steps are full of these (the learning
     rate is ``-1``), and each one saved is a pass over a parameter-sized tensor."""
     negated: dict = {}  # value -> the value it negates
     sub: dict = {}
     kept = []
+    types = list(p.types)
+    readers: dict = {}
+    for ins in p.instrs:
+        for v in set(ins.ins):
+            readers.setdefault(v, []).append(ins)
+    outs = set(p.outputs)
     for ins in p.instrs:
         args = tuple(sub.get(v, v) for v in ins.ins)
         op, name = ins.op, ins.op.name
         if name == "neg" and args[0] in negated:
             sub[ins.outs[0]] = negated[args[0]]
             continue
-        if name in ("add", "sub", "mul") and len(op.cod) == 1 and all(p.types[a] == op.cod[0] for a in args):
+        if name in ("add", "sub", "mul") and len(op.cod) == 1 and all(types[a] == op.cod[0] for a in args):
             x, y = args
             new = None
             if name == "add" and y in negated:
@@ -161,6 +173,15 @@ def simplify_signs(p: Program) -> Program:
                 new = ("add", (x, negated[y]))
             elif name == "mul" and x in negated and y in negated:
                 new = ("mul", (negated[x], negated[y]))
+            elif name == "mul" and (x in negated) != (y in negated) and _absorbs_negation(ins.outs[0], readers, outs):
+                # x (-y) = -(x y): the product of the plain value, negated after; every
+                # reader folds the negation in, so the neg is dropped
+                w = len(types)
+                types.append(op.cod[0])
+                kept.append(Instr(op, (negated.get(x, x), negated.get(y, y)), (w,)))
+                kept.append(Instr(lookup("neg").op(op.cod), (w,), ins.outs))
+                negated[ins.outs[0]] = w
+                continue
             if new is not None:
                 kept.append(Instr(lookup(new[0]).op(op.dom), new[1], ins.outs))
                 continue
@@ -168,9 +189,17 @@ def simplify_signs(p: Program) -> Program:
             negated[ins.outs[0]] = args[0]
         kept.append(Instr(op, args, ins.outs))
     q = p.copy()
-    q.instrs = kept
+    q.instrs, q.types = kept, types
     q.outputs = [sub.get(v, v) for v in p.outputs]
     return dce(q)
+
+
+def _absorbs_negation(v, readers, outputs) -> bool:
+    """Every reader of ``v`` takes ``-v`` at no cost: an add, a neg, or a sub that
+    subtracts it (and ``v`` is no output)."""
+    return v not in outputs and all(
+        r.op.name in ("add", "neg") or (r.op.name == "sub" and r.ins[1] == v and r.ins[0] != v)
+        for r in readers.get(v, ()))
 
 
 def _scalar_fill(c):
