@@ -216,3 +216,20 @@ def test_output_rings_never_write_an_array_someone_still_holds():
             now = [np.asarray(h) if not isinstance(h, torch.Tensor) else h.numpy()]
         for a, b in zip(now, c):
             assert np.array_equal(a, b)
+
+
+def test_schedule_puts_each_update_right_after_its_gradient():
+    """Depth first from the outputs: the last layer's update runs before the earlier
+    layers' backward products (not after the whole backward pass), every instruction
+    still after its operands, nothing lost."""
+    from catgrad.compiler.passes import schedule
+
+    step = cg.compile(mlp((8, 16, 16, 16, 4), cg.f64, cg.ops.tanh), loss=cg.loss.mse(), optimizer="sgd(lr=0.1)")
+    p = prepare(step.diagram)
+    pos = {o: j for j, ins in enumerate(p.instrs) for o in ins.outs}
+    first_update = pos[p.outputs[0]]
+    products_after = [j for j, ins in enumerate(p.instrs) if ins.op.name == "einsum" and j > first_update]
+    assert len(products_after) >= 4  # three earlier layers' backward products at least
+    assert sorted(map(id, p.instrs)) == sorted(map(id, schedule(p).instrs))
+    for j, ins in enumerate(p.instrs):
+        assert all(pos.get(v, -1) < j for v in ins.ins)

@@ -6,6 +6,7 @@ computing the same function.
   ``(op, inputs)``; ops are pure, so this is sound). Composing lenses recomputes a
   forward pass inside each put; CSE shares it again.
 - :func:`simplify_signs`: fold negations into the adds, subs and muls that read them.
+- :func:`schedule`: depth-first order from the outputs (updates right after their gradients).
 - :func:`simplify_scales`: ``x + x = 2x`` merged into a constant factor of ``x``
   (``(b c) + (b c) = b (2c)``, ``b (-1) = -b``), and ``reshape(reshape(x)) = reshape(x)``.
   Reverse derivatives leave both: the cotangent of a value read twice is the sum of
@@ -267,10 +268,74 @@ def simplify_scales(p: Program) -> Program:
     return dce(q)  # the mul folded into the add, and inner reshapes, are read no more
 
 
+def schedule(p: Program) -> Program:
+    """Reorder the instructions depth first from the outputs, in output order: each
+    output is computed right after what it needs that is not computed yet. A training
+    step lists the last layer's parameters first, so this puts every parameter update
+    right after its gradient, while the gradient is still in cache (as one writes a
+    step by hand), rather than all updates after the whole backward pass.
+
+    An instruction nothing reads (a parameter update) that reads a program input waits
+    until every other reader of that input has run, so that a donated input (the old
+    parameter, still read by the next layer's backward pass) can be written in place."""
+    producer = {o: j for j, ins in enumerate(p.instrs) for o in ins.outs}
+    read = {v for ins in p.instrs for v in ins.ins}
+    inputs = set(p.inputs)
+    in_readers: dict = {}
+    for j, ins in enumerate(p.instrs):
+        for v in set(ins.ins) & inputs:
+            in_readers.setdefault(v, []).append(j)
+    sink = [not any(o in read for o in ins.outs) for ins in p.instrs]
+    # the producers of each instruction's operands, earliest first: what needs no
+    # reordering keeps its order (the forward pass stays in front)
+    needs = [sorted({producer[v] for v in ins.ins if v in producer}) for ins in p.instrs]
+    done = [False] * len(p.instrs)
+    seen = [False] * len(p.instrs)
+    order: list = []
+    waiting: list = []
+
+    def ready(j):
+        return all(done[r] for v in set(p.instrs[j].ins) & inputs for r in in_readers[v] if r != j)
+
+    def emit(j):
+        done[j] = True
+        order.append(j)
+        while True:  # a sink waiting for this one may go now
+            go = next((w for w in waiting if ready(w)), None)
+            if go is None:
+                return
+            waiting.remove(go)
+            done[go] = True
+            order.append(go)
+
+    for v in p.outputs:
+        if v not in producer or seen[producer[v]]:
+            continue
+        stack = [(producer[v], 0)]
+        while stack:  # iterative post-order: programs may be deep
+            j, k = stack.pop()
+            deps = needs[j]
+            while k < len(deps) and seen[deps[k]]:
+                k += 1
+            if k < len(deps):
+                stack.append((j, k + 1))
+                stack.append((deps[k], 0))
+            elif not seen[j]:
+                seen[j] = True
+                if sink[j] and not ready(j):
+                    waiting.append(j)
+                else:
+                    emit(j)
+    order += waiting  # (every reader has run by now)
+    q = p.copy()
+    q.instrs = [p.instrs[j] for j in order]
+    return q
+
+
 def optimize(p: Program, binding: dict | None = None) -> Program:
     """The default pipeline: CSE, constant folding (with ``binding``), CSE again,
-    scale and sign simplification, DCE."""
-    return simplify_signs(simplify_scales(cse(fold_constants(cse(p), binding))))
+    scale and sign simplification, DCE, and the depth-first schedule."""
+    return schedule(simplify_signs(simplify_scales(cse(fold_constants(cse(p), binding)))))
 
 
-__all__ = ["dce", "cse", "fold_constants", "simplify_signs", "simplify_scales", "optimize"]
+__all__ = ["dce", "cse", "fold_constants", "simplify_signs", "simplify_scales", "schedule", "optimize"]
