@@ -83,11 +83,6 @@ def fold_constants(p: Program, binding: dict | None = None) -> Program:
     sub: dict = {}
     kept = []
     types = list(p.types)
-    readers: dict = {}
-    for ins in p.instrs:
-        for v in set(ins.ins):
-            readers.setdefault(v, []).append(ins)
-    outs = set(p.outputs)
     for ins in p.instrs:
         args = tuple(sub.get(v, v) for v in ins.ins)
         op = ins.op
