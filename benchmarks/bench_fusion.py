@@ -10,8 +10,19 @@ Results and the decision are in docs/benchmarks.md.
 """
 
 import os
-for v in ("OMP_NUM_THREADS","OPENBLAS_NUM_THREADS","NUMEXPR_NUM_THREADS","NUMBA_NUM_THREADS"): os.environ[v]="1"
-import time, sys, numpy as np, numexpr as ne, numba
+import sys
+
+for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[v] = "1"
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+try:
+    import numba
+    import numexpr as ne
+except ImportError as e:
+    sys.exit(f"{e}: this measurement needs `pip install numexpr numba` (neither is a catgrad dependency)")
 FM = len(sys.argv) > 1
 ne.set_num_threads(1)
 def best(f, n):
