@@ -14,7 +14,13 @@ exactly what ``catgrad train examples/digits_cnn.cat --model cnn --data digits
 The torch twin uses the same initial arrays and the same batches in the same order, with
 ``torch.nn.functional`` (conv2d, max_pool2d, cross_entropy) and ``torch.optim.Adam``.
 
+In float32 the two runs round differently (summation orders of the convolutions and of
+Adam's update) and, carried through 900 steps, end a few test images apart; ``--dtype f64``
+runs both in float64, where the final parameters agree to about 1e-12 and so do the accuracies:
+the two are the same computation.
+
 Run:  python examples/digits_cnn.py            (20 epochs, a minute or two on one core)
+      python examples/digits_cnn.py --dtype f64
 """
 
 from __future__ import annotations
@@ -44,14 +50,15 @@ def torch_forward(F, p, x):
     return h.flatten(1) @ p["dense.W"] + p["dense.b"]
 
 
-def run_torch(train, test, init, epochs, batch, seed, lr):
+def run_torch(train, test, init, epochs, batch, seed, lr, dtype="f32"):
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(1)
-    p = {k: torch.tensor(v, requires_grad=True) for k, v in init.params.items()}
+    tdt = {"f32": torch.float32, "f64": torch.float64}[dtype]
+    p = {k: torch.tensor(v, dtype=tdt, requires_grad=True) for k, v in init.params.items()}
     opt = torch.optim.Adam(list(p.values()), lr=lr)
-    images = lambda ds: torch.tensor(ds.x.reshape(-1, 1, 8, 8), dtype=torch.float32)  # noqa: E731
+    images = lambda ds: torch.tensor(ds.x.reshape(-1, 1, 8, 8), dtype=tdt)  # noqa: E731
     X, Y = images(train), torch.tensor(train.y)
     n = len(X)
     for e in range(epochs):
@@ -63,7 +70,7 @@ def run_torch(train, test, init, epochs, batch, seed, lr):
             opt.step()
     with torch.no_grad():
         acc = lambda ds: float((torch_forward(F, p, images(ds)).argmax(1).numpy() == ds.y).mean())  # noqa: E731
-        return acc(train), acc(test)
+        return acc(train), acc(test), {k: v.detach().numpy() for k, v in p.items()}
 
 
 def main(argv=None):
@@ -72,25 +79,31 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", choices=("f32", "f64"), default="f32",
+                    help="f64: both runs in float64, where they agree to rounding (see the docstring)")
     args = ap.parse_args(argv)
     train, test = data.prepare("digits", test_fraction=0.2, seed=args.seed, scale=False)
     model = load(HERE / "digits_cnn.cat")["cnn"]
-    step = cg.compile(model, loss=cg.loss.softmax_cross_entropy(reduction="mean"), optimizer=cg.optim.adam(lr=args.lr))
+    step = cg.compile(model, loss=cg.loss.softmax_cross_entropy(reduction="mean"), optimizer=cg.optim.adam(lr=args.lr),
+                      dtype=args.dtype)
     init = step.init(seed=args.seed)
     t0 = time.perf_counter()
     res = fit(step, train, test=test, epochs=args.epochs, batch_size=args.batch, seed=args.seed, state=init)
     t1 = time.perf_counter()
-    tr_acc, te_acc = run_torch(train, test, init, args.epochs, args.batch, args.seed, args.lr)
+    tr_acc, te_acc, theirs = run_torch(train, test, init, args.epochs, args.batch, args.seed, args.lr, args.dtype)
     t2 = time.perf_counter()
-    print(f"digits {len(train)} train / {len(test)} test as f32[B, 1, 8, 8], cnn of examples/digits_cnn.cat, "
+    print(f"digits {len(train)} train / {len(test)} test as {args.dtype}[B, 1, 8, 8], cnn of examples/digits_cnn.cat, "
           f"adam(lr={args.lr}), batch {args.batch}, {args.epochs} epochs, seed {args.seed}")
     print(f"catgrad: train accuracy {res.train_accuracy:.4f}, test accuracy {res.test_accuracy:.4f}, "
           f"final epoch loss {res.train_loss:.5f} ({t1 - t0:.1f} s, {res.steps} steps)")
     print(f"torch:   train accuracy {tr_acc:.4f}, test accuracy {te_acc:.4f} ({t2 - t1:.1f} s)")
+    gap = max(float(np.abs(np.asarray(res.state.params[k], dtype=np.float64) - v).max() /
+                    max(1e-300, np.abs(v).max())) for k, v in theirs.items())
+    print(f"largest relative difference of the final parameters: {gap:.2e}")
     diff = 100 * (res.test_accuracy - te_acc)
     ok = abs(diff) <= 0.5 and res.test_accuracy >= 0.985
     print(f"difference: {diff:+.2f} points (target: |diff| <= 0.5 and catgrad >= 98.5%: {'met' if ok else 'MISSED'})")
-    return res, te_acc
+    return res, te_acc, gap
 
 
 if __name__ == "__main__":

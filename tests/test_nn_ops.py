@@ -361,3 +361,21 @@ def test_R_of_conv_is_convolution_again():
     want = torch.autograd.grad(inner, (tx, tw, tv))
     got = cg.evaluate(cg.R(cg.R(f)), x, w, v, dx, dw)
     assert rel_err(got, [t.numpy() for t in want]) <= TOL
+
+
+def test_numpy_conv_results_do_not_share_its_scratch_memory():
+    """The numpy conv keeps working arrays between calls; what it returns is always
+    fresh, even where the result is laid out as the working array (1x1 output)."""
+    from catgrad.core.primitive import bind
+
+    x_t, w_t = cg.f64[2, 3, 3, 3], cg.f64[4, 3, 3, 3]
+    op = cg.ops.conv(x_t, w_t).graph.boxes[0][0]
+    kernel = bind(op, "numpy")
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 3, 3)), rng.standard_normal((4, 3, 3, 3))
+    y1 = kernel(x, w)
+    keep = y1.copy()
+    y2 = kernel(x * 2.0, w)
+    assert y1.shape == (2, 4, 1, 1)
+    np.testing.assert_array_equal(y1, keep)
+    np.testing.assert_allclose(y2, 2.0 * keep, rtol=1e-12)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from .backends import BACKENDS, backend_factory, register_backend
 from .compiled_step import Step, StepOutput, compile
 from .numpy_backend import NumpyProgram, compile_numpy
-from .passes import cse, dce, fold_constants, optimize, simplify_signs
+from .passes import cse, dce, fold_constants, optimize, simplify_signs, simplify_scales
 from .pipeline import as_program, prepare, value_names
 from .program import Instr, Program, lower
 
@@ -25,5 +25,5 @@ register_backend("numpy", compile_numpy)
 __all__ = [
     "BACKENDS", "Instr", "NumpyProgram", "Program", "Step", "StepOutput", "backend_factory", "compile",
     "compile_numpy", "cse", "dce", "fold_constants", "lower", "optimize", "register_backend", "prepare",
-    "as_program", "value_names", "simplify_signs",
+    "as_program", "value_names", "simplify_signs", "simplify_scales",
 ]

@@ -18,26 +18,34 @@ and say ``v`` *escapes* when it or such an alias is an output of the program.
   caller's input array when the types agree, the writing kernel is planned-capable,
   and the input (with its aliases) is read by nothing after that instruction; an
   elementwise kernel may also be its last reader (it reads each entry before writing it).
+- Every other value that escapes and is written by a planned-capable kernel gets a
+  *ring*: a few arrays handed back by earlier calls, of which the backend reuses one
+  only when nothing but the ring refers to it any more (its reference count), so
+  the caller can no longer see it. A training loop that keeps only the latest state
+  then allocates nothing per step; one that keeps every state gets fresh arrays.
 
-:func:`plan` returns ``{instruction index: ("buf", k) | ("in", input position)}`` and
-the list of buffer types; the backend allocates the buffers once per specialisation.
+:func:`plan` returns ``{instruction index: ("buf", k) | ("in", input position) | ("ring", r)}``,
+the list of buffer types and the list of ring types; the backend allocates the
+buffers once per specialisation and the ring arrays when first needed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
 class Plan:
-    target: dict  # instruction index -> ("buf", k) or ("in", input position)
+    target: dict  # instruction index -> ("buf", k), ("in", input position) or ("ring", r)
     buffers: list  # buffer k's TensorType
+    rings: list = field(default_factory=list)  # ring r's TensorType
 
 
-def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None) -> Plan:
+def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, rings: bool = False) -> Plan:
     """``writes_out(j)``: instruction ``j``'s kernel takes ``out=`` and returns fresh
     memory otherwise; ``elementwise_inplace(j)``: it may write over an operand of the
-    output's shape that it reads (an elementwise ufunc)."""
+    output's shape that it reads (an elementwise ufunc). ``rings``: give escaping
+    values rings (the backend must then check reference counts before reusing)."""
     n = len(prog.instrs)
     fresh = [writes_out(j) for j in range(n)]
     last: dict = {}
@@ -65,6 +73,7 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None) -> P
     pos = {v: i for i, v in enumerate(prog.inputs)}
     donors = {prog.outputs[p]: prog.inputs[i] for p, i in (donate or {}).items()}
     used_donors: set = set()
+    ring_types: list = []
     for j, ins in enumerate(prog.instrs):
         if not fresh[j] or len(ins.outs) != 1:
             continue
@@ -78,6 +87,9 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None) -> P
                     and via.get(u, -1) < j and (last.get(u, -1) < j or (last[u] == j and elementwise_inplace(j)))):
                 used_donors.add(u)
                 target[j] = ("in", pos[u])
+            elif rings:
+                target[j] = ("ring", len(ring_types))
+                ring_types.append(t)
             continue
         for k, b in enumerate(buffers):
             if b == t and busy[k] < j:
@@ -88,7 +100,7 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None) -> P
             busy.append(-1)
         busy[k] = max(ext[o], j)
         target[j] = ("buf", k)
-    return Plan(target, buffers)
+    return Plan(target, buffers, ring_types)
 
 
 __all__ = ["Plan", "plan"]

@@ -89,11 +89,8 @@ class Step:
                   if p.name in state.model_state}
         return TrainState(params, opt, state.step, mstate)
 
-    def _check(self, state: TrainState, x, y) -> None:
-        xs, ys = _shape(x), _shape(y)
-        key = (xs, ys)
-        if key in self._checked:
-            return
+    def _check(self, state: TrainState, key: tuple) -> None:
+        xs, ys = map(tuple, key)
         A, B = self.model.dom[0], self.model.cod[0]
         binding: dict = {}
         bind_shape(A, xs, binding, "inputs")
@@ -104,24 +101,35 @@ class Step:
                 f"labels of shape {ys} do not fit the model's output type {B}"
                 f" (with inputs of shape {xs}); for classification give one-hot labels"
             ) from None
+        self._check_keys(state)
+        self._checked.add(key)
+
+    def _check_keys(self, state: TrainState) -> None:
         missing = [n for n in self.param_names if n not in state.params]
         missing += [k for k in self.opt_keys if k not in state.opt_state]
         missing += [k for k in self.state_names if k not in state.model_state]
         if missing:
             raise CatgradError(f"the train state lacks {', '.join(missing[:5])}: it belongs to a different model or optimizer")
-        self._checked.add(key)
 
     def __call__(self, state: TrainState, x, y):
-        self._check(state, x, y)
+        try:
+            key = (x.shape, y.shape)  # (a torch.Size is a tuple too)
+        except AttributeError:
+            key = (_shape(x), _shape(y))
+        if key not in self._checked:  # once per pair of shapes
+            self._check(state, key)
         p, s, ms = state.params, state.opt_state, state.model_state
-        outs = self._run(*[p[n] for n in self.param_names], *[s[k] for k in self.opt_keys],
-                         *[ms[k] for k in self.state_names], x, y)
+        try:
+            outs = self._run(*map(p.__getitem__, self.param_names), *map(s.__getitem__, self.opt_keys),
+                             *map(ms.__getitem__, self.state_names), x, y)
+        except KeyError:
+            self._check_keys(state)
+            raise
         n, k, m = self._n, self._k, self._m
         loss = outs[n + k + m]
-        loss = float(loss.sum()) if self._bits else float(loss)
-        new = TrainState(dict(zip(self.param_names, outs[:n])), dict(zip(self.opt_keys, outs[n : n + k])),
-                         state.step + 1, dict(zip(self.state_names, outs[n + k : n + k + m])))
-        return new, StepOutput(loss, outs[n + k + m + 1])
+        return (TrainState(dict(zip(self.param_names, outs)), dict(zip(self.opt_keys, outs[n:])), state.step + 1,
+                           dict(zip(self.state_names, outs[n + k :])) if m else {}),
+                StepOutput(float(loss.sum()) if self._bits else float(loss), outs[n + k + m + 1]))
 
     def predict(self, state: TrainState, x) -> np.ndarray:
         """The model's output on ``x`` in evaluation mode (running statistics, no dropout)."""

@@ -11,14 +11,20 @@ reduction axes). Later calls with the same shapes only look the function up.
 
 Intermediate values are written with ``out=`` into buffers planned once per shape
 (:mod:`.buffers`) and reused by later calls; outputs are never such buffers, so what a
-call hands back is never changed by a later call. Outputs may share memory with inputs
-(an input handed straight back, a reshaped view): treat arrays as immutable. Input
-arrays are only written when donated (``donate=``).
+call hands back is never changed by a later call while anything refers to it. Outputs
+are written into arrays recycled from earlier calls (a *ring* per output) only when
+the reference count says nothing outside the ring holds them any more: numpy views,
+``memoryview``s and ``torch.from_numpy`` tensors all hold a reference, so they keep
+an array from being recycled; a raw pointer (``a.ctypes.data``) or a weak reference
+does not. Outputs may share memory with inputs (an input handed straight back, a
+reshaped view): treat arrays as immutable. Input arrays are only written when
+donated (``donate=``).
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 
@@ -84,9 +90,31 @@ def _scalar_consts(prog: Program) -> dict:
     return out
 
 
+def _refs_when_free() -> int:
+    """What ``sys.getrefcount(ring[0])`` says when only the list ``ring`` holds the array."""
+    ring = [np.empty(0)]
+    return sys.getrefcount(ring[0])
+
+
+_FREE = _refs_when_free()
+
+
+def _fresh(ring: list, shape: tuple, dtype):
+    """A new array for a ring none of whose arrays is free: it replaces the older one
+    (which the caller still holds, so it lives on outside the ring)."""
+    a = np.empty(shape, dtype)
+    ring.pop(0)
+    ring.append(a)
+    return a
+
+
 def _writes_out(kernel) -> bool:
     """A kernel that takes ``out=`` and otherwise returns fresh memory: a numpy ufunc,
-    or a rule's kernel marked ``writes_out``."""
+    or a rule's kernel marked ``writes_out``. (A kernel may also carry ``inline``: its
+    call as a template, ``{0}``, ``{1}``... the operands and ``{out}`` the keyword
+    arguments, written into the generated code in place of a call to the kernel.)"""
+    if isinstance(kernel, functools.partial):  # a rule whose attributes bind() filled in
+        kernel = kernel.func
     return isinstance(kernel, np.ufunc) or getattr(kernel, "writes_out", False) is True
 
 
@@ -95,7 +123,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     kernels that can write into preallocated buffers do so (:mod:`.buffers`);
     ``donate`` (``{output position: input position}``) lets them write outputs into
     the caller's input arrays."""
-    env = {"np": np, "_asarray": np.asarray}
+    env = {"np": np, "_asarray": np.asarray, "_rc": sys.getrefcount}
     name = value_names(prog, input_names)
     lines = []
     scalars = _scalar_consts(prog)
@@ -110,11 +138,19 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     kernels = [None if j in implicit else bind(ins.op, "numpy", binding) for j, ins in enumerate(prog.instrs)]
     if reuse:
         planned = plan(prog, lambda j: _writes_out(kernels[j]),
-                       lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]), donate)
+                       lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]), donate,
+                       rings=True)
     else:
         planned = Plan({}, [])
     for k, t in enumerate(planned.buffers):
         env[f"_buf{k}"] = np.empty(resolve_shape(t.shape, binding), np.dtype(t.dtype.numpy))
+    for r, t in enumerate(planned.rings):
+        env[f"_R{r}"] = [None, None]
+        env[f"_F{r}"] = functools.partial(_fresh, env[f"_R{r}"], resolve_shape(t.shape, binding),
+                                          np.dtype(t.dtype.numpy))
+    if planned.rings:
+        lines.append(f"    # {len(planned.rings)} output ring(s): an array handed back earlier is reused once "
+                     f"nothing else refers to it (reference count {_FREE})")
     if planned.buffers:
         lines.append(f"    # {len(planned.buffers)} buffer(s) kept across calls: "
                      + ", ".join(f"_buf{k}: {t}" for k, t in enumerate(planned.buffers)))
@@ -127,14 +163,23 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
             shape = resolve_shape(ins.op.cod[0].shape, binding)
             lines.append(f"    {name[ins.outs[0]]} = {name[ins.ins[0]]}.reshape({shape!r})")
             continue
+        template = getattr(kernel, "inline", None)  # a kernel that says how to write its call out
         call, kws = _inline_call(kernel) or (f"_{name[ins.outs[0]]}", "")
-        if call.startswith("_"):
+        if call.startswith("_") and template is None:
             env[call] = kernel
         where = planned.target.get(j)
-        if where is not None:
+        if where is not None and where[0] == "ring":
+            r = where[1]
+            lines.append(f"    _o = _R{r}[0] if _rc(_R{r}[0]) == {_FREE} else _R{r}[1] if _rc(_R{r}[1]) == {_FREE} "
+                         f"else _F{r}()")
+            kws += ", out=_o"
+        elif where is not None:
             kws += f", out=_buf{where[1]}" if where[0] == "buf" else f", out={name[prog.inputs[where[1]]]}"
         lhs = ", ".join(name[o] for o in ins.outs) + ("," if len(ins.outs) > 1 else "")
-        lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)}{kws})")
+        if template is not None:
+            lines.append(f"    {lhs} = {template.format(*(name[i] for i in ins.ins), out=kws)}")
+        else:
+            lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)}{kws})")
     rets = []
     computed = {o for ins in prog.instrs for o in ins.outs}
     for v in prog.outputs:
@@ -206,22 +251,29 @@ class NumpyProgram:
         return args
 
     def __call__(self, *args):
-        if len(args) != len(self.dom):
-            raise ShapeError(f"the program takes {len(self.dom)} input(s) of types {self.dom}, got {len(args)}")
+        # the common case costs two list comprehensions: the shapes (the cache key) and
+        # the dtypes, compared with the declared ones (identical dtype objects compare fast)
         try:
-            for a, d in zip(args, self._dtypes):
-                if a.dtype != d:
-                    raise AttributeError
+            key = tuple([a.shape for a in args])
+            ok = [a.dtype for a in args] == self._dtypes
         except AttributeError:
-            names = self.input_names or range(len(self.dom))
-            args = [_as_array(a, t, n if isinstance(n, int) else f"input {n}") for n, a, t in zip(names, args, self.dom)]
+            ok = False
+        if not ok:
+            args = self._convert(args)
+            key = tuple([a.shape for a in args])
         if self._donated:
             args = self._own(list(args))
-        fn = self._cache.get(tuple([a.shape for a in args]))
+        fn = self._cache.get(key)
         if fn is None:
-            key = tuple([a.shape for a in args])
             fn = self._cache[key] = self.specialise(key)
         return fn(*args)
+
+    def _convert(self, args):
+        """The arguments as numpy arrays of the declared dtypes, or a located error."""
+        if len(args) != len(self.dom):
+            raise ShapeError(f"the program takes {len(self.dom)} input(s) of types {self.dom}, got {len(args)}")
+        names = self.input_names or range(len(self.dom))
+        return [_as_array(a, t, n if isinstance(n, int) else f"input {n}") for n, a, t in zip(names, args, self.dom)]
 
     def source(self, *shapes) -> str:
         """The generated code for inputs of these shapes (for inspection)."""

@@ -6,6 +6,11 @@ computing the same function.
   ``(op, inputs)``; ops are pure, so this is sound). Composing lenses recomputes a
   forward pass inside each put; CSE shares it again.
 - :func:`simplify_signs`: fold negations into the adds, subs and muls that read them.
+- :func:`schedule`: depth-first order from the outputs (updates right after their gradients).
+- :func:`simplify_scales`: ``x + x = 2x`` merged into a constant factor of ``x``
+  (``(b c) + (b c) = b (2c)``, ``b (-1) = -b``), and ``reshape(reshape(x)) = reshape(x)``.
+  Reverse derivatives leave both: the cotangent of a value read twice is the sum of
+  two equal terms, and a bias gradient is reshaped twice.
 - :func:`fold_constants`: evaluate, at compile time, every instruction whose inputs
   are all known (``constant`` boxes first), given a binding of the symbolic
   dimensions; a constant whose shape is still symbolic becomes a folded scalar and a
@@ -135,18 +140,25 @@ def _broadcast_op(t, shape):
 def simplify_signs(p: Program) -> Program:
     """Move negations into the ops that read them, where IEEE arithmetic gives the same
     bits: ``x + (-y) = x - y``, ``(-x) + y = y - x``, ``x - (-y) = x + y``,
-    ``(-x)(-y) = xy`` and ``-(-x) = x``. Descent steps are full of these (the learning
+    ``(-x)(-y) = xy``, ``x (-y) = -(xy)`` (the negation moves on to the readers) and
+    ``-(-x) = x``. Descent steps are full of these (the learning
     rate is ``-1``), and each one saved is a pass over a parameter-sized tensor."""
     negated: dict = {}  # value -> the value it negates
     sub: dict = {}
     kept = []
+    types = list(p.types)
+    readers: dict = {}
+    for ins in p.instrs:
+        for v in set(ins.ins):
+            readers.setdefault(v, []).append(ins)
+    outs = set(p.outputs)
     for ins in p.instrs:
         args = tuple(sub.get(v, v) for v in ins.ins)
         op, name = ins.op, ins.op.name
         if name == "neg" and args[0] in negated:
             sub[ins.outs[0]] = negated[args[0]]
             continue
-        if name in ("add", "sub", "mul") and len(op.cod) == 1 and all(p.types[a] == op.cod[0] for a in args):
+        if name in ("add", "sub", "mul") and len(op.cod) == 1 and all(types[a] == op.cod[0] for a in args):
             x, y = args
             new = None
             if name == "add" and y in negated:
@@ -157,6 +169,15 @@ def simplify_signs(p: Program) -> Program:
                 new = ("add", (x, negated[y]))
             elif name == "mul" and x in negated and y in negated:
                 new = ("mul", (negated[x], negated[y]))
+            elif name == "mul" and (x in negated) != (y in negated) and _absorbs_negation(ins.outs[0], readers, outs):
+                # x (-y) = -(x y): the product of the plain value, negated after; every
+                # reader folds the negation in, so the neg is dropped
+                w = len(types)
+                types.append(op.cod[0])
+                kept.append(Instr(op, (negated.get(x, x), negated.get(y, y)), (w,)))
+                kept.append(Instr(lookup("neg").op(op.cod), (w,), ins.outs))
+                negated[ins.outs[0]] = w
+                continue
             if new is not None:
                 kept.append(Instr(lookup(new[0]).op(op.dom), new[1], ins.outs))
                 continue
@@ -164,15 +185,152 @@ def simplify_signs(p: Program) -> Program:
             negated[ins.outs[0]] = args[0]
         kept.append(Instr(op, args, ins.outs))
     q = p.copy()
-    q.instrs = kept
+    q.instrs, q.types = kept, types
     q.outputs = [sub.get(v, v) for v in p.outputs]
     return dce(q)
 
 
+def _absorbs_negation(v, readers, outputs) -> bool:
+    """Every reader of ``v`` takes ``-v`` at no cost: an add, a neg, or a sub that
+    subtracts it (and ``v`` is no output)."""
+    return v not in outputs and all(
+        r.op.name in ("add", "neg") or (r.op.name == "sub" and r.ins[1] == v and r.ins[0] != v)
+        for r in readers.get(v, ()))
+
+
+def _scalar_fill(c):
+    """The common value of a constant whose entries are all equal (as a 0-d array), else None."""
+    c = np.asarray(c)
+    if c.size == 0 or c.dtype.kind != "f":
+        return None
+    flat = c.reshape(-1)
+    return flat[0] if bool((flat == flat[0]).all()) else None
+
+
+def simplify_scales(p: Program) -> Program:
+    """``add(a, a)`` with ``a = mul(b, c)`` read nowhere else and ``c`` a constant with
+    all entries equal becomes ``mul(b, 2c)``, or ``neg(b)`` when ``2c = -1``. Doubling
+    is exact in binary floating point, so ``(b c) + (b c) = 2 (b c)``; ``b (2c)``
+    equals it except where ``b c`` underflows to a subnormal number. ``reshape(reshape(x))`` becomes one reshape."""
+    uses: dict = {}
+    for ins in p.instrs:
+        for v in ins.ins:
+            uses[v] = uses.get(v, 0) + 1
+    for v in p.outputs:
+        uses[v] = uses.get(v, 0) + 1
+    made = {ins.outs[0]: ins for ins in p.instrs if len(ins.outs) == 1}
+    consts, types = dict(p.consts), list(p.types)
+    kept = []
+    sub: dict = {}
+    for ins in p.instrs:
+        args = tuple(sub.get(v, v) for v in ins.ins)
+        op, name = ins.op, ins.op.name
+        if name == "reshape":
+            src = made.get(args[0])
+            if src is not None and src.op.name == "reshape":
+                if types[src.ins[0]] == op.cod[0]:  # there and back again
+                    sub[ins.outs[0]] = src.ins[0]
+                    continue
+                shape = dict(op.attrs)["shape"]
+                new = Instr(lookup("reshape").op([types[src.ins[0]]], shape=shape), (src.ins[0],), ins.outs)
+                kept.append(new)
+                made[ins.outs[0]] = new  # a chain of reshapes collapses into one
+                continue
+        if name == "add" and len(args) == 2 and args[0] == args[1] and types[args[0]] == op.cod[0] \
+                and op.cod[0].dtype.is_float:
+            a = args[0]
+            src = made.get(a)
+            k = None
+            if src is not None and src.op.name == "mul" and uses.get(a) == 2 and types[a] == op.cod[0]:
+                k = next((k for k in (0, 1) if src.ins[k] in consts and _scalar_fill(consts[src.ins[k]]) is not None
+                          and types[src.ins[1 - k]] == op.cod[0]), None)
+            if k is not None:
+                b, c = src.ins[1 - k], np.asarray(consts[src.ins[k]])
+                two_c = (c * c.dtype.type(2)).astype(c.dtype)
+                if bool((two_c == -1).all()):
+                    kept.append(Instr(lookup("neg").op([types[b]]), (b,), ins.outs))
+                else:
+                    cv = len(types)
+                    types.append(types[src.ins[k]])
+                    consts[cv] = two_c
+                    new_args = (b, cv) if k == 1 else (cv, b)
+                    kept.append(Instr(src.op, new_args, ins.outs))
+                continue
+        kept.append(Instr(op, args, ins.outs))
+    q = p.copy()
+    q.types, q.consts, q.instrs = types, consts, kept
+    q.outputs = [sub.get(v, v) for v in p.outputs]
+    return dce(q)  # the mul folded into the add, and inner reshapes, are read no more
+
+
+def schedule(p: Program) -> Program:
+    """Reorder the instructions depth first from the outputs, in output order: each
+    output is computed right after what it needs that is not computed yet. A training
+    step lists the last layer's parameters first, so this puts every parameter update
+    right after its gradient, while the gradient is still in cache (as one writes a
+    step by hand), rather than all updates after the whole backward pass.
+
+    An instruction nothing reads (a parameter update) that reads a program input waits
+    until every other reader of that input has run, so that a donated input (the old
+    parameter, still read by the next layer's backward pass) can be written in place."""
+    producer = {o: j for j, ins in enumerate(p.instrs) for o in ins.outs}
+    read = {v for ins in p.instrs for v in ins.ins}
+    inputs = set(p.inputs)
+    in_readers: dict = {}
+    for j, ins in enumerate(p.instrs):
+        for v in set(ins.ins) & inputs:
+            in_readers.setdefault(v, []).append(j)
+    sink = [not any(o in read for o in ins.outs) for ins in p.instrs]
+    # the producers of each instruction's operands, earliest first: what needs no
+    # reordering keeps its order (the forward pass stays in front)
+    needs = [sorted({producer[v] for v in ins.ins if v in producer}) for ins in p.instrs]
+    done = [False] * len(p.instrs)
+    seen = [False] * len(p.instrs)
+    order: list = []
+    waiting: list = []
+
+    def ready(j):
+        return all(done[r] for v in set(p.instrs[j].ins) & inputs for r in in_readers[v] if r != j)
+
+    def emit(j):
+        done[j] = True
+        order.append(j)
+        while True:  # a sink waiting for this one may go now
+            go = next((w for w in waiting if ready(w)), None)
+            if go is None:
+                return
+            waiting.remove(go)
+            done[go] = True
+            order.append(go)
+
+    for v in p.outputs:
+        if v not in producer or seen[producer[v]]:
+            continue
+        stack = [(producer[v], 0)]
+        while stack:  # iterative post-order: programs may be deep
+            j, k = stack.pop()
+            deps = needs[j]
+            while k < len(deps) and seen[deps[k]]:
+                k += 1
+            if k < len(deps):
+                stack.append((j, k + 1))
+                stack.append((deps[k], 0))
+            elif not seen[j]:
+                seen[j] = True
+                if sink[j] and not ready(j):
+                    waiting.append(j)
+                else:
+                    emit(j)
+    order += waiting  # (every reader has run by now)
+    q = p.copy()
+    q.instrs = [p.instrs[j] for j in order]
+    return q
+
+
 def optimize(p: Program, binding: dict | None = None) -> Program:
     """The default pipeline: CSE, constant folding (with ``binding``), CSE again,
-    sign simplification, DCE."""
-    return simplify_signs(cse(fold_constants(cse(p), binding)))
+    scale and sign simplification, DCE, and the depth-first schedule."""
+    return schedule(simplify_signs(simplify_scales(cse(fold_constants(cse(p), binding)))))
 
 
-__all__ = ["dce", "cse", "fold_constants", "simplify_signs", "optimize"]
+__all__ = ["dce", "cse", "fold_constants", "simplify_signs", "simplify_scales", "schedule", "optimize"]

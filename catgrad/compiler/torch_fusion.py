@@ -218,17 +218,25 @@ _ADAM = ("sub", "P", ("div", ("mul", ("bc", ("div", "LR", ("sub", 1.0, ("exp", (
                       ("add", ("div", ("sqrt", "V1"), ("bc", ("sqrt", ("sub", 1.0, ("exp", ("mul", "T1", ("log", "B2"))))))),
                        ("bc", "EPS"))))
 _ADAM_M = ("add", ("mul", ("bc", "B1"), "M"), ("mul", ("bc", ("sub", 1.0, "B1")), "G"))
+# the same with g = -X after sign simplification has folded the negation into the sum
+_ADAM_M_NEG = ("sub", ("mul", ("bc", "B1"), "M"), ("mul", ("bc", ("sub", 1.0, "B1")), "X"))
 _ADAM_V = ("add", ("mul", ("bc", "B2"), "V"), ("mul", ("bc", ("sub", 1.0, "B2")), ("mul", "X", "X")))
 
 
 def _adam(m: _Matcher, j: int):
     env, covered = {}, set()
     out = m.prog.instrs[j].outs[0]
-    if not (m.match(_ADAM, out, env, covered) and m.match(_ADAM_M, env["M1"], env, covered)
-            and m.match(_ADAM_V, env["V1"], env, covered)):
+    if not m.match(_ADAM, out, env, covered):
+        return None
+    negated = not m._try(_ADAM_M, env["M1"], env, covered)
+    if negated and not m._try(_ADAM_M_NEG, env["M1"], env, covered):
+        return None
+    if not m.match(_ADAM_V, env["V1"], env, covered):
         return None
     # the gradient g is X, or -X (then "maximize" flips it back)
-    if env["G"] == env["X"]:
+    if negated:
+        maximize = True
+    elif env["G"] == env["X"]:
         maximize = False
     else:
         gj, gi = m.instr(env["G"])

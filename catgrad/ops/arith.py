@@ -171,10 +171,19 @@ gt = declare(
     arity=2, samples=samples_of(2, dtypes=(f64, f32, i64)),
 )
 
+def _np_eq(x, y, dtype, out=None):
+    """[x == y] in ``dtype``; with ``out=`` in one pass (the booleans cast as written)."""
+    if out is None:
+        return (x == y).astype(dtype)
+    return np.equal(x, y, out=out, casting="unsafe")
+
+
+_np_eq.writes_out = True
+
 eq = declare(
     "eq",
     _binary("eq"),
-    numpy=lambda x, y, dtype: (x == y).astype(dtype),
+    numpy=_np_eq,
     torch=lambda x, y, dtype: torch.eq(x, y).to(dtype),
     needs=("dtype",),
     doc="1 where x == y, else 0, in the inputs' dtype. Locally constant: R = 0.",

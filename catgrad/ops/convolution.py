@@ -173,8 +173,18 @@ def _np_fold(dom, kernel, size, stride=1, padding=0, dilation=1):
     tiles = all(s[i] == K[i] and d[i] == 1 for i in range(n))  # windows tile the input: no overlaps
     inter = tuple(a for i in range(n) for a in (2 + i, 2 + n + i))
 
-    def run(cols):
+    exact = tiles and all(O[i] * K[i] == S[i] and p[i] == 0 for i in range(n))
+
+    def run(cols, out=None):
         N, C = cols.shape[:2]
+        if exact and out is not None and out.flags.c_contiguous:  # one copy, straight into out
+            np.copyto(out.reshape((N, C) + tuple(a for i in range(n) for a in (O[i], K[i]))),
+                      cols.transpose((0, 1) + inter))
+            return out
+        res = fill(cols, N, C)
+        return res if out is None else np.copyto(out, res) or out
+
+    def fill(cols, N, C):
         if tiles:  # [N, C, *O, *K] -> [N, C, O1, K1, O2, K2, ...] is the padded image itself
             img = cols.transpose((0, 1) + inter).reshape((N, C) + tuple(O[i] * K[i] for i in range(n)))
             if img.shape[2:] == Sp:
@@ -190,6 +200,7 @@ def _np_fold(dom, kernel, size, stride=1, padding=0, dilation=1):
             out[at] += slabs[j]
         return np.ascontiguousarray(out[crop].transpose(back))
 
+    run.writes_out = True
     return run
 
 
@@ -301,31 +312,50 @@ def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
     K, s, p, d, S, O = _conv_geometry(dom, stride, padding, dilation, groups)
     n, g = len(K), int(groups)
     P, Kp = math.prod(O), math.prod(K)
-    pad = _np_padder(p)
     offsets = list(itertools.product(*(range(a) for a in K)))
-    # im2col offset by offset: cols[n, *O, *K, c] = xpad[n, c, s O + d k]; each assignment
-    # moves one strided slab, in runs of C numbers (a loop over the kernel, not the pixels)
-    reads = [(slice(None),) * 2 + tuple(slice(k[i] * d[i], k[i] * d[i] + s[i] * (O[i] - 1) + 1, s[i])
-                                        for i in range(n)) for k in offsets]
+    # the input goes channels-last once ([N, *Sp, C], zero padded), then im2col offset by
+    # offset: cols[n, *O, *K, c] = xpad[n, s O + d k, c]; each assignment moves one
+    # strided slab in contiguous runs of C numbers (a loop over the kernel, not the pixels)
+    inner = (slice(None),) + tuple(slice(a, a + b) for a, b in zip(p, S))
+    reads = [(slice(None),) + tuple(slice(k[i] * d[i], k[i] * d[i] + s[i] * (O[i] - 1) + 1, s[i])
+                                    for i in range(n)) for k in offsets]
     writes = [(slice(None),) * (1 + n) + k for k in offsets]
     to_last = (0,) + tuple(range(2, 2 + n)) + (1,)
     w_last = (0,) + tuple(range(2, 2 + n)) + (1,)  # w [Co, Cg, *K] -> [Co, *K, Cg]
 
-    def run(x, w):
+    scratch: dict = {}  # working arrays kept between calls, by shape: fresh memory costs page faults
+
+    def work(name, shape, dtype, zero=False):
+        a = scratch.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = scratch[name] = (np.zeros if zero else np.empty)(shape, dtype)
+        return a
+
+    def run(x, w, out=None):
         (N, C), (Co, Cg) = x.shape[:2], w.shape[:2]
-        x = pad(x)
-        cols = np.empty((N,) + O + K + (C,), dtype=x.dtype)
+        if any(p):  # the border stays zero: only the inside is written
+            xl = work("xl", (N,) + tuple(a + 2 * b for a, b in zip(S, p)) + (C,), x.dtype, zero=True)
+            xl[inner] = x.transpose(to_last)
+        else:
+            xl = x.transpose(to_last)
+        cols = work("cols", (N,) + O + K + (C,), x.dtype)
         for r, wr in zip(reads, writes):
-            cols[wr] = x[r].transpose(to_last)
+            cols[wr] = xl[r]
         wk = w.transpose(w_last)
         if g == 1:
-            y = cols.reshape(N * P, Kp * C) @ wk.reshape(Co, Kp * C).T  # [N*P, Co]
-            return np.ascontiguousarray(np.moveaxis(y.reshape((N,) + O + (Co,)), -1, 1))
+            y = np.matmul(cols.reshape(N * P, Kp * C), wk.reshape(Co, Kp * C).T, out=work("y", (N * P, Co), x.dtype))
+            y = np.moveaxis(y.reshape((N,) + O + (Co,)), -1, 1)
+            if out is None:  # always a copy: y lives in the scratch array
+                return np.array(y, order="C")
+            np.copyto(out, y)
+            return out
         cols = cols.reshape(N * P, Kp, g, Cg).transpose(2, 0, 1, 3).reshape(g, N * P, Kp * Cg)
         wk = wk.reshape(g, Co // g, Kp * Cg).transpose(0, 2, 1)
         y = np.matmul(cols, wk).reshape((g, N) + O + (Co // g,))  # [g, N, *O, Co/g]
-        return np.ascontiguousarray(y.transpose((1, 0, 2 + n) + tuple(range(2, 2 + n)))).reshape((N, Co) + O)
+        y = np.ascontiguousarray(y.transpose((1, 0, 2 + n) + tuple(range(2, 2 + n)))).reshape((N, Co) + O)
+        return y if out is None else np.copyto(out, y) or out
 
+    run.writes_out = True
     return run
 
 
@@ -445,15 +475,20 @@ def _np_pool(combine, fill, mean):
         offsets = list(itertools.product(*(range(a) for a in K)))
         scale = 1.0 / math.prod(K)
 
-        def run(x):
+        def run(x, out=None):
             w = windows(x)
-            acc = np.array(w[(Ellipsis,) + offsets[0]])
+            if out is None:
+                acc = np.array(w[(Ellipsis,) + offsets[0]])
+            else:
+                acc = out
+                np.copyto(acc, w[(Ellipsis,) + offsets[0]])
             for k in offsets[1:]:
                 combine(acc, w[(Ellipsis,) + k], out=acc)
             if mean:
                 acc *= acc.dtype.type(scale)
             return acc
 
+        run.writes_out = True
         return run
 
     return staged

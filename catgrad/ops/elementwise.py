@@ -63,6 +63,8 @@ def _np_sigmoid(x, out=None):
 
 
 _np_sigmoid.writes_out = True
+# the same four steps written out, for code generators
+_np_sigmoid.inline = "np.multiply(0.5, np.add(1.0, np.tanh(np.multiply(0.5, {0}{out}){out}){out}){out})"
 
 sigmoid = _float_unary(
     "sigmoid",
@@ -78,9 +80,26 @@ sqrt = _float_unary(
     lambda xs, ys, dys: [dys[0] / (ys[0] * 2.0)], "Square root. R: (x, d) -> d / (2 sqrt x).", domain=(0.5, 3.0),
 )
 
+def _np_heaviside(x, dtype, out=None):
+    """[x > 0] in ``dtype``; with ``out=`` in one pass (the comparison's booleans cast as written)."""
+    if out is None:
+        return (x > 0).astype(dtype)
+    return np.greater(x, 0, out=out, casting="unsafe")
+
+
+_np_heaviside.writes_out = True
+
+
+def _np_relu(x, out=None):
+    return np.maximum(x, 0, out=out)
+
+
+_np_relu.writes_out = True
+_np_relu.inline = "np.maximum({0}, 0{out})"
+
 heaviside = _float_unary(
     "heaviside",
-    lambda x, dtype: (x > 0).astype(dtype),
+    _np_heaviside,
     lambda x, dtype: torch.gt(x, 0).to(dtype),
     lambda v: sympy.Heaviside(v, 0),
     None,
@@ -95,7 +114,7 @@ sign = _float_unary(
 
 relu = _float_unary(
     "relu",
-    lambda x: np.maximum(x, 0),
+    _np_relu,
     lambda x: torch.relu(x),
     lambda v: sympy.Max(v, 0),
     lambda xs, ys, dys: [dys[0] * heaviside(xs[0])],

@@ -102,6 +102,8 @@ def _einsum2(spec: str, sa: tuple, sb: tuple):
                 return np.matmul(a if idx else a.T, b if idy else b.T, out=out)
 
             matmul.writes_out = True
+            # the same call written out, for code generators (no Python call in between)
+            matmul.inline = f"np.matmul({{0}}{'' if idx else '.T'}, {{1}}{'' if idy else '.T'}{{out}})"
             return matmul
         tx = (lambda a: a) if idx else (lambda a: a.T)
         ty = (lambda b: b) if idy else (lambda b: b.T)

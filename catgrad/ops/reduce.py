@@ -90,13 +90,25 @@ def _np_float_sum(dom, axes=None, keepdims=False):
         # a few trailing entries (pooling windows): a matrix-vector product, not numpy's
         # reduction loop, which is slow on short inner axes
         tail = (1,) * len(dims) if keepdims else ()
-        return lambda x: (x.reshape(-1, k) @ np.ones(k, x.dtype)).reshape(x.shape[:lead] + tail)
+        ones = np.ones(k, np.dtype(t.dtype.numpy))
+
+        def windows(x, out=None):
+            o = ones if ones.dtype == x.dtype else np.ones(k, x.dtype)
+            if out is None or not out.flags.c_contiguous:
+                r = (x.reshape(-1, k) @ o).reshape(x.shape[:lead] + tail)
+                return r if out is None else np.copyto(out, r) or out
+            np.matmul(x.reshape(-1, k), o, out=out.reshape(-1))  # (a view of the contiguous out)
+            return out
+
+        windows.writes_out = True
+        return windows
     keep = bool(keepdims)
 
     def total(x, out=None):  # np.sum's own reduction, without its Python wrapper; ``out=`` as numpy's
         return np.add.reduce(x, axis=dims, keepdims=keep, out=out)
 
     total.writes_out = True
+    total.inline = f"np.add.reduce({{0}}, axis={dims!r}, keepdims={keep!r}{{out}})"  # for code generators
     return total
 
 
