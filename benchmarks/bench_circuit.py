@@ -6,7 +6,10 @@ throughput against the float MLP step, measured in the same run.
    64 samples reads two words and writes one: 24 bytes. The ceiling is therefore
    ``copy bandwidth / 24 * 64`` gate-evaluations per second, with the copy bandwidth
    measured here by ``np.copyto`` on arrays far larger than the caches (bytes read plus
-   bytes written). Printed: gate-evaluations/s of :class:`catgrad.circuit.Evaluator`
+   bytes written) immediately before each timed evaluation, so that every ratio compares
+   two measurements taken under the same load; the median ratio over the trials is the
+   figure, on the process's CPU clock (on a shared machine the wall clock also counts the
+   time the process waits for a core), with the wall-clock ratio next to it. Printed: gate-evaluations/s of :class:`catgrad.circuit.Evaluator`
    for several chunk sizes, and of a plain numpy loop (one ufunc per gate over the whole
    sample axis, every net kept), as fractions of the ceiling.
 2. RDA on the bit-parallel evaluator (examples/rda.cat, digits 0 vs 1) in examples per
@@ -40,25 +43,26 @@ def random_circuit(n_gates: int, n_in: int = 64, n_out: int = 64, seed: int = 0)
     return nl
 
 
-def best_of(fn, repeat=3) -> float:
+def best_of(fn, repeat=3, clock=time.perf_counter) -> float:
     best = float("inf")
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, clock() - t)
     return best
 
 
-def copy_bandwidth(nbytes: int = 512 << 20) -> float:
+def copy_bandwidth(nbytes: int = 512 << 20, clock=time.perf_counter) -> float:
     src = np.ones(nbytes // 8, np.uint64)
     dst = np.empty_like(src)
-    t = best_of(lambda: np.copyto(dst, src), 5)
+    t = best_of(lambda: np.copyto(dst, src), 5, clock)
     return 2 * nbytes / t
 
 
-def plain_loop(nl: Netlist, x: np.ndarray) -> np.ndarray:
-    """The peer: every net kept in one (nets, words) array, one ufunc per gate."""
-    v = np.empty((nl.n_nets, x.shape[1]), np.uint64)
+def plain_loop(nl: Netlist, x: np.ndarray, v: np.ndarray | None = None) -> np.ndarray:
+    """The peer: every net kept in one (nets, words) array ``v`` (allocated once by the caller,
+    so its page faults are not timed), one ufunc per gate."""
+    v = np.empty((nl.n_nets, x.shape[1]), np.uint64) if v is None else v
     v[0], v[1] = 0, np.uint64(0xFFFFFFFFFFFFFFFF)
     v[2:nl.first_gate] = x
     fn = {"and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor}
@@ -68,12 +72,26 @@ def plain_loop(nl: Netlist, x: np.ndarray) -> np.ndarray:
     return v[nl.outputs]
 
 
-def bench_eval(gates: int, samples: int) -> None:
+def paired(fn, trials: int) -> list:
+    """``trials`` rows (copy bandwidth, evaluation time), each pair measured back to back so
+    that it sees the same load on a shared machine, on two clocks: wall time and the
+    process's CPU time (which leaves out the time the process waits for a core; both
+    operations are single-threaded). The ratios are taken within each pair."""
+    out = []
+    for _ in range(trials):
+        row = []
+        for clock in (time.perf_counter, time.process_time):
+            row += [copy_bandwidth(clock=clock), best_of(fn, 1, clock)]
+        out.append(row)
+    return np.array(out)
+
+
+def bench_eval(gates: int, samples: int, trials: int = 7) -> None:
     nl = random_circuit(gates)
     words = -(-samples // 64)
     x = np.random.default_rng(1).integers(0, 2**63, size=(nl.n_inputs, words), dtype=np.uint64)
     evals = gates * words * 64
-    rows, bws = [], [copy_bandwidth()]
+    rows = []
     ref = None
     for chunk in (256, 4096, None):
         ev = Evaluator(nl, chunk_words=chunk)
@@ -81,23 +99,24 @@ def bench_eval(gates: int, samples: int) -> None:
         ref = y if ref is None else ref
         assert np.array_equal(y, ref)
         rows.append((f"catgrad Evaluator, chunk {ev.chunk_words} words{'' if chunk else ' (default)'}, "
-                     f"{ev.n_slots} buffers", best_of(lambda: ev.packed(x))))
-        bws.append(copy_bandwidth())
+                     f"{ev.n_slots} buffers", paired(lambda: ev.packed(x), trials)))
     if nl.n_nets * words * 8 < 6 << 30:
-        assert np.array_equal(plain_loop(nl, x), ref)
-        rows.append(("plain numpy loop, all nets kept", best_of(lambda: plain_loop(nl, x))))
-        bws.append(copy_bandwidth())
-    # the machine is shared: the copy bandwidth is measured between the timings and the
-    # best of those measurements sets the ceiling (the conservative choice)
-    bw = max(bws)
-    ceiling = bw / 24 * 64
-    print(f"random netlist: {gates} two-input gates, {samples} samples ({words} words)")
-    print(f"copy bandwidth (read + write), best of {len(bws)} measurements between the timings: {bw / 1e9:.2f} GB/s "
-          f"(all: {', '.join(f'{b / 1e9:.1f}' for b in bws)}) -> ceiling {ceiling / 1e9:.1f} G gate-evaluations/s")
-    print("| evaluator | time (s) | G gate-evals/s | fraction of ceiling |")
-    print("|---|---|---|---|")
-    for name, t in rows:
-        print(f"| {name} | {t:.3f} | {evals / t / 1e9:.2f} | {evals / t / ceiling:.2f} |")
+        v = np.zeros((nl.n_nets, words), np.uint64)  # touched once here
+        assert np.array_equal(plain_loop(nl, x, v), ref)
+        rows.append(("plain numpy loop, all nets kept (one preallocated array)", paired(lambda: plain_loop(nl, x, v), trials)))
+        del v
+    print(f"random netlist: {gates} two-input gates, {samples} samples ({words} words); {trials} trials per row, "
+          "each a copy-bandwidth measurement followed at once by one evaluation, on the wall clock and on the "
+          "process's CPU clock")
+    print("| evaluator | copy GB/s, CPU clock (median) | G gate-evals/s, CPU clock (median) | fraction of ceiling, "
+          "CPU clock: median (min-max) | fraction of ceiling, wall clock: median (min-max) |")
+    print("|---|---|---|---|---|")
+    for name, m in rows:
+        # the ceiling: 24 bytes per 64 gate-evaluations at the copy bandwidth of the same trial
+        wall, cpu = evals / m[:, 1] / (m[:, 0] / 24 * 64), evals / m[:, 3] / (m[:, 2] / 24 * 64)
+        print(f"| {name} | {np.median(m[:, 2]) / 1e9:.1f} | {np.median(evals / m[:, 3]) / 1e9:.1f} | "
+              f"**{np.median(cpu):.2f}** ({cpu.min():.2f}-{cpu.max():.2f}) | "
+              f"{np.median(wall):.2f} ({wall.min():.2f}-{wall.max():.2f}) |")
 
 
 def bench_rda() -> None:
@@ -147,9 +166,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gates", type=int, default=10_000)
     ap.add_argument("--samples", type=int, default=1_000_000)
+    ap.add_argument("--trials", type=int, default=7)
     ap.add_argument("--skip-rda", action="store_true")
     args = ap.parse_args(argv)
-    bench_eval(args.gates, args.samples)
+    bench_eval(args.gates, args.samples, args.trials)
     if not args.skip_rda:
         bench_rda()
 

@@ -11,7 +11,7 @@ So ``x : bit[B, 8]`` is an array of 8 nets and ``w : bit[8]`` too.
 - constants are the nets 0 and 1;
 - ``sum`` over bits is a balanced XOR tree per output entry; ``einsum`` over bits is
   the AND of the operands for each term, then an XOR tree over the terms;
-- data movement (reshape, transpose, broadcast, slice, pad) only moves net ids
+- data movement (reshape, transpose, broadcast, slice, pad, concat, split) only moves net ids
   (numpy does it on the id array), with zeros (net 0) for padding.
 
 The rules are registered here, keyed by primitive, without touching the op
@@ -171,6 +171,15 @@ def _pad(x, dom, axis, before, after):
     return np.pad(x, widths, constant_values=FALSE)
 
 
+def _concat(*xs, dom, axis=0):
+    return np.concatenate(xs, axis=_axis(dom, axis))
+
+
+def _split(x, dom, axis, sizes):
+    parts = np.split(x, np.cumsum(sizes)[:-1], axis=_axis(dom, axis))
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
 def _target(name, dom, shape):
     shape = tuple(shape)
     if lane(dom[0]) and not (shape and shape[0] == dom[0].shape[0]):
@@ -205,7 +214,7 @@ def _register():
     GATES.register(p("einsum"), {"bit": _einsum}, needs=("dom",))
     GATES.register(p("cast"), {"bit": _cast}, needs=("dom",))
     for name, fn in (("transpose", _transpose), ("slice", _slice), ("pad", _pad), ("reshape", _reshape),
-                     ("broadcast", _broadcast)):
+                     ("broadcast", _broadcast), ("concat", _concat), ("split", _split)):
         GATES.register(p(name), {"bit": fn}, needs=("dom",))
 
 

@@ -20,6 +20,15 @@ They are combined into one update of theta:
   outputs of the formal partial derivatives). ``g_j = [2 #{b : g_bj = 1} > #{b : h_bj = 1}]``.
   For a look-up table this sets each entry to the majority label of the batch's examples
   that address it; two examples asking for the same flip never cancel as in parity.
+- ``balanced``: vote, with each request weighted by the inverse frequency of the target
+  bit it comes from. The cotangent is split by target value, ``dy = dy y + dy (1 + y)``,
+  each part is pulled back separately (``g+ = pi_P R[f](.., dy y)``, ``g- = .. dy (1 + y)``,
+  and ``h+``, ``h-`` likewise from ``y`` and ``1 + y``), and bit j flips when
+  ``2 (w1 #g+_j + w0 #g-_j) > w1 #h+_j + w0 #h-_j`` with ``w1 = 1 / #{target bits = 1}``,
+  ``w0 = 1 / #{target bits = 0}`` over the batch. For one-vs-rest heads of C classes a
+  target bit is 1 only once in C, so plain vote leaves almost every entry 0; the
+  balanced vote sets a table entry for class c when the examples of c reach its cell
+  more often, in proportion, than the examples of the other classes.
 
 Within a batch every example sees the same theta (the update is applied after the
 batch), so batch 1 with either rule equals the per-example step of ``cg.compile``.
@@ -37,7 +46,7 @@ from ..errors import CatgradError
 from .bitparallel import Evaluator, pack, unpack
 from .lower import to_netlist
 
-COMBINE = ("parity", "vote")
+COMBINE = ("parity", "vote", "balanced")
 
 
 def _flat(t) -> int:
@@ -105,6 +114,14 @@ class RDATrainer:
         g = unpack(self.backward.packed(np.concatenate([x, dy], axis=0)), n)  # (n, n_p) per-example updates
         if self.combine == "parity":
             flip = np.logical_xor.reduce(g, axis=0)
+        elif self.combine == "balanced":
+            pad = pack(np.ones((n, 1), bool))
+            pos, neg = want & pad, ~want & pad
+            n1 = int(Y.sum())
+            w1, w0 = 1.0 / max(1, n1), 1.0 / max(1, Y.size - n1)
+            count = lambda d: unpack(self.backward.packed(np.concatenate([x, d], axis=0)), n).sum(axis=0)  # noqa: E731
+            asks = w1 * count(dy & pos) + w0 * count(dy & neg)
+            flip = 2 * asks > w1 * count(pos) + w0 * count(neg)
         else:
             ones = np.full_like(dy, np.uint64(0xFFFFFFFFFFFFFFFF))
             h = unpack(self.backward.packed(np.concatenate([x, ones], axis=0)), n)

@@ -53,12 +53,26 @@ class Encoder:
     def __call__(self, x: np.ndarray, what: str = "the data") -> np.ndarray:
         """Bool ``(n, d * (K - 1))``: feature j's bits are columns ``j (K-1) .. (j+1)(K-1) - 1``."""
         x = _check(x, what)
+        if self.lo.ndim and x.shape[1] != len(self.lo):
+            raise DataError(f"{what}: the encoder was fitted on {len(self.lo)} features, got {x.shape[1]}")
         s = (x - self.lo) / (self.hi - self.lo)
         cuts = np.arange(1, self.levels) / self.levels
         return (s[:, :, None] >= cuts).reshape(len(x), -1)
 
     def state(self) -> dict:
         return {"encoder": self.name, "scale": self.scale, "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+
+    @classmethod
+    def from_state(cls, state, what: str = "the checkpoint") -> "Encoder":
+        """The fitted encoder :meth:`state` describes."""
+        try:
+            enc = parse(state["encoder"], state["scale"])
+            enc.lo, enc.hi = (np.asarray(state[k], np.float64) for k in ("lo", "hi"))
+        except (KeyError, TypeError, ValueError, DataError) as e:
+            raise DataError(f"{what}: damaged encoder description ({e})") from None
+        if enc.lo.shape != enc.hi.shape or enc.lo.ndim > 1 or not np.all(enc.hi > enc.lo):
+            raise DataError(f"{what}: damaged encoder description (ranges {enc.lo.shape}, {enc.hi.shape})")
+        return enc
 
 
 def _check(x, what) -> np.ndarray:

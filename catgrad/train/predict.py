@@ -90,6 +90,10 @@ class Trained:
         e = np.exp(out - out.max(-1, keepdims=True))
         return e / e.sum(-1, keepdims=True)
 
+    def decide(self, x, raw: bool = False) -> np.ndarray:
+        """Class indices for feature rows ``x``: the largest output."""
+        return np.argmax(self.outputs(x, raw), -1)
+
     def evaluate(self, data, raw: bool = False) -> dict:
         """Metrics on a :class:`~catgrad.data.Dataset` whose labels use this model's classes."""
         return metrics(self, data.x, data.y, raw)
@@ -99,9 +103,8 @@ def metrics(trained: Trained, x, y, raw: bool = False) -> dict:
     """Accuracy, macro F1 and confusion matrix (rows: true class) for classes; MSE, MAE, R^2 else."""
     from sklearn import metrics as skm
 
-    out = trained.outputs(x, raw)
     if trained.classes is not None:
-        pred = np.argmax(out, -1)
+        pred = trained.decide(x, raw)
         labels = list(range(len(trained.classes)))
         return {
             "n": int(len(y)), "accuracy": float(skm.accuracy_score(y, pred)),
@@ -109,6 +112,7 @@ def metrics(trained: Trained, x, y, raw: bool = False) -> dict:
             "classes": list(trained.classes),
             "confusion_matrix": skm.confusion_matrix(y, pred, labels=labels).tolist(),
         }
+    out = trained.outputs(x, raw)
     y = np.asarray(y, np.float64).reshape(out.shape)
     return {"n": int(len(y)), "mse": float(skm.mean_squared_error(y, out)),
             "mae": float(skm.mean_absolute_error(y, out)),
@@ -127,11 +131,6 @@ def load_checkpoint(path, model=None) -> Trained:
     from ..calculus.stateful import Stateful, keyed, takes_key
 
     flat, meta = ckpt.load(path)
-    if "rda" in meta:  # a bit model: its encoder and bit labels are not applied here yet
-        raise ckpt.CheckpointError(
-            f"{path}: a bit model trained by RDA; predict and evaluate do not read these checkpoints yet. "
-            "Its test accuracy is in the training run's summary, and `catgrad compile FILE.cat --model NAME "
-            f"--checkpoint {path} --target verilog|blif|aiger` turns it into a netlist")
     info = meta.get("model") or {}
     if model is None:
         if not info.get("text"):
@@ -162,6 +161,10 @@ def load_checkpoint(path, model=None) -> Trained:
     params = {p.name: values[f"param/{p.name}"] for p in model.params}
     state = {p.name: values[f"state/{p.name}"] for p in getattr(model, "state", ())}
     pre = Preprocessing.from_checkpoint(flat, meta.get("preprocess"))
+    if "rda" in meta:  # a bit model: its trained circuit, behind the encoder it was trained with
+        from .circuit import TrainedCircuit
+
+        return TrainedCircuit(model, params, pre, dict(meta, step=int(flat.get("step", 0))), os.fspath(path))
     return Trained(model, params, pre, dict(meta, step=int(flat.get("step", 0))), os.fspath(path), state)
 
 
@@ -261,7 +264,12 @@ def run_predict(args) -> int:
     x = _features(trained, args.data)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    if trained.classes is not None:
+    if trained.classes is not None and hasattr(trained, "votes"):  # a circuit: its class and each class's votes
+        votes = trained.votes(x)
+        w.writerow(["predicted"] + [f"votes_{c}" for c in trained.classes])
+        for name, row in zip(trained.predict(x), votes):
+            w.writerow([name] + [str(v) for v in row])
+    elif trained.classes is not None:
         probs = trained.probabilities(x)
         w.writerow(["predicted"] + [f"p_{c}" for c in trained.classes])
         for name, row in zip(trained.preprocessing.decode(np.argmax(probs, -1)), probs):
@@ -291,7 +299,12 @@ def _labelled(trained: Trained, source: str):
     ds = cgdata.load(source, label=pre.label)
     split = pre.split or {}
     which = "all rows"
-    if split.get("data") == source and split.get("fingerprint") == ds.fingerprint() and split.get("test_fraction"):
+    fingerprint = ds.fingerprint()
+    if split.get("classes"):  # a model trained on some classes (catgrad train --classes) sees only those
+        from .circuit import select_classes
+
+        ds = select_classes(ds, split["classes"])
+    if split.get("data") == source and split.get("fingerprint") == fingerprint and split.get("test_fraction"):
         if split.get("rule") == cgdata.SPLIT_RULE:
             _, ds = ds.split(split["test_fraction"], split["seed"])
             which = f"the held-out {split['test_fraction']:g} of {source} (seed {split['seed']})"
