@@ -7,10 +7,8 @@ derived from the seed and the step count, the same numbers on numpy and torch, o
 predict; kill + resume of a CLI run equal to an uninterrupted one."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -22,6 +20,7 @@ from catgrad.frontend.diagnostics import FrontendError
 from catgrad.frontend.module import loads
 from catgrad.step import TrainState
 from catgrad.train import checkpoint as ckpt
+from kill_util import kill_three_times_then_finish
 from test_rd_references import rel_err
 
 TOL = 1e-9
@@ -166,16 +165,9 @@ def test_cli_train_with_dropout_and_batchnorm_kill_resume_equals_uninterrupted_a
     ref = tmp_path / "ref.safetensors"
     subprocess.run(_cmd(cat, ref), env=env, check=True, capture_output=True, timeout=300)
     ck = tmp_path / "run.safetensors"
-    p = subprocess.Popen(_cmd(cat, ck), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not ck.exists() and p.poll() is None and time.time() < deadline:
-        time.sleep(0.01)  # kill it right after its first checkpoint
-    assert p.poll() is None, "the run ended before it could be killed"
-    p.send_signal(signal.SIGKILL)
-    p.wait(timeout=60)
-    assert 0 < int(ckpt.load(ck)[0]["step"]) < 60  # killed mid-run
-    r = subprocess.run(_cmd(cat, ck, "--resume", str(ck)), env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    steps = kill_three_times_then_finish(lambda resume: _cmd(cat, ck, *(["--resume", str(ck)] if resume else [])),
+                                         ck, env)
+    assert all(0 < s < 60 for s in steps), steps  # killed mid-run, three times
     a, b = ckpt.load(ref)[0], ckpt.load(ck)[0]
     assert sorted(a) == sorted(b) and {"state/key", "state/batchnorm.running_var"} <= set(a)
     for k in a:
