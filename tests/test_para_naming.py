@@ -74,6 +74,7 @@ def test_learner_init_uses_the_seed_or_the_generator():
     rng = np.random.default_rng(5)
     assert np.array_equal(L.init(np.random.default_rng(5))[0], f.params[0].initial(rng))
     assert repr(L) == f"Learner([w: {t}], {t} -> {t})"
+    assert repr(learner(two_param_map(), 0.1)) == f"Learner([u: {t}, v: {t}], {t} -> {t})"
 
 
 def test_lens_equality_compares_get_and_put():
