@@ -9,12 +9,16 @@ Profiles: ``dev`` (default; random, modest example counts) and ``ci``
 import os
 import sys
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 sys.path.insert(0, os.path.dirname(__file__))  # so tests can `import strategies`
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("dev", max_examples=30, **_common)
 settings.register_profile("ci", max_examples=30, derandomize=True, print_blob=True, **_common)
+# Mutation testing (docs/testing.md): reproducible, and no shrinking -- a mutant is killed by
+# the first failing example, so time spent minimising it is wasted.
+settings.register_profile("mutation", max_examples=30, derandomize=True, database=None,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate], **_common)
 # CI (CI=true) gets the derandomized profile unless one is named explicitly.
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
