@@ -389,6 +389,59 @@ def test_fused_conv_weight_gradient_with_strides_and_dilations(attrs):
     np.testing.assert_allclose(dx.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+def _dense_relu_dense():
+    @cg.trace(cg.f64[5, 7], cg.f64[7], cg.f64[7, 3], cg.f64[3], cg.f64["B", 5])
+    def mlp(W1, b1, W2, b2, x):
+        h = cg.ops.relu(x @ W1 + b1.broadcast("B", 7))
+        return b2.broadcast("B", 3) + h @ W2  # the bias on the left: add matches either way round
+
+    return mlp
+
+
+def test_fused_dense_layer_and_relu_rd_match_the_plain_graph_and_autograd():
+    """x @ W + b as one addmm and R of relu as one threshold_backward (float64): the
+    forward and R of a dense-relu-dense network, fused against unfused and against
+    torch.autograd of nn.functional.linear, with exact zeros and negatives in the
+    pre-activation so the mask's edge (z = 0: derivative 0) is taken."""
+    f = _dense_relu_dense()
+    fused_f, plain_f = (torch_backend.graph_module(cg.compiler.prepare(f), fused=k) for k in (True, False))
+    fused_r, plain_r = (torch_backend.graph_module(cg.compiler.prepare(cg.R(f)), fused=k) for k in (True, False))
+    assert fused_f.code.count("torch.addmm(") == 2 and "addmm" not in plain_f.code
+    assert "threshold_backward" in fused_r.code and "threshold_backward" not in plain_r.code
+    rng = np.random.default_rng(0)
+    W1, b1, W2, b2, x = (rng.standard_normal(s) for s in ((5, 7), (7,), (7, 3), (3,), (6, 5)))
+    W1[:, 0], b1[0] = 0.0, 0.0  # a pre-activation column of exact zeros
+    dy = rng.standard_normal((6, 3))
+    ts = [torch.tensor(a, requires_grad=True) for a in (W1, b1, W2, b2, x)]
+    F = torch.nn.functional
+    y = F.linear(torch.relu(F.linear(ts[4], ts[0].T, ts[1])), ts[2].T, ts[3])
+    y.backward(torch.as_tensor(dy))
+    args = [torch.as_tensor(a) for a in (W1, b1, W2, b2, x)]
+    (got,), (plain,) = fused_f(*args), plain_f(*args)
+    np.testing.assert_allclose(got.numpy(), y.detach().numpy(), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(got.numpy(), plain.numpy(), rtol=1e-13, atol=1e-14)
+    grads, plain_grads = fused_r(*args, torch.as_tensor(dy)), plain_r(*args, torch.as_tensor(dy))
+    for g, p, t in zip(grads, plain_grads, ts):
+        np.testing.assert_allclose(g.numpy(), t.grad.numpy(), rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(g.numpy(), p.numpy(), rtol=1e-13, atol=1e-14)
+    assert not grads[0][:, 0].any()  # no gradient through the units that sit at z = 0
+
+
+def test_dense_layers_of_the_step_run_as_addmm():
+    """The MLP training step on torch: every dense layer's forward is one addmm, every
+    hidden relu's R one threshold_backward, and 5 float64 steps equal the numpy step."""
+    model = _model("mlp", "digits.cat")
+    kw = dict(loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", dtype="f64")
+    step, ref = cg.compile(model, backend="torch", **kw), cg.compile(model, backend="numpy", **kw)
+    code = step.graph_module.code
+    assert "torch.matmul(x" not in code and code.count("torch.addmm(") == len(step.param_names) // 2
+    assert "threshold_backward" in code and "heaviside" not in code and "torch.gt(" not in code
+    states = [step.init(0), ref.init(0)]
+    for x, y in _batches(64, 10, steps=5):
+        states = [s(st, x, y)[0] for s, st in zip((step, ref), states)]
+    _assert_states_close(states[0], states[1], 1e-12)
+
+
 def test_donated_state_is_updated_in_place_with_the_same_result():
     """donate=True: the fused Adam writes the new parameters and moments into the
     tensors of the state it is given, and computes what the functional step computes."""
