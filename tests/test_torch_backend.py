@@ -442,6 +442,57 @@ def test_dense_layers_of_the_step_run_as_addmm():
     _assert_states_close(states[0], states[1], 1e-12)
 
 
+def test_the_step_runs_source_written_directly_and_its_fx_trace_computes_the_same():
+    """The step's module is written as Python source from the Program (no fx); the
+    GraphModule asked for afterwards is that module traced by fx, and both compute the
+    numpy step (float64)."""
+    model = _model("mlp", "digits.cat")
+    kw = dict(loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", dtype="f64")
+    step, ref = cg.compile(model, backend="torch", **kw), cg.compile(model, backend="numpy", **kw)
+    mod = step._run.module
+    assert isinstance(mod, torch_backend.ProgramModule) and not isinstance(mod, torch.fx.GraphModule)
+    assert "_gm" not in mod.__dict__  # not traced until asked for
+    assert "torch.addmm" not in mod.code and "addmm_g" in mod.code  # its own source, not fx's
+    gm = step.graph_module
+    assert isinstance(gm, torch.fx.GraphModule) and step.graph_module is gm
+    s, r = step.init(0), ref.init(0)
+    for x, y in _batches(64, 10, steps=3):
+        args = [*s.params.values(), *s.opt_state.values(), torch.as_tensor(x), torch.as_tensor(y)]
+        via_fx = gm(*args)
+        s, _ = step(s, x, y)
+        r, _ = ref(r, x, y)
+        for a, b in zip(via_fx, [*s.params.values(), *s.opt_state.values()]):
+            assert torch.equal(a, b)
+    _assert_states_close(s, r, 1e-12)
+
+
+def test_a_rule_the_writer_cannot_record_falls_back_to_fx(monkeypatch):
+    """A rule that branches on a traced value cannot be written down as straight-line
+    source: program_module then traces with torch.fx instead (the same results)."""
+    f = _dense_relu_dense()
+    prog = cg.compiler.prepare(f)
+    real_bind = torch_backend.bind
+
+    def branching_bind(op, backend, binding):
+        rule = real_bind(op, backend, binding)
+        if op.name != "relu":
+            return rule
+
+        def branching(x):
+            if isinstance(x, torch.fx.Proxy) or bool(x.new_ones(())):  # Python control flow on a traced value
+                return rule(x)
+        return branching
+
+    monkeypatch.setattr(torch_backend, "bind", branching_bind)
+    mod = torch_backend.program_module(prog)
+    assert isinstance(mod, torch.fx.GraphModule)
+    rng = np.random.default_rng(0)
+    args = [torch.as_tensor(rng.standard_normal(s)) for s in ((5, 7), (7,), (7, 3), (3,), (6, 5))]
+    monkeypatch.undo()
+    (want,) = torch_backend.program_module(prog)(*args)
+    assert torch.equal(mod(*args)[0], want)
+
+
 def test_donated_state_is_updated_in_place_with_the_same_result():
     """donate=True: the fused Adam writes the new parameters and moments into the
     tensors of the state it is given, and computes what the functional step computes."""
