@@ -1,9 +1,11 @@
-"""The torch backend: an optimized Program as a ``torch.fx.GraphModule``.
+"""The torch backend: an optimized Program as a torch module (and a ``torch.fx.GraphModule``).
 
 The backend walks the Program once and applies each primitive's rule from the
 ``torch`` rule table (the same rules ``cg.evaluate(..., backend="torch")`` runs
-eagerly) to ``torch.fx`` proxies, so every torch call is recorded as a node of one
-graph:
+eagerly) to stand-ins for tensors that write every torch call down as one line of
+Python: the ``forward`` of the module that runs (:func:`program_module`). The same
+module traced by ``torch.fx`` is the GraphModule (made on first use;
+:func:`graph_module` builds one with fx directly):
 
 - the Program's inputs (parameters, optimizer state, data) are placeholders and its
   outputs the graph's output: the module is functional, nothing is updated in place;

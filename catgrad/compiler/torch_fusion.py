@@ -21,6 +21,9 @@ where the last of them stood. A match is taken only where it is exact:
 - ``conv_weight_grad``: the weight gradient of a convolution, which R writes as a
   convolution over the batch axis (``conv(x^T, dy^T)^T``), is torch's
   ``convolution_backward`` for the weight (the kernel autograd uses).
+- ``affine``: a dense layer ``x @ W + broadcast(b)`` is ``torch.addmm(b, x, W)`` (the
+  bias added inside the matrix kernel; equal to rounding).
+- ``relu_rd``: R of relu, ``dy * heaviside(z)``, is ``threshold_backward(dy, z, 0)``.
 - ``adam``: the Adam update of one parameter
   ``m' = b1 m + (1 - b1) g``, ``v' = b2 v + (1 - b2) g^2``,
   ``p' = p - (lr / (1 - b1^t')) m' / (sqrt(v') / sqrt(1 - b2^t') + eps)`` is
