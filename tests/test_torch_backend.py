@@ -451,8 +451,10 @@ def test_the_step_runs_source_written_directly_and_its_fx_trace_computes_the_sam
     step, ref = cg.compile(model, backend="torch", **kw), cg.compile(model, backend="numpy", **kw)
     mod = step._run.module
     assert isinstance(mod, torch_backend.ProgramModule) and not isinstance(mod, torch.fx.GraphModule)
-    assert "_gm" not in mod.__dict__  # not traced until asked for
     assert "torch.addmm" not in mod.code and "addmm_g" in mod.code  # its own source, not fx's
+    fresh = torch_backend.program_module(step._run.program)  # (the step's module is cached, maybe traced)
+    assert "_gm" not in fresh.__dict__  # not traced until asked for
+    assert isinstance(fresh.graph_module, torch.fx.GraphModule) and "_gm" in fresh.__dict__
     gm = step.graph_module
     assert isinstance(gm, torch.fx.GraphModule) and step.graph_module is gm
     s, r = step.init(0), ref.init(0)

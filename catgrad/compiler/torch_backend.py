@@ -131,43 +131,14 @@ def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProg
     root = torch.nn.Module()
     # fx keeps node names snake_case; lower-case them here so the code shows no renaming
     names = value_names(prog, [n.lower() for n in input_names] if input_names else None)
-    env: dict = {}
-    for v in prog.inputs:
-        env[v] = fx.Proxy(graph.placeholder(names[v]), tracer)
-    binding = _Sizes({d: (env[v], k) for v in reversed(prog.inputs)
-                      for k, d in enumerate(prog.types[v].shape) if isinstance(d, str)})
-    used = {a for i in prog.instrs for a in i.ins} | set(prog.outputs)
-    for v, c in sorted(prog.consts.items()):
-        if v in used and v not in env:
-            t = prog.types[v]
-            root.register_buffer(names[v], torch.as_tensor(np.asarray(c)).to(t.dtype.torch()))
-            env[v] = fx.Proxy(graph.get_attr(names[v]), tracer)
-    implicit = implicit_broadcasts(prog)
-    schedule = _schedule(prog, implicit) if foreach else [[j] for j in range(len(prog.instrs))]
-    for group in schedule:
-        if len(group) > 1:  # one multi-tensor call for the whole group
-            instrs = [prog.instrs[j] for j in group]
-            fn = getattr(torch, FOREACH[instrs[0].op.name])
-            lists = [[env[i.ins[k]] for i in instrs] for k in range(len(instrs[0].ins))]
-            res = fn(*lists)
-            for k, i in enumerate(instrs):
-                env[i.outs[0]] = res[k]
-            continue
-        (j,) = group
-        ins = prog.instrs[j]
-        if j in implicit:  # the elementwise readers broadcast by themselves
-            env[ins.outs[0]] = env[ins.ins[0]]
-            continue
-        if isinstance(ins.op, FusedOp):
-            env.update(ins.op.emit({v: env[v] for v in ins.ins}))
-            continue
-        res = bind(ins.op, "torch", binding)(*(env[v] for v in ins.ins))
-        res = res if len(ins.outs) > 1 else (res,)
-        for o, r in zip(ins.outs, res):
-            env[o] = r
+    env = {v: fx.Proxy(graph.placeholder(names[v]), tracer) for v in prog.inputs}
+    for v in _buffers(prog, root, names):
+        env[v] = fx.Proxy(graph.get_attr(names[v]), tracer)
+    _lower(prog, env, foreach, lambda fn, lists: fn(*lists))
     outs = tuple(env[v].node if isinstance(env[v], fx.Proxy) else env[v] for v in prog.outputs)
     graph.output(outs)
     graph.lint()
+    return fx.GraphModule(root, graph, class_name=class_name)
     return fx.GraphModule(root, graph, class_name=class_name)
 
 
@@ -329,56 +300,68 @@ def program_module(prog: Program, input_names=None, class_name: str = "CatgradPr
         prog = fuse(prog, donate)
     names = value_names(prog, [n.lower() for n in input_names] if input_names else None)
     src = _Source()
-    env: dict = {}
-    args = []
-    for v in prog.inputs:
-        args.append(names[v])
-        env[v] = _Var(src, names[v])
+    env = {v: _Var(src, names[v]) for v in prog.inputs}
     root = type(class_name, (ProgramModule,), {})()
-    binding = _Sizes({d: (env[v], k) for v in reversed(prog.inputs)
-                      for k, d in enumerate(prog.types[v].shape) if isinstance(d, str)})
-    used = {a for i in prog.instrs for a in i.ins} | set(prog.outputs)
-    for v, c in sorted(prog.consts.items()):
-        if v in used and v not in env:
-            t = prog.types[v]
-            root.register_buffer(names[v], torch.as_tensor(np.asarray(c)).to(t.dtype.torch()))
-            env[v] = src.emit(names[v], f"self.{names[v]}")
-    implicit = implicit_broadcasts(prog)
-    schedule = _schedule(prog, implicit) if foreach else [[j] for j in range(len(prog.instrs))]
+    for v in _buffers(prog, root, names):
+        env[v] = src.emit(names[v], f"self.{names[v]}")
     try:
-        for group in schedule:
-            if len(group) > 1:
-                instrs = [prog.instrs[j] for j in group]
-                lists = [[env[i.ins[k]] for i in instrs] for k in range(len(instrs[0].ins))]
-                res = src.call(getattr(torch, FOREACH[instrs[0].op.name]), lists)
-                for k, i in enumerate(instrs):
-                    env[i.outs[0]] = res[k]
-                continue
-            (j,) = group
-            ins = prog.instrs[j]
-            if j in implicit:
-                env[ins.outs[0]] = env[ins.ins[0]]
-                continue
-            if isinstance(ins.op, FusedOp):
-                env.update(ins.op.emit({v: env[v] for v in ins.ins}))
-                continue
-            res = bind(ins.op, "torch", binding)(*(env[v] for v in ins.ins))
-            if len(ins.outs) > 1:
-                res = [res[k] for k in range(len(ins.outs))] if isinstance(res, _Var) else list(res)
-            else:
-                res = (res,)
-            for o, r in zip(ins.outs, res):
-                env[o] = r
+        _lower(prog, env, foreach, src.call)
     except _Untraceable:
         return graph_module(plain, input_names, class_name, foreach, fused, donate)
     outs = ", ".join(src.ref(env[v]) for v in prog.outputs)
-    code = (f"def forward(self, {', '.join(args)}):\n" + "\n".join(src.lines)
+    args = ", ".join(names[v] for v in prog.inputs)
+    code = (f"def forward(self, {args}):\n" + "\n".join(src.lines)
             + f"\n    return ({outs}{',' if len(prog.outputs) == 1 else ''})\n")
     scope = dict(src.globals)
     exec(compile(code, f"<catgrad {class_name}>", "exec"), scope)  # noqa: S102 - our own generated source
     type(root).forward = scope["forward"]
     type(root).code = code
     return root
+
+
+def _buffers(prog: Program, root: torch.nn.Module, names: dict) -> list:
+    """Register the constants the program reads as buffers of ``root``; their values."""
+    used = {a for i in prog.instrs for a in i.ins} | set(prog.outputs)
+    inputs = set(prog.inputs)
+    out = []
+    for v, c in sorted(prog.consts.items()):
+        if v in used and v not in inputs:
+            root.register_buffer(names[v], torch.as_tensor(np.asarray(c)).to(prog.types[v].dtype.torch()))
+            out.append(v)
+    return out
+
+
+def _lower(prog: Program, env: dict, foreach: bool, many) -> None:
+    """Run the torch rule of every instruction on the stand-ins in ``env`` (value ->
+    fx proxy or recorded value; the inputs and constants on entry, every value on
+    return). ``many(fn, lists)`` makes one multi-tensor call of a foreach group."""
+    binding = _Sizes({d: (env[v], k) for v in reversed(prog.inputs)
+                      for k, d in enumerate(prog.types[v].shape) if isinstance(d, str)})
+    implicit = implicit_broadcasts(prog)
+    schedule = _schedule(prog, implicit) if foreach else [[j] for j in range(len(prog.instrs))]
+    for group in schedule:
+        if len(group) > 1:  # one multi-tensor call for the whole group
+            instrs = [prog.instrs[j] for j in group]
+            lists = [[env[i.ins[k]] for i in instrs] for k in range(len(instrs[0].ins))]
+            res = many(getattr(torch, FOREACH[instrs[0].op.name]), lists)
+            for k, i in enumerate(instrs):
+                env[i.outs[0]] = res[k]
+            continue
+        (j,) = group
+        ins = prog.instrs[j]
+        if j in implicit:  # the elementwise readers broadcast by themselves
+            env[ins.outs[0]] = env[ins.ins[0]]
+            continue
+        if isinstance(ins.op, FusedOp):
+            env.update(ins.op.emit({v: env[v] for v in ins.ins}))
+            continue
+        res = bind(ins.op, "torch", binding)(*(env[v] for v in ins.ins))
+        if len(ins.outs) == 1:
+            res = (res,)
+        elif isinstance(res, (fx.Proxy, _Var)):
+            res = [res[k] for k in range(len(ins.outs))]
+        for o, r in zip(ins.outs, res):
+            env[o] = r
 
 
 class _Sizes(dict):
