@@ -468,6 +468,25 @@ def test_the_step_runs_source_written_directly_and_its_fx_trace_computes_the_sam
     _assert_states_close(s, r, 1e-12)
 
 
+def test_the_source_writer_records_functions_methods_and_operators():
+    """Whatever a rule does to a tensor (torch functions, methods, attributes, operators
+    on either side, indexing) the writer records as source computing the same thing."""
+
+    def rule(x, y):
+        a = 2.0 - x / 3 + (1 - y) * x ** 2 @ y.T
+        b = torch.where(x > 0, -a, a.new_zeros(x.shape)).sum(0, keepdim=True)
+        return [b[0, 1:], torch.cat([a, b], 0).to(torch.float32), (x <= y) & ~(x == y), 5 % (abs(x) + 1)]
+
+    src = torch_backend._Source()
+    outs = rule(torch_backend._Var(src, "x"), torch_backend._Var(src, "y"))
+    code = "def f(x, y):\n" + "\n".join(src.lines) + f"\n    return {src.ref(outs)}\n"
+    scope = dict(src.globals)
+    exec(code, scope)
+    x, y = (torch.as_tensor(np.random.default_rng(k).standard_normal((3, 3))) for k in (0, 1))
+    for got, want in zip(scope["f"](x, y), rule(x, y)):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+
+
 def test_a_rule_the_writer_cannot_record_falls_back_to_fx(monkeypatch):
     """A rule that branches on a traced value cannot be written down as straight-line
     source: program_module then traces with torch.fx instead (the same results)."""

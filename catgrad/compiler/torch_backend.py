@@ -270,6 +270,7 @@ for _op, _sym in {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge"
     setattr(_Var, f"__{_op}__", _magic(_sym))
 for _op, _sym in {"neg": "-", "pos": "+", "invert": "~"}.items():
     setattr(_Var, f"__{_op}__", _magic(_sym, unary=True))
+_Var.__abs__ = lambda a: a._src.emit("abs", f"abs({a._name})")
 _Var.__hash__ = object.__hash__
 
 
