@@ -389,6 +389,131 @@ def test_fused_conv_weight_gradient_with_strides_and_dilations(attrs):
     np.testing.assert_allclose(dx.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+def _dense_relu_dense():
+    @cg.trace(cg.f64[5, 7], cg.f64[7], cg.f64[7, 3], cg.f64[3], cg.f64["B", 5])
+    def mlp(W1, b1, W2, b2, x):
+        h = cg.ops.relu(x @ W1 + b1.broadcast("B", 7))
+        return b2.broadcast("B", 3) + h @ W2  # the bias on the left: add matches either way round
+
+    return mlp
+
+
+def test_fused_dense_layer_and_relu_rd_match_the_plain_graph_and_autograd():
+    """x @ W + b as one addmm and R of relu as one threshold_backward (float64): the
+    forward and R of a dense-relu-dense network, fused against unfused and against
+    torch.autograd of nn.functional.linear, with exact zeros and negatives in the
+    pre-activation so the mask's edge (z = 0: derivative 0) is taken."""
+    f = _dense_relu_dense()
+    fused_f, plain_f = (torch_backend.graph_module(cg.compiler.prepare(f), fused=k) for k in (True, False))
+    fused_r, plain_r = (torch_backend.graph_module(cg.compiler.prepare(cg.R(f)), fused=k) for k in (True, False))
+    assert fused_f.code.count("torch.addmm(") == 2 and "addmm" not in plain_f.code
+    assert "threshold_backward" in fused_r.code and "threshold_backward" not in plain_r.code
+    rng = np.random.default_rng(0)
+    W1, b1, W2, b2, x = (rng.standard_normal(s) for s in ((5, 7), (7,), (7, 3), (3,), (6, 5)))
+    W1[:, 0], b1[0] = 0.0, 0.0  # a pre-activation column of exact zeros
+    dy = rng.standard_normal((6, 3))
+    ts = [torch.tensor(a, requires_grad=True) for a in (W1, b1, W2, b2, x)]
+    F = torch.nn.functional
+    y = F.linear(torch.relu(F.linear(ts[4], ts[0].T, ts[1])), ts[2].T, ts[3])
+    y.backward(torch.as_tensor(dy))
+    args = [torch.as_tensor(a) for a in (W1, b1, W2, b2, x)]
+    (got,), (plain,) = fused_f(*args), plain_f(*args)
+    np.testing.assert_allclose(got.numpy(), y.detach().numpy(), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(got.numpy(), plain.numpy(), rtol=1e-13, atol=1e-14)
+    grads, plain_grads = fused_r(*args, torch.as_tensor(dy)), plain_r(*args, torch.as_tensor(dy))
+    for g, p, t in zip(grads, plain_grads, ts):
+        np.testing.assert_allclose(g.numpy(), t.grad.numpy(), rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(g.numpy(), p.numpy(), rtol=1e-13, atol=1e-14)
+    assert not grads[0][:, 0].any()  # no gradient through the units that sit at z = 0
+
+
+def test_dense_layers_of_the_step_run_as_addmm():
+    """The MLP training step on torch: every dense layer's forward is one addmm, every
+    hidden relu's R one threshold_backward, and 5 float64 steps equal the numpy step."""
+    model = _model("mlp", "digits.cat")
+    kw = dict(loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", dtype="f64")
+    step, ref = cg.compile(model, backend="torch", **kw), cg.compile(model, backend="numpy", **kw)
+    code = step.graph_module.code
+    assert "torch.matmul(x" not in code and code.count("torch.addmm(") == len(step.param_names) // 2
+    assert "threshold_backward" in code and "heaviside" not in code and "torch.gt(" not in code
+    states = [step.init(0), ref.init(0)]
+    for x, y in _batches(64, 10, steps=5):
+        states = [s(st, x, y)[0] for s, st in zip((step, ref), states)]
+    _assert_states_close(states[0], states[1], 1e-12)
+
+
+def test_the_step_runs_source_written_directly_and_its_fx_trace_computes_the_same():
+    """The step's module is written as Python source from the Program (no fx); the
+    GraphModule asked for afterwards is that module traced by fx, and both compute the
+    numpy step (float64)."""
+    model = _model("mlp", "digits.cat")
+    kw = dict(loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", dtype="f64")
+    step, ref = cg.compile(model, backend="torch", **kw), cg.compile(model, backend="numpy", **kw)
+    mod = step._run.module
+    assert isinstance(mod, torch_backend.ProgramModule) and not isinstance(mod, torch.fx.GraphModule)
+    assert "torch.addmm" not in mod.code and "addmm_g" in mod.code  # its own source, not fx's
+    fresh = torch_backend.program_module(step._run.program)  # (the step's module is cached, maybe traced)
+    assert "_gm" not in fresh.__dict__  # not traced until asked for
+    assert isinstance(fresh.graph_module, torch.fx.GraphModule) and "_gm" in fresh.__dict__
+    gm = step.graph_module
+    assert isinstance(gm, torch.fx.GraphModule) and step.graph_module is gm
+    s, r = step.init(0), ref.init(0)
+    for x, y in _batches(64, 10, steps=3):
+        args = [*s.params.values(), *s.opt_state.values(), torch.as_tensor(x), torch.as_tensor(y)]
+        via_fx = gm(*args)
+        s, _ = step(s, x, y)
+        r, _ = ref(r, x, y)
+        for a, b in zip(via_fx, [*s.params.values(), *s.opt_state.values()]):
+            assert torch.equal(a, b)
+    _assert_states_close(s, r, 1e-12)
+
+
+def test_the_source_writer_records_functions_methods_and_operators():
+    """Whatever a rule does to a tensor (torch functions, methods, attributes, operators
+    on either side, indexing) the writer records as source computing the same thing."""
+
+    def rule(x, y):
+        a = 2.0 - x / 3 + (1 - y) * x ** 2 @ y.T
+        b = torch.where(x > 0, -a, a.new_zeros(x.shape)).sum(0, keepdim=True)
+        return [b[0, 1:], torch.cat([a, b], 0).to(torch.float32), (x <= y) & ~(x == y), 5 % (abs(x) + 1)]
+
+    src = torch_backend._Source()
+    outs = rule(torch_backend._Var(src, "x"), torch_backend._Var(src, "y"))
+    code = "def f(x, y):\n" + "\n".join(src.lines) + f"\n    return {src.ref(outs)}\n"
+    scope = dict(src.globals)
+    exec(code, scope)
+    x, y = (torch.as_tensor(np.random.default_rng(k).standard_normal((3, 3))) for k in (0, 1))
+    for got, want in zip(scope["f"](x, y), rule(x, y)):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+
+
+def test_a_rule_the_writer_cannot_record_falls_back_to_fx(monkeypatch):
+    """A rule that branches on a traced value cannot be written down as straight-line
+    source: program_module then traces with torch.fx instead (the same results)."""
+    f = _dense_relu_dense()
+    prog = cg.compiler.prepare(f)
+    real_bind = torch_backend.bind
+
+    def branching_bind(op, backend, binding):
+        rule = real_bind(op, backend, binding)
+        if op.name != "relu":
+            return rule
+
+        def branching(x):
+            if isinstance(x, torch.fx.Proxy) or bool(x.new_ones(())):  # Python control flow on a traced value
+                return rule(x)
+        return branching
+
+    monkeypatch.setattr(torch_backend, "bind", branching_bind)
+    mod = torch_backend.program_module(prog)
+    assert isinstance(mod, torch.fx.GraphModule)
+    rng = np.random.default_rng(0)
+    args = [torch.as_tensor(rng.standard_normal(s)) for s in ((5, 7), (7,), (7, 3), (3,), (6, 5))]
+    monkeypatch.undo()
+    (want,) = torch_backend.program_module(prog)(*args)
+    assert torch.equal(mod(*args)[0], want)
+
+
 def test_donated_state_is_updated_in_place_with_the_same_result():
     """donate=True: the fused Adam writes the new parameters and moments into the
     tensors of the state it is given, and computes what the functional step computes."""

@@ -95,8 +95,8 @@ def fold_constants(p: Program, binding: dict | None = None) -> Program:
             consts[c] = np.asarray(op.kwargs["value"], dtype=t.dtype.numpy)
             kept.append(Instr(_broadcast_op(scalar, t.shape), (c,), ins.outs))
             continue
-        shapes = [_concrete(types[o], binding) for o in ins.outs]
-        if all(a in consts for a in args) and all(s is not None for s in shapes) \
+        # (the cheap test first: most instructions read a value that is not constant)
+        if all(a in consts for a in args) and all(_concrete(types[o], binding) is not None for o in ins.outs) \
                 and all(_concrete(types[a], binding) is not None for a in args):
             res = bind(op, "numpy", binding)(*(consts[a] for a in args))
             res = res if len(ins.outs) > 1 else (res,)
@@ -158,7 +158,8 @@ def simplify_signs(p: Program) -> Program:
         if name == "neg" and args[0] in negated:
             sub[ins.outs[0]] = negated[args[0]]
             continue
-        if name in ("add", "sub", "mul") and len(op.cod) == 1 and all(types[a] == op.cod[0] for a in args):
+        if (name in ("add", "sub", "mul") and len(args) == 2 and (args[0] in negated or args[1] in negated)
+                and len(op.cod) == 1 and all(types[a] == op.cod[0] for a in args)):
             x, y = args
             new = None
             if name == "add" and y in negated:

@@ -1,9 +1,11 @@
-"""The torch backend: an optimized Program as a ``torch.fx.GraphModule``.
+"""The torch backend: an optimized Program as a torch module (and a ``torch.fx.GraphModule``).
 
 The backend walks the Program once and applies each primitive's rule from the
 ``torch`` rule table (the same rules ``cg.evaluate(..., backend="torch")`` runs
-eagerly) to ``torch.fx`` proxies, so every torch call is recorded as a node of one
-graph:
+eagerly) to stand-ins for tensors that write every torch call down as one line of
+Python: the ``forward`` of the module that runs (:func:`program_module`). The same
+module traced by ``torch.fx`` is the GraphModule (made on first use;
+:func:`graph_module` builds one with fx directly):
 
 - the Program's inputs (parameters, optimizer state, data) are placeholders and its
   outputs the graph's output: the module is functional, nothing is updated in place;
@@ -129,25 +131,220 @@ def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProg
     root = torch.nn.Module()
     # fx keeps node names snake_case; lower-case them here so the code shows no renaming
     names = value_names(prog, [n.lower() for n in input_names] if input_names else None)
-    env: dict = {}
-    for v in prog.inputs:
-        env[v] = fx.Proxy(graph.placeholder(names[v]), tracer)
+    env = {v: fx.Proxy(graph.placeholder(names[v]), tracer) for v in prog.inputs}
+    for v in _buffers(prog, root, names):
+        env[v] = fx.Proxy(graph.get_attr(names[v]), tracer)
+    _lower(prog, env, foreach, lambda fn, lists: fn(*lists))
+    outs = tuple(env[v].node if isinstance(env[v], fx.Proxy) else env[v] for v in prog.outputs)
+    graph.output(outs)
+    graph.lint()
+    return fx.GraphModule(root, graph, class_name=class_name)
+    return fx.GraphModule(root, graph, class_name=class_name)
+
+
+
+# -- the module's source, written directly ----------------------------------------------------
+#
+# Tracing with torch.fx costs most of the compile time of a deep step (a proxy, a node
+# and a unique name per op, then fx's general code generator). The step only needs the
+# Python code, so ``program_module`` runs the same rules on light recording values
+# (``_Var``) that write one source line per torch call, and execs the lines as the
+# ``forward`` of an ``nn.Module`` holding the constants as buffers. The GraphModule is
+# made from that module by ``torch.fx.symbolic_trace`` only when someone asks for it.
+
+
+class _Untraceable(Exception):
+    """A rule did something the recorder cannot write down (used a value in Python
+    control flow, iterated it...): the backend falls back to tracing with torch.fx."""
+
+
+class _Source:
+    def __init__(self):
+        self.lines: list = []
+        self.globals: dict = {"torch": torch}
+        self._ids: dict = {}
+        self._n = 0
+
+    def fresh(self, hint: str) -> str:
+        self._n += 1
+        return f"{hint}_{self._n}"
+
+    def ref(self, x) -> str:
+        """Python source for an argument."""
+        if isinstance(x, _Var):
+            return x._name
+        if isinstance(x, (list, tuple)):
+            inner = ", ".join(self.ref(a) for a in x)
+            return f"[{inner}]" if isinstance(x, list) else f"({inner}{',' if len(x) == 1 else ''})"
+        if isinstance(x, dict):
+            return "{" + ", ".join(f"{self.ref(k)}: {self.ref(v)}" for k, v in x.items()) + "}"
+        if x is None or isinstance(x, (bool, int, str)) or (isinstance(x, float) and np.isfinite(x)):
+            return repr(x)
+        return self.glob(x)
+
+    def glob(self, obj) -> str:
+        """A name for ``obj`` in the module's globals (functions, dtypes, inf...)."""
+        key = id(obj)
+        if key not in self._ids:
+            base = getattr(obj, "__name__", None) or type(obj).__name__
+            base = "".join(c if c.isalnum() else "_" for c in str(base)).strip("_") or "g"
+            name = f"{base}_g{len(self._ids)}"
+            self._ids[key] = (name, obj)
+            self.globals[name] = obj
+        return self._ids[key][0]
+
+    def emit(self, hint: str, expr: str) -> "_Var":
+        name = self.fresh(hint)
+        self.lines.append(f"    {name} = {expr}")
+        return _Var(self, name)
+
+    def call(self, fn, args, kwargs=None) -> "_Var":
+        parts = [self.ref(a) for a in args] + [f"{k}={self.ref(v)}" for k, v in (kwargs or {}).items()]
+        hint = getattr(fn, "__name__", "v").strip("_").split(".")[-1] or "v"
+        return self.emit(hint, f"{self.glob(fn)}({', '.join(parts)})")
+
+
+def _find_source(x):
+    if isinstance(x, _Var):
+        return x._src
+    if isinstance(x, (list, tuple)):
+        for a in x:
+            s = _find_source(a)
+            if s is not None:
+                return s
+    if isinstance(x, dict):
+        return _find_source(list(x.values()))
+    return None
+
+
+class _Var:
+    """A torch value the module computes, standing for it while the rules run: torch
+    functions, methods and operators applied to it are written down as source lines."""
+
+    __slots__ = ("_src", "_name")
+
+    def __init__(self, src: _Source, name: str):
+        self._src, self._name = src, name
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        src = _find_source(args) or _find_source(kwargs or {})
+        return src.call(func, args, kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if callable(getattr(torch.Tensor, name, None)):
+            return lambda *a, **k: self._src.emit(name, f"{self._name}.{name}(" + ", ".join(
+                [self._src.ref(x) for x in a] + [f"{kk}={self._src.ref(v)}" for kk, v in k.items()]) + ")")
+        return self._src.emit(name, f"{self._name}.{name}")
+
+    def __getitem__(self, k):
+        return self._src.emit("getitem", f"{self._name}[{self._src.ref(k)}]")
+
+    def __bool__(self):
+        raise _Untraceable("a traced value used in control flow")
+
+    def __iter__(self):
+        raise _Untraceable("a traced value iterated")
+
+    def __len__(self):
+        raise _Untraceable("the length of a traced value")
+
+
+def _magic(sym: str, reflected: bool = False, unary: bool = False):
+    if unary:
+        return lambda a: a._src.emit("v", f"{sym}{a._name}")
+
+    def f(a, b):
+        l, r = (a._src.ref(b), a._name) if reflected else (a._name, a._src.ref(b))
+        return a._src.emit("v", f"({l} {sym} {r})")
+    return f
+
+
+for _op, _sym in {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%", "pow": "**",
+                  "matmul": "@", "and": "&", "or": "|", "xor": "^", "lshift": "<<", "rshift": ">>"}.items():
+    setattr(_Var, f"__{_op}__", _magic(_sym))
+    setattr(_Var, f"__r{_op}__", _magic(_sym, reflected=True))
+for _op, _sym in {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}.items():
+    setattr(_Var, f"__{_op}__", _magic(_sym))
+for _op, _sym in {"neg": "-", "pos": "+", "invert": "~"}.items():
+    setattr(_Var, f"__{_op}__", _magic(_sym, unary=True))
+_Var.__abs__ = lambda a: a._src.emit("abs", f"abs({a._name})")
+_Var.__hash__ = object.__hash__
+
+
+class ProgramModule(torch.nn.Module):
+    """The program as an ``nn.Module`` whose ``forward`` was written directly from its
+    instructions (see :func:`program_module`); ``.code`` is that source and
+    ``.graph_module`` the same module traced by torch.fx (made on first use)."""
+
+    code: str = ""
+
+    @property
+    def graph_module(self) -> fx.GraphModule:
+        gm = self.__dict__.get("_gm")
+        if gm is None:
+            gm = self.__dict__["_gm"] = fx.symbolic_trace(self)
+        return gm
+
+
+def program_module(prog: Program, input_names=None, class_name: str = "CatgradProgram",
+                   foreach: bool = True, fused: bool = True, donate: bool = False) -> torch.nn.Module:
+    """``prog`` as an ``nn.Module`` computing what :func:`graph_module` computes, with
+    the source of its ``forward`` written directly (one line per torch call) rather
+    than generated by torch.fx; falls back to :func:`graph_module` where a rule does
+    something the writer cannot record."""
+    check_lowerable((i.op for i in prog.instrs), "torch")
+    plain = prog
+    if fused:
+        prog = fuse(prog, donate)
+    names = value_names(prog, [n.lower() for n in input_names] if input_names else None)
+    src = _Source()
+    env = {v: _Var(src, names[v]) for v in prog.inputs}
+    root = type(class_name, (ProgramModule,), {})()
+    for v in _buffers(prog, root, names):
+        env[v] = src.emit(names[v], f"self.{names[v]}")
+    try:
+        _lower(prog, env, foreach, src.call)
+    except _Untraceable:
+        return graph_module(plain, input_names, class_name, foreach, fused, donate)
+    outs = ", ".join(src.ref(env[v]) for v in prog.outputs)
+    args = ", ".join(names[v] for v in prog.inputs)
+    code = (f"def forward(self, {args}):\n" + "\n".join(src.lines)
+            + f"\n    return ({outs}{',' if len(prog.outputs) == 1 else ''})\n")
+    scope = dict(src.globals)
+    exec(compile(code, f"<catgrad {class_name}>", "exec"), scope)  # noqa: S102 - our own generated source
+    type(root).forward = scope["forward"]
+    type(root).code = code
+    return root
+
+
+def _buffers(prog: Program, root: torch.nn.Module, names: dict) -> list:
+    """Register the constants the program reads as buffers of ``root``; their values."""
+    used = {a for i in prog.instrs for a in i.ins} | set(prog.outputs)
+    inputs = set(prog.inputs)
+    out = []
+    for v, c in sorted(prog.consts.items()):
+        if v in used and v not in inputs:
+            root.register_buffer(names[v], torch.as_tensor(np.asarray(c)).to(prog.types[v].dtype.torch()))
+            out.append(v)
+    return out
+
+
+def _lower(prog: Program, env: dict, foreach: bool, many) -> None:
+    """Run the torch rule of every instruction on the stand-ins in ``env`` (value ->
+    fx proxy or recorded value; the inputs and constants on entry, every value on
+    return). ``many(fn, lists)`` makes one multi-tensor call of a foreach group."""
     binding = _Sizes({d: (env[v], k) for v in reversed(prog.inputs)
                       for k, d in enumerate(prog.types[v].shape) if isinstance(d, str)})
-    used = {a for i in prog.instrs for a in i.ins} | set(prog.outputs)
-    for v, c in sorted(prog.consts.items()):
-        if v in used and v not in env:
-            t = prog.types[v]
-            root.register_buffer(names[v], torch.as_tensor(np.asarray(c)).to(t.dtype.torch()))
-            env[v] = fx.Proxy(graph.get_attr(names[v]), tracer)
     implicit = implicit_broadcasts(prog)
     schedule = _schedule(prog, implicit) if foreach else [[j] for j in range(len(prog.instrs))]
     for group in schedule:
         if len(group) > 1:  # one multi-tensor call for the whole group
             instrs = [prog.instrs[j] for j in group]
-            fn = getattr(torch, FOREACH[instrs[0].op.name])
             lists = [[env[i.ins[k]] for i in instrs] for k in range(len(instrs[0].ins))]
-            res = fn(*lists)
+            res = many(getattr(torch, FOREACH[instrs[0].op.name]), lists)
             for k, i in enumerate(instrs):
                 env[i.outs[0]] = res[k]
             continue
@@ -160,13 +357,12 @@ def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProg
             env.update(ins.op.emit({v: env[v] for v in ins.ins}))
             continue
         res = bind(ins.op, "torch", binding)(*(env[v] for v in ins.ins))
-        res = res if len(ins.outs) > 1 else (res,)
+        if len(ins.outs) == 1:
+            res = (res,)
+        elif isinstance(res, (fx.Proxy, _Var)):
+            res = [res[k] for k in range(len(ins.outs))]
         for o, r in zip(ins.outs, res):
             env[o] = r
-    outs = tuple(env[v].node if isinstance(env[v], fx.Proxy) else env[v] for v in prog.outputs)
-    graph.output(outs)
-    graph.lint()
-    return fx.GraphModule(root, graph, class_name=class_name)
 
 
 class _Sizes(dict):
@@ -199,10 +395,11 @@ class TorchProgram:
             fused = not torch_compile
         self.donate = donate = bool(donate and fused)
         key = (structural_key(program, input_names), str(self.device), class_name, foreach, fused, donate)
-        gm = _CACHE.get(key)
-        if gm is None:
-            gm = _CACHE[key] = graph_module(program, input_names, class_name, foreach, fused, donate).to(self.device)
-        self.graph_module = gm
+        mod = _CACHE.get(key)
+        if mod is None:
+            mod = _CACHE[key] = program_module(program, input_names, class_name, foreach, fused,
+                                               donate).to(self.device)
+        self.module = gm = mod
         self._dtypes = [t.dtype.torch() for t in self.dom]
         if torch_compile:  # True: inductor; or the name of a torch.compile backend ("eager", "aot_eager"...)
             backend = "inductor" if torch_compile is True else str(torch_compile)
@@ -236,6 +433,11 @@ class TorchProgram:
             args = _unaliased(args)
         with torch.no_grad():  # the program is its own derivative: no autograd tape is wanted
             return tuple(self._fn(*args))
+
+    @property
+    def graph_module(self) -> fx.GraphModule:
+        """The program as a ``torch.fx.GraphModule`` (traced from the module on first use)."""
+        return self.module if isinstance(self.module, fx.GraphModule) else self.module.graph_module
 
     @property
     def code(self) -> str:
@@ -272,4 +474,4 @@ def compile_torch(program, device="cpu", torch_compile: bool = False, input_name
                         donate=donate)
 
 
-__all__ = ["TorchProgram", "compile_torch", "graph_module", "structural_key"]
+__all__ = ["ProgramModule", "TorchProgram", "compile_torch", "graph_module", "program_module", "structural_key"]

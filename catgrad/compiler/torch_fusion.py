@@ -21,6 +21,9 @@ where the last of them stood. A match is taken only where it is exact:
 - ``conv_weight_grad``: the weight gradient of a convolution, which R writes as a
   convolution over the batch axis (``conv(x^T, dy^T)^T``), is torch's
   ``convolution_backward`` for the weight (the kernel autograd uses).
+- ``affine``: a dense layer ``x @ W + broadcast(b)`` is ``torch.addmm(b, x, W)`` (the
+  bias added inside the matrix kernel; equal to rounding).
+- ``relu_rd``: R of relu, ``dy * heaviside(z)``, is ``threshold_backward(dy, z, 0)``.
 - ``adam``: the Adam update of one parameter
   ``m' = b1 m + (1 - b1) g``, ``v' = b2 v + (1 - b2) g^2``,
   ``p' = p - (lr / (1 - b1^t')) m' / (sqrt(v') / sqrt(1 - b2^t') + eps)`` is
@@ -268,6 +271,51 @@ def _adam(m: _Matcher, j: int):
     return Fusion("adam", covered, (P, M, V, X, T1) + tuple(hyper.values()), (out, M1, V1), emit, donates=(P, M, V))
 
 
+# -- dense layers: x @ W + b and R of relu --------------------------------------------------
+
+_AFFINE = ("add", ("einsum", "X", "W"), ("bc", "B"))
+
+
+def _affine(m: _Matcher, j: int):
+    """``x @ W + broadcast(b)`` (x: [n, k], W: [k, m], b: [m]) is one ``torch.addmm(b, x, W)``:
+    the product is accumulated onto the bias inside the matrix kernel instead of in a
+    second pass over the [n, m] result (torch's ``nn.Linear``). It rounds the sum once
+    where the plain graph rounds the product and then the sum, so the two agree to
+    rounding, not bit for bit."""
+    env, covered = {}, set()
+    out = m.prog.instrs[j].outs[0]
+    if not m.match(_AFFINE, out, env, covered):
+        return None
+    # the product is either argument of the add (it matches with its arguments swapped)
+    mm = next(i for i in (m.instr(a)[1] for a in m.prog.instrs[j].ins)
+              if i is not None and i.op.name == "einsum" and i.ins == (env["X"], env["W"]))
+    X, W, B = env["X"], env["W"], env["B"]
+    tx, tw, tb, to = (m.prog.types[v] for v in (X, W, B, out))
+    if dict(mm.op.attrs).get("spec") != "ab,bc->ac" or not to.dtype.is_float or tb.rank != 1 \
+            or not tx.dtype == tw.dtype == tb.dtype == to.dtype or tb.shape[0] != to.shape[1]:
+        return None
+    return Fusion("affine", covered, (X, W, B), (out,), lambda v: {out: torch.addmm(v[B], v[X], v[W])})
+
+
+_RELU_RD = ("mul", "DY", ("heaviside", "Z"))
+
+
+def _relu_rd(m: _Matcher, j: int):
+    """``dy * heaviside(z)`` (R of relu) is ``threshold_backward(dy, z, 0)``, the kernel
+    torch's own relu backward runs: one pass instead of a compare, a cast and a product.
+    Equal to the plain graph for every finite ``dy`` and non-NaN ``z`` (where the mask
+    is 0 the kernel writes +0, the product -0 for a negative ``dy``; the two compare equal)."""
+    env, covered = {}, set()
+    out = m.prog.instrs[j].outs[0]
+    if not m.match(_RELU_RD, out, env, covered):
+        return None
+    DY, Z = env["DY"], env["Z"]
+    if not (m.prog.types[DY] == m.prog.types[Z] == m.prog.types[out] and m.prog.types[out].dtype.is_float):
+        return None
+    return Fusion("relu_rd", covered, (DY, Z), (out,),
+                  lambda v: {out: torch.ops.aten.threshold_backward(v[DY], v[Z], 0)})
+
+
 def _call(fn, *args, **kwargs):
     """``fn(*args, **kwargs)``; on fx proxies, recorded as one node directly (a
     multi-tensor op's ``__torch_function__`` dispatch costs milliseconds to trace)."""
@@ -286,7 +334,8 @@ def _method(name: str, x):
 
 
 #: The table: the op at the root of a pattern -> the matchers tried there.
-PATTERNS: dict[str, list] = {"fold": [_maxpool_rd], "transpose": [_conv_weight_grad], "sub": [_adam]}
+PATTERNS: dict[str, list] = {"fold": [_maxpool_rd], "transpose": [_conv_weight_grad], "sub": [_adam],
+                             "add": [_affine], "mul": [_relu_rd]}
 
 
 def fuse(prog: Program, donate: bool = False) -> Program:
