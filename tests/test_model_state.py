@@ -153,7 +153,7 @@ CLI_MODEL = ("import nn\n"
 
 
 def _cmd(cat, ck, *extra):
-    return [sys.executable, "-m", "catgrad", "train", str(cat), "--model", "net", "--data", "iris", "--epochs", "4",
+    return [sys.executable, "-m", "catgrad", "train", str(cat), "--model", "net", "--data", "iris", "--epochs", "16",
             "--batch", "8", "--optimizer", "adam(lr=1e-2)", "--seed", "3", "--checkpoint", str(ck),
             "--checkpoint-every", "1", "--quiet", *extra]
 
@@ -167,7 +167,7 @@ def test_cli_train_with_dropout_and_batchnorm_kill_resume_equals_uninterrupted_a
     ck = tmp_path / "run.safetensors"
     steps = kill_three_times_then_finish(lambda resume: _cmd(cat, ck, *(["--resume", str(ck)] if resume else [])),
                                          ck, env)
-    assert all(0 < s < 60 for s in steps), steps  # killed mid-run, three times
+    assert all(0 < s < 240 for s in steps), steps  # killed mid-run, three times
     a, b = ckpt.load(ref)[0], ckpt.load(ck)[0]
     assert sorted(a) == sorted(b) and {"state/key", "state/batchnorm.running_var"} <= set(a)
     for k in a:

@@ -24,7 +24,9 @@ def test_renaming_and_prefixing_keep_the_body_and_types():
     g = f.with_params(u="enc.u")
     assert g.names == ("enc.u", "v") and g.body is f.body and g.P == f.P
     h = f.prefixed("layer1")
-    assert h.names == ("layer1.u", "layer1.v") and h.body is f.body and h.P == f.P
+    # the same body, its boxes scoped under the prefix (scopes only group drawings)
+    assert h.names == ("layer1.u", "layer1.v") and h.body == f.body and h.P == f.P
+    assert {bx.scope for bx in h.body.boxes} == {("layer1",)} != {bx.scope for bx in f.body.boxes}
     assert repr(f) == f"Para([u: {t}, v: {t}], {t} -> {t})"
 
 
