@@ -5,9 +5,25 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 
 from catgrad.train import checkpoint as ckpt
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_env() -> dict:
+    """The environment for a ``catgrad`` subprocess that imports this checkout."""
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def train_cmd(cat, model: str, epochs: int, ck, *extra) -> list:
+    """``catgrad train`` on iris with Adam, a checkpoint after every step."""
+    return [sys.executable, "-m", "catgrad", "train", str(cat), "--model", model, "--data", "iris",
+            "--epochs", str(epochs), "--batch", "8", "--optimizer", "adam(lr=1e-2)", "--seed", "3",
+            "--checkpoint", str(ck), "--checkpoint-every", "1", "--quiet", *extra]
 
 
 def kill_three_times_then_finish(cmd, ck, env) -> list:

@@ -4,25 +4,21 @@ an interrupted checkpoint write is left behind."""
 
 import os
 import subprocess
-import sys
 
 import numpy as np
 
 from catgrad.train import checkpoint as ckpt
-from kill_util import kill_three_times_then_finish
+from kill_util import kill_three_times_then_finish, run_env, train_cmd
 
 MODEL = "import nn\ndef mlp = nn.dense[4, 8] >> tanh >> nn.dense[8, 3]\n"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _cmd(cat, ck, *extra):
-    return [sys.executable, "-m", "catgrad", "train", str(cat), "--model", "mlp", "--data", "iris", "--epochs", "12",
-            "--batch", "8", "--optimizer", "adam(lr=1e-2)", "--seed", "3", "--checkpoint", str(ck),
-            "--checkpoint-every", "1", "--quiet", *extra]
+    return train_cmd(cat, "mlp", 12, ck, *extra)
 
 
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = run_env()
     cat = tmp_path / "m.cat"
     cat.write_text(MODEL)
     ref = tmp_path / "ref.npz"

@@ -6,7 +6,6 @@ autograd, running statistics after several SGD steps, eval-mode outputs); dropou
 derived from the seed and the step count, the same numbers on numpy and torch, off in
 predict; kill + resume of a CLI run equal to an uninterrupted one."""
 
-import os
 import subprocess
 import sys
 
@@ -20,11 +19,10 @@ from catgrad.frontend.diagnostics import FrontendError
 from catgrad.frontend.module import loads
 from catgrad.step import TrainState
 from catgrad.train import checkpoint as ckpt
-from kill_util import kill_three_times_then_finish
+from kill_util import kill_three_times_then_finish, run_env, train_cmd
 from test_rd_references import rel_err
 
 TOL = 1e-9
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def model(src: str, name: str = "f"):
@@ -153,13 +151,11 @@ CLI_MODEL = ("import nn\n"
 
 
 def _cmd(cat, ck, *extra):
-    return [sys.executable, "-m", "catgrad", "train", str(cat), "--model", "net", "--data", "iris", "--epochs", "16",
-            "--batch", "8", "--optimizer", "adam(lr=1e-2)", "--seed", "3", "--checkpoint", str(ck),
-            "--checkpoint-every", "1", "--quiet", *extra]
+    return train_cmd(cat, "net", 16, ck, *extra)
 
 
 def test_cli_train_with_dropout_and_batchnorm_kill_resume_equals_uninterrupted_and_predict_is_deterministic(tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = run_env()
     cat = tmp_path / "m.cat"
     cat.write_text(CLI_MODEL)
     ref = tmp_path / "ref.safetensors"
