@@ -10,6 +10,7 @@ are whatever the backend computes on: numpy arrays, or torch tensors on a device
 from __future__ import annotations
 
 import gc
+import operator
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -54,6 +55,9 @@ class Step:
         self._n, self._k, self._m = len(self.param_names), len(self.opt_keys), len(self.state_names)
         self._checked: set = set()
         self._bits = model.cod[0].dtype.name == "bit"
+        # the state's values in the program's argument order, each a tuple (one C call)
+        self._get_p, self._get_s, self._get_m = (_getter(names) for names in
+                                                 (self.param_names, self.opt_keys, self.state_names))
 
     @property
     def program(self):
@@ -118,10 +122,9 @@ class Step:
             key = (_shape(x), _shape(y))
         if key not in self._checked:  # once per pair of shapes
             self._check(state, key)
-        p, s, ms = state.params, state.opt_state, state.model_state
         try:
-            outs = self._run(*map(p.__getitem__, self.param_names), *map(s.__getitem__, self.opt_keys),
-                             *map(ms.__getitem__, self.state_names), x, y)
+            outs = self._run(*self._get_p(state.params), *self._get_s(state.opt_state),
+                             *self._get_m(state.model_state), x, y)
         except KeyError:
             self._check_keys(state)
             raise
@@ -155,6 +158,15 @@ class Step:
 
     def __repr__(self):
         return f"<Step {self.model!r} optimizer={self.optimizer!r} backend={self.backend!r}>"
+
+
+def _getter(names):
+    """``d -> tuple(d[n] for n in names)``, as one C call."""
+    if not names:
+        return lambda d: ()
+    if len(names) == 1:
+        return lambda d, g=operator.itemgetter(names[0]): (g(d),)
+    return operator.itemgetter(*names)
 
 
 def _shape(x) -> tuple:

@@ -24,6 +24,7 @@ donated (``donate=``).
 from __future__ import annotations
 
 import functools
+import math
 import sys
 
 import numpy as np
@@ -108,6 +109,15 @@ def _fresh(ring: list, shape: tuple, dtype):
     return a
 
 
+def _copyto_broadcast(x, out):  # (a marker: the generator writes np.copyto out)
+    np.copyto(out, x)
+    return out
+
+
+_copyto_broadcast.writes_out = True
+_COPYTO = _copyto_broadcast
+
+
 def _writes_out(kernel) -> bool:
     """A kernel that takes ``out=`` and otherwise returns fresh memory: a numpy ufunc,
     or a rule's kernel marked ``writes_out``. (A kernel may also carry ``inline``: its
@@ -134,8 +144,13 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
             c = np.asarray(c)
             shown = repr(c.item()) if c.size == 1 else f"array of shape {c.shape}"
             lines.append(f"    # {name[v]} = {shown} ({c.dtype})")
-    implicit = implicit_broadcasts(prog)
-    kernels = [None if j in implicit else bind(ins.op, "numpy", binding) for j, ins in enumerate(prog.instrs)]
+    # numpy's own broadcasting in the readers does a broadcast of one number for free;
+    # a broadcast of a vector costs every reader a buffered iteration that allocates
+    # (about 13-34 kB a call) and loops once per row, so it is written into a planned
+    # buffer instead (``np.copyto``), once, and read as a plain array
+    implicit = {j for j in implicit_broadcasts(prog) if math.prod(prog.types[prog.instrs[j].ins[0]].shape) == 1}
+    kernels = [None if j in implicit else _COPYTO if ins.op.name == "broadcast" else bind(ins.op, "numpy", binding)
+               for j, ins in enumerate(prog.instrs)]
     if reuse:
         planned = plan(prog, lambda j: _writes_out(kernels[j]),
                        lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]), donate,
@@ -163,11 +178,33 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
             shape = resolve_shape(ins.op.cod[0].shape, binding)
             lines.append(f"    {name[ins.outs[0]]} = {name[ins.ins[0]]}.reshape({shape!r})")
             continue
+        where = planned.target.get(j)
+        if kernel is _COPYTO:  # a broadcast into the array planned for it, or a new one
+            shape = resolve_shape(ins.op.cod[0].shape, binding)
+            if where is None:
+                dst = f"np.empty({shape!r}, {name[ins.ins[0]]}.dtype)"
+            elif where[0] == "ring":
+                r = where[1]
+                lines.append(f"    _o = _R{r}[0] if _rc(_R{r}[0]) == {_FREE} else _R{r}[1] if _rc(_R{r}[1]) == {_FREE} "
+                             f"else _F{r}()")
+                dst = "_o"
+            else:
+                dst = f"_buf{where[1]}" if where[0] == "buf" else name[prog.inputs[where[1]]]
+            lines.append(f"    {name[ins.outs[0]]} = {dst}; np.copyto({name[ins.outs[0]]}, {name[ins.ins[0]]})")
+            continue
         template = getattr(kernel, "inline", None)  # a kernel that says how to write its call out
+        at = getattr(kernel, "inline_at", None)  # ... or how, given the operands' shapes
+        if at is not None:
+            r = at([resolve_shape(prog.types[v].shape, binding) for v in ins.ins],
+                   [np.dtype(prog.types[v].dtype.numpy) for v in ins.ins])
+            if r is not None:
+                template, consts = r
+                for k, c in enumerate(consts):
+                    env[f"_k{j}_{k}"] = c
+                    template = template.replace(f"{{c{k}}}", f"_k{j}_{k}")
         call, kws = _inline_call(kernel) or (f"_{name[ins.outs[0]]}", "")
         if call.startswith("_") and template is None:
             env[call] = kernel
-        where = planned.target.get(j)
         if where is not None and where[0] == "ring":
             r = where[1]
             lines.append(f"    _o = _R{r}[0] if _rc(_R{r}[0]) == {_FREE} else _R{r}[1] if _rc(_R{r}[1]) == {_FREE} "
@@ -208,7 +245,8 @@ class NumpyProgram:
     come first on both sides) or ``{output position: input position}``. A donated input
     array may be overwritten by the call: the caller gives it up and uses the returned
     arrays instead. Arrays that are not writeable numpy arrays, or that are passed in
-    two places at once, are copied first (views of one another are not detected).
+    two places at once, or not C-contiguous, are copied first (views of one another are
+    not detected).
     """
 
     def __init__(self, program: Program, passes: bool = True, input_names=None, reuse: bool = True,
@@ -246,7 +284,8 @@ class NumpyProgram:
         for i in self._donated:
             a = args[i]
             shared = not distinct and [id(b) for b in args].count(id(a)) > 1
-            if type(a) is not np.ndarray or not a.flags.writeable or shared:
+            # (C-contiguous too: some generated calls, np.dot, write only into such arrays)
+            if type(a) is not np.ndarray or not a.flags.writeable or not a.flags.c_contiguous or shared:
                 args[i] = np.array(a, dtype=self._dtypes[i])
         return args
 
