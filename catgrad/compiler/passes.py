@@ -32,7 +32,8 @@ def dce(p: Program) -> Program:
     live = set(p.outputs)
     kept = []
     for ins in reversed(p.instrs):
-        if any(o in live for o in ins.outs):
+        outs = ins.outs
+        if (outs[0] in live) if len(outs) == 1 else any(o in live for o in outs):
             kept.append(ins)
             live.update(ins.ins)
     kept.reverse()
@@ -48,14 +49,14 @@ def cse(p: Program) -> Program:
     sub: dict = {}
     kept = []
     for ins in p.instrs:
-        args = tuple(sub.get(v, v) for v in ins.ins)
+        args = tuple([sub.get(v, v) for v in ins.ins]) if sub else ins.ins
         key = (ins.op, args)
         prev = seen.get(key)
         if prev is not None:
             for a, b in zip(ins.outs, prev.outs):
                 sub[a] = b
             continue
-        new = Instr(ins.op, args, ins.outs)
+        new = ins if args is ins.ins else Instr(ins.op, args, ins.outs)
         seen[key] = new
         kept.append(new)
     q = p.copy()
@@ -84,7 +85,7 @@ def fold_constants(p: Program, binding: dict | None = None) -> Program:
     kept = []
     types = list(p.types)
     for ins in p.instrs:
-        args = tuple(sub.get(v, v) for v in ins.ins)
+        args = tuple([sub.get(v, v) for v in ins.ins]) if sub else ins.ins
         op = ins.op
         if op.prim.kind == "constant" and _concrete(op.cod[0], binding) is None:
             # a constant of symbolic shape: a folded scalar, broadcast when the shape is known
@@ -124,7 +125,7 @@ def fold_constants(p: Program, binding: dict | None = None) -> Program:
         if op.name in ("broadcast", "reshape") and same(args[0]):
             sub[ins.outs[0]] = args[0]
             continue
-        kept.append(Instr(op, args, ins.outs))
+        kept.append(ins if args is ins.ins else Instr(op, args, ins.outs))
     q = p.copy()
     q.types = types
     q.instrs = kept
@@ -153,7 +154,7 @@ def simplify_signs(p: Program) -> Program:
             readers.setdefault(v, []).append(ins)
     outs = set(p.outputs)
     for ins in p.instrs:
-        args = tuple(sub.get(v, v) for v in ins.ins)
+        args = tuple([sub.get(v, v) for v in ins.ins]) if sub else ins.ins
         op, name = ins.op, ins.op.name
         if name == "neg" and args[0] in negated:
             sub[ins.outs[0]] = negated[args[0]]
@@ -184,7 +185,7 @@ def simplify_signs(p: Program) -> Program:
                 continue
         if name == "neg":
             negated[ins.outs[0]] = args[0]
-        kept.append(Instr(op, args, ins.outs))
+        kept.append(ins if args is ins.ins else Instr(op, args, ins.outs))
     q = p.copy()
     q.instrs, q.types = kept, types
     q.outputs = [sub.get(v, v) for v in p.outputs]
@@ -224,7 +225,7 @@ def simplify_scales(p: Program) -> Program:
     kept = []
     sub: dict = {}
     for ins in p.instrs:
-        args = tuple(sub.get(v, v) for v in ins.ins)
+        args = tuple([sub.get(v, v) for v in ins.ins]) if sub else ins.ins
         op, name = ins.op, ins.op.name
         if name == "reshape":
             src = made.get(args[0])
@@ -257,7 +258,7 @@ def simplify_scales(p: Program) -> Program:
                     new_args = (b, cv) if k == 1 else (cv, b)
                     kept.append(Instr(src.op, new_args, ins.outs))
                 continue
-        kept.append(Instr(op, args, ins.outs))
+        kept.append(ins if args is ins.ins else Instr(op, args, ins.outs))
     q = p.copy()
     q.types, q.consts, q.instrs = types, consts, kept
     q.outputs = [sub.get(v, v) for v in p.outputs]

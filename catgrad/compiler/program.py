@@ -10,6 +10,7 @@ never read is a discard. ``consts`` holds values already known at compile time
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,8 +19,9 @@ from ..core.primitive import Op
 from ..core.types import Ob
 
 
-@dataclass(frozen=True)
-class Instr:
+class Instr(NamedTuple):
+    """``outs = op(ins)``. (A named tuple: passes build thousands of these.)"""
+
     op: Op
     ins: tuple
     outs: tuple

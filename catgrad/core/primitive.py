@@ -236,9 +236,10 @@ class Op:
     cod: Ob
     attrs: tuple  # sorted (name, value) pairs
 
-    @property
-    def name(self) -> str:
-        return self.prim.name
+    def __post_init__(self):
+        # read on every pass over a program: a plain attribute, and the hash computed once
+        object.__setattr__(self, "name", self.prim.name)
+        object.__setattr__(self, "_hash", hash((self.prim.name, self.dom, self.cod)))
 
     @property
     def kwargs(self) -> dict:
@@ -250,8 +251,11 @@ class Op:
         return (self.dom or self.cod)[0].dtype
 
     def __eq__(self, other) -> bool:
+        if self is other:
+            return True
         return (
             isinstance(other, Op)
+            and self._hash == other._hash
             and self.prim is other.prim
             and self.dom == other.dom
             and self.cod == other.cod
@@ -259,12 +263,11 @@ class Op:
             and all(k1 == k2 and _attr_eq(v1, v2) for (k1, v1), (k2, v2) in zip(self.attrs, other.attrs))
         )
 
-    def __hash__(self) -> int:
-        h = self.__dict__.get("_hash")
-        if h is None:  # CSE and graph caching hash every op many times: compute it once
-            h = hash((self.prim.name, self.dom, self.cod))
-            object.__setattr__(self, "_hash", h)
-        return h
+    def __hash__(self) -> int:  # (CSE and graph caching hash every op many times)
+        return self._hash
+
+    def __reduce__(self):  # rebuilt, not copied: a str's hash differs between processes
+        return Op, (self.prim, self.dom, self.cod, self.attrs)
 
     def __repr__(self) -> str:
         """Source that rebuilds this op as a one-box diagram (``import catgrad as cg``)."""

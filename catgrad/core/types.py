@@ -79,7 +79,7 @@ def _check_dim(d) -> Dim:
     raise CatgradTypeError(f"a dimension must be an int or a name, not {d!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TensorType:
     """The type of one wire: ``dtype[shape]``."""
 
@@ -87,7 +87,23 @@ class TensorType:
     shape: tuple
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(_check_dim(d) for d in self.shape))
+        shape = tuple(_check_dim(d) for d in self.shape)
+        object.__setattr__(self, "shape", shape)
+        # types are compared and hashed on every box built and every pass: hash once
+        object.__setattr__(self, "_hash", hash((self.dtype.name, shape)))
+
+    def __eq__(self, other) -> bool:
+        if self is other:
+            return True
+        if other.__class__ is not TensorType:
+            return NotImplemented
+        return self._hash == other._hash and self.shape == other.shape and self.dtype == other.dtype
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self):  # rebuilt, not copied: a str's hash differs between processes
+        return TensorType, (self.dtype, self.shape)
 
     @property
     def rank(self) -> int:

@@ -65,6 +65,11 @@ def _np_sigmoid(x, out=None):
 _np_sigmoid.writes_out = True
 # the same four steps written out, for code generators
 _np_sigmoid.inline = "np.multiply(0.5, np.add(1.0, np.tanh(np.multiply(0.5, {0}{out}){out}){out}){out})"
+# ... and with 0.5 and 1.0 as 0-d arrays of the operand's dtype, second (the same bits:
+# a Python float is converted to that dtype anyway, at a cost on every call)
+_np_sigmoid.inline_at = lambda shapes, dtypes: (
+    "np.multiply(np.add(np.tanh(np.multiply({0}, {c0}{out}){out}), {c1}{out}), {c0}{out})",
+    [np.array(0.5, dtypes[0]), np.array(1.0, dtypes[0])])
 
 sigmoid = _float_unary(
     "sigmoid",
