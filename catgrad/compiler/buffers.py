@@ -65,11 +65,11 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, ring
             for o in ins.outs:
                 via[v] = max(via.get(v, -1), last.get(o, -1), via.get(o, -1))
                 esc[v] = esc.get(v, False) or esc.get(o, False)
-    ext = {v: max(last.get(v, -1), via.get(v, -1)) for v in range(len(prog.types))}
 
     target: dict = {}
     buffers: list = []
     busy: list = []  # buffer k holds a value read up to instruction busy[k]
+    of_type: dict = {}
     pos = {v: i for i, v in enumerate(prog.inputs)}
     donors = {prog.outputs[p]: prog.inputs[i] for p, i in (donate or {}).items()}
     used_donors: set = set()
@@ -91,14 +91,16 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, ring
                 target[j] = ("ring", len(ring_types))
                 ring_types.append(t)
             continue
-        for k, b in enumerate(buffers):
-            if b == t and busy[k] < j:
+        same = of_type.setdefault(t, [])  # the buffers of this type, in order of creation
+        for k in same:
+            if busy[k] < j:
                 break
         else:
             k = len(buffers)
             buffers.append(t)
             busy.append(-1)
-        busy[k] = max(ext[o], j)
+            same.append(k)
+        busy[k] = max(last.get(o, -1), via.get(o, -1), j)
         target[j] = ("buf", k)
     return Plan(target, buffers, ring_types)
 

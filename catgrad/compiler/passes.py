@@ -20,6 +20,9 @@ computing the same function.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+
 import numpy as np
 
 from ..core.primitive import bind, lookup
@@ -286,24 +289,39 @@ def schedule(p: Program) -> Program:
     # the producers of each instruction's operands, earliest first: what needs no
     # reordering keeps its order (the forward pass stays in front)
     needs = [sorted({producer[v] for v in ins.ins if v in producer}) for ins in p.instrs]
-    done = [False] * len(p.instrs)
-    seen = [False] * len(p.instrs)
+    n = len(p.instrs)
+    done = [False] * n
+    seen = [False] * n
     order: list = []
-    waiting: list = []
+    # a sink that reads inputs waits for their other readers: pending[j] counts those not
+    # run yet; blocks[r] lists the sinks that reader r holds up
+    pending = [0] * n
+    blocks: dict = {}
+    for j in range(n):
+        if sink[j]:
+            for v in set(p.instrs[j].ins) & inputs:
+                for r in in_readers[v]:
+                    if r != j:
+                        pending[j] += 1
+                        blocks.setdefault(r, []).append(j)
+    waiting: dict = {}  # sink -> when it began to wait
+    ticket = itertools.count()
+    free: list = []  # a heap of (when it began to wait, sink) for waiting sinks no longer held up
 
-    def ready(j):
-        return all(done[r] for v in set(p.instrs[j].ins) & inputs for r in in_readers[v] if r != j)
-
-    def emit(j):
+    def run(j):
         done[j] = True
         order.append(j)
-        while True:  # a sink waiting for this one may go now
-            go = next((w for w in waiting if ready(w)), None)
-            if go is None:
-                return
-            waiting.remove(go)
-            done[go] = True
-            order.append(go)
+        for w in blocks.get(j, ()):
+            pending[w] -= 1
+            if pending[w] == 0 and w in waiting:
+                heapq.heappush(free, (waiting[w], w))
+
+    def emit(j):
+        run(j)
+        while free:  # the sinks this one let go, the one that waited longest first
+            w = heapq.heappop(free)[1]
+            del waiting[w]
+            run(w)
 
     for v in p.outputs:
         if v not in producer or seen[producer[v]]:
@@ -319,11 +337,11 @@ def schedule(p: Program) -> Program:
                 stack.append((deps[k], 0))
             elif not seen[j]:
                 seen[j] = True
-                if sink[j] and not ready(j):
-                    waiting.append(j)
+                if sink[j] and pending[j]:
+                    waiting[j] = next(ticket)
                 else:
                     emit(j)
-    order += waiting  # (every reader has run by now)
+    order += sorted(waiting, key=waiting.get)  # (every reader has run by now)
     q = p.copy()
     q.instrs = [p.instrs[j] for j in order]
     return q

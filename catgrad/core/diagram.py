@@ -162,7 +162,7 @@ class Builder:
                 types.append(g.types[w])
                 env[w] = len(types) - 1
                 outs.append(len(types) - 1)
-            boxes.append(Box(op, tuple(env[w] for w in b_ins), tuple(outs), outer + scope if outer else scope))
+            boxes.append(Box(op, tuple([env[w] for w in b_ins]), tuple(outs), outer + scope if outer else scope))
         return [env[w] for w in g.outputs]
 
     def finish(self, inputs: Sequence[int], outputs: Sequence[int]) -> Graph:
@@ -170,7 +170,8 @@ class Builder:
         live = set(outputs)
         kept = []
         for box in reversed(self.boxes):
-            if any(w in live for w in box.outs):
+            outs = box.outs
+            if (outs[0] in live) if len(outs) == 1 else any(w in live for w in outs):
                 kept.append(box)
                 live.update(box.ins)
         kept.reverse()
@@ -181,7 +182,7 @@ class Builder:
         types = [None] * len(number)
         for w, k in number.items():
             types[k] = self.types[w]
-        boxes = [Box(op, tuple(number[w] for w in ins), tuple(number[w] for w in outs), scope)
+        boxes = [Box(op, tuple([number[w] for w in ins]), tuple([number[w] for w in outs]), scope)
                  for op, ins, outs, scope in kept]
         return Graph(types, boxes, [number[w] for w in inputs], [number[w] for w in outputs])
 

@@ -83,17 +83,52 @@ class Primitive:
         return self.kind == "elementwise"
 
     def op(self, dom, **attrs) -> "Op":
-        """Instantiate at input types ``dom``: checks the arity, then runs the type rule."""
+        """Instantiate at input types ``dom``: checks the arity, then runs the type rule.
+        Type rules are functions of the types and attributes alone, so an op made once
+        is looked up the next time (an optimizer builds the same few ops for every
+        parameter)."""
         dom = as_ob(dom)
+        try:
+            key = (dom, _attr_key(attrs))
+            made = _OPS.get(self)
+            hit = made.get(key) if made is not None else None
+        except TypeError:  # an attribute that cannot be hashed (an array): no lookup
+            key = hit = None
+        if hit is not None:
+            return hit
         if self.arity is not None and len(dom) != self.arity:
             raise CatgradTypeError(f"{self.name} takes {self.arity} input(s), got {len(dom)}: {dom}")
         cod = self.type_rule(dom, **attrs)
         if isinstance(cod, TensorType):
             cod = Ob(cod)
-        return Op(self, dom, Ob(*cod), tuple(sorted(attrs.items())))
+        op = Op(self, dom, Ob(*cod), tuple(sorted(attrs.items())))
+        if key is not None:
+            made = _OPS.setdefault(self, {})
+            if len(made) >= 4096:  # (bounded: constants carry their values)
+                made.clear()
+            made[key] = op
+        return op
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+_OPS: dict = {}  # primitive -> {(dom, attribute key): Op}
+
+
+def _attr_key(v):
+    """A hashable key that tells apart values Python calls equal (``1``, ``1.0``,
+    ``True``), as :class:`Op` equality does; a TypeError for what cannot be hashed."""
+    if isinstance(v, dict):
+        return tuple(sorted((k, _attr_key(x)) for k, x in v.items()))
+    if isinstance(v, (tuple, list)):
+        return (type(v), tuple(_attr_key(x) for x in v))
+    if isinstance(v, (np.ndarray, np.generic)):
+        raise TypeError("arrays are not looked up")
+    if type(v) is float:  # (-0.0 == 0.0, but a constant's sign matters)
+        return (float, v.hex())
+    hash(v)
+    return (type(v), v)
 
 
 # -- rule tables: one per backend, keyed by primitive ---------------------------------------
