@@ -149,7 +149,15 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     # (about 13-34 kB a call) and loops once per row, so it is written into a planned
     # buffer instead (``np.copyto``), once, and read as a plain array
     implicit = {j for j in implicit_broadcasts(prog) if math.prod(prog.types[prog.instrs[j].ins[0]].shape) == 1}
-    kernels = [None if j in implicit else _COPYTO if ins.op.name == "broadcast" else bind(ins.op, "numpy", binding)
+    bound: dict = {}  # op -> kernel (kernels are pure functions of their operands: shared)
+
+    def kernel_of(op):
+        k = bound.get(op)
+        if k is None:
+            k = bound[op] = bind(op, "numpy", binding)
+        return k
+
+    kernels = [None if j in implicit else _COPYTO if ins.op.name == "broadcast" else kernel_of(ins.op)
                for j, ins in enumerate(prog.instrs)]
     if reuse:
         planned = plan(prog, lambda j: _writes_out(kernels[j]),
@@ -251,7 +259,7 @@ class NumpyProgram:
 
     def __init__(self, program: Program, passes: bool = True, input_names=None, reuse: bool = True,
                  donate=None):
-        check_lowerable((i.op for i in program.instrs), "numpy")
+        check_lowerable({i.op: None for i in program.instrs}, "numpy")  # (each distinct op once, in order)
         self.program = program
         self.passes = passes
         self.input_names = input_names

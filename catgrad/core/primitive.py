@@ -301,9 +301,6 @@ class Op:
     def __hash__(self) -> int:  # (CSE and graph caching hash every op many times)
         return self._hash
 
-    def __reduce__(self):  # rebuilt, not copied: a str's hash differs between processes
-        return Op, (self.prim, self.dom, self.cod, self.attrs)
-
     def __repr__(self) -> str:
         """Source that rebuilds this op as a one-box diagram (``import catgrad as cg``)."""
         args = [source(t) for t in self.dom] + [f"{k}={source(v)}" for k, v in self.attrs]
