@@ -17,7 +17,8 @@ updates in place (``W -= lr gW``), the way one writes it by hand.
 Reported per model: microseconds per step (thread CPU time, best of 5 rounds in which
 all four take turns), the ratios (goal <= 1.05), the bytes allocated per step after
 the first (tracemalloc peak over one step, after warm-up) as a fraction of the
-parameters' size (goal <= 5%), and the CPU time from ``cg.compile`` to the end of the
+parameters' size (goal <= 5%), the same for the compiled program alone ("program":
+without the step's new ``TrainState``, its dicts and the loss as a float), and the CPU time from ``cg.compile`` to the end of the
 first step (building, optimizing, specialising, one step) per layer (goal <= 5 ms).
 
 Run: ``python benchmarks/bench_numpy_step.py`` (``--quick`` for fewer steps).
@@ -192,6 +193,16 @@ def bench(name, sizes, dt, act, batch, n, adam=False):
         if not donate:
             compile_ms = 1e3 * (time.process_time() - t0) / nlayers
             init = step.init(0).params
+            s0 = step.init(0)
+            args = ([s0.params[n] for n in step.param_names] + [s0.opt_state[k] for k in step.opt_keys]
+                    + [x, y])
+            held = [None]
+
+            def program_only(run=step.program, args=args, held=held):  # no TrainState, dicts, float
+                held[0] = None
+                held[0] = run(*args)
+
+            prog_alloc = allocated(program_only)
         fns.append(ours)
     for inplace in (False, True):
         Ws = [np.array(init[f"l{k}.W"]) for k in range(nlayers)]
@@ -201,7 +212,7 @@ def bench(name, sizes, dt, act, batch, n, adam=False):
     param_bytes = sum(a.nbytes for a in init.values())
     t = timeit(fns, n)
     a = [allocated(f) for f in fns]
-    return dict(name=name, t=t, alloc=a, params=param_bytes, compile_ms_per_layer=compile_ms)
+    return dict(name=name, t=t, alloc=a, params=param_bytes, compile_ms_per_layer=compile_ms, prog_alloc=prog_alloc)
 
 
 def main():
@@ -216,12 +227,13 @@ def main():
                       False))
     print("us per step (thread CPU time); ours: the default step / donate=True; hand: new arrays / in place")
     print(f"{'model':<18}{'ours':>9}{'donate':>9}{'hand new':>10}{'hand inpl':>10}{'ratio':>7}{'ratio d':>8}"
-          f"{'alloc/step':>12}{'donate':>9}{'hand new':>10}{'% params':>9}{'ms/layer':>9}")
+          f"{'alloc/step':>12}{'donate':>9}{'hand new':>11}{'% params':>9}{'program':>9}{'ms/layer':>9}")
     for name, sizes, dt, act, batch, n, adam in cases:
         r = bench(name, sizes, dt, act, batch, n, adam)
         t, a = r["t"], r["alloc"]
         print(f"{r['name']:<18}{t[0]:>9.1f}{t[1]:>9.1f}{t[2]:>10.1f}{t[3]:>10.1f}{t[0] / t[2]:>7.2f}{t[1] / t[3]:>8.2f}"
-              f"{a[0]:>12,}{a[1]:>9,}{a[2]:>10,}{100 * a[0] / r['params']:>8.1f}%{r['compile_ms_per_layer']:>9.1f}")
+              f"{a[0]:>12,}{a[1]:>9,}{a[2]:>11,}{100 * a[0] / r['params']:>8.1f}%{r['prog_alloc']:>9,}"
+              f"{r['compile_ms_per_layer']:>9.1f}")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,10 @@ class Builder:
         return Wire(self, self.new_wire(t))
 
     def emit(self, op: Op, ins: Sequence[int]) -> list:
-        outs = [self.new_wire(t) for t in op.cod]
+        types = self.types
+        n = len(types)
+        types.extend(op.cod)
+        outs = list(range(n, len(types)))
         self.boxes.append(Box(op, tuple(ins), tuple(outs), self.scope))
         return outs
 
@@ -314,6 +317,14 @@ def _lift(args: tuple, builder: Builder, elementwise: bool) -> list:
     wires = [a for a in args if isinstance(a, Wire)]
     if not wires:
         return list(args)
+    if len(wires) == len(args) and all(a.builder is builder for a in args):
+        # the common case, wires only: nothing to lift unless a rank-0 wire meets a larger one
+        if not elementwise:
+            return wires
+        types = builder.types
+        ranks = [len(types[a.id].shape) for a in args]
+        if min(ranks) > 0 or max(ranks) == 0:
+            return wires
     like = max(wires, key=lambda w: w.type.rank)
     out = []
     for a in args:
@@ -340,7 +351,8 @@ def apply(prim, *args, builder: Builder | None = None, **attrs):
         if builder is None:
             raise CatgradTypeError(f"{prim.name} needs at least one wire argument")
     wires = _lift(args, builder, prim.elementwise)
-    op = prim.op(Ob(*(w.type for w in wires)), **attrs)
+    types = builder.types
+    op = prim.op(Ob(*[types[w.id] for w in wires]), **attrs)
     outs = builder.emit(op, [w.id for w in wires])
     if len(outs) == 1:
         return Wire(builder, outs[0])
