@@ -29,6 +29,7 @@ graph break is an error, not a silent fallback); a string names the
 from __future__ import annotations
 
 import hashlib
+import operator
 
 import numpy as np
 import torch
@@ -408,6 +409,13 @@ class TorchProgram:
         else:
             self._fn = gm
         self._checked: set = set()
+        # The leading inputs that the same position of the output gives back (a step's
+        # parameters and optimizer state), of static shape: when they are passed back as
+        # the very tensors the last call returned, they are known to have the right
+        # dtype, device and shape, and are not checked again (the loop's common case).
+        self._carry = next((i for i, (a, b) in enumerate(zip(self.dom, self.cod))
+                            if a != b or not all(isinstance(d, int) for d in a.shape)), min(len(self.dom), len(self.cod)))
+        self._last: tuple = ()
 
     def asarray(self, x, t):
         """A host value as a tensor of wire type ``t`` on this program's device."""
@@ -415,25 +423,38 @@ class TorchProgram:
             return x.to(device=self.device, dtype=t.dtype.torch())
         return torch.as_tensor(np.asarray(x), device=self.device).to(t.dtype.torch())
 
-    def _check(self, args) -> None:
-        key = tuple(tuple(a.shape) for a in args)
+    def _convert(self, args, start: int = 0) -> list:
+        dev, dts, dom = self.device, self._dtypes, self.dom
+        return [a if isinstance(a, torch.Tensor) and a.dtype == dts[i] and a.device == dev else self.asarray(a, dom[i])
+                for i, a in enumerate(args, start)]
+
+    def _check(self, args, start: int = 0) -> None:
+        key = (start,) + tuple(tuple(a.shape) for a in args)
         if key in self._checked:
             return
         binding: dict = {}
-        for i, (t, a) in enumerate(zip(self.dom, args)):
+        for i, (t, a) in enumerate(zip(self.dom[start:], args), start):
             bind_shape(t, tuple(a.shape), binding, f"input {i}")
         self._checked.add(key)
 
     def __call__(self, *args):
         if len(args) != len(self.dom):
             raise ShapeError(f"the program takes {len(self.dom)} input(s) of types {self.dom}, got {len(args)}")
-        args = [a if isinstance(a, torch.Tensor) and a.dtype == d and a.device == self.device
-                else self.asarray(a, t) for a, d, t in zip(args, self._dtypes, self.dom)]
-        self._check(args)
+        c, last = self._carry, self._last
+        if c and len(last) == c and all(map(operator.is_, args[:c], last)):
+            rest = self._convert(args[c:], c)  # only what the last call did not give back
+            self._check(rest, c)
+            args = [*args[:c], *rest]
+        else:
+            args = self._convert(args)
+            self._check(args)
         if self.donate:
             args = _unaliased(args)
         with torch.no_grad():  # the program is its own derivative: no autograd tape is wanted
-            return tuple(self._fn(*args))
+            outs = tuple(self._fn(*args))
+        if c:
+            self._last = outs[:c]
+        return outs
 
     @property
     def graph_module(self) -> fx.GraphModule:
