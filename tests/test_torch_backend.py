@@ -563,6 +563,11 @@ def test_the_narrow_output_layer_of_the_step_runs_transposed():
     step, ref = cg.compile(model, backend="torch", **kw), cg.compile(model, backend="numpy", **kw)
     code = step._run.module.code
     assert "unsqueeze" in code and "mm_g" in code.replace("addmm_g", "")
+    # R of relu reads the forward's relu(z), so z (the addmm) is freed right after the forward's relu
+    import re
+    assert len(re.findall(r"threshold_backward_g\d+\(\w+, relu_\d+, 0\)", code)) == 2
+    z = re.search(r"(addmm_\d+) = addmm_g\d+\(p_dense_b, x,", code).group(1)
+    assert re.search(rf"relu_\d+ = relu_g\d+\({z}\)\n    del {z}\n", code)
     states = [step.init(0), ref.init(0)]
     for x, y in _batches(64, 10, steps=5):
         states = [s(st, x, y)[0] for s, st in zip((step, ref), states)]

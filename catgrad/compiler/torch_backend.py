@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import re
 
 import numpy as np
 import torch
@@ -313,13 +314,42 @@ def program_module(prog: Program, input_names=None, class_name: str = "CatgradPr
         return graph_module(plain, input_names, class_name, foreach, fused, donate, cpu)
     outs = ", ".join(src.ref(env[v]) for v in prog.outputs)
     args = ", ".join(names[v] for v in prog.inputs)
-    code = (f"def forward(self, {args}):\n" + "\n".join(src.lines)
+    code = (f"def forward(self, {args}):\n" + "\n".join(_free_after_last_use(src.lines, outs))
             + f"\n    return ({outs}{',' if len(prog.outputs) == 1 else ''})\n")
     scope = dict(src.globals)
     exec(compile(code, f"<catgrad {class_name}>", "exec"), scope)  # noqa: S102 - our own generated source
     type(root).forward = scope["forward"]
     type(root).code = code
     return root
+
+
+_NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+
+
+def _free_after_last_use(lines: list, returned: str) -> list:
+    """``lines`` (``    name = expr``) with ``del`` statements after the last line that
+    reads each name, so that an intermediate tensor is freed as soon as nothing needs it
+    (as fx's generated code does), not when ``forward`` returns: the peak memory of a
+    step is then its live set, not everything it computed."""
+    defined = [ln.split("=", 1)[0].strip() for ln in lines]
+    local = set(defined)
+    last: dict = {}
+    for i, ln in enumerate(lines):
+        last[defined[i]] = max(last.get(defined[i], i), i)
+        for name in _NAME.findall(ln.split("=", 1)[1]):
+            if name in local:
+                last[name] = i
+    keep = set(_NAME.findall(returned))
+    dead: dict = {}
+    for name, i in last.items():
+        if name not in keep:
+            dead.setdefault(i, []).append(name)
+    out = []
+    for i, ln in enumerate(lines):
+        out.append(ln)
+        if i in dead:
+            out.append("    del " + ", ".join(sorted(dead[i])))
+    return out
 
 
 def _buffers(prog: Program, root: torch.nn.Module, names: dict) -> list:

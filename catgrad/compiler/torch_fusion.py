@@ -23,7 +23,8 @@ where the last of them stood. A match is taken only where it is exact:
   ``convolution_backward`` for the weight (the kernel autograd uses).
 - ``affine``: a dense layer ``x @ W + broadcast(b)`` is ``torch.addmm(b, x, W)`` (the
   bias added inside the matrix kernel; equal to rounding).
-- ``relu_rd``: R of relu, ``dy * heaviside(z)``, is ``threshold_backward(dy, z, 0)``.
+- ``relu_rd``: R of relu, ``dy * heaviside(z)``, is ``threshold_backward(dy, z, 0)``
+  (reading ``relu(z)`` instead of ``z`` where the program has it, so ``z`` dies early).
 - ``narrow_matmul`` (CPU only): a matrix product whose result has few columns
   (``2 <= N < 16``) and many rows, such as a classifier's output layer ``[B, 10]`` or the
   weight gradient ``x^T dy`` of one, is computed transposed, ``(b^T a^T)^T``; the
@@ -71,6 +72,12 @@ class _Matcher:
     def __init__(self, prog: Program, cpu: bool = False):
         self.prog, self.cpu = prog, cpu
         self.made_by = {o: j for j, ins in enumerate(prog.instrs) for o in ins.outs}
+
+    def relu_of(self) -> dict:
+        """value z -> the value relu(z), where the program computes it."""
+        if not hasattr(self, "_relu"):
+            self._relu = {i.ins[0]: i.outs[0] for i in self.prog.instrs if i.op.name == "relu" and len(i.ins) == 1}
+        return self._relu
 
     def instr(self, v):
         j = self.made_by.get(v)
@@ -361,6 +368,11 @@ def _relu_rd(m: _Matcher, j: int):
     DY, Z = env["DY"], env["Z"]
     if not (m.prog.types[DY] == m.prog.types[Z] == m.prog.types[out] and m.prog.types[out].dtype.is_float):
         return None
+    # relu(z) > 0 exactly where z > 0 (and both are NaN together): reading the forward's
+    # relu(z) instead of z, as torch's autograd does, lets z be freed after the forward
+    r = m.relu_of().get(Z)
+    if r is not None and m.made_by[r] < max(covered):  # (made before the fused op's place)
+        Z = r
     return Fusion("relu_rd", covered, (DY, Z), (out,),
                   lambda v: {out: torch.ops.aten.threshold_backward(v[DY], v[Z], 0)})
 
