@@ -128,24 +128,24 @@ def data(device, steps, seed=0):
     return xs, labels, onehot
 
 
-def time_variants(variants, depth, device, steps, rounds):
+def time_variants(variants, depth, device, steps, rounds, clock=time.perf_counter):
     xs, labels, onehot = data(device, steps)
     runs = {v: make(v, depth, device) for v in variants}
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for v, run in runs.items():  # warm up (and compile)
         for i in range(5):
             run(xs[i], onehot[i] if v in CATGRAD else labels[i])
-    best = {v: float("inf") for v in variants}
+    times = {v: [] for v in variants}
     for _ in range(rounds):  # interleaved, best of rounds: the machine is shared and noisy
         for v, run in runs.items():
             ys = onehot if v in CATGRAD else labels
             sync()
-            t = time.perf_counter()
+            t = clock()
             for x, y in zip(xs, ys):
                 run(x, y)
             sync()
-            best[v] = min(best[v], (time.perf_counter() - t) / steps * 1e3)
-    return best
+            times[v].append((clock() - t) / steps * 1e3)
+    return {v: min(ts) for v, ts in times.items()}, {v: sorted(ts)[len(ts) // 2] for v, ts in times.items()}
 
 
 def peak_memory(variant, depth, device, steps):
@@ -231,18 +231,22 @@ def main():
     ap.add_argument("--no-compile", action="store_true", help="skip (b) and (d), the torch.compile variants")
     ap.add_argument("--memory", action="store_true", help="also measure peak memory per variant")
     ap.add_argument("--compile-time", action="store_true", help="also time build + R + passes + fx lowering")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with the process's CPU time (time on a core, not waiting for one: steadier on a "
+                         "loaded machine; CPU device, one thread)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     variants = "ace" if args.no_compile else "abcde"
     print(f"torch {torch.__version__}, device {args.device}, {args.threads} thread(s), batch {BATCH}, "
-          f"width {WIDTH}, float32, Adam; best of {args.rounds} rounds of {args.steps} steps")
+          f"width {WIDTH}, float32, Adam; best of {args.rounds} rounds of {args.steps} steps, "
+          f"{'CPU' if args.cpu_time else 'wall'} time")
+    clock = time.process_time if args.cpu_time else time.perf_counter
     for depth in args.depths:
-        best = time_variants(variants, depth, args.device, args.steps, args.rounds)
+        best, med = time_variants(variants, depth, args.device, args.steps, args.rounds, clock)
         line = ", ".join(f"({v}) {best[v]:.3f} ms" for v in variants)
-        ratios = f"(c)/(a) = {best['c'] / best['a']:.2f}, (e)/(a) = {best['e'] / best['a']:.2f}"
-        if "b" in best:
-            ratios += f", (d)/(b) = {best['d'] / best['b']:.2f}"
-        print(f"depth {depth:3d}: {line}; {ratios}", flush=True)
+        ratios = lambda t: f"(c)/(a) = {t['c'] / t['a']:.2f}, (e)/(a) = {t['e'] / t['a']:.2f}" + (  # noqa: E731
+            f", (d)/(b) = {t['d'] / t['b']:.2f}" if "b" in t else "")
+        print(f"depth {depth:3d}: {line}; best: {ratios(best)}; median: {ratios(med)}", flush=True)
         if args.memory:
             mem = {v: peak_memory(v, depth, args.device, args.steps) for v in variants}
             print("           peak memory (MiB): " + ", ".join(f"({v}) {mem[v]:.3f}" for v in variants)

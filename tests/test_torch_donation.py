@@ -136,3 +136,12 @@ def test_the_program_checks_every_input_it_did_not_return_itself():
     r, _ = ref(r, x, y)
     _assert_same_state(s4, r)
     assert all(v.dtype == torch.float64 for v in s4.params.values())
+
+
+def test_a_torch_compiled_step_has_nothing_to_donate():
+    """Under torch_compile the fused kernels are off, so the donating step is the step
+    itself (no second program, no second torch.compile) and fit steps it as it is."""
+    step = cg.compile(cg.load("examples/iris.cat")["mlp"], loss="mse", optimizer="adam(lr=1e-2)", backend="torch",
+                      torch_compile=True)
+    assert step.donating() is step and not step.donates
+    assert cg.compile(cg.load("examples/iris.cat")["mlp"], loss="mse", backend="numpy").donating().donates

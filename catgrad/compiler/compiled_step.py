@@ -135,14 +135,19 @@ class Step:
     def donating(self) -> "Step | None":
         """This step compiled with ``donate=True`` (made on first use, then kept): each call
         writes the new state into the arrays of the state it is given, which is used up.
-        For a loop that owns its state (:func:`catgrad.train.fit`); ``None`` where the
+        For a loop that owns its state (:func:`catgrad.train.fit`); the step itself where
+        there is nothing to donate (``torch_compile``: no fused kernels), ``None`` where the
         backend cannot donate."""
         if getattr(self, "donates", False):
             return self
         twin = self.__dict__.get("_donating")
         if twin is None and getattr(self, "_donating_run", None) is not None:
-            twin = copy.copy(self)
-            twin._run, twin.donates, twin._checked, twin._donating_run = self._donating_run(), True, set(), None
+            run = self._donating_run()
+            if not getattr(run, "donate", True):  # nothing to donate (torch_compile: no fused kernels)
+                twin = self
+            else:
+                twin = copy.copy(self)
+                twin._run, twin.donates, twin._checked, twin._donating_run = run, True, set(), None
             self._donating = twin
         return twin
 
