@@ -568,6 +568,19 @@ def test_the_narrow_output_layer_of_the_step_runs_transposed():
     assert len(re.findall(r"threshold_backward_g\d+\(\w+, relu_\d+, 0\)", code)) == 2
     z = re.search(r"(addmm_\d+) = addmm_g\d+\(p_dense_b, x,", code).group(1)
     assert re.search(rf"relu_\d+ = relu_g\d+\({z}\)\n    del {z}\n", code)
+    # every value the forward makes is returned or deleted after the last line that reads it
+    lines = code.splitlines()[1:]
+    returned = lines[-1]
+    for k, ln in enumerate(lines):
+        if " = " in ln:
+            name = ln.split(" = ")[0].strip()
+            readers = [j for j, other in enumerate(lines) if j > k and not other.strip().startswith("del ")
+                       and re.search(rf"(?<![\w.]){name}\b", other.split(" = ")[-1])]
+            if not re.search(rf"(?<![\w.]){name}\b", returned):
+                last = max(readers, default=k)
+                freed = [j for j, other in enumerate(lines) if other.strip().startswith("del ")
+                         and name in other[8:].split(", ")]
+                assert freed == [last + 1], name  # right after its last reader
     states = [step.init(0), ref.init(0)]
     for x, y in _batches(64, 10, steps=5):
         states = [s(st, x, y)[0] for s, st in zip((step, ref), states)]

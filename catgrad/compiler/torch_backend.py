@@ -331,12 +331,12 @@ def _free_after_last_use(lines: list, returned: str) -> list:
     reads each name, so that an intermediate tensor is freed as soon as nothing needs it
     (as fx's generated code does), not when ``forward`` returns: the peak memory of a
     step is then its live set, not everything it computed."""
-    defined = [ln.split("=", 1)[0].strip() for ln in lines]
-    local = set(defined)
+    parts = [ln.split(" = ", 1) for ln in lines]
+    local = {lhs.strip() for lhs, _ in parts}
     last: dict = {}
-    for i, ln in enumerate(lines):
-        last[defined[i]] = max(last.get(defined[i], i), i)
-        for name in _NAME.findall(ln.split("=", 1)[1]):
+    for i, (lhs, rhs) in enumerate(parts):
+        last.setdefault(lhs.strip(), i)  # (a name nothing reads dies where it is made)
+        for name in _NAME.findall(rhs):
             if name in local:
                 last[name] = i
     keep = set(_NAME.findall(returned))
