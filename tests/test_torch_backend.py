@@ -529,3 +529,59 @@ def test_donated_state_is_updated_in_place_with_the_same_result():
         s2, _ = donated(s2, x, y)
         assert s2.params["dense.W"] is before  # written in place
     _assert_states_close(s2, s1, 1e-13)
+
+
+@pytest.mark.parametrize("spec, a, b", [("ab,bc->ac", (6, 20), (20, 10)), ("ba,bc->ac", (20, 6), (20, 10)),
+                                        ("ab,cb->ac", (6, 20), (10, 20)), ("ba,cb->ac", (20, 6), (10, 20)),
+                                        ("ab,bc->ca", (10, 20), (20, 17)), ("ab,bc->ac", (10, 20), (20, 17))])
+def test_narrow_matrix_products_run_transposed_on_cpu(spec, a, b):
+    """A product with a narrow result ([M, N], 2 <= N < 16, M a batch or >= 16) runs on
+    CPU as the transpose of the wide product, in every transposition of the spec, and
+    equals the plain graph and numpy's einsum (float64); not on other devices, and not
+    for wide results."""
+    ta = cg.f64[tuple("B" if d == 6 else d for d in a)]
+    f = cg.ops.einsum(ta, cg.f64[b], spec=spec)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(a), rng.standard_normal(b)
+    prog = cg.compiler.prepare(f)
+    on_cpu, elsewhere, plain = (torch_backend.graph_module(prog, fused=True, cpu=True),
+                                torch_backend.graph_module(prog, fused=True, cpu=False),
+                                torch_backend.graph_module(prog, fused=False))
+    narrow = b != (20, 17) or spec == "ab,bc->ca"  # [10, 17]: wide, it stays as it is; [17, 10]: narrow
+    assert ("torch.mm(" in on_cpu.code) == narrow and "torch.mm(" not in elsewhere.code
+    want = np.einsum(spec, x, y)
+    for gm in (on_cpu, elsewhere, plain):
+        (got,) = gm(torch.as_tensor(x), torch.as_tensor(y))
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-13, atol=1e-14)
+
+
+def test_the_narrow_output_layer_of_the_step_runs_transposed():
+    """The digits step (10 classes) on CPU: the output layer's addmm and its weight
+    gradient are transposed wide products, and 5 float64 steps equal the numpy step."""
+    model = _model("mlp", "digits.cat")
+    kw = dict(loss="softmax_cross_entropy", optimizer="adam(lr=1e-2)", dtype="f64")
+    step, ref = cg.compile(model, backend="torch", **kw), cg.compile(model, backend="numpy", **kw)
+    code = step._run.module.code
+    assert "unsqueeze" in code and "mm_g" in code.replace("addmm_g", "")
+    # R of relu reads the forward's relu(z), so z (the addmm) is freed right after the forward's relu
+    import re
+    assert len(re.findall(r"threshold_backward_g\d+\(\w+, relu_\d+, 0\)", code)) == 2
+    z = re.search(r"(addmm_\d+) = addmm_g\d+\(p_dense_b, x,", code).group(1)
+    assert re.search(rf"relu_\d+ = relu_g\d+\({z}\)\n    del {z}\n", code)
+    # every value the forward makes is returned or deleted after the last line that reads it
+    lines = code.splitlines()[1:]
+    returned = lines[-1]
+    for k, ln in enumerate(lines):
+        if " = " in ln:
+            name = ln.split(" = ")[0].strip()
+            readers = [j for j, other in enumerate(lines) if j > k and not other.strip().startswith("del ")
+                       and re.search(rf"(?<![\w.]){name}\b", other.split(" = ")[-1])]
+            if not re.search(rf"(?<![\w.]){name}\b", returned):
+                last = max(readers, default=k)
+                freed = [j for j, other in enumerate(lines) if other.strip().startswith("del ")
+                         and name in other[8:].split(", ")]
+                assert freed == [last + 1], name  # right after its last reader
+    states = [step.init(0), ref.init(0)]
+    for x, y in _batches(64, 10, steps=5):
+        states = [s(st, x, y)[0] for s, st in zip((step, ref), states)]
+    _assert_states_close(states[0], states[1], 1e-12)

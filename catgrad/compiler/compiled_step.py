@@ -9,6 +9,7 @@ are whatever the backend computes on: numpy arrays, or torch tensors on a device
 
 from __future__ import annotations
 
+import copy
 import gc
 import operator
 from contextlib import contextmanager
@@ -133,6 +134,25 @@ class Step:
         return (TrainState(dict(zip(self.param_names, outs)), dict(zip(self.opt_keys, outs[n:])), state.step + 1,
                            dict(zip(self.state_names, outs[n + k :])) if m else {}),
                 StepOutput(float(loss.sum()) if self._bits else float(loss), outs[n + k + m + 1]))
+
+    def donating(self) -> "Step | None":
+        """This step compiled with ``donate=True`` (made on first use, then kept): each call
+        writes the new state into the arrays of the state it is given, which is used up.
+        For a loop that owns its state (:func:`catgrad.train.fit`); the step itself where
+        there is nothing to donate (``torch_compile``: no fused kernels), ``None`` where the
+        backend cannot donate."""
+        if getattr(self, "donates", False):
+            return self
+        twin = self.__dict__.get("_donating")
+        if twin is None and getattr(self, "_donating_run", None) is not None:
+            run = self._donating_run()
+            if not getattr(run, "donate", True):  # nothing to donate (torch_compile: no fused kernels)
+                twin = self
+            else:
+                twin = copy.copy(self)
+                twin._run, twin.donates, twin._checked, twin._donating_run = run, True, set(), None
+            self._donating = twin
+        return twin
 
     def predict(self, state: TrainState, x) -> np.ndarray:
         """The model's output on ``x`` in evaluation mode (running statistics, no dropout)."""
@@ -264,13 +284,17 @@ def _compile(model, loss, optimizer, backend, lr_lens, dtype, distributed, backe
     donate = backend_options.pop("donate", False)
     if donate and backend not in ("numpy", "torch"):
         raise CatgradError(f"donate=True is an option of the numpy and torch backends, not of {backend!r}")
-    run = factory(prepare(d), input_names=names, **backend_options, **({"donate": True} if donate else {}))
+    prog = prepare(d)
+    run = factory(prog, input_names=names, **backend_options, **({"donate": True} if donate else {}))
 
     def predict_run():  # the evaluation form: running statistics, no dropout
         body = model.forward("eval").body if isinstance(model, Stateful) else model.body
         return factory(prepare(body), input_names=names[: len(model.names)] + state_names + ["x"], **backend_options)
 
     step = Step(model, loss_para, optimizer, opt, d, run, predict_run, backend)
+    step.donates = bool(donate)
+    if not donate and backend in ("numpy", "torch"):  # the same program, compiled to update in place
+        step._donating_run = lambda: factory(prog.copy(), input_names=names, **backend_options, donate=True)
     step.world_size = world  # None: one process; else each call takes this process's shard of the batch
     return step
 

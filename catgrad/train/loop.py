@@ -36,6 +36,15 @@ float regression targets (n, k).
 
 A loss that is NaN or infinite stops training with :class:`NonFiniteLossError` naming the
 step; the bad update is discarded and the checkpoint file (the last good one) is left as is.
+
+Donation: the loop owns every state it makes, so on the torch backend it runs the step
+compiled with ``donate=True`` (:meth:`~catgrad.compiler.compiled_step.Step.donating`): each
+step writes the new parameters and optimizer state into the tensors of the old one, as
+``torch.optim`` does, instead of allocating a new state (faster, and the peak memory of
+one state instead of two). A state the caller passes in is copied once first, and the best
+epoch's state (``patience``) is a copy, so nothing the caller holds is overwritten. The
+price: the state before a non-finite loss is gone (the error's ``state`` is None; the
+checkpoint file still holds the last good one). ``donate=False`` keeps the functional step.
 """
 
 from __future__ import annotations
@@ -310,7 +319,7 @@ def _nan_causes(state, X, Y) -> str:
     big = [f"inputs reach {np.max(np.abs(X)):.3g}" if X.size and np.max(np.abs(X)) > 1e3 else "",
            f"targets reach {np.max(np.abs(Y)):.3g}" if Y.size and np.max(np.abs(Y)) > 1e3 else ""]
     big = [b for b in big if b]
-    params = [np.max(np.abs(v)) for v in state.params.values() if np.size(v)]
+    params = [np.max(np.abs(to_host(v))) for v in state.params.values() if np.size(to_host(v))]
     pmax = max(params) if params else 0.0
     parts = ["a learning rate too large (try a smaller lr)"]
     if big:
@@ -335,7 +344,7 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
         init_seed: Optional[int] = None, checkpoint=None, checkpoint_every: Optional[int] = None,
         resume=None, max_steps: Optional[int] = None, drop_last: bool = False, progress: bool = False,
         log=None, preprocessing=None, source: Optional[dict] = None, force: bool = False, protect=(),
-        run_info: Optional[dict] = None) -> FitResult:
+        run_info: Optional[dict] = None, donate: Optional[bool] = None) -> FitResult:
     """Train ``step`` (a compiled step program) on the :class:`~catgrad.data.Dataset` ``train``.
 
     ``state`` defaults to ``step.init(seed=init_seed if given else seed)``. With ``resume``, the
@@ -353,6 +362,9 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
     only if it is a checkpoint (or ``force``), never if it is one of ``protect`` (the run's
     inputs) or not a regular file. ``run_info`` (JSON-able, e.g. the loss name) is stored in
     the checkpoint and must be equal when resuming.
+
+    ``donate``: run the step in place (see the module docstring); default on for a step
+    compiled with ``backend="torch"``, off otherwise; ``True`` asks for it on numpy too.
     """
     if checkpoint is not None:
         ckpt.check_path(checkpoint, force=force, protect=tuple(protect) + ((resume,) if resume is not None
@@ -391,6 +403,8 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
     if n_batches == 0:
         raise CatgradError(f"{train.name}: {n} examples are fewer than one batch of {batch_size}")
 
+    call = _donating(step, donate)
+    donated = bool(getattr(call, "donates", False))  # (also a step the caller compiled with donate=True)
     epoch0, batch0, sums = 0, 0, [0.0, 0, 0]
     if resume is not None:
         state, meta = load_checkpoint(resume, step, init_seed if init_seed is not None else seed)
@@ -415,6 +429,8 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
                                        f"but an epoch has {n_batches} batches)")
     elif state is None:
         state = step.init(seed=init_seed if init_seed is not None else seed)
+    elif donated:
+        state = _copied(state)  # the caller's state is the caller's: the donating step writes into its own copy
 
     result = FitResult(state=state)
     total = max(0, epochs * n_batches - (epoch0 * n_batches + batch0))
@@ -467,13 +483,15 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
                     xb, yb = X[rows], Y[rows]
                 else:
                     xb, yb = X[rows[0]], Y[rows[0]]
-                new_state, out = step(state, xb, yb)
+                new_state, out = call(state, xb, yb)
                 loss = float(out.loss)
                 if not math.isfinite(loss):
                     raise NonFiniteLossError(
                         f"the loss became {loss} at step {state.step + 1} (epoch {epoch + 1}, batch {b + 1});"
-                        f" training stopped{kept()}. Likely causes: {_nan_causes(state, X, Y)}",
-                        step=state.step + 1, state=state,
+                        f" training stopped{kept()}. Likely causes: {_nan_causes(new_state if donated else state, X, Y)}"
+                        + ("; the state in memory was updated in place (fit(..., donate=False) keeps the last good"
+                           " one)" if donated else ""),
+                        step=state.step + 1, state=None if donated else state,
                     )
                 state = new_state
                 done += 1
@@ -505,7 +523,7 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
                 if score is None:
                     raise CatgradError(f"cannot monitor {monitor!r}: the data has no classes")
                 if best is None or better(score, best[0]):
-                    best = (score, epoch + 1, state)
+                    best = (score, epoch + 1, _copied(state) if donated else state)
                 elif epoch + 1 - best[1] >= patience:
                     state = best[2]
                     save(best[1], 0)
@@ -520,6 +538,31 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
     finally:
         if bar is not None:
             bar.close()
+
+
+def _donating(step, donate: Optional[bool]):
+    """What the loop calls: ``step`` compiled to update its state in place
+    (:meth:`Step.donating`) where ``donate`` asks for it (None: on the torch backend), else ``step``."""
+    from ..compiler.compiled_step import Step
+
+    if donate is False or (donate is None and getattr(step, "backend", None) != "torch"):
+        return step
+    twin = step.donating() if isinstance(step, Step) else None
+    if twin is None:
+        if donate:
+            raise CatgradError(f"donate=True: this step ({type(step).__name__}, backend "
+                               f"{getattr(step, 'backend', '?')!r}) cannot update its state in place")
+        return step
+    return twin
+
+
+def _copied(state):
+    """``state`` with every array copied (torch tensors stay tensors, on their device)."""
+    from dataclasses import replace
+
+    copy = lambda d: {k: v.clone() if hasattr(v, "clone") else np.array(v, copy=True) for k, v in d.items()}  # noqa: E731
+    return replace(state, params=copy(state.params), opt_state=copy(state.opt_state),
+                   model_state=copy(state.model_state))
 
 
 def _process_group(step):
