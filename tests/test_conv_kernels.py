@@ -111,3 +111,21 @@ def test_wide_copy_is_copyto(shape, dtype, seed, data):
     big = np.zeros(src.size * 2 + 2, dtype)
     dst = big[offset:offset + src.size].reshape(shape)
     assert convolution._copy(dst, src) is dst and np.array_equal(dst, src)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=3, max_size=5), st.data(), st.booleans(), st.integers(0, 2**32 - 1))
+def test_sum_over_outer_and_inner_axes(shape, data, keepdims, seed):
+    """A sum over leading and trailing axes (a conv's bias gradient) is two matrix-vector
+    products in the numpy kernel: it must be np.sum, into out= or not, any layout."""
+    lead = data.draw(st.integers(1, len(shape) - 2))
+    trail = data.draw(st.integers(1, len(shape) - lead - 1))
+    axes = tuple(range(lead)) + tuple(range(len(shape) - trail, len(shape)))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    run = kernel_of(O.sum(cg.f64[tuple(shape)], axes=axes, keepdims=keepdims))
+    want = np.sum(x, axis=axes, keepdims=keepdims)
+    for a in (x, np.asfortranarray(x)):
+        assert rel_err([run(a)], [want]) <= 1e-13
+        out = np.full(want.shape, np.nan)
+        assert run(a, out=out) is out and rel_err([out], [want]) <= 1e-13
