@@ -29,8 +29,10 @@ R stays closed:
 - ``avgpool = sum over the window axes of unfold(x) / prod(K)`` (padded zeros count,
   as torch's default): R spreads ``dy / prod(K)`` over each window.
 
-The numpy kernels loop over kernel offsets at most, never over pixels: windows are
-a strided view (``sliding_window_view``) and conv is one BLAS product per group.
+The numpy kernels loop over kernel offsets (or output positions) at most, never over
+pixels: windows are a strided view (``sliding_window_view``), copied out by unfold, and
+conv is BLAS products over cache-sized blocks of its im2col matrix, laid out batch-first
+or (for the weight gradient's batch-swapped operands) channels-first.
 """
 
 from __future__ import annotations
