@@ -7,9 +7,10 @@ scale=False)``: the same fixed, stratified 80/20 split the CLI uses with ``--see
 Model ``cnn``: conv 3x3 1 -> 64 (padding 1), relu, 2x2 max pool, conv 3x3 64 -> 64
 (padding 1), relu, 2x2 max pool, flatten, dense 256 -> 10; He-initialised conv weights,
 glorot dense weights, zero biases. Loss: softmax cross-entropy averaged over the batch;
-Adam (lr 3e-3); batch 32; seeded shuffling (``catgrad.train.epoch_order``). This is
-exactly what ``catgrad train examples/digits_cnn.cat --model cnn --data digits
---no-standardize --optimizer "adam(lr=3e-3)" --epochs 20 --batch 32 --seed 0`` runs.
+Adam (lr 3e-3); batch 32; seeded shuffling (``catgrad.train.epoch_order``). Seed 0 is
+the network, initial weights and batches of ``catgrad train examples/digits_cnn.cat --model
+cnn --data digits --no-standardize --optimizer "adam(lr=3e-3)" --epochs 20 --batch 32
+--seed 0`` (the two programs round differently in float32: see docs/results.md).
 
 The torch twin uses the same initial arrays and the same batches in the same order, with
 ``torch.nn.functional`` (conv2d, max_pool2d, cross_entropy) and ``torch.optim.Adam``.
