@@ -107,6 +107,31 @@ def _np_float_sum(dom, axes=None, keepdims=False):
     keep = bool(keepdims)
     if dims == tuple(range(len(dims))) and len(dims) < t.rank and t.dtype.name in ("f32", "f64"):
         return _leading_sum(len(dims), keep)
+    n_lead = 0
+    while n_lead in dims:
+        n_lead += 1
+    if n_lead and len(dims) > n_lead and dims[n_lead:] == tuple(range(t.rank - len(dims) + n_lead, t.rank)):
+        # the leading and the trailing axes, some in between kept (the bias gradient of a conv:
+        # [N, C, H, W] -> [C]): two matrix-vector products, each over contiguous rows;
+        # numpy's reduction over the outer axes is several times slower
+        kept = t.rank - len(dims)
+        shape_out = lambda x: tuple(1 if i in dims else a for i, a in enumerate(x.shape)) if keepdims \
+            else x.shape[n_lead:n_lead + kept]  # noqa: E731
+
+        def outer_and_inner(x, out=None):
+            A, T = math.prod(x.shape[:n_lead]), math.prod(x.shape[n_lead + kept:])
+            M = math.prod(x.shape[n_lead:n_lead + kept])
+            if not x.flags.c_contiguous or not A * M * T:
+                return np.add.reduce(x, axis=dims, keepdims=keep, out=out)
+            rows = np.ones(A, x.dtype) @ x.reshape(A, M * T)
+            if out is not None and out.flags.c_contiguous:
+                np.matmul(rows.reshape(M, T), np.ones(T, x.dtype), out=out.reshape(M))
+                return out
+            r = (rows.reshape(M, T) @ np.ones(T, x.dtype)).reshape(shape_out(x))
+            return r if out is None else np.copyto(out, r) or out
+
+        outer_and_inner.writes_out = True
+        return outer_and_inner
 
     def total(x, out=None):  # np.sum's own reduction, without its Python wrapper; ``out=`` as numpy's
         return np.add.reduce(x, axis=dims, keepdims=keep, out=out)
