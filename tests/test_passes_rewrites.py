@@ -193,12 +193,35 @@ def test_doubling_a_scaled_value_folds_into_its_constant():
         same_numbers(q, f, np.array([0.5, -3.0, 7.0]))
 
 
+def test_doubling_folds_for_scalars_one_element_and_empty_tensors():
+    for t in (cg.f64[()], cg.f64[1], cg.f32[2, 1]):
+        f = cg.trace(t)(lambda b: (b * 0.75) + (b * 0.75))
+        q = simplify_scales(cse(fold_constants(cse(lower(f)))))
+        assert [i.op.name for i in q.instrs] == ["mul"], str(q)
+        (c,) = q.consts.values()
+        assert np.asarray(c).shape == t.shape and np.all(np.asarray(c) == 1.5)
+        x = np.full(t.shape, 3.0, t.dtype.numpy)
+        same_numbers(q, f, x)
+    t = cg.f64[2, 0]  # nothing to double: the program is left as it is, and still runs
+    f = cg.trace(t)(lambda b: (b * 0.75) + (b * 0.75))
+    p = cse(fold_constants(cse(lower(f))))
+    q = simplify_scales(p)
+    assert [i.op.name for i in q.instrs] == ["mul", "add"]
+    same_numbers(q, f, np.zeros((2, 0)))
+
+
 def test_doubling_is_left_alone_unless_the_constant_is_one_float_value():
     t = cg.f64[3]
 
     @cg.trace(t)
     def uneven(b):
         k = O.pad(O.slice(b.const(2.0), axis=0, start=0, stop=2), axis=0, before=1, after=0)  # [0, 2, 2]
+        a = b * k
+        return a + a
+
+    @cg.trace(cg.f64[2, 3])
+    def uneven_rows_alike(b):  # every row [0, 2, 2]: still not one value
+        k = O.pad(O.slice(b.const(2.0), axis=1, start=0, stop=2), axis=1, before=1, after=0)
         a = b * k
         return a + a
 
@@ -212,7 +235,7 @@ def test_doubling_is_left_alone_unless_the_constant_is_one_float_value():
         a = b * 3
         return a + a
 
-    for f in (uneven, two_values, ints):
+    for f in (uneven, uneven_rows_alike, two_values, ints):
         p = cse(fold_constants(cse(lower(f))))
         assert str(simplify_scales(p)) == str(p)
 
