@@ -169,6 +169,14 @@ def test_a_negated_product_keeps_its_neg_when_any_reader_cannot_take_it():
         same_numbers(q, f, np.array([0.5, -2.0, 3.0]), np.array([1.5, 0.25, -1.0]))
 
 
+def test_a_negated_product_nothing_reads_is_dropped():
+    t = cg.f64[3]
+    p = lower(cg.trace(t, t)(lambda a, b: (a * (-b), b)))
+    p.outputs = [p.inputs[1]]  # the product is dead now
+    q = simplify_signs(p)
+    assert q.instrs == [] and q.outputs == [p.inputs[1]]
+
+
 # -- scale simplification ----------------------------------------------------------------------------
 
 
