@@ -60,20 +60,20 @@ def test_folded_constants_are_shown_by_value_or_size_with_generated_names():
     # a scalar by its value, at most 8 numbers in full, more by their count
     t0, t8, t9 = cg.f64[()], cg.f64[8], cg.f64[9]
     q = Program([t0, t8, t9, t0], [3], [3, 0, 1, 2], [],
-                {0: np.float64(0.25), 1: np.arange(8.0), 2: np.zeros(9)})
+                {0: np.float64(1e-8), 1: np.arange(8.0), 2: np.zeros(9)})
     assert str(q).splitlines() == [
         "program(%3: f64[]):",
-        "  %0 = const 0.25 : f64[]",
+        "  %0 = const 1e-08 : f64[]",
         "  %1 = const [0., 1., 2., 3., 4., 5., 6., 7.] : f64[8]",
         "  %2 = const <9 numbers> : f64[9]",
         "  return %3, %0, %1, %2",
     ]
     assert q.format(["s"]).splitlines()[0] == "program(s: f64[]):"
     assert q.format(["s"]).splitlines()[1:] == [
-        "  c_0p25 = const 0.25 : f64[]",
+        "  c_1eneg08 = const 1e-08 : f64[]",
         "  const_1 = const [0., 1., 2., 3., 4., 5., 6., 7.] : f64[8]",
         "  const_2 = const <9 numbers> : f64[9]",
-        "  return s, c_0p25, const_1, const_2",
+        "  return s, c_1eneg08, const_1, const_2",
     ]
 
 
