@@ -106,6 +106,7 @@ def test_program_copy_is_independent():
     (0.5, "c_0p5"), (-1.0, "c_neg1"), (1e-8, "c_1eneg08"), (1e20, "c_1e20"), (3, "c_3"), (np.int64(-4), "c_neg4"),
     (True, "c_1"), (np.float32(0.5), "c_0p5"), (np.nan, "c_nan"), (-np.inf, "c_neginf"),
     (np.array([[7.0]]), "c_7"), ([1.0, 2.0], None), (np.zeros(0), None),
+    (np.int64(12345678901234567), "c_12345678901234567"),  # an integer is not rounded through a float
 ])
 def test_one_number_constants_are_named_by_value(value, name):
     assert _const_name(value) == name
