@@ -42,7 +42,7 @@ _RESERVED = {"np", "torch", "run", "self", "operator", "inf", "nan"}
 
 
 def _const_name(c) -> str | None:
-    """``c_0p5``, ``c_neg1``, ``c_1em08``: a one-entry constant named by its value."""
+    """``c_0p5``, ``c_neg1``, ``c_1eneg08``: a one-entry constant named by its value."""
     c = np.asarray(c)
     if c.size != 1:
         return None
