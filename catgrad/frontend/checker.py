@@ -707,10 +707,8 @@ class Checker:
         if isinstance(x, (int, float)) and isinstance(y, (int, float)):
             return NumVal(_fold(op, x, y, e.span))
         if op == "**":
-            if not isinstance(y, (int, float)):
+            if not isinstance(y, (int, float)):  # (a number base with a number exponent was folded above)
                 raise CatError("the exponent of '**' must be a number constant", e.right.span)
-            if isinstance(x, (int, float)):
-                raise CatError("the base of '**' must be a value", e.left.span)
             return self.prim(body, "pow", [x], {"p": float(y)}, e.span)
         if op == "@":
             return self.prim(body, "matmul", [x, y], {}, e.span)
@@ -846,6 +844,8 @@ class Checker:
             out = self.prim(body, f.name, wires, f.attrs, span)
             return out.wires
         if isinstance(f, StructMorph):
+            if f.name == "perm" and f.dims is None:  # before the arity check: perm alone has none
+                raise CatError("perm needs the permutation: perm[p0, p1, ...]", span)
             n = f.arity(self)
             if len(wires) != n:
                 raise CatError(f"'{f.describe()}' takes {_wires_desc(n)} but is given {len(wires)}", span)
@@ -859,8 +859,6 @@ class Checker:
             if nm == "swap":
                 a = d[0] if d else 1
                 return wires[a:] + wires[:a]
-            if d is None:
-                raise CatError("perm needs the permutation: perm[p0, p1, ...]", span)
             return [wires[i] for i in d]
         if isinstance(f, DefMorph):
             if any(not isinstance(w, Wire) for w in wires):
