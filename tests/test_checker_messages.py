@@ -1,0 +1,187 @@
+"""What the checker tells the user about an ill-typed or malformed ``.cat`` program: each
+error's location and whole message, and its notes (what ``catgrad check`` prints above the
+quoted source lines), one case per rule of the checker; and the values of the structural
+morphisms and constant folds that the same rules accept."""
+
+import numpy as np
+import pytest
+
+import catgrad as cg
+from catgrad.frontend import check_source, render_all
+
+CASES = [
+    ('def f : (f32[3], f32[3]) -> (f32[3], f32[3]) = swap[1, 1, 1]',
+     ['m.cat:1:48: error: swap[a, b] takes two wire counts']),
+    ('def f : f32[3] -> f32[3] = id[1, 2]',
+     ['m.cat:1:28: error: id[n] takes one wire count']),
+    ('def f : (f32[3], f32[3]) -> (f32[3], f32[3]) = perm[0, 0]',
+     ['m.cat:1:48: error: perm[0, 0] is not a permutation of 0..1']),
+    ('def f : f32[3] -> f32[3] = copy[5000]',
+     ["m.cat:1:28: error: the arguments of 'copy[...]' must be wire counts (small integers)"]),
+    ('def f : (f32[3], f32[2], f32[4]) -> (f32[2], f32[4], f32[3]) = perm',
+     ['m.cat:1:64: error: perm needs the permutation: perm[p0, p1, ...]']),
+    ('def g = tanh\ndef f : f32[3] -> f32[3] = g[2]',
+     ["m.cat:2:28: error: 'g' takes 0 dimension argument(s), got 1", "m.cat:1:5: note: 'g' is defined here"]),
+    ('def f(x : f32[3]) -> f32[3] = 2 ** 3',
+     ['m.cat:1:31: error: a bare number has no type here; combine it with a value (e.g. x * 2.0) or use constant(type=..., value=...)']),
+    ('def f(x : f32[3]) -> f32[3] = x ** x',
+     ["m.cat:1:36: error: the exponent of '**' must be a number constant"]),
+    ('def f(x : f32[3]) -> f32[3] = 2.0 ** x',
+     ["m.cat:1:38: error: the exponent of '**' must be a number constant"]),
+    ('def f(x : f32[3]) -> f32[3] = x + (1 / 0)',
+     ['m.cat:1:36: error: cannot compute the constant 1 / 0']),
+    ('def f(x : f32[3]) -> f32[3] = x * (2 @ 3)',
+     ["m.cat:1:36: error: '@' needs values, not two numbers"]),
+    ('def f(x : f32[3]) -> f32[3] = x ^ x',
+     ["m.cat:1:31: error: '^' is xor on bits, but 'x' has type f32[3]; for powers write x ** p"]),
+    ('def f(x : f32[3]) -> f32[3] = x & x',
+     ["m.cat:1:31: error: '&' is and on bits, but 'x' has type f32[3]"]),
+    ('def f(x : f32[3]) -> f32[3] = x | x',
+     ["m.cat:1:31: error: '|' is or on bits, but 'x' has type f32[3]"]),
+    ('def g[n](x : f32[n]) -> f32[n] = x\ndef f(x : f32[3]) -> f32[3] = g[3, 4](x)',
+     ["m.cat:2:31: error: 'g' takes 1 dimension argument(s) [n], got 2", "m.cat:1:5: note: 'g' is defined here"]),
+    ('def g[n](x : f32[n], y : f32[n]) -> f32[n] = x + y\ndef f(x : f32[3]) -> f32[3] = g(x)',
+     ["m.cat:2:31: error: 'g' takes 2 inputs but is given 1", "m.cat:1:5: note: 'g' is defined here"]),
+    ('def g(x : float[n], y : float[n]) -> float[n] = x + y\ndef f(x : f32[3], y : f64[3]) -> f32[3] = g(x, y)',
+     ["m.cat:2:43: error: type mismatch: input 'y' of 'g' expects f32[3] (its dtype is the variable float, fixed to f32 by an earlier input) but the argument has type f64[3]; convert it with cast, e.g. cast(<argument>, dtype=f32)", 'm.cat:2:19: note: the argument has type f64[3] because of this', "m.cat:1:21: note: 'g' declares input 'y' : float[n] here"]),
+    ('def g : (f32[n], f32[n]) -> f32[n] = add\ndef f(x : f32[3], y : f32[4]) -> f32[3] = g(x, y)',
+     ["m.cat:2:43: error: type mismatch: input 2 of 'g' expects f32[3] but the argument has type f32[4]", 'm.cat:2:19: note: the argument has type f32[4] because of this', "m.cat:1:9: note: 'g' declares input 2 : f32[n] here"]),
+    ('def g[n, m](x : f32[3]) -> f32[3] = x\ndef f(x : f32[3]) -> f32[3] = g(x)',
+     ["m.cat:2:31: error: cannot infer dimension n, m of 'g' from its inputs; write g[n, m] with sizes"]),
+    ('def tw(h) = h >> h\ndef f : f32[3] -> f32[3] = tw',
+     ["m.cat:2:28: error: 'tw' takes morphism argument(s) (h); write tw(f) first"]),
+    ('def tw(h) = h >> h\ndef f(x : f32[3]) -> f32[3] = tw(x=sin)(x)',
+     ["m.cat:2:31: error: 'tw' takes no keyword arguments"]),
+    ('def tw(h) = h >> h\ndef f(x : f32[3]) -> f32[3] = tw(sin, cos)(x)',
+     ["m.cat:2:31: error: 'tw' takes 1 morphism argument(s) (h), got 2"]),
+    ('def g(x : f32[3]) -> f32[3] = x\ndef f(x : f32[3]) -> f32[3] = g(x, axis=1)',
+     ["m.cat:2:31: error: only primitive ops take keyword attributes; 'g' does not"]),
+    ('def f(x : f32[3]) -> f32[3] = x(x)',
+     ["m.cat:1:31: error: 'x' is a value, not a function"]),
+    ('def f(x : f32[3]) -> f32[3] = sin(sin)',
+     ["m.cat:1:35: error: 'sin' is a morphism; 'sin' takes values here"]),
+    ('def g(x : f32[3]) -> f32[3] = x\ndef f(x : f32[3]) -> f32[3] = g(2.0)',
+     ["m.cat:2:33: error: a bare number cannot be passed to 'g'; its inputs are typed wires"]),
+    ('def f(x : f32[3]) -> f32[3] = train_eval(x)',
+     ['m.cat:1:31: error: train_eval takes two values: train_eval(in_training, in_evaluation)']),
+    ('def f(x : f32[3]) -> f32[3] = train_eval(x, sum(x, axes=[0]))',
+     ['m.cat:1:31: error: the two values of train_eval must have one type, got f32[3] and f32[]']),
+    ('def f(x : f32[3]) -> f32[3] = sum(x, axes=[x])',
+     ['m.cat:1:44: error: an op attribute must be a number, string, true/false, dtype, type or a list of them']),
+    ('def f(x : f32[3]) -> f32[3] { let (a, b) = x; a }',
+     ['m.cat:1:31: error: the pattern has 2 name(s) but the value has 1 wire(s)']),
+    ('def f(x : f32[3]) -> f32[3] { let (a, b) = sin; a }',
+     ['m.cat:1:44: error: only a tuple of values can be taken apart with let (a, b) = ...']),
+    ('def f(x : f32[3]) -> f32[3] { param w : (f32[3], f32[3]); x }',
+     ['m.cat:1:41: error: a parameter has one tensor type, not a product']),
+    ('def f(x : f32[3]) -> f32[3] { param w : f32[3] ~ normal(a); x * w }',
+     ['m.cat:1:57: error: initialiser arguments must be numbers']),
+    ('def f(x : f32[3]) -> f32[3] { param w : f32[3] ~ normal(1, 2, 3, 4); x * w }',
+     ["m.cat:1:50: error: bad arguments for initialiser 'normal'; it takes std, mean"]),
+    ('def f(x : f32[3]) -> f32[3] { param w : f32[3] ~ zeros(1); x * w }',
+     ["m.cat:1:50: error: bad arguments for initialiser 'zeros'; it takes none"]),
+    ('def f(x : f32[3]) -> f32[3] = sin >> x',
+     ["m.cat:1:38: error: '>>' composes morphisms (or feeds a value into one), but 'x' is a value"]),
+    ('def f(x : f32[3]) -> f32[3] = (sin @ x)(x)',
+     ["m.cat:1:38: error: '@' between morphisms is their tensor product, but 'x' is a value"]),
+    ('def f(x : f32[3]) -> f32[3] = (x @ sin)(x)',
+     ["m.cat:1:32: error: '@' between morphisms is their tensor product, but 'x' is a value"]),
+    ('def f(x : f32[3]) -> f32[3] = -sin',
+     ["m.cat:1:32: error: '-' needs values, but 'sin' is a morphism"]),
+    ('def f(x : f32[3]) -> f32[3] = -(x, x)',
+     ["m.cat:1:32: error: '-' needs a single wire, but '(x, x)' is a tuple of 2"]),
+    ('def f(x : f32[3]) -> f32[3] = ~x',
+     ['m.cat:1:31: error: not is defined on bits, got f32[3]', 'm.cat:1:7: note: this input has type f32[3]']),
+    ('def f(x : f32[3]) -> f32[3] = x + sin',
+     ["m.cat:1:35: error: '+' needs values, but 'sin' is a morphism"]),
+    ('def f(x : f32[3]) -> f32[3] = (x, x) * 2.0',
+     ["m.cat:1:31: error: '*' needs a single wire, but '(x, x)' is a tuple of 2"]),
+    ('def f(x : f32[3]) -> f32[3] = x + "a"',
+     ['m.cat:1:35: error: strings, booleans and lists are only allowed as op attributes (e.g. sum(x, axes=[1]))']),
+    ('def f(x : f32[3]) -> f32[3] = x + true',
+     ['m.cat:1:35: error: strings, booleans and lists are only allowed as op attributes (e.g. sum(x, axes=[1]))']),
+    ('def f : f32[3] -> f32[3] = train_eval',
+     ["m.cat:1:28: error: 'train_eval' picks one of two values: write train_eval(in_training, in_evaluation)"]),
+    ('def f(x : f32[3]) -> f32[3] = sin',
+     ["m.cat:1:31: error: expected a value but 'sin' is a morphism; apply it to inputs: sin(x)"]),
+    ('def f(x : f32[3], y : f32[4]) -> f32[3] = x + y',
+     ['m.cat:1:43: error: add: cannot combine f32[3] and f32[4] (shapes do not broadcast)', 'm.cat:1:7: note: this input has type f32[3]', 'm.cat:1:19: note: this input has type f32[4]']),
+    ('def f(x : f32[3], y : f64[3]) -> f32[3] = x + y',
+     ['m.cat:1:43: error: add needs inputs of one type, got f32[3] and f64[3]; convert one of them with cast, e.g. cast(<operand>, dtype=f32)', 'm.cat:1:7: note: this input has type f32[3]', 'm.cat:1:19: note: this input has type f64[3]']),
+    ('def f(x : f32[2, 3], y : f32[4, 1]) -> f32[3] = x * y',
+     ['m.cat:1:49: error: mul: cannot combine f32[2, 3] and f32[4, 1] (shapes do not broadcast)', 'm.cat:1:7: note: this input has type f32[2, 3]', 'm.cat:1:22: note: this input has type f32[4, 1]']),
+    ('def f(x : f32[3]) -> f32[3] = sum(x, axis=0)',
+     ["m.cat:1:31: error: sum: unknown attribute 'axis' (did you mean 'axes'?); it takes: axes, keepdims"]),
+    ('def f(x : f32[3]) -> f32[3] = sum(x, axes="a")',
+     ["m.cat:1:31: error: sum: axis 'a' is out of range for f32[3]", 'm.cat:1:7: note: this input has type f32[3]']),
+    ('def f(x : f32[3]) -> f32[4] = sin(x)',
+     ["m.cat:1:31: error: 'f' returns f32[3] but its signature says f32[4]", 'm.cat:1:22: note: the signature is here']),
+    ('def f : f32[3] -> f32[4] = sin',
+     ["m.cat:1:28: error: 'f' returns f32[3] but its signature says f32[4]", 'm.cat:1:19: note: the signature is here']),
+    ('def g(x : f32[3]) -> f32[3] = g(x)',
+     ["m.cat:1:31: error: 'g' is recursive (g -> g); definitions cannot use themselves"]),
+    ('def g : f32[3] -> f32[3] = g',
+     ["m.cat:1:28: error: 'g' is recursive (g -> g); definitions cannot use themselves"]),
+    ('def a : f32[3] -> f32[3] = b\ndef b : f32[3] -> f32[3] = a',
+     ["m.cat:2:28: error: 'a' is recursive (a -> b -> a); definitions cannot use themselves"]),
+    ('def f(x : f32[3]) -> f32[3] = x * (-2.0) ** 0.5',
+     ['m.cat:1:35: error: cannot compute the constant -2.0 ** 0.5']),
+    ('def f(x : f32[3]) -> f32[3] = x * 10.0 ** 400',
+     ['m.cat:1:35: error: cannot compute the constant 10.0 ** 400']),
+    ('def f : (f32[3], f32[2], f32[4]) -> (f32[2], f32[4], f32[3]) = perm',
+     ['m.cat:1:64: error: perm needs the permutation: perm[p0, p1, ...]']),
+    ('def f(x : f32[3], y : f32[2]) -> (f32[2], f32[3]) = perm(x, y)',
+     ['m.cat:1:53: error: perm needs the permutation: perm[p0, p1, ...]']),
+]
+
+
+@pytest.mark.parametrize("source,expected", CASES, ids=[c[0].splitlines()[-1][:60] for c in CASES])
+def test_each_error_says_what_is_wrong_and_where(source, expected):
+    diagnostics, sources = check_source(source, "m.cat")
+    text = render_all(diagnostics, sources)
+    headers = [line for line in text.splitlines() if ": error: " in line or ": note: " in line]
+    assert headers == expected
+
+
+def _run(source, name, *xs):
+    return [np.asarray(v) for v in cg.evaluate(cg.loads(source)[name], *xs)]
+
+
+def test_swap_with_wire_counts_moves_the_first_block_after_the_second():
+    a, b, c = np.arange(3.0), np.arange(2.0) + 10, np.arange(4.0) + 20
+    src = ("def s : (f64[3], f64[2], f64[4]) -> (f64[4], f64[3], f64[2]) = swap[2, 1]\n"
+           "def t : (f64[3], f64[2], f64[4]) -> (f64[2], f64[4], f64[3]) = swap[1, 2]\n"
+           "def u : (f64[3], f64[2]) -> (f64[2], f64[3]) = swap[1, 1]\n"
+           "def v : (f64[3], f64[2]) -> (f64[2], f64[3]) = swap\n")
+    for name, args, want in [("s", (a, b, c), (c, a, b)), ("t", (a, b, c), (b, c, a)),
+                             ("u", (a, b), (b, a)), ("v", (a, b), (b, a))]:
+        got = _run(src, name, *args)
+        assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want)), name
+
+
+def test_copy_id_discard_and_perm_with_counts():
+    a, b, c = np.arange(3.0), np.arange(2.0) + 10, np.arange(4.0) + 20
+    src = ("def c3 : f64[3] -> (f64[3], f64[3], f64[3]) = copy[3]\n"
+           "def c : f64[3] -> (f64[3], f64[3]) = copy\n"
+           "def i2 : (f64[3], f64[2]) -> (f64[3], f64[2]) = id[2]\n"
+           "def d2 : (f64[3], f64[2], f64[4]) -> f64[4] = discard[2] @ id\n"
+           "def p : (f64[3], f64[2], f64[4]) -> (f64[4], f64[3], f64[2]) = perm[2, 0, 1]\n")
+    for name, args, want in [("c3", (a,), (a, a, a)), ("c", (a,), (a, a)), ("i2", (a, b), (a, b)),
+                             ("d2", (a, b, c), (c,)), ("p", (a, b, c), (c, a, b))]:
+        got = _run(src, name, *args)
+        assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want)), name
+
+
+@pytest.mark.parametrize("expr,factor", [("x * 2 ** 2", 4.0), ("x * (2 - 5)", -3.0), ("x * (3 / 2)", 1.5),
+                                         ("x * (-(2 + 1))", -3.0), ("x * 4 ** 0.5", 2.0)])
+def test_number_constants_are_folded(expr, factor):
+    x = np.array([1.0, -2.0, 0.5])
+    (got,) = _run(f"def f(x : f64[3]) -> f64[3] = {expr}", "f", x)
+    np.testing.assert_array_equal(got, x * factor)
+
+
+@pytest.mark.parametrize("stop,n", [("1 + 1", 2), ("-1 * -1", 1), ("5 - 2", 3), ("2 * 2", 4)])
+def test_attribute_arithmetic_on_whole_numbers(stop, n):
+    x = np.arange(5.0)
+    (got,) = _run(f"def f(x : f64[5]) -> f64[{n}] = slice(x, axis=0, start=0, stop={stop})", "f", x)
+    np.testing.assert_array_equal(got, x[:n])
