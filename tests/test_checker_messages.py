@@ -132,6 +132,10 @@ CASES = [
      ['m.cat:1:64: error: perm needs the permutation: perm[p0, p1, ...]']),
     ('def f(x : f32[3], y : f32[2]) -> (f32[2], f32[3]) = perm(x, y)',
      ['m.cat:1:53: error: perm needs the permutation: perm[p0, p1, ...]']),
+    ('def f(x : f32[3]) -> f32[3] { state s : f32[3] ~ zeros; update s = sum(x, axes=[0]); x }',
+     ["m.cat:1:68: error: state 's' has type f32[3] but its update has type f32[]"]),
+    ('def f(x : f32[3]) -> f32[3] { state s : f32[3] ~ zeros; update s = (x, x); x }',
+     ["m.cat:1:68: error: state 's' has type f32[3] but its update has type (f32[3], f32[3])"]),
 ]
 
 
@@ -185,3 +189,26 @@ def test_attribute_arithmetic_on_whole_numbers(stop, n):
     x = np.arange(5.0)
     (got,) = _run(f"def f(x : f64[5]) -> f64[{n}] = slice(x, axis=0, start=0, stop={stop})", "f", x)
     np.testing.assert_array_equal(got, x[:n])
+
+
+def test_a_definition_used_at_two_types_is_elaborated_once_for_each():
+    src = ("def g[n](x : f64[n]) -> f64[n] { param w : f64[n] ~ normal(0.1); x * w }\n"
+           "def f(x : f64[3], y : f64[4]) -> (f64[4], f64[3]) = (g(y), g(x))\n")
+    f = cg.loads(src)["f"]
+    assert [(p.name, p.type) for p in f.params] == [("g.w", cg.f64[4]), ("g_2.w", cg.f64[3])]
+    w4, w3, x, y = np.arange(4.0) + 1, np.arange(3.0) - 1, np.array([2.0, 3.0, 4.0]), np.array([5.0, 6.0, 7.0, 8.0])
+    a, b = cg.evaluate(f.body, w4, w3, x, y)
+    np.testing.assert_array_equal(a, y * w4)
+    np.testing.assert_array_equal(b, x * w3)
+
+
+def test_the_dtype_variable_is_bound_at_each_use():
+    src = ("def h(x : float[3], y : float[3]) -> float[3] = x * y + sin(x)\n"
+           "def k(a : f32[3], b : f64[3]) -> (f32[3], f64[3]) = (h(a, a), h(b, b))\n")
+    k = cg.loads(src)["k"]
+    assert k.dom == cg.Ob(cg.f32[3], cg.f64[3]) and k.cod == k.dom
+    a, b = np.array([0.5, 1.0, 2.0], np.float32), np.array([0.5, 1.0, 2.0])
+    u, v = cg.evaluate(k, a, b)
+    assert u.dtype == np.float32 and v.dtype == np.float64
+    np.testing.assert_allclose(v, b * b + np.sin(b), rtol=1e-15)
+    np.testing.assert_allclose(u, a * a + np.sin(a), rtol=1e-6)
