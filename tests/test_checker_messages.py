@@ -136,6 +136,11 @@ CASES = [
      ["m.cat:1:68: error: state 's' has type f32[3] but its update has type f32[]"]),
     ('def f(x : f32[3]) -> f32[3] { state s : f32[3] ~ zeros; update s = (x, x); x }',
      ["m.cat:1:68: error: state 's' has type f32[3] but its update has type (f32[3], f32[3])"]),
+    # an expression is quoted whole up to 40 characters, else cut to 37 and "..."
+    ('def f(x : f32[3]) -> f32[3] { let xy = x; -(x, x, x, x, x, x, x, x, x, x, x, x, xy) }',
+     ["m.cat:1:44: error: '-' needs a single wire, but '(x, x, x, x, x, x, x, x, x, x, x, x, xy)' is a tuple of 13"]),
+    ('def f(x : f32[3]) -> f32[3] { -(x, x, x, x, x, x, x, x, x, x, x, sin(x)) }',
+     ["m.cat:1:32: error: '-' needs a single wire, but '(x, x, x, x, x, x, x, x, x, x, x, sin...' is a tuple of 12"]),
 ]
 
 
@@ -212,3 +217,15 @@ def test_the_dtype_variable_is_bound_at_each_use():
     assert u.dtype == np.float32 and v.dtype == np.float64
     np.testing.assert_allclose(v, b * b + np.sin(b), rtol=1e-15)
     np.testing.assert_allclose(u, a * a + np.sin(a), rtol=1e-6)
+
+
+def test_parameter_names_are_qualified_by_use_and_made_unique():
+    src = ("def g(x : f64[3]) -> f64[3] { param w : f64[3] ~ normal(0.1); x * w }\n"
+           "def g_2(x : f64[3]) -> f64[3] { param w : f64[3] ~ normal(0.1); x + w }\n"
+           "def f(x : f64[3]) -> f64[3] { param w : f64[3] ~ zeros; g_2(g(g(x))) * w }\n")
+    f = cg.loads(src)["f"]
+    # the second use of g and the first of g_2 would both be g_2.w: the later one gets _2
+    assert [p.name for p in f.params] == ["w", "g.w", "g_2.w", "g_2.w_2"]
+    w, a, b, c, x = (np.arange(3.0) + k for k in (1, 2, 3, 4, 5))
+    (got,) = cg.evaluate(f.body, w, a, b, c, x)
+    np.testing.assert_array_equal(got, (x * a * b + c) * w)
