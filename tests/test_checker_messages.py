@@ -141,6 +141,16 @@ CASES = [
      ["m.cat:1:44: error: '-' needs a single wire, but '(x, x, x, x, x, x, x, x, x, x, x, x, xy)' is a tuple of 13"]),
     ('def f(x : f32[3]) -> f32[3] { -(x, x, x, x, x, x, x, x, x, x, x, sin(x)) }',
      ["m.cat:1:32: error: '-' needs a single wire, but '(x, x, x, x, x, x, x, x, x, x, x, sin...' is a tuple of 12"]),
+    ('def f(x : f32[3]) -> f32[3] = add(x, x, foo=1)',
+     ["m.cat:1:31: error: add: unknown attribute 'foo'; it takes: none"]),
+    ('def f(x : f32[3]) -> f32[3] = cast(x, dtyp=f64)',
+     ["m.cat:1:31: error: cast: unknown attribute 'dtyp' (did you mean 'dtype'?); it takes: dtype"]),
+    ('def f : (f64[3], f64[3]) -> (f64[3], f64[3]) = einsum @ sin',
+     ["m.cat:1:48: error: einsum: bad attribute values {} (_einsum_rule() missing 1 required positional argument: 'spec')"]),
+    # a point-free definition with known input types is checked even when nothing uses it
+    ('def g1 : f32[3] -> f32[3] = sin\ndef g2 : f32[4] -> f32[4] = sin\ndef h = (g1 @ g2) >> add',
+     ['m.cat:3:22: error: add: cannot combine f32[3] and f32[4] (shapes do not broadcast)',
+      'm.cat:3:10: note: this input has type f32[3]', 'm.cat:3:10: note: this input has type f32[4]']),
 ]
 
 
@@ -229,3 +239,37 @@ def test_parameter_names_are_qualified_by_use_and_made_unique():
     w, a, b, c, x = (np.arange(3.0) + k for k in (1, 2, 3, 4, 5))
     (got,) = cg.evaluate(f.body, w, a, b, c, x)
     np.testing.assert_array_equal(got, (x * a * b + c) * w)
+
+
+PAR = """
+def g1 : f64[3] -> f64[3] = sin
+def g2(x : f64[3], y : f64[3]) -> f64[3] = x * y
+def pre = sin @ g1
+def left : (f64[3], f64[3], f64[3]) -> (f64[3], f64[3]) = g2 @ g1
+def right : (f64[3], f64[3], f64[3]) -> (f64[3], f64[3]) = g1 @ g2
+def seq : (f64[3], f64[3], f64[3]) -> (f64[3], f64[3]) = (g1 >> exp) @ g2
+def two : (f64[2, 3], f64[3, 4], f64[5]) -> (f64[2, 4], f64[5]) = einsum(spec="ij,jk->ik") @ sin
+def three : (f64[3], f64[3], f64[3], f64[5]) -> (f64[3], f64[5]) = einsum(spec="i,i,i->i") @ sin
+def one : (f64[2, 3], f64[5]) -> (f64[3, 2], f64[5]) = einsum(spec="ij->ji") @ sin
+def both : (f64[3], f64[3], f64[3]) -> (f64[3], f64[3], f64[3]) = pre @ g1
+"""
+
+
+def test_tensor_products_split_their_inputs_by_each_side_s_arity():
+    m = cg.loads(PAR)
+    a, b, c = np.array([0.5, 1.0, 2.0]), np.array([3.0, -1.0, 0.25]), np.array([1.5, 2.5, -0.5])
+    checks = {
+        "left": ((a, b, c), (a * b, np.sin(c))),
+        "right": ((a, b, c), (np.sin(a), b * c)),
+        "seq": ((a, b, c), (np.exp(np.sin(a)), b * c)),
+        "three": ((a, b, c, np.arange(5.0)), (a * b * c, np.sin(np.arange(5.0)))),
+        "both": ((a, b, c), (np.sin(a), np.sin(b), np.sin(c))),
+    }
+    x, y, z = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4), np.arange(5.0)
+    checks["two"] = ((x, y, z), (x @ y, np.sin(z)))
+    checks["one"] = ((x, z), (x.T, np.sin(z)))
+    for name, (args, want) in checks.items():
+        got = cg.evaluate(m[name], *args)
+        assert len(got) == len(want), name
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-15, err_msg=name)

@@ -986,11 +986,11 @@ def _bad_attrs(name, attrs, err) -> str:
     import inspect
 
     prim = PRIMITIVES.get(name)
-    try:
-        known = [p for p in inspect.signature(prim.type_rule).parameters if p != "dom"] if prim else []
-    except (TypeError, ValueError):
-        known = []
-    unknown = [k for k in attrs if known and k not in known]
+    # the attributes the type rule names; None when it cannot tell (no rule, or one taking **attrs)
+    params = list(inspect.signature(prim.type_rule).parameters.values()) if prim else []
+    known = None if not prim or any(p.kind == p.VAR_KEYWORD for p in params) else \
+        [p.name for p in params if p.name != "dom"]
+    unknown = [k for k in attrs if known is not None and k not in known]
     if unknown:
         from ..errors import did_you_mean
 
