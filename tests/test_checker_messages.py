@@ -146,7 +146,9 @@ CASES = [
     ('def f(x : f32[3]) -> f32[3] = cast(x, dtyp=f64)',
      ["m.cat:1:31: error: cast: unknown attribute 'dtyp' (did you mean 'dtype'?); it takes: dtype"]),
     ('def f : (f64[3], f64[3]) -> (f64[3], f64[3]) = einsum @ sin',
-     ["m.cat:1:48: error: einsum: bad attribute values {} (_einsum_rule() missing 1 required positional argument: 'spec')"]),
+     ["m.cat:1:48: error: einsum: needs the attribute spec=...; it takes: spec"]),
+    ('def f(x : f32[3]) -> f32[3] = cast(x)', ["m.cat:1:31: error: cast: needs the attribute dtype=...; it takes: dtype"]),
+    ('def f(k : i64[]) -> f32[3] = normal(k)', ["m.cat:1:30: error: normal: needs the attribute type=..."]),
     # a point-free definition with known input types is checked even when nothing uses it
     ('def g1 : f32[3] -> f32[3] = sin\ndef g2 : f32[4] -> f32[4] = sin\ndef h = (g1 @ g2) >> add',
      ['m.cat:3:22: error: add: cannot combine f32[3] and f32[4] (shapes do not broadcast)',

@@ -991,11 +991,15 @@ def _bad_attrs(name, attrs, err) -> str:
     known = None if not prim or any(p.kind == p.VAR_KEYWORD for p in params) else \
         [p.name for p in params if p.name != "dom"]
     unknown = [k for k in attrs if known is not None and k not in known]
+    missing = [p.name for p in params[1:] if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD
+               and p.name not in attrs]
+    takes = ", ".join(known) if known else "none"
     if unknown:
         from ..errors import did_you_mean
 
-        takes = ", ".join(known) if known else "none"
         return f"unknown attribute '{unknown[0]}'{did_you_mean(unknown[0], known)}; it takes: {takes}"
+    if missing:
+        return f"needs the attribute {missing[0]}=..." + (f"; it takes: {takes}" if known is not None else "")
     return f"bad attribute values {attrs} ({err})"
 
 
