@@ -81,6 +81,7 @@ CASES = [
      "label column 9 is out of range: the file has 5 columns (0..4, or -5..-1 from the end)"),
     ("typo.csv", _text("alpha,beta,gamma\n1,2,0\n"), {"label": "gama"},
      "no column named 'gama' (did you mean 'gamma'?); columns: alpha, beta, gamma"),
+    ("xlabel.csv", _text("a,b,y\n1,2,0\n"), {"label": "X1"}, "no column named 'X1'; columns: a, b, y"),
     ("far.csv", _text("a,b,y\n1,2,0\n"), {"label": "zzz"}, "no column named 'zzz'; columns: a, b, y"),
     ("latin1.csv", _text(b"a,b,y\n1,2,\xe9t\xe9\n"), {}, "not a UTF-8 text file (invalid continuation byte at byte 10, line 2)"),
     ("huge_cell.csv", _text("a,b,y\n1,2,0\n\n" + "1" * 140000 + ",2,0\n"), {},

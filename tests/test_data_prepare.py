@@ -4,7 +4,7 @@ what it holds."""
 import numpy as np
 
 from catgrad import data
-from catgrad.data import Dataset
+from catgrad.data import Dataset, Standardizer
 
 
 def test_repr_names_examples_features_and_the_kind_of_target():
@@ -29,3 +29,13 @@ def test_prepare_passes_the_label_column_and_defaults_to_a_fifth_and_seed_zero(t
     mu, sd = raw.x.mean(axis=0), raw.x.std(axis=0)
     np.testing.assert_allclose(scaled.x, (raw.x - mu) / sd, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(scaled_test.x, (raw_test.x - mu) / sd, rtol=1e-13, atol=1e-15)
+
+
+def test_standardising_columns_near_the_float64_limit_stays_finite():
+    # a column of +-1e308: its plain sum overflows; the statistics are those of x / 1e308, times 1e308
+    x = np.array([[1e308, 1.0], [-1e308, 2.0], [5e307, 4.0]])
+    s = Standardizer.fit(x)
+    u = x[:, 0] / 1e308
+    np.testing.assert_allclose(s.mean, [u.mean() * 1e308, 7 / 3], rtol=1e-15)
+    np.testing.assert_allclose(s.std, [u.std() * 1e308, np.std([1.0, 2.0, 4.0])], rtol=1e-15)
+    assert np.all(np.isfinite(s(Dataset("big", x, np.zeros(3))).x))

@@ -121,8 +121,8 @@ def test_npz_features_of_any_real_dtype_become_float64(dtype, tmp_path):
     (np.array([True, False, True, True]), ("0", "1"), [1, 0, 1, 1]),
 ])
 def test_npz_integer_and_boolean_labels_are_classes(y, classes, index, tmp_path):
-    ds = data.load(_npz(tmp_path, x=np.zeros((4, 2)), y=y))
-    assert ds.classes == classes and ds.y.tolist() == index and ds.y.dtype == np.int64
+    ds = data.load(_npz(tmp_path, "c.npz", x=np.zeros((4, 2)), y=y))
+    assert ds.classes == classes and ds.y.tolist() == index and ds.y.dtype == np.int64 and ds.name == "c.npz"
 
 
 @pytest.mark.parametrize("y", [np.array([0.5, 1.0, -2.0, 3.0]), np.array([1, 2, 3, 4], np.float32)])
