@@ -9,6 +9,9 @@ import pytest
 import catgrad as cg
 from catgrad.frontend import check_source, render_all
 
+# p5 is 32 copies of id[3125] side by side: 100,000 wires
+WIDE = "def p1 = id[3125] @ id[3125]\n" + "".join(f"def p{k} = p{k - 1} @ p{k - 1}\n" for k in range(2, 6))
+
 CASES = [
     ('def f : (f32[3], f32[3]) -> (f32[3], f32[3]) = swap[1, 1, 1]',
      ['m.cat:1:48: error: swap[a, b] takes two wire counts']),
@@ -153,6 +156,15 @@ CASES = [
     ('def g1 : f32[3] -> f32[3] = sin\ndef g2 : f32[4] -> f32[4] = sin\ndef h = (g1 @ g2) >> add',
      ['m.cat:3:22: error: add: cannot combine f32[3] and f32[4] (shapes do not broadcast)',
       'm.cat:3:10: note: this input has type f32[3]', 'm.cat:3:10: note: this input has type f32[4]']),
+    ('def f : (f32[3], f32[3]) -> f32[3] = id', ["m.cat:1:38: error: 'id' takes 1 input but is given 2"]),
+    # one note for an input given twice
+    ('def f(x : f32[2, 3]) -> f32[2] = x @ x',
+     ["m.cat:1:34: error: matmul: einsum 'ab,bc->ac': index 'b' is 3 in one operand and 2 in f32[2, 3]",
+      'm.cat:1:7: note: this input has type f32[2, 3]']),
+    # at most 100,000 parallel wires: exactly that many is not refused as too many
+    (WIDE + 'def f : f32[3] -> f32[3] = p5 @ id', ["m.cat:6:28: error: 'p5' takes 100000 inputs but only 1 are left"]),
+    (WIDE + 'def p6 = p5 @ id\ndef f : f32[3] -> f32[3] = p6 @ id',
+     ['m.cat:7:28: error: this program has more than 100000 parallel wires']),
 ]
 
 
@@ -275,3 +287,20 @@ def test_tensor_products_split_their_inputs_by_each_side_s_arity():
         assert len(got) == len(want), name
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=1e-15, err_msg=name)
+
+
+def test_a_definition_applied_to_different_morphisms_is_elaborated_for_each():
+    src = ("def tw(h) = h >> h\n"
+           "def a : (f64[3], f64[3], f64[3]) -> (f64[3], f64[3], f64[3]) = tw(perm[1, 2, 0])\n"
+           "def b : (f64[3], f64[3], f64[3]) -> (f64[3], f64[3], f64[3]) = tw(id[3])\n"
+           "def c : (f64[3], f64[3]) -> (f64[3], f64[3]) = tw(sin @ cos)\n"
+           "def d : (f64[3], f64[3]) -> (f64[3], f64[3]) = tw(cos @ sin)\n")
+    m = cg.loads(src)
+    u, v, w = np.array([0.1, 0.2, 0.3]), np.array([1.0, 2.0, 3.0]), np.array([-1.0, 0.5, 4.0])
+    assert [list(o) for o in cg.evaluate(m["a"], u, v, w)] == [list(w), list(u), list(v)]
+    assert [list(o) for o in cg.evaluate(m["b"], u, v, w)] == [list(u), list(v), list(w)]
+    c, d = cg.evaluate(m["c"], u, v), cg.evaluate(m["d"], u, v)
+    np.testing.assert_array_equal(c[0], np.sin(np.sin(u)))
+    np.testing.assert_array_equal(c[1], np.cos(np.cos(v)))
+    np.testing.assert_array_equal(d[0], np.cos(np.cos(u)))
+    np.testing.assert_array_equal(d[1], np.sin(np.sin(v)))
