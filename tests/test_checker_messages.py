@@ -157,6 +157,8 @@ CASES = [
      ['m.cat:3:22: error: add: cannot combine f32[3] and f32[4] (shapes do not broadcast)',
       'm.cat:3:10: note: this input has type f32[3]', 'm.cat:3:10: note: this input has type f32[4]']),
     ('def f : (f32[3], f32[3]) -> f32[3] = id', ["m.cat:1:38: error: 'id' takes 1 input but is given 2"]),
+    ('def f : (f32[3], f32[3], f32[3]) -> f32[3] = swap[1, 1]',
+     ["m.cat:1:46: error: 'swap[1, 1]' takes 2 inputs but is given 3"]),
     # one note for an input given twice
     ('def f(x : f32[2, 3]) -> f32[2] = x @ x',
      ["m.cat:1:34: error: matmul: einsum 'ab,bc->ac': index 'b' is 3 in one operand and 2 in f32[2, 3]",
