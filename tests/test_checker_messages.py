@@ -207,7 +207,7 @@ def test_copy_id_discard_and_perm_with_counts():
         assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want)), name
 
 
-@pytest.mark.parametrize("expr,factor", [("x * 2 ** 2", 4.0), ("x * (2 - 5)", -3.0), ("x * (3 / 2)", 1.5),
+@pytest.mark.parametrize("expr,factor", [("x * 2 ** 2", 4.0), ("x * (2 - 5)", -3.0), ("x * (3 / 2)", 1.5), ("x * (2 * 3)", 6.0),
                                          ("x * (-(2 + 1))", -3.0), ("x * 4 ** 0.5", 2.0)])
 def test_number_constants_are_folded(expr, factor):
     x = np.array([1.0, -2.0, 0.5])
