@@ -23,7 +23,7 @@ Sources accepted by :func:`load`:
 * ``PATH.csv``: a header row (column names; none of them a number), then one example per
   row. The label column is chosen by name or index (``label=...``, an index in [-n, n)),
   otherwise the last column. The file is read in one streaming pass into float64 blocks; a
-  file larger than an eighth of :func:`catgrad.files.memory_limit` is refused. Feature cells must be numbers; label
+  file larger than a quarter of :func:`catgrad.files.memory_limit` is refused. Feature cells must be numbers; label
   cells may be numbers or names (names become classes, sorted).
 * ``PATH.npz``: arrays ``x`` (n x d) and ``y`` (n class indices, or n x k targets); other
   key names via ``x_key`` / ``y_key``. Loaded with ``allow_pickle=False``, after every
@@ -41,6 +41,7 @@ Every problem with a file is a :class:`DataError` that names the file and the pl
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import math
@@ -275,14 +276,36 @@ def _load_csv(path: str, label) -> Dataset:
     size = os.path.getsize(path)
     if size > limit // 4:  # each cell becomes 8 bytes (at least 2 bytes of text each), plus the parser's work
         raise DataError(f"{path}: {human_bytes(size)} is larger than the limit for CSV files of {human_bytes(limit // 4)}"
-                        " (an eighth of the memory; set CATGRAD_MAX_BYTES, or convert the data to .npz)")
+                        " (a quarter of the memory limit, which is half the physical memory or CATGRAD_MAX_BYTES;"
+                        " raise it, or convert the data to .npz)")
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            return _parse_csv(path, csv.reader(fh), label)
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+            reader = csv.reader(fh)
+            return _parse_csv(path, reader, label)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file ({_first_bad_utf8(path)})") from None
     except csv.Error as e:
-        raise DataError(f"{path}: malformed CSV: {e}") from None
+        raise DataError(f"{path}: line {reader.line_num}: malformed CSV: {e}") from None
+
+
+def _first_bad_utf8(path: str) -> str:
+    """Where the first byte sequence that is not UTF-8 lies in the file: the text reader's
+    error counts bytes from the start of the chunk it was decoding, not of the file."""
+    dec, seen, lines = codecs.getincrementaldecoder("utf-8")(), 0, 1
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(1 << 16)
+            pending = dec.getstate()[0]  # bytes of a character split across chunks
+            try:
+                dec.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as e:
+                at = seen - len(pending) + e.start
+                lines += (pending + chunk)[: e.start].count(b"\n") - pending.count(b"\n")
+                return f"{e.reason} at byte {at}, line {lines}"
+            if not chunk:  # pragma: no cover - only called after the text reader failed
+                return "undecodable bytes"
+            seen += len(chunk)
+            lines += chunk.count(b"\n")
 
 
 def _parse_csv(path: str, reader, label) -> Dataset:

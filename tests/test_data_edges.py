@@ -87,6 +87,9 @@ def test_stratification_at_its_boundaries():
     # a class of one row: not stratified (scikit-learn would refuse), the plain split instead
     single = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2])
     assert np.array_equal(split_indices(single, 10, 0.3, 2), _sk(10, 0.3, 2))
+    # fewer training rows than classes (test fraction above one half): the plain split too
+    pairs = np.repeat(np.arange(3), 2)
+    assert np.array_equal(split_indices(pairs, 6, 0.75, 1), _sk(6, 0.75, 1))
 
 
 def test_fingerprint_sees_dtype_and_shape():

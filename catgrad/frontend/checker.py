@@ -707,10 +707,8 @@ class Checker:
         if isinstance(x, (int, float)) and isinstance(y, (int, float)):
             return NumVal(_fold(op, x, y, e.span))
         if op == "**":
-            if not isinstance(y, (int, float)):
+            if not isinstance(y, (int, float)):  # (a number base with a number exponent was folded above)
                 raise CatError("the exponent of '**' must be a number constant", e.right.span)
-            if isinstance(x, (int, float)):
-                raise CatError("the base of '**' must be a value", e.left.span)
             return self.prim(body, "pow", [x], {"p": float(y)}, e.span)
         if op == "@":
             return self.prim(body, "matmul", [x, y], {}, e.span)
@@ -846,6 +844,8 @@ class Checker:
             out = self.prim(body, f.name, wires, f.attrs, span)
             return out.wires
         if isinstance(f, StructMorph):
+            if f.name == "perm" and f.dims is None:  # before the arity check: perm alone has none
+                raise CatError("perm needs the permutation: perm[p0, p1, ...]", span)
             n = f.arity(self)
             if len(wires) != n:
                 raise CatError(f"'{f.describe()}' takes {_wires_desc(n)} but is given {len(wires)}", span)
@@ -859,8 +859,6 @@ class Checker:
             if nm == "swap":
                 a = d[0] if d else 1
                 return wires[a:] + wires[:a]
-            if d is None:
-                raise CatError("perm needs the permutation: perm[p0, p1, ...]", span)
             return [wires[i] for i in d]
         if isinstance(f, DefMorph):
             if any(not isinstance(w, Wire) for w in wires):
@@ -988,16 +986,20 @@ def _bad_attrs(name, attrs, err) -> str:
     import inspect
 
     prim = PRIMITIVES.get(name)
-    try:
-        known = [p for p in inspect.signature(prim.type_rule).parameters if p != "dom"] if prim else []
-    except (TypeError, ValueError):
-        known = []
-    unknown = [k for k in attrs if known and k not in known]
+    # the attributes the type rule names; None when it cannot tell (no rule, or one taking **attrs)
+    params = list(inspect.signature(prim.type_rule).parameters.values()) if prim else []
+    known = None if not prim or any(p.kind == p.VAR_KEYWORD for p in params) else \
+        [p.name for p in params if p.name != "dom"]
+    unknown = [k for k in attrs if known is not None and k not in known]
+    missing = [p.name for p in params[1:] if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD
+               and p.name not in attrs]
+    takes = ", ".join(known) if known else "none"
     if unknown:
         from ..errors import did_you_mean
 
-        takes = ", ".join(known) if known else "none"
         return f"unknown attribute '{unknown[0]}'{did_you_mean(unknown[0], known)}; it takes: {takes}"
+    if missing:
+        return f"needs the attribute {missing[0]}=..." + (f"; it takes: {takes}" if known is not None else "")
     return f"bad attribute values {attrs} ({err})"
 
 
