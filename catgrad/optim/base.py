@@ -247,9 +247,12 @@ class StageBase(Optimizer):
             out.update({f"{k}.{f}": w for f, w in sch.next(_sub(s, k)).items()})
         return out
 
+    def _arg_strings(self) -> list:
+        """``(name, spelling)`` of each hyperparameter, in order."""
+        return [(k, f"{self.hypers[k]:g}" if k in self.hypers else repr(self.schedules[k])) for k in self.order]
+
     def __repr__(self):
-        args = ", ".join(f"{k}={self.hypers[k]:g}" if k in self.hypers else f"{k}={self.schedules[k]!r}"
-                         for k in self.order)
+        args = ", ".join(f"{k}={v}" for k, v in self._arg_strings())
         return f"{self.kind}({args})"
 
 
