@@ -356,3 +356,38 @@ def test_lookahead_pulls_the_slow_weights(k, alpha):
 
     opt = O.lookahead(O.adam(0.01)) if (k, alpha) == (5, 0.5) else O.lookahead(O.adam(0.01), k=k, alpha=alpha)
     run(opt, *per_param("lookahead", dict(k=k, alpha=alpha), fields, rule), steps=11)
+
+
+def coupled_adam_fields(p):
+    return {"weight_decay.rate": np.float64(0.2), **adam_fields("adam", lr=0.01, b1=0.9, b2=0.999, eps=1e-8)(p)}
+
+
+def coupled_adam(p, g, s):
+    """``weight_decay(0.2) >> adam(0.01)``: torch's Adam(weight_decay=0.2); the gradient gains 0.2 p."""
+    return adam_rule(p, g + s["weight_decay.rate"] * p, nested("adam.", s))
+
+
+def test_wrappers_give_every_inner_stage_the_parameter():
+    """The inner chain's first stage (coupled decay) reads p, inside cautious and lookahead."""
+
+    def cautious_rule(p, g, s):
+        _, out, d = coupled_adam(p, g, s)
+        phi = (d * (-g) > 0).astype(float)  # against the direction cautious receives
+        return p + d * phi * (phi.size / (phi.sum() + 1)), {f"adam.{k}": v for k, v in out.items()}
+
+    run(O.cautious(O.adam(0.01, weight_decay=0.2)), *per_param("cautious", {}, coupled_adam_fields, cautious_rule))
+
+    def lookahead_rule(p, g, s):
+        q, out, _ = coupled_adam(p, g, s)
+        t = s["t"] + 1
+        slow = s["slow"]
+        if t % 2 == 0:
+            slow = slow + 0.5 * (q - slow)
+            q = slow
+        return q, {**{f"adam.{k}": v for k, v in out.items()}, "slow": slow, "t": t}
+
+    def fields(p):
+        return {**coupled_adam_fields(p), "slow": p.copy(), "t": np.float64(0)}
+
+    run(O.lookahead(O.adam(0.01, weight_decay=0.2), k=2), *per_param("lookahead", dict(k=2, alpha=0.5), fields, lookahead_rule),
+        steps=7)
