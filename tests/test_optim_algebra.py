@@ -261,3 +261,25 @@ def test_whole_model_stages_waiting_for_each_other():
         L.lens.put
     assert str(e.value) == ("the whole-model stages ['clip_norm', 'dog'] wait for each other: "
                             "each must come in the same order on every parameter it spans")
+
+
+@pytest.mark.parametrize("make", [lambda: O.adamw(0.1, weight_decay=0.5), lambda: O.lion(0.1, weight_decay=0.5),
+                                  lambda: O.ademamix(0.1, weight_decay=0.5), lambda: O.adam(0.1)])
+def test_update_is_the_whole_direction_decoupled_decay_included(make):
+    """``Stage.update`` of a stage written with ``update_parts`` returns step + decoupled decay,
+    the same direction its put applies."""
+    (st,) = make().resolve([(0, "w")])[0]
+    t = cg.f64[3]
+    slots = st.all_slots(t)
+    types = cg.Ob(t, *[sl.type for sl in slots], t)
+
+    def body(b, ins):
+        s = {sl.field: w for sl, w in zip(slots, ins[1:-1])}
+        new, d = st.update(s, ins[0], ins[-1])
+        new2, d2 = st.apply_put(s, ins[0], ins[-1])
+        return [d, d2]
+
+    p, u = np.array([1.0, -2.0, 3.0]), np.array([0.5, 0.25, -1.0])
+    d, d2 = cg.evaluate(build(types, body), p, *[sl.init(p) for sl in slots], u)
+    np.testing.assert_array_equal(d, d2)
+    assert np.all(d != 0)

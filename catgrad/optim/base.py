@@ -278,7 +278,8 @@ class Stage(StageBase):
     def update(self, s: dict, p: Wire, u: Wire):
         """``(state wires, parameter, incoming direction) -> (new state dict, outgoing direction)``.
         Fields missing from the returned dict keep their value."""
-        return self.update_parts(s, p, u)[:2]
+        new, d, dec = self.update_parts(s, p, u)
+        return new, d if dec is None else d + dec
 
     def update_parts(self, s: dict, p: Wire, u: Wire):
         """``(new state, step, decoupled)``: the outgoing direction is ``step + decoupled``,
