@@ -283,3 +283,16 @@ def test_update_is_the_whole_direction_decoupled_decay_included(make):
     d, d2 = cg.evaluate(build(types, body), p, *[sl.init(p) for sl in slots], u)
     np.testing.assert_array_equal(d, d2)
     assert np.all(d != 0)
+
+
+def test_a_whole_model_stage_missing_on_a_member_is_refused():
+    class Lopsided(O.Optimizer):
+        def resolve(self, params):
+            g = Group(O.clip_norm(1.0), [0, 1])
+            return [[O.sgd(0.1), g], [O.sgd(0.1)]]  # wire 1 ends before reaching g
+
+    L = Lopsided().lens([("a", cg.f64[2]), ("b", cg.f64[2])])
+    with pytest.raises(cg.CatgradError) as e:
+        L.lens.put
+    assert str(e.value) == ("the whole-model stages ['clip_norm'] wait for each other: "
+                            "each must come in the same order on every parameter it spans")
