@@ -2,8 +2,6 @@
 state keys and the same update diagram), the printed spellings are exact, and each bad
 optimizer string or hyperparameter gets its exact user-facing message."""
 
-import re
-
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -187,7 +185,6 @@ BAD = [
     ("cautious(3)", "cautious(3) wraps an optimizer, got 3"),
     ("sgd(momentum=0.9, nesterov=True, dampening=0.1)", "sgd: nesterov needs momentum > 0 and zero dampening (as in torch)"),
     ("sgd(nesterov=True)", "sgd: nesterov needs momentum > 0 and zero dampening (as in torch)"),
-    ("adam @ (" * 70 + "sgd" + ")" * 70, None),  # nested too deep: checked by pattern below
 ]
 
 
@@ -195,11 +192,7 @@ BAD = [
 def test_bad_optimizer_strings_have_exact_messages(text, message):
     with pytest.raises(cg.CatgradError) as e:
         O.parse(text)
-    if message is None:
-        assert re.fullmatch(r"in '.*': nested more than 64 deep at column \d+", str(e.value)), str(e.value)
-        assert " ... " in str(e.value)  # the long string is cut in the middle
-    else:
-        assert str(e.value) == message
+    assert str(e.value) == message
 
 
 def test_unknown_optimizer_lists_the_known_ones():
@@ -214,28 +207,45 @@ def test_unknown_optimizer_lists_the_known_ones():
 
 
 def test_limits_of_the_parser():
-    import importlib
-
-    P = importlib.import_module("catgrad.optim.parse")
-
-    chain = " >> ".join(["sgd"] * (P.MAX_STAGES + 1))
+    """256 optimizers, 64 levels of nesting, a million characters: the documented limits."""
+    chain = " >> ".join(["sgd"] * 257)
     with pytest.raises(O.OptimizerSyntaxError) as e:
         O.parse(chain)
-    assert str(e.value) == (f"the optimizer string combines more than {P.MAX_STAGES} optimizers "
-                            f"(at column {chain.index('>>', 0) + 1 + (P.MAX_STAGES - 1) * 7}); that is the limit")
-    ok = " >> ".join(["sgd"] * (P.MAX_STAGES - 1))
-    assert len(O.parse(ok).parts) == P.MAX_STAGES - 1
-    long = "sgd" + " " * P.MAX_LENGTH
+    assert str(e.value) == "the optimizer string combines more than 256 optimizers (at column 1790); that is the limit"
+    assert len(O.parse(" >> ".join(["sgd"] * 256)).parts) == 256
+    long = "sgd" + " " * 999_998
     with pytest.raises(O.OptimizerSyntaxError) as e:
         O.parse(long)
-    assert str(e.value) == f"the optimizer string is {len(long)} characters long; the limit is {P.MAX_LENGTH}"
-    deep = "(" * P.MAX_DEPTH + "sgd" + ")" * P.MAX_DEPTH
+    assert str(e.value) == "the optimizer string is 1000001 characters long; the limit is 1000000"
+    assert repr(O.parse("sgd" + " " * 999_997)) == "sgd(lr=0.01)"
+    deep = "(" * 64 + "sgd" + ")" * 64
     assert repr(O.parse(deep)) == "sgd(lr=0.01)"
-    with pytest.raises(O.OptimizerSyntaxError):
+    with pytest.raises(O.OptimizerSyntaxError) as e:
         O.parse("(" + deep + ")")
+    text = "(" + deep + ")"
+    assert str(e.value) == f"in {text[:60] + ' ... ' + text[-60:]!r}: nested more than 64 deep at column 65"
+    args = "sgd(" * 65 + "1" + ")" * 65  # argument lists count as nesting too
+    with pytest.raises(O.OptimizerSyntaxError) as e:
+        O.parse(args)
+    assert str(e.value).endswith(": nested more than 64 deep at column 261")
     with pytest.raises(O.OptimizerSyntaxError) as e:
         O.parse(None)
     assert str(e.value) == "an optimizer string is required, got None"
+    short = "adam(lr=1) >> " + "x" * 106  # 120 characters: printed whole
+    with pytest.raises(O.OptimizerSyntaxError) as e:
+        O.parse(short)
+    assert repr(short) in str(e.value)
+    longer = short + "y"
+    with pytest.raises(O.OptimizerSyntaxError) as e:
+        O.parse(longer)
+    assert repr(longer[:60] + " ... " + longer[-60:]) in str(e.value)
+
+
+def test_float32_bound():
+    assert repr(O.parse("sgd(lr=3.4028234663852886e38)")) == "sgd(lr=3.40282e+38)"
+    with pytest.raises(O.OptimizerSyntaxError) as e:
+        O.parse("sgd(lr=3.4028234663852890e38)")
+    assert str(e.value) == "sgd(lr=3.402823466385289e+38): must be a finite number of float32 size (|x| <= 3.4e38)"
 
 
 def test_numbers_and_signs():
