@@ -296,3 +296,16 @@ def test_a_whole_model_stage_missing_on_a_member_is_refused():
         L.lens.put
     assert str(e.value) == ("the whole-model stages ['clip_norm'] wait for each other: "
                             "each must come in the same order on every parameter it spans")
+
+
+def test_a_schedule_after_a_number_keeps_every_slot():
+    """Any hyperparameter may be a schedule; its state sits at the hyperparameter's place."""
+    L = O.momentum(0.1, gamma=cg.schedule.cosine(0.5, 10)).lens([("w", cg.f64[2])])
+    assert L.keys == ["w/momentum.lr", "w/momentum.gamma.t", "w/momentum.gamma.peak", "w/momentum.gamma.decay_steps",
+                      "w/momentum.gamma.final", "w/momentum.gamma.warmup_steps", "w/momentum.dampening", "w/momentum.s"]
+    s = L.init([np.zeros(2)])
+    assert [float(s[k]) for k in L.keys[:7]] == [0.1, 0.0, 0.5, 10.0, 0.0, 0.0, 0.0]
+    p = np.zeros(2)
+    outs = cg.evaluate(L.lens.put, p, *s.values(), np.ones(2))
+    np.testing.assert_allclose(outs[0], [0.1, 0.1], rtol=1e-15)  # s' = gamma_0 * 0 + u
+    assert float(outs[2]) == 1.0  # the schedule stepped
