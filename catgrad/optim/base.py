@@ -346,9 +346,7 @@ class Group:
 
 def _const(t: TensorType, value: float):
     def init(p):
-        if t.dtype.name == "bit":
-            return np.full(t.shape, bool(value))
-        return np.full(t.shape, value, dtype=t.dtype.numpy)
+        return np.full(t.shape, value, dtype=t.dtype.numpy)  # bit: numpy's bool
 
     return init
 
