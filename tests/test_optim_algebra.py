@@ -264,7 +264,8 @@ def test_whole_model_stages_waiting_for_each_other():
 
 
 @pytest.mark.parametrize("make", [lambda: O.adamw(0.1, weight_decay=0.5), lambda: O.lion(0.1, weight_decay=0.5),
-                                  lambda: O.ademamix(0.1, weight_decay=0.5), lambda: O.adam(0.1)])
+                                  lambda: O.ademamix(0.1, weight_decay=0.5), lambda: O.adam(0.1),
+                                  lambda: O.adafactor(0.1)])  # adafactor's step itself reads p
 def test_update_is_the_whole_direction_decoupled_decay_included(make):
     """``Stage.update`` of a stage written with ``update_parts`` returns step + decoupled decay,
     the same direction its put applies."""
