@@ -391,3 +391,17 @@ def test_wrappers_give_every_inner_stage_the_parameter():
 
     run(O.lookahead(O.adam(0.01, weight_decay=0.2), k=2), *per_param("lookahead", dict(k=2, alpha=0.5), fields, lookahead_rule),
         steps=7)
+
+
+def test_cautious_around_a_three_stage_chain():
+    """scale(0.5) >> weight_decay(0.2) >> adam(0.01) inside cautious: every inner stage runs once, in order."""
+
+    def fields(p):
+        return {"scale.factor": np.float64(0.5), **coupled_adam_fields(p)}
+
+    def rule(p, g, s):
+        _, out, d = coupled_adam(p, 0.5 * g, s)
+        phi = (d * (-g) > 0).astype(float)
+        return p + d * phi * (phi.size / (phi.sum() + 1)), {f"adam.{k}": v for k, v in out.items()}
+
+    run(O.cautious(O.scale(0.5) >> O.adam(0.01, weight_decay=0.2)), *per_param("cautious", {}, fields, rule))
