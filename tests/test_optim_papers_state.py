@@ -12,18 +12,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import catgrad as cg
-from optim_util import Driver, grads_of, problem
+from optim_util import Driver, assert_close as _close, grads_of, problem
 
 O = cg.optim
-RTOL = 1e-12
-
-
-def _close(ours, ref, what):
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
-    scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-300)
-    err = float(np.max(np.abs(ours - ref), initial=0.0))
-    assert err <= RTOL * scale, f"{what}: max |ours - reference| = {err:.3g} (scale {scale:.3g})"
 
 
 def run(opt, init, step, steps=15, seed=0, shapes=((3, 4), (4,), ()), zero=()):

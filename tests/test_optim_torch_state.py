@@ -13,10 +13,9 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import catgrad as cg
-from optim_util import Driver, grads_of, problem
+from optim_util import Driver, assert_close as _close, grads_of, problem
 
 T = torch.optim
-RTOL = 1e-12
 
 #: state field -> (torch state name, sign) per stage kind
 STATE = {
@@ -53,14 +52,6 @@ HYPER = {
     "weight_decay": {"rate": ("weight_decay", None)},
 }
 HYPER["radam"] = HYPER["adamax"] = HYPER["adam"]
-
-
-def _close(ours, theirs, what):
-    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
-    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} != torch's {theirs.shape}"
-    scale = max(float(np.max(np.abs(theirs), initial=0.0)), 1e-300)
-    err = float(np.max(np.abs(ours - theirs), initial=0.0))
-    assert err <= RTOL * scale, f"{what}: max |ours - torch| = {err:.3g} (scale {scale:.3g})"
 
 
 def _group_value(group, name, index):
