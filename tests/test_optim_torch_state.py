@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import catgrad as cg
-from optim_util import Driver, assert_close as _close, grads_of, problem
+from optim_util import Driver, assert_close as _close, problem, step_with_torch
 
 T = torch.optim
 
@@ -72,14 +72,7 @@ def compare(ours, theirs, steps=20, seed=0, schedule=None, torch_lambda=None):
         tp = [torch.tensor(v, requires_grad=True) for v in params.values()]
         topt = theirs(tp)
         sched = T.lr_scheduler.LambdaLR(topt, torch_lambda) if torch_lambda else None
-        for _ in range(steps):
-            g = grads_of(loss, {k: t.detach().numpy() for k, t in zip(params, tp)})
-            drv.step(g)
-            for t, k in zip(tp, params):
-                t.grad = torch.tensor(g[k])
-            topt.step()
-            if sched is not None:
-                sched.step()
+        step_with_torch(drv, tp, topt, loss, list(params), steps, sched)
     finally:
         torch.set_default_dtype(torch.float32)
     group = topt.param_groups[0]
