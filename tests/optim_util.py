@@ -55,3 +55,27 @@ def grads_of(loss, params: dict) -> dict:
     tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
     loss(tp).backward()
     return {k: v.grad.numpy() for k, v in tp.items()}
+
+
+def assert_close(ours, ref, what: str, rtol: float = 1e-12):
+    """``ours`` equals ``ref`` to ``rtol`` relative to the largest entry of ``ref``, same shape."""
+    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
+    scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-300)
+    err = float(np.max(np.abs(ours - ref), initial=0.0))
+    assert err <= rtol * scale, f"{what}: max |ours - reference| = {err:.3g} (scale {scale:.3g})"
+
+
+def step_with_torch(drv, tensors, topt, loss, names, steps, sched=None):
+    """``steps`` updates of a :class:`Driver` and a torch optimizer on ``tensors`` (in ``names``
+    order), both fed the gradient of ``loss`` at torch's parameters (and ``sched`` stepped)."""
+    import torch
+
+    for _ in range(steps):
+        g = grads_of(loss, {k: t.detach().numpy() for k, t in zip(names, tensors)})
+        drv.step(g)
+        for t, k in zip(tensors, names):
+            t.grad = torch.tensor(g[k])
+        topt.step()
+        if sched is not None:
+            sched.step()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import catgrad as cg
-from optim_util import Driver, grads_of, problem
+from optim_util import Driver, problem, step_with_torch
 
 T = torch.optim
 
@@ -70,14 +70,7 @@ def test_equals_torch_optim(name, ours, theirs):
     sched = None
     if name.endswith("-cosine"):
         sched = torch.optim.lr_scheduler.LambdaLR(topt, lambda t: 0.5 * (1 + np.cos(np.pi * min(1.0, t / 60))))
-    for _ in range(100):
-        g = grads_of(loss, {k: t.detach().numpy() for k, t in zip(params, tp)})
-        drv.step(g)
-        for t, k in zip(tp, params):
-            t.grad = torch.tensor(g[k])
-        topt.step()
-        if sched is not None:
-            sched.step()
+    step_with_torch(drv, tp, topt, loss, list(params), 100, sched)
     worst = max(np.max(np.abs(drv.params[k] - t.detach().numpy())) for k, t in zip(params, tp))
     assert worst <= 1e-6, f"{name}: max |ours - torch| = {worst:.3g}"
     moved = max(np.max(np.abs(drv.params[k] - params[k])) for k in params)

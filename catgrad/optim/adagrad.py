@@ -39,6 +39,10 @@ class Adagrad(Stage):
             lr = lr / (1.0 + s["t"] * s["lr_decay"])
         return new, -(lr * g / (ops.sqrt(acc) + s["eps"]))
 
+    def __repr__(self):
+        r = super().__repr__()
+        return r[:-1] + f", initial_accumulator_value={self.initial:g})" if self.initial else r
+
 
 def adagrad(lr=1e-2, eps=1e-10, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0):
     """torch.optim.Adagrad."""

@@ -247,9 +247,12 @@ class StageBase(Optimizer):
             out.update({f"{k}.{f}": w for f, w in sch.next(_sub(s, k)).items()})
         return out
 
+    def _arg_strings(self) -> list:
+        """``(name, spelling)`` of each hyperparameter, in order."""
+        return [(k, f"{self.hypers[k]:g}" if k in self.hypers else repr(self.schedules[k])) for k in self.order]
+
     def __repr__(self):
-        args = ", ".join(f"{k}={self.hypers[k]:g}" if k in self.hypers else f"{k}={self.schedules[k]!r}"
-                         for k in self.order)
+        args = ", ".join(f"{k}={v}" for k, v in self._arg_strings())
         return f"{self.kind}({args})"
 
 
@@ -275,7 +278,8 @@ class Stage(StageBase):
     def update(self, s: dict, p: Wire, u: Wire):
         """``(state wires, parameter, incoming direction) -> (new state dict, outgoing direction)``.
         Fields missing from the returned dict keep their value."""
-        return self.update_parts(s, p, u)[:2]
+        new, d, dec = self.update_parts(s, p, u)
+        return new, d if dec is None else d + dec
 
     def update_parts(self, s: dict, p: Wire, u: Wire):
         """``(new state, step, decoupled)``: the outgoing direction is ``step + decoupled``,
@@ -342,9 +346,7 @@ class Group:
 
 def _const(t: TensorType, value: float):
     def init(p):
-        if t.dtype.name == "bit":
-            return np.full(t.shape, bool(value))
-        return np.full(t.shape, value, dtype=t.dtype.numpy)
+        return np.full(t.shape, value, dtype=t.dtype.numpy)  # bit: numpy's bool
 
     return init
 

@@ -31,6 +31,10 @@ class NovoGrad(Stage):
         m = (ema(s["m"], scaled, b1) if self.grad_averaging else b1 * s["m"] + scaled) + s["weight_decay"] * p
         return {"m": m, "v": v, "t": s["t"] + 1.0}, -(s["lr"] * m)
 
+    def __repr__(self):
+        r = super().__repr__()
+        return r[:-1] + ", grad_averaging=True)" if self.grad_averaging else r
+
 
 def novograd(lr=1e-2, b1=0.95, b2=0.98, eps=1e-8, weight_decay=0.0, grad_averaging=False):
     from .transforms import with_lr

@@ -53,7 +53,7 @@ def _check_hyper(fname: str, name: str, v, text: str) -> None:
         raise OptimizerSyntaxError(f"{fname}({name}={v!r}): {name} must be >= 0")
     if name in UNIT and not 0 <= v <= 1 and fname != "sam":  # SAM's rho is a radius (sam checks it)
         raise OptimizerSyntaxError(f"{fname}({name}={v!r}): {name} must lie in [0, 1]")
-    if fname in ("momentum", "nesterov", "lookahead") and name in ("gamma", "alpha") and not 0 <= v <= 1:
+    if fname in ("momentum", "nesterov", "lookahead", "rmsprop") and name in ("gamma", "alpha") and not 0 <= v <= 1:
         raise OptimizerSyntaxError(f"{fname}({name}={v!r}): {name} must lie in [0, 1]")
 
 

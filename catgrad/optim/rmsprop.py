@@ -43,6 +43,10 @@ class RMSprop(Stage):
             return new, -(s["lr"] * buf)
         return new, -(s["lr"] * g / denom)
 
+    def __repr__(self):
+        r = super().__repr__()
+        return r[:-1] + ", centered=True)" if self.centered else r
+
 
 def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
     """torch.optim.RMSprop."""

@@ -78,8 +78,14 @@ class Momentum(Stage):
         return new, s["lr"] * step
 
     def __repr__(self):
+        """The spelling :func:`~catgrad.optim.parse` reads back: ``nesterov(...)`` for the
+        look-ahead get, ``sgd(..., nesterov=True)`` for torch's form, else ``momentum(...)``."""
+        args = dict(self._arg_strings())
+        if self.nesterov_get:
+            return f"nesterov(lr={args['lr']}, gamma={args['gamma']})"
+        if self.torch_nesterov:
+            return f"sgd(lr={args['lr']}, momentum={args['gamma']}, nesterov=True)"
         extra = ", paper_sign=True" if self.paper_sign else ""
-        extra += ", torch_nesterov=True" if self.torch_nesterov else ""
         return super().__repr__()[:-1] + extra + ")"
 
 
