@@ -72,7 +72,9 @@ def test_hvp_matches_torch_on_random_diagrams(f, data):
     h1, h2, h3 = references(f, xs, vs)
     assert rel_err(ours, h1) <= 1e-9
     assert rel_err(ours, h2) <= 1e-9
-    assert rel_err(ours, h3) <= 1e-5  # finite differences: truncation and rounding
+    # finite differences: truncation O(eps^2 f''') and rounding; a diagram with large third
+    # derivatives reached 1.07e-5 once, so the exact references above carry the tight check
+    assert rel_err(ours, h3) <= 1e-4
 
 
 def mlp_loss(batch=5):
