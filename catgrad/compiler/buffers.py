@@ -25,8 +25,11 @@ and say ``v`` *escapes* when it or such an alias is an output of the program.
   then allocates nothing per step; one that keeps every state gets fresh arrays.
 
 :func:`plan` returns ``{instruction index: ("buf", k) | ("in", input position) | ("ring", r)}``,
-the list of buffer types and the list of ring types; the backend allocates the
-buffers once per specialisation and the ring arrays when first needed.
+the list of buffer types, the list of ring types and each buffer's span (the
+instructions from its first write to its last read); the backend allocates the
+buffers once per specialisation and the ring arrays when first needed. Buffers of
+different types whose spans are disjoint share memory (:func:`arena`), so the
+program holds about its largest set of values live at once, not one array per type.
 """
 
 from __future__ import annotations
@@ -39,6 +42,31 @@ class Plan:
     target: dict  # instruction index -> ("buf", k), ("in", input position) or ("ring", r)
     buffers: list  # buffer k's TensorType
     rings: list = field(default_factory=list)  # ring r's TensorType
+    spans: list = field(default_factory=list)  # buffer k is in use from instruction spans[k][0] to spans[k][1]
+
+
+def arena(spans, sizes, align: int = 64):
+    """Byte offsets for buffers of ``sizes`` bytes in one block of memory, and the block's
+    size: two buffers may overlap in memory only when their ``spans`` (closed intervals
+    of instruction indices) are disjoint, i.e. one is last read before the other is first
+    written within a call (planned buffers carry nothing from one call to the next).
+    Greedy: largest first, each at the lowest aligned offset clear of every placed buffer
+    whose span meets its own."""
+    order = sorted(range(len(sizes)), key=lambda k: (-sizes[k], k))
+    offsets = [0] * len(sizes)
+    placed: list = []
+    for k in order:
+        (a, b), size = spans[k], sizes[k]
+        clash = sorted((offsets[i], offsets[i] + sizes[i]) for i in placed
+                       if spans[i][0] <= b and a <= spans[i][1])
+        off = 0
+        for lo, hi in clash:
+            if off + size <= lo:
+                break
+            off = max(off, -(-hi // align) * align)
+        offsets[k] = off
+        placed.append(k)
+    return offsets, max((offsets[k] + sizes[k] for k in range(len(sizes))), default=0)
 
 
 def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, rings: bool = False) -> Plan:
@@ -69,6 +97,7 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, ring
     target: dict = {}
     buffers: list = []
     busy: list = []  # buffer k holds a value read up to instruction busy[k]
+    first: list = []  # buffer k is first written at instruction first[k]
     of_type: dict = {}
     pos = {v: i for i, v in enumerate(prog.inputs)}
     donors = {prog.outputs[p]: prog.inputs[i] for p, i in (donate or {}).items()}
@@ -99,10 +128,11 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, ring
             k = len(buffers)
             buffers.append(t)
             busy.append(-1)
+            first.append(j)
             same.append(k)
         busy[k] = max(last.get(o, -1), via.get(o, -1), j)
         target[j] = ("buf", k)
-    return Plan(target, buffers, ring_types)
+    return Plan(target, buffers, ring_types, list(zip(first, busy)))
 
 
-__all__ = ["Plan", "plan"]
+__all__ = ["Plan", "arena", "plan"]

@@ -33,7 +33,7 @@ from ..core.evaluate import _as_array
 from ..core.primitive import bind, check_lowerable
 from ..core.types import bind_shape, resolve_shape
 from ..errors import CatgradError, ShapeError
-from .buffers import Plan, plan
+from .buffers import Plan, arena, plan
 from .passes import optimize
 from .pipeline import as_program, implicit_broadcasts, value_names
 from .program import Program
@@ -165,8 +165,13 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
                        rings=True)
     else:
         planned = Plan({}, [])
-    for k, t in enumerate(planned.buffers):
-        env[f"_buf{k}"] = np.empty(resolve_shape(t.shape, binding), np.dtype(t.dtype.numpy))
+    shapes = [resolve_shape(t.shape, binding) for t in planned.buffers]
+    dts = [np.dtype(t.dtype.numpy) for t in planned.buffers]
+    sizes = [math.prod(sh) * dt.itemsize for sh, dt in zip(shapes, dts)]
+    offsets, total = arena(planned.spans, sizes)
+    block = np.empty(total, np.uint8)
+    for k, (sh, dt, off, size) in enumerate(zip(shapes, dts, offsets, sizes)):
+        env[f"_buf{k}"] = block[off:off + size].view(dt).reshape(sh)
     for r, t in enumerate(planned.rings):
         env[f"_R{r}"] = [None, None]
         env[f"_F{r}"] = functools.partial(_fresh, env[f"_R{r}"], resolve_shape(t.shape, binding),
