@@ -109,6 +109,12 @@ def _fresh(ring: list, shape: tuple, dtype):
     return a
 
 
+def _take_from_ring(r: int) -> str:
+    """The generated line that sets ``_o`` to an array of ring ``r`` nothing else refers
+    to any more, or to a fresh one."""
+    return f"    _o = _R{r}[0] if _rc(_R{r}[0]) == {_FREE} else _R{r}[1] if _rc(_R{r}[1]) == {_FREE} else _F{r}()"
+
+
 def _copyto_broadcast(x, out):  # (a marker: the generator writes np.copyto out)
     np.copyto(out, x)
     return out
@@ -197,9 +203,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
             if where is None:
                 dst = f"np.empty({shape!r}, {name[ins.ins[0]]}.dtype)"
             elif where[0] == "ring":
-                r = where[1]
-                lines.append(f"    _o = _R{r}[0] if _rc(_R{r}[0]) == {_FREE} else _R{r}[1] if _rc(_R{r}[1]) == {_FREE} "
-                             f"else _F{r}()")
+                lines.append(_take_from_ring(where[1]))
                 dst = "_o"
             else:
                 dst = f"_buf{where[1]}" if where[0] == "buf" else name[prog.inputs[where[1]]]
@@ -219,9 +223,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         if call.startswith("_") and template is None:
             env[call] = kernel
         if where is not None and where[0] == "ring":
-            r = where[1]
-            lines.append(f"    _o = _R{r}[0] if _rc(_R{r}[0]) == {_FREE} else _R{r}[1] if _rc(_R{r}[1]) == {_FREE} "
-                         f"else _F{r}()")
+            lines.append(_take_from_ring(where[1]))
             kws += ", out=_o"
         elif where is not None:
             kws += f", out=_buf{where[1]}" if where[0] == "buf" else f", out={name[prog.inputs[where[1]]]}"

@@ -118,16 +118,18 @@ def _np_float_sum(dom, axes=None, keepdims=False):
         shape_out = lambda x: tuple(1 if i in dims else a for i, a in enumerate(x.shape)) if keepdims \
             else x.shape[n_lead:n_lead + kept]  # noqa: E731
 
+        ones = _ones_cache()
+
         def outer_and_inner(x, out=None):
             A, T = math.prod(x.shape[:n_lead]), math.prod(x.shape[n_lead + kept:])
             M = math.prod(x.shape[n_lead:n_lead + kept])
             if not x.flags.c_contiguous or not A * M * T:
                 return np.add.reduce(x, axis=dims, keepdims=keep, out=out)
-            rows = np.ones(A, x.dtype) @ x.reshape(A, M * T)
+            rows = ones(A, x.dtype) @ x.reshape(A, M * T)
             if out is not None and out.flags.c_contiguous:
-                np.matmul(rows.reshape(M, T), np.ones(T, x.dtype), out=out.reshape(M))
+                np.matmul(rows.reshape(M, T), ones(T, x.dtype), out=out.reshape(M))
                 return out
-            r = (rows.reshape(M, T) @ np.ones(T, x.dtype)).reshape(shape_out(x))
+            r = (rows.reshape(M, T) @ ones(T, x.dtype)).reshape(shape_out(x))
             return r if out is None else np.copyto(out, r) or out
 
         outer_and_inner.writes_out = True
@@ -141,19 +143,32 @@ def _np_float_sum(dom, axes=None, keepdims=False):
     return total
 
 
+def _ones_cache():
+    """``(n, dtype) -> np.ones(n, dtype)``, each made once: the constant operand of the
+    sums written as products with a vector of ones (made per call, it was an allocation
+    on every step). The vectors are only ever read."""
+    made: dict = {}
+
+    def ones(n, dtype):
+        o = made.get((n, dtype))
+        if o is None:
+            o = made[(n, dtype)] = np.ones(n, dtype)
+        return o
+
+    return ones
+
+
 def _leading_sum(n_lead: int, keep: bool):
     """The sum over the leading ``n_lead`` axes (a bias gradient's sum over the batch)
     as the vector-matrix product ``1^T X``, ``X`` the input as an ``n x m`` matrix:
     BLAS runs down the columns, where numpy's reduction loop makes one short inner
     call per row (four to seven times slower at 150 x 20) and allocates its iterator.
     The entries are the same sums, added in BLAS's order."""
-    ones: dict = {}
+    ones = _ones_cache()
 
     def leading(x, out=None):
         n, m = math.prod(x.shape[:n_lead]), math.prod(x.shape[n_lead:])
-        o = ones.get((n, x.dtype))
-        if o is None:
-            o = ones[(n, x.dtype)] = np.ones(n, x.dtype)
+        o = ones(n, x.dtype)
         if out is not None and out.flags.c_contiguous and out.dtype == x.dtype:
             np.dot(o, x.reshape(n, m), out=out.reshape(m))
             return out
