@@ -15,7 +15,7 @@ import torch
 
 import catgrad as cg
 from catgrad import data
-from catgrad.compiler import torch_backend
+from catgrad.compiler import torch_backend, torch_fusion
 from catgrad.step import to_host
 
 EXAMPLES = "examples"
@@ -100,8 +100,10 @@ def test_the_step_is_one_functional_graph_module():
     import operator
 
     for n in nodes:
-        if n.op == "call_function" and n.target is not operator.getitem:  # torch functions, never a lambda of ours
-            assert getattr(n.target, "__module__", "").startswith("torch"), n.target
+        if n.op == "call_function" and n.target is not operator.getitem:
+            # torch functions, or a named kernel of catgrad's fusion table; never a lambda of ours
+            assert getattr(n.target, "__module__", "").startswith("torch") \
+                or n.target in (torch_fusion.onednn_linear,), n.target
             assert not n.target.__name__.endswith("_"), f"in-place {n.target}"
             assert n.target not in (torch.full, torch.tensor, torch.zeros, torch.ones), "constants must be buffers"
         if n.op == "call_method":
@@ -553,6 +555,91 @@ def test_narrow_matrix_products_run_transposed_on_cpu(spec, a, b):
     for gm in (on_cpu, elsewhere, plain):
         (got,) = gm(torch.as_tensor(x), torch.as_tensor(y))
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-13, atol=1e-14)
+
+
+needs_onednn = pytest.mark.skipif(not torch_fusion._ONEDNN, reason="this torch has no oneDNN kernels")
+
+
+def _within_float32_dot_bound(got, a, b, bias=None):
+    """``got`` is ``a @ b (+ bias)`` as a float32 sum of products may round it: every
+    entry within ``gamma_k sum_i |a_i b_i|`` (+ one rounding of the bias add) of the exact
+    value, ``gamma_k = k u / (1 - k u)``, ``u = 2^-24`` (the textbook bound for any order
+    of summation)."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    exact = a64 @ b64 + (0 if bias is None else bias.astype(np.float64))
+    k, u = a.shape[1], 2.0 ** -24
+    bound = (k + 1) * u / (1 - (k + 1) * u) * (np.abs(a64) @ np.abs(b64) + (0 if bias is None else np.abs(bias)))
+    err = np.abs(got.astype(np.float64) - exact)
+    assert np.all(err <= bound + 1e-30), float((err - bound).max())
+
+
+@needs_onednn
+@pytest.mark.parametrize("spec, a, b", [("ab,bc->ac", (6, 20), (20, 30)), ("ba,bc->ac", (20, 6), (20, 30)),
+                                        ("ab,cb->ac", (6, 20), (30, 20)), ("ba,cb->ac", (20, 6), (30, 20)),
+                                        ("ab,bc->ca", (6, 20), (20, 30)), ("ab,bc->ac", (6, 0), (0, 30)),
+                                        ("ab,bc->ac", (0, 20), (20, 30))])
+def test_wide_float32_products_run_on_onednn_on_cpu(spec, a, b):
+    """A float32 matrix product whose result is not narrow runs on CPU as oneDNN's
+    inner product (``onednn_linear``), in every transposition of the spec and with an
+    empty contraction or an empty batch, within float32's rounding bound of the exact
+    product; float64, other devices and a torch with oneDNN switched off keep
+    ``torch.matmul``."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(a).astype(np.float32), rng.standard_normal(b).astype(np.float32)
+    for dt, expect in ((cg.f32, True), (cg.f64, False)):
+        f = cg.ops.einsum(dt[tuple("B" if d == 6 else d for d in a)], dt[b], spec=spec)
+        prog = cg.compiler.prepare(f)
+        on_cpu = torch_backend.program_module(prog, fused=True, cpu=True)
+        assert ("onednn_linear" in on_cpu.code) == expect
+        assert "onednn_linear" not in torch_backend.program_module(prog, fused=True, cpu=False).code
+        torch._C._set_mkldnn_enabled(False)  # (what torch.backends.mkldnn.flags(enabled=False) sets)
+        try:
+            assert "onednn_linear" not in torch_backend.program_module(prog, fused=True, cpu=True).code
+        finally:
+            torch._C._set_mkldnn_enabled(True)
+        (got,) = on_cpu(torch.as_tensor(x).to(dt.torch()), torch.as_tensor(y).to(dt.torch()))
+        lhs, out = spec.split("->")
+        ta, tb = lhs.split(",")
+        k = (set(ta) & set(tb)).pop()
+        am = x if ta.endswith(k) else x.T  # [rows, k]
+        bm = y if tb.startswith(k) else y.T  # [k, cols]
+        want_order = out == ta.replace(k, "") + tb.replace(k, "")
+        got = got.numpy()
+        _within_float32_dot_bound(got if want_order else got.T, am, bm)
+
+
+@needs_onednn
+def test_the_float32_dense_layer_runs_on_onednn_with_its_bias():
+    """x @ W + b in float32 on CPU: one ``onednn_linear(x, W^T, b)``, within the rounding
+    bound of the exact affine map, for a batch of 5 and an empty batch."""
+    @cg.trace(cg.f32[7, 20], cg.f32[20], cg.f32["B", 7])
+    def affine(W, b, x):
+        return x @ W + b.broadcast("B", 20)
+
+    mod = torch_backend.program_module(cg.compiler.prepare(affine), fused=True, cpu=True)
+    assert mod.code.count("= onednn_linear_g") == 1 and "addmm" not in mod.code
+    rng = np.random.default_rng(1)
+    W, b = rng.standard_normal((7, 20)).astype(np.float32), rng.standard_normal(20).astype(np.float32)
+    for n in (5, 0):
+        x = rng.standard_normal((n, 7)).astype(np.float32)
+        (got,) = mod(torch.as_tensor(W), torch.as_tensor(b), torch.as_tensor(x))
+        assert got.shape == (n, 20)
+        _within_float32_dot_bound(got.numpy(), x, W, b)
+
+
+@needs_onednn
+def test_a_float32_step_on_onednn_follows_the_float64_step():
+    """Five Adam steps of the digits MLP in float32 on CPU (its products on oneDNN) stay
+    within float32 rounding of the float64 step: the kernel choice changes rounding only."""
+    model = _model("mlp", "digits.cat")
+    kw = dict(loss="softmax_cross_entropy", optimizer="adam(lr=1e-3)", backend="torch")
+    s32, s64 = cg.compile(model, dtype="f32", **kw), cg.compile(model, dtype="f64", **kw)
+    assert "onednn_linear" in s32._run.module.code
+    states = [s32.init(0), s64.init(0)]
+    for x, y in _batches(64, 10, steps=5):
+        states = [s(st, x, y)[0] for s, st in zip((s32, s64), states)]
+    for k, v in states[1].params.items():
+        np.testing.assert_allclose(to_host(states[0].params[k]).astype(np.float64), to_host(v), rtol=0, atol=2e-5)
 
 
 def test_the_narrow_output_layer_of_the_step_runs_transposed():
