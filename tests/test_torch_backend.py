@@ -592,11 +592,11 @@ def test_wide_float32_products_run_on_onednn_on_cpu(spec, a, b):
         on_cpu = torch_backend.program_module(prog, fused=True, cpu=True)
         assert ("onednn_linear" in on_cpu.code) == expect
         assert "onednn_linear" not in torch_backend.program_module(prog, fused=True, cpu=False).code
-        torch._C._set_mkldnn_enabled(False)  # (what torch.backends.mkldnn.flags(enabled=False) sets)
+        torch.backends.mkldnn.enabled = False
         try:
             assert "onednn_linear" not in torch_backend.program_module(prog, fused=True, cpu=True).code
         finally:
-            torch._C._set_mkldnn_enabled(True)
+            torch.backends.mkldnn.enabled = True
         (got,) = on_cpu(torch.as_tensor(x).to(dt.torch()), torch.as_tensor(y).to(dt.torch()))
         lhs, out = spec.split("->")
         ta, tb = lhs.split(",")

@@ -426,7 +426,9 @@ class TorchProgram:
         if fused is None:  # likewise; and the fused Adam reads its hyperparameters with .item()
             fused = not torch_compile
         self.donate = donate = bool(donate and fused)
-        key = (structural_key(program, input_names), str(self.device), class_name, foreach, fused, donate)
+        # (the oneDNN switch too: the CPU kernels chosen depend on it)
+        key = (structural_key(program, input_names), str(self.device), class_name, foreach, fused, donate,
+               bool(torch.backends.mkldnn.enabled))
         mod = _CACHE.get(key)
         if mod is None:
             mod = _CACHE[key] = program_module(program, input_names, class_name, foreach, fused, donate,

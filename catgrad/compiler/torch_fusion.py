@@ -330,9 +330,9 @@ _ONEDNN = _onednn_available()
 
 def _onednn(dtype) -> bool:
     """Whether a product of this catgrad dtype runs on :func:`onednn_linear`: float32,
-    with oneDNN built into torch and not switched off (``torch.backends.mkldnn.flags``),
+    with oneDNN built into torch and not switched off (``torch.backends.mkldnn.enabled``),
     read when the program is compiled."""
-    return _ONEDNN and dtype.torch() == torch.float32 and torch._C._get_mkldnn_enabled()
+    return _ONEDNN and dtype.torch() == torch.float32 and bool(torch.backends.mkldnn.enabled)
 
 
 @torch.overrides.wrap_torch_function(lambda x, w, bias=None: (x, w, bias))
