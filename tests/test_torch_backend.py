@@ -628,6 +628,28 @@ def test_the_float32_dense_layer_runs_on_onednn_with_its_bias():
 
 
 @needs_onednn
+def test_switching_onednn_off_gives_a_program_without_it():
+    """The compiled-module cache tells programs apart by the oneDNN switch: the same
+    program compiled with ``torch.backends.mkldnn.enabled = False`` runs plain torch
+    products, and both give the same numbers to float32 rounding."""
+    @cg.trace(cg.f32["B", 30], cg.f32[30, 40])
+    def mm(x, W):
+        return x @ W
+
+    on = torch_backend.compile_torch(mm)
+    torch.backends.mkldnn.enabled = False
+    try:
+        off = torch_backend.compile_torch(mm)
+    finally:
+        torch.backends.mkldnn.enabled = True
+    assert "onednn_linear" in on.code and "onednn_linear" not in off.code
+    rng = np.random.default_rng(2)
+    x, W = rng.standard_normal((9, 30)).astype(np.float32), rng.standard_normal((30, 40)).astype(np.float32)
+    for prog in (on, off):
+        _within_float32_dot_bound(prog(x, W)[0].numpy(), x, W)
+
+
+@needs_onednn
 def test_a_float32_step_on_onednn_follows_the_float64_step():
     """Five Adam steps of the digits MLP in float32 on CPU (its products on oneDNN) stay
     within float32 rounding of the float64 step: the kernel choice changes rounding only."""
