@@ -31,12 +31,14 @@ where the last of them stood. A match is taken only where it is exact:
   ``(b^T a^T)^T``; the dense layer ``affine`` likewise. MKL's single-threaded kernels
   are about three times slower for a narrow result (31 against 12 us for
   ``[128, 256] @ [256, 10]``) and as fast for a wide one, so the result is a transposed
-  view of a ``[N, M]`` product. Any other float32 product (and ``affine``) runs on
-  oneDNN's inner-product kernel, :func:`onednn_linear`, where torch has it: on the
-  AMD EPYC this was measured on, 81-94 us against MKL's 155-161 us for the
-  ``[128, 256] x [256, 256]`` products of a dense layer's forward pass and both of its
-  gradients, with the same float32 accumulation (errors against a float64 product of
-  the same size as MKL's).
+  view of a ``[N, M]`` product. A float32 product ``x @ W`` with both operands in that
+  orientation (a dense layer's forward pass, as ``affine`` too) runs on oneDNN's
+  inner-product kernel, :func:`onednn_linear`, where torch has it: on the AMD EPYC this
+  was measured on, 81 us against MKL's 155 us for the ``[128, 256] x [256, 256]``
+  product of a 256-wide layer, with the same float32 accumulation (errors against a
+  float64 product of the size of MKL's). The gradients ``dy @ W^T`` and ``x^T dy`` stay
+  on MKL: oneDNN runs them as fast, but repacks ``W`` into a scratch buffer or copies
+  ``x`` on every call, transients that raised the digits step's peak memory by 3%.
 - ``adam``: the Adam update of one parameter
   ``m' = b1 m + (1 - b1) g``, ``v' = b2 v + (1 - b2) g^2``,
   ``p' = p - (lr / (1 - b1^t')) m' / (sqrt(v') / sqrt(1 - b2^t') + eps)`` is
@@ -358,9 +360,9 @@ def _narrow(shape) -> bool:
 def _cpu_matmul(m: _Matcher, j: int):
     """A two-operand matrix product ``einsum`` (any transposition of ``ab,bc->ac``) on CPU,
     with ``r @ s`` the product in its own orientation: for a narrow result
-    (:func:`_narrow`) as ``(s^T r^T)^T``, for another float32 one as
-    ``onednn_linear(r, s^T)``: the same sums, taken by the kernel that is fast for the
-    shape."""
+    (:func:`_narrow`) as ``(s^T r^T)^T``, for another float32 one whose operands are
+    stored as ``[rows, k]`` and ``[k, cols]`` as ``onednn_linear(r, s^T)``: the same
+    sums, taken by the kernel that is fast for the shape."""
     ins = m.prog.instrs[j]
     spec = dict(ins.op.attrs).get("spec", "")
     if not m.cpu or len(ins.ins) != 2 or "->" not in spec:
@@ -375,15 +377,20 @@ def _cpu_matmul(m: _Matcher, j: int):
         return None
     if any(m.prog.types[v].dtype != to.dtype for v in ins.ins):
         return None
-    narrow = _narrow(to.shape)
-    if not narrow and not _onednn(to.dtype):
-        return None
     (k,) = shared
     rows, cols = out
     # r: the operand with the row index, as [rows, k]; s: the other one, as [k, cols]
     ri = 0 if rows in terms[0] else 1
     r_t, s_t = terms[ri] == rows + k, terms[1 - ri] == k + cols
     R, S, res = ins.ins[ri], ins.ins[1 - ri], ins.outs[0]
+    narrow = _narrow(to.shape)
+    # oneDNN without copies wants r with k innermost and s with the columns innermost (the
+    # plain x @ W of a layer without bias): given r^T (a weight gradient x^T dy, summed over
+    # the batch) it copies r first, given s^T (an input gradient dy @ W^T) it repacks s in
+    # a scratch buffer on every call; both transients raise the step's peak memory, and MKL
+    # takes transposed operands as they are
+    if not narrow and not (r_t and s_t and _onednn(to.dtype)):
+        return None
 
     def emit(v):
         r = v[R] if r_t else torch.t(v[R])
