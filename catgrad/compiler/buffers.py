@@ -188,9 +188,11 @@ def order(prog, writes_out, elementwise_inplace, nbytes, donate: dict | None = N
     """An order of ``prog``'s instructions (a list of their indices) that keeps few bytes
     of planned values alive at once: list scheduling, each time running, of the
     instructions whose operands are computed, the one that adds the fewest bytes, i.e.
-    the bytes of what it computes (nothing for an output, a view, or a value written over
-    an operand it reads last, as :func:`plan` does) less the bytes of what it reads last;
-    ties go to the earlier instruction in the given order. So a gradient is used up
+    the bytes of what it computes (nothing for an output, a view, or a value written into
+    a donated input's array, as :func:`plan` may) less the bytes of what it reads last,
+    counting also the cheapest step it opens (an instruction it computes the last operand
+    of, or whose operand it stops sharing) when that one frees bytes; ties go to the
+    earlier instruction in the given order. So a gradient is used up
     before the next one is computed, and a value that frees two is computed before one
     that frees nothing. ``nbytes(v)``: the size of value ``v``.
 
@@ -232,17 +234,19 @@ def order(prog, writes_out, elementwise_inplace, nbytes, donate: dict | None = N
             succ[d].append((j, 0))
         need[j], owed[j] = len(deps) + len(wait), len(deps)
 
+    # per instruction: its operands it might write over (elementwise, of its output's type),
+    # the bytes it computes, and the values it reads that hold bytes
+    over = [tuple(w for w in ins.ins if types[w] == types[ins.outs[0]]) if len(ins.outs) == 1 and elementwise_inplace(j)
+            else () for j, ins in enumerate(instrs)]
+    adds = [sum(held.get(o, 0) for o in ins.outs) for ins in instrs]
+    holds = [tuple(x for x in touch[j] if x in held) for j in range(n)]
+
     def over_donated(j):  # j may write its output over a donated input (or what lives there) it reads last
-        ins = instrs[j]
-        if len(ins.outs) != 1 or not elementwise_inplace(j):
-            return False
-        t = types[ins.outs[0]]
-        return any(w in donated and types[w] == t and left[w] == 1 for w in ins.ins)
+        return any(w in donated and left.get(w) == 1 for w in over[j])
 
     def cost(j):  # the bytes held after j less those held before it
-        ins = instrs[j]
-        add = 0 if over_donated(j) else sum(held.get(o, 0) for o in ins.outs)
-        return add - sum(held.get(x, 0) for x in touch[j] if left[x] == 1)
+        add = 0 if over[j] and over_donated(j) else adds[j]
+        return add - sum(held[x] for x in holds[j] if left[x] == 1)
 
     def score(j):
         """j's cost plus the least cost, if negative, of an instruction that j lets run
@@ -282,9 +286,9 @@ def order(prog, writes_out, elementwise_inplace, nbytes, donate: dict | None = N
         c, j = heapq.heappop(heap)
         if done[j] or c != now[j]:
             continue
-        if over_donated(j):
+        if over[j] and over_donated(j):  # what j computes lives in a donated input's array
             donated.add(instrs[j].outs[0])
-            held.pop(instrs[j].outs[0], None)
+            held[instrs[j].outs[0]] = 0
         done[j] = True
         out.append(j)
         for x in touch[j]:

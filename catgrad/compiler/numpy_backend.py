@@ -171,8 +171,10 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     kernels = [None if j in implicit else _COPYTO if ins.op.name == "broadcast" else kernel_of(ins.op)
                for j, ins in enumerate(prog.instrs)]
     if reuse:
-        # the plan for the given order, and for an order that keeps few bytes alive at
-        # once (list scheduling, :func:`.buffers.order`): the one that holds fewer bytes at once
+        # the plan for the given order, and, where inputs are donated, for an order that
+        # keeps few bytes alive at once (list scheduling, :func:`.buffers.order`): the one
+        # that holds fewer bytes at once. (Without donation the step holds its old state
+        # and its new one anyway, and the search would only lengthen the compile.)
         def planned_in(perm):
             p = prog.copy()
             p.instrs = [prog.instrs[j] for j in perm]
@@ -181,11 +183,12 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
                       donate, rings=True)
             return held_at_once(pl.spans, [_nbytes(t, binding) for t in pl.buffers]), perm, p, ks, pl
 
-        given = planned_in(range(len(prog.instrs)))
-        least = planned_in(order(prog, lambda j: _writes_out(kernels[j]),
-                                 lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]),
-                                 lambda v: _nbytes(prog.types[v], binding), donate))
-        _, perm, prog, kernels, planned = min(given, least, key=lambda c: c[0])
+        options = [planned_in(range(len(prog.instrs)))]
+        if donate:
+            options.append(planned_in(order(prog, lambda j: _writes_out(kernels[j]),
+                                            lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]),
+                                            lambda v: _nbytes(prog.types[v], binding), donate)))
+        _, perm, prog, kernels, planned = min(options, key=lambda c: c[0])
         implicit = {i for i, j in enumerate(perm) if j in implicit}
     else:
         planned = Plan({}, [])
