@@ -10,14 +10,19 @@ and say ``v`` *escapes* when it or such an alias is an output of the program.
 
 - A value that escapes is never planned: what the caller receives is never written
   again by a later call.
-- Every other planned value gets a buffer of its shape and dtype that is free, i.e.
-  whose previous value had ``last < j`` at the writing instruction ``j`` (so no
-  kernel reads and writes the same buffer). Buffers are reused greedily in program
-  order: liveness intervals of one shape and dtype share storage.
+- Every other planned value computed at instruction ``j`` by an elementwise kernel
+  that reads, itself (not through a view), an operand of the same type for the last
+  time is written over that operand (each entry is read before it is written): it
+  continues the operand's storage. Any other planned value gets a new buffer. So a
+  buffer holds a chain of values, each written over the one before, and is in use
+  from its first write to the last read of its last value (its *span*).
 - ``donate``: ``{output position: input position}``. The output is written into the
   caller's input array when the types agree, the writing kernel is planned-capable,
   and the input (with its aliases) is read by nothing after that instruction; an
-  elementwise kernel may also be its last reader (it reads each entry before writing it).
+  elementwise kernel may also be its last reader. Before that, the input's array may
+  hold values written over the input the same way (Adam's ``b2 v`` over ``v``), as long
+  as each is dead by the time the output is written, or read there last by the
+  elementwise kernel writing it.
 - Every other value that escapes and is written by a planned-capable kernel gets a
   *ring*: a few arrays handed back by earlier calls, of which the backend reuses one
   only when nothing but the ring refers to it any more (its reference count), so
@@ -25,11 +30,13 @@ and say ``v`` *escapes* when it or such an alias is an output of the program.
   then allocates nothing per step; one that keeps every state gets fresh arrays.
 
 :func:`plan` returns ``{instruction index: ("buf", k) | ("in", input position) | ("ring", r)}``,
-the list of buffer types, the list of ring types and each buffer's span (the
-instructions from its first write to its last read); the backend allocates the
-buffers once per specialisation and the ring arrays when first needed. Buffers of
-different types whose spans are disjoint share memory (:func:`arena`), so the
-program holds about its largest set of values live at once, not one array per type.
+the list of buffer types, the list of ring types and each buffer's span; the backend
+allocates the buffers once per specialisation and the ring arrays when first needed.
+Buffers whose spans are disjoint share memory (:func:`arena`), so the program holds
+about its largest set of values live at once. How large that set is depends on the
+order of the instructions: :func:`order` finds one that keeps it small (a step that
+donates its state then holds one gradient and one temporary of the largest
+parameter's size at a time, besides the activations the backward pass still needs).
 """
 
 from __future__ import annotations
