@@ -21,7 +21,8 @@ from test_numpy_buffers import mlp
 
 def _order(prog, donate):
     ks = [bind(ins.op, "numpy", {}) for ins in prog.instrs]
-    return order(prog, lambda j: _writes_out(ks[j]), lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(ks[j]),
+    return order(prog, lambda j: _writes_out(ks[j]),
+                 lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(ks[j]),
                  lambda v: _nbytes(prog.types[v], {}), donate)
 
 

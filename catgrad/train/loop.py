@@ -41,8 +41,9 @@ Donation: the loop owns every state it makes, so on the numpy and torch backends
 the step compiled with ``donate=True`` (:meth:`~catgrad.compiler.compiled_step.Step.donating`):
 each step writes the new parameters and optimizer state into the arrays (tensors) of the
 old one, as ``torch.optim`` does, instead of allocating a new state (the peak memory of
-one state instead of two; on torch, faster too). A state the caller passes in is copied once first, and the best
-epoch's state (``patience``) is a copy, so nothing the caller holds is overwritten. The
+one state instead of two; on torch, faster too). A state the caller passes in is copied
+once first, and the best epoch's state (``patience``) is a copy, so nothing the caller
+holds is overwritten. The
 price: the state before a non-finite loss is gone (the error's ``state`` is None; the
 checkpoint file still holds the last good one). ``donate=False`` keeps the functional step.
 """
