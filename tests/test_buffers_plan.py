@@ -21,7 +21,7 @@ from hypothesis import given, settings, strategies as st
 import catgrad as cg
 from catgrad.compiler import Instr, Program, lower, prepare
 from catgrad.compiler.buffers import plan
-from catgrad.compiler.numpy_backend import _writes_out
+from catgrad.compiler.numpy_backend import _writes_out, compile_numpy
 from catgrad.core.primitive import bind
 from strategies import smooth_diagrams
 
@@ -295,3 +295,32 @@ def test_an_output_that_is_an_input_is_never_donated_into():
     prog = lower(f)
     pl = check(prog, *predicates(prog), donate={0: 0}, rings=True)
     assert pl.target[0] == ("ring", 0)
+
+
+def test_a_donated_array_holds_values_before_its_output_only_while_they_are_not_needed_after():
+    """``w = exp(a)`` reads the donated ``a`` last and may be written over it, but only
+    if ``w`` is dead (or read last, elementwise, by the kernel writing ``a``'s output)
+    when that output is written there."""
+    @cg.trace(cg.f64[3], cg.f64[3])
+    def late(a, b):
+        w = cg.ops.exp(a)
+        return cg.ops.sin(b), w * b  # w is read after sin(b) is written into a
+
+    @cg.trace(cg.f64[3], cg.f64[3])
+    def chain(a, b):
+        w = cg.ops.exp(a)
+        return cg.ops.tanh(w), cg.ops.sin(b)  # tanh reads w last and writes a's output
+
+    prog = lower(late)
+    pl = check(prog, *predicates(prog), donate={0: 0}, rings=True)
+    assert [pl.target.get(j) for j in range(3)] == [("buf", 0), ("in", 0), ("ring", 0)]
+    a, b = np.array([0.1, 0.2, 0.3]), np.array([1.0, 2.0, 3.0])
+    want = compile_numpy(prog, passes=False, reuse=False)(a.copy(), b.copy())
+    got = compile_numpy(prog, passes=False, donate={0: 0})(a.copy(), b.copy())
+    assert all(np.array_equal(x, y) for x, y in zip(want, got))
+    prog = lower(chain)
+    pl = check(prog, *predicates(prog), donate={0: 0}, rings=True)
+    assert [pl.target.get(j) for j in range(3)] == [("in", 0), ("in", 0), ("ring", 0)] and pl.buffers == []
+    want = compile_numpy(prog, passes=False, reuse=False)(a.copy(), b.copy())
+    got = compile_numpy(prog, passes=False, donate={0: 0})(a.copy(), b.copy())
+    assert all(np.array_equal(x, y) for x, y in zip(want, got))
