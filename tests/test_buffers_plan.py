@@ -1,14 +1,15 @@
 """The buffer plan (:func:`catgrad.compiler.buffers.plan`) against its contract,
 restated here independently of the planner:
 
-- safety: a buffer is written again only after every read of its previous value and
-  of every view derived from it; nothing that escapes (an output, or a view of one)
-  lives in a buffer; a donated input is written only when nothing reads it (or a view
-  of it) later, or when its last reader is the elementwise kernel writing it;
+- safety: a buffer (or a donated input's array) is written again only after every read
+  of its previous value and of every view derived from it, or by the elementwise
+  kernel that reads that value itself for the last time; nothing that escapes (an
+  output, or a view of one) lives in a buffer; the last value written into a donated
+  input's array is the output donated into it; a buffer's span covers the life of
+  every value written into it;
 - completeness: every value the contract allows to be planned is planned;
-- economy: buffers of one type are shared greedily in program order, which for
-  liveness intervals is optimal, so their number is the largest number of values of
-  that type alive at once.
+- economy: an elementwise kernel that reads an operand of its output's type in a
+  buffer for the last time writes over it (no buffer is used for nothing).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hypothesis import given, settings, strategies as st
 import catgrad as cg
 from catgrad.compiler import Instr, Program, lower, prepare
 from catgrad.compiler.buffers import plan
-from catgrad.compiler.numpy_backend import _writes_out
+from catgrad.compiler.numpy_backend import _writes_out, compile_numpy
 from catgrad.core.primitive import bind
 from strategies import smooth_diagrams
 
@@ -71,9 +72,21 @@ def contract(prog, fresh, inplace, donate, rings):
 def check(prog, fresh, inplace, donate=None, rings=False):
     pl = plan(prog, fresh, inplace, donate, rings=rings)
     aliases, end, escapes, last = contract(prog, fresh, inplace, donate, rings)
-    donors = {prog.outputs[p]: prog.inputs[i] for p, i in (donate or {}).items()}
-    seen_inputs, ring_seen = set(), []
-    live = {}  # buffer k -> list of (write index, end)
+    donors = {}  # input -> the outputs donated into it, in program order of their writers
+    for p_, i in sorted((donate or {}).items()):
+        donors.setdefault(prog.inputs[i], []).append(prog.outputs[p_])
+
+    def may_overwrite(w, j, t):
+        """kernel j may write a value of type t over w: it reads w itself (no view of w)
+        for the last time, is elementwise, and w has type t."""
+        return (prog.types[w] == t and last.get(w) == j and inplace(j)
+                and max([last.get(a, -1) for a in aliases(w) - {w}] + [-1]) < j)
+
+    # storage -> the values written there, in order; a donated input's array starts with it
+    held = {("in", prog.inputs.index(u)): [(u, -1)] for u in donors}
+    loc = {u: w for w, [(u, _)] in held.items()}  # where each value planned so far lives
+    ring_seen = []
+    writer = {o: j for j, ins in enumerate(prog.instrs) for o in ins.outs}
     for j, ins in enumerate(prog.instrs):
         where = pl.target.get(j)
         eligible = fresh(j) and len(ins.outs) == 1 and prog.types[ins.outs[0]].rank > 0 \
@@ -84,33 +97,49 @@ def check(prog, fresh, inplace, donate=None, rings=False):
         o = ins.outs[0]
         t = prog.types[o]
         if escapes(o):
-            u = donors.get(o)
-            can_donate = (u is not None and u not in seen_inputs and prog.types[u] == t and not escapes(u)
-                          and max([last.get(a, -1) for a in aliases(u) - {u}] + [-1]) < j
-                          and (last.get(u, -1) < j or (last[u] == j and inplace(j))))
-            if can_donate:
+            # donated: the first output into u whose writer runs after every read of u's
+            # views, and after every read of u itself unless it may write over u
+            u = next((u for u, os in donors.items() if o in os), None)
+            first = None
+            if u is not None and prog.types[u] == t and not escapes(u):
+                ok = [x for x in donors[u] if writer.get(x) is not None and prog.types[x] == prog.types[u]
+                      and fresh(writer[x]) and len(prog.instrs[writer[x]].outs) == 1
+                      and all(prog.types[v].dtype == prog.types[x].dtype for v in prog.instrs[writer[x]].ins)
+                      and max([last.get(a, -1) for a in aliases(u) - {u}] + [-1]) < writer[x]
+                      and (last.get(u, -1) < writer[x] or may_overwrite(u, writer[x], prog.types[u]))]
+                first = min(ok, key=writer.get, default=None)
+            if first == o:
                 assert where == ("in", prog.inputs.index(u)), (j, ins, where)
-                seen_inputs.add(u)
             elif rings:
                 assert where == ("ring", len(ring_seen)), (j, ins, where)
                 ring_seen.append(t)
             else:
                 assert where is None, (j, ins, where)
+            if where is not None and where[0] == "in":
+                held[where].append((o, j))
             continue
-        assert where is not None and where[0] == "buf", (j, ins, where)
-        k = where[1]
-        assert pl.buffers[k] == t
-        live.setdefault(k, []).append((j, max(end(o), j)))
+        # completeness: planned, in a buffer of its type or in a donated input's array
+        assert where is not None and where[0] in ("buf", "in"), (j, ins, where)
+        if where[0] == "buf":
+            assert pl.buffers[where[1]] == t
+            a, b = pl.spans[where[1]]
+            assert a <= j and max(end(o), j) <= b, (j, pl.spans[where[1]])  # its span covers its life
+        held.setdefault(where, []).append((o, j))
+        # economy: written over an operand of its type in a buffer, read here for the last time
+        over = [loc[w] for w in ins.ins if w in loc and may_overwrite(w, j, t)]
+        if any(h[0] == "buf" for h in over):
+            assert where in over, (j, ins, where)
+        loc[o] = where
     assert pl.rings == ring_seen
-    for k, spans in live.items():  # written again only after the previous value's last read
-        for (j1, e1), (j2, _) in zip(spans, spans[1:]):
-            assert j2 > e1, (k, spans)
-    # economy: as many buffers of a type as values of that type alive at once, at most
-    for t in set(pl.buffers):
-        spans = [s for k, ss in live.items() if pl.buffers[k] == t for s in ss]
-        most = max(sum(1 for a, e in spans if a <= x <= e) for x in range(len(prog.instrs)))
-        assert pl.buffers.count(t) == most, (t, pl.buffers, spans)
-    assert len(live) == len(pl.buffers)  # no buffer left unused
+    # safety: a storage is written again only after the last read of its previous value
+    # and of its views, or by an elementwise kernel reading that value itself last
+    for where, vals in held.items():
+        for (v1, _), (v2, j2) in zip(vals, vals[1:]):
+            assert end(v1) < j2 or may_overwrite(v1, j2, prog.types[v2]), (where, vals)
+        if where[0] == "in":  # the donated output is the last value written there
+            assert len(vals) == 1 or escapes(vals[-1][0]), (where, vals)
+            assert all(not escapes(v) for v, _ in vals[1:-1])
+    assert sorted(k for w, k in held if w == "buf") == list(range(len(pl.buffers)))  # no buffer left unused
     return pl
 
 
@@ -125,7 +154,8 @@ def test_plans_of_random_programs_keep_the_contract(d, rings, data):
     check(prog, fresh, inplace, donate, rings)
 
 
-def test_a_chain_of_kernels_takes_turns_in_two_buffers():
+def test_a_chain_of_elementwise_kernels_runs_in_one_buffer():
+    """Each kernel reads its operand for the last time and writes over it."""
     @cg.trace(cg.f64[4])
     def f(x):
         for _ in range(5):
@@ -135,15 +165,28 @@ def test_a_chain_of_kernels_takes_turns_in_two_buffers():
     prog = lower(f)
     fresh, inplace = predicates(prog)
     pl = check(prog, fresh, inplace)
-    assert pl.buffers == [cg.f64[4]] * 2
-    assert [pl.target.get(j) for j in range(10)] == [("buf", j % 2) for j in range(9)] + [None]
+    assert pl.buffers == [cg.f64[4]] and pl.spans == [(0, 9)]
+    assert [pl.target.get(j) for j in range(10)] == [("buf", 0)] * 9 + [None]
     pl = check(prog, fresh, inplace, rings=True)
     assert pl.target[9] == ("ring", 0) and pl.rings == [cg.f64[4]]
+
+    # a kernel that is not elementwise may not: each product gets a buffer of its own
+    # (which the arena lays over the buffers whose spans are over)
+    @cg.trace(cg.f64[3, 3])
+    def g(a):
+        for _ in range(4):
+            a = a @ a
+        return cg.ops.exp(a)
+
+    prog = lower(g)
+    pl = check(prog, *predicates(prog))
+    assert [pl.target.get(j) for j in range(5)] == [("buf", 0), ("buf", 1), ("buf", 2), ("buf", 3), None]
+    assert pl.spans == [(0, 1), (1, 2), (2, 3), (3, 4)]
 
 
 def test_a_value_read_by_the_kernel_writing_the_next_never_shares_its_buffer():
     """``y = exp(x); z = tanh(y); w = z + y``: y is read at the add, so z may not use
-    y's buffer; the value after the add may reuse the first one."""
+    y's buffer; the add reads both for the last time and writes over the first, z."""
     @cg.trace(cg.f64[3])
     def f(x):
         y = cg.ops.exp(x)
@@ -154,7 +197,8 @@ def test_a_value_read_by_the_kernel_writing_the_next_never_shares_its_buffer():
     prog = lower(f)
     fresh, inplace = predicates(prog)
     pl = check(prog, fresh, inplace)
-    assert [pl.target.get(j) for j in range(5)] == [("buf", 0), ("buf", 1), ("buf", 2), ("buf", 0), None]
+    assert [pl.target.get(j) for j in range(5)] == [("buf", 0), ("buf", 1), ("buf", 1), ("buf", 1), None]
+    assert pl.spans == [(0, 2), (1, 4)]
 
 
 def test_views_extend_the_life_of_what_they_see():
@@ -251,3 +295,32 @@ def test_an_output_that_is_an_input_is_never_donated_into():
     prog = lower(f)
     pl = check(prog, *predicates(prog), donate={0: 0}, rings=True)
     assert pl.target[0] == ("ring", 0)
+
+
+def test_a_donated_array_holds_values_before_its_output_only_while_they_are_not_needed_after():
+    """``w = exp(a)`` reads the donated ``a`` last and may be written over it, but only
+    if ``w`` is dead (or read last, elementwise, by the kernel writing ``a``'s output)
+    when that output is written there."""
+    @cg.trace(cg.f64[3], cg.f64[3])
+    def late(a, b):
+        w = cg.ops.exp(a)
+        return cg.ops.sin(b), w * b  # w is read after sin(b) is written into a
+
+    @cg.trace(cg.f64[3], cg.f64[3])
+    def chain(a, b):
+        w = cg.ops.exp(a)
+        return cg.ops.tanh(w), cg.ops.sin(b)  # tanh reads w last and writes a's output
+
+    prog = lower(late)
+    pl = check(prog, *predicates(prog), donate={0: 0}, rings=True)
+    assert [pl.target.get(j) for j in range(3)] == [("buf", 0), ("in", 0), ("ring", 0)]
+    a, b = np.array([0.1, 0.2, 0.3]), np.array([1.0, 2.0, 3.0])
+    want = compile_numpy(prog, passes=False, reuse=False)(a.copy(), b.copy())
+    got = compile_numpy(prog, passes=False, donate={0: 0})(a.copy(), b.copy())
+    assert all(np.array_equal(x, y) for x, y in zip(want, got))
+    prog = lower(chain)
+    pl = check(prog, *predicates(prog), donate={0: 0}, rings=True)
+    assert [pl.target.get(j) for j in range(3)] == [("in", 0), ("in", 0), ("ring", 0)] and pl.buffers == []
+    want = compile_numpy(prog, passes=False, reuse=False)(a.copy(), b.copy())
+    got = compile_numpy(prog, passes=False, donate={0: 0})(a.copy(), b.copy())
+    assert all(np.array_equal(x, y) for x, y in zip(want, got))

@@ -158,11 +158,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(iris, tmp_path):
 
 
 def test_diverging_run_stops_at_the_first_non_finite_loss(iris):
+    """The functional step (donate=False): the error carries the last good state."""
     train, _ = iris
     step = make_step(dense(4, 3, act=None), "mse", lr=1e200)
     with np.errstate(all="ignore"):
         with pytest.raises(NonFiniteLossError, match=r"loss became (inf|nan) at step (\d+)") as e:
-            fit(step, train, epochs=3, batch_size=8)
+            fit(step, train, epochs=3, batch_size=8, donate=False)
         # replay by hand: the reported step is the first whose loss is not finite
         state, X, Y = step.init(seed=0), train.x, train.targets()
         order = epoch_order(0, 0, len(train))
@@ -175,6 +176,60 @@ def test_diverging_run_stops_at_the_first_non_finite_loss(iris):
     assert e.value.step == k >= 2
     for name, v in e.value.state.params.items():
         assert v.tobytes() == state.params[name].tobytes()
+
+
+def test_a_diverging_donated_run_stops_at_the_same_step_with_the_last_good_state_on_disk(iris, tmp_path):
+    """By default fit updates the numpy state in place: the error names the same step as
+    the functional run's, says the state in memory was updated in place (its ``state`` is
+    None), and the checkpoint written before that step is the functional run's last good
+    state, bit for bit."""
+    train, _ = iris
+    step = make_step(dense(4, 3, act=None), "mse", lr=1e200)
+    ck = tmp_path / "c.npz"
+    with np.errstate(all="ignore"):
+        with pytest.raises(NonFiniteLossError, match="updated in place") as e:
+            fit(step, train, epochs=3, batch_size=8, checkpoint=ck, checkpoint_every=1)
+        with pytest.raises(NonFiniteLossError) as want:
+            fit(step, train, epochs=3, batch_size=8, donate=False)
+    assert "_donating" in step.__dict__ and e.value.state is None
+    assert e.value.step == want.value.step >= 2
+    from catgrad.train.checkpoint import load
+
+    flat, _ = load(ck)
+    assert int(flat["step"]) == want.value.step - 1
+    good = want.value.state.flat()
+    assert sorted(flat) == sorted(good)
+    for k in good:
+        assert np.asarray(flat[k]).tobytes() == np.asarray(good[k]).tobytes(), k
+
+
+def _same_state(a, b):
+    assert a.step == b.step and a.params.keys() == b.params.keys() and a.opt_state.keys() == b.opt_state.keys()
+    for d1, d2 in ((a.params, b.params), (a.opt_state, b.opt_state)):
+        for k in d1:
+            assert np.asarray(d1[k]).dtype == np.asarray(d2[k]).dtype
+            assert np.asarray(d1[k]).tobytes() == np.asarray(d2[k]).tobytes(), k
+
+
+def test_fit_on_numpy_donates_and_trains_exactly_as_the_functional_step(iris):
+    """fit runs the numpy step compiled with donate=True by default: the same history and
+    final state as fit(..., donate=False), bit for bit; the state the caller passes in is
+    left as it was; early stopping's best state is a copy later steps did not overwrite."""
+    train, val = iris
+    step = make_step(mlp([4, 16, 3]), "mse", optimizer="adam(lr=0.05)")
+    mine = step.init(3)
+    kept = {k: np.array(v) for k, v in {**mine.params, **mine.opt_state}.items()}
+    a = fit(step, train, epochs=3, batch_size=16, seed=0, state=mine)
+    assert "_donating" in step.__dict__  # the donated twin was made and used
+    b = fit(step, train, epochs=3, batch_size=16, seed=0, state=mine, donate=False)
+    _same_state(a.state, b.state)
+    assert a.history == b.history
+    for k, v in {**mine.params, **mine.opt_state}.items():  # the caller's state is untouched
+        assert np.asarray(v).tobytes() == kept[k].tobytes(), k
+    runs = [fit(step, train, epochs=8, batch_size=16, validation=val, patience=2, monitor="train_loss", donate=d)
+            for d in (None, False)]
+    assert runs[0].best_epoch == runs[1].best_epoch
+    _same_state(runs[0].state, runs[1].state)
 
 
 def test_shape_mismatches_are_clear(iris):

@@ -10,14 +10,19 @@ and say ``v`` *escapes* when it or such an alias is an output of the program.
 
 - A value that escapes is never planned: what the caller receives is never written
   again by a later call.
-- Every other planned value gets a buffer of its shape and dtype that is free, i.e.
-  whose previous value had ``last < j`` at the writing instruction ``j`` (so no
-  kernel reads and writes the same buffer). Buffers are reused greedily in program
-  order: liveness intervals of one shape and dtype share storage.
+- Every other planned value computed at instruction ``j`` by an elementwise kernel
+  that reads, itself (not through a view), an operand of the same type for the last
+  time is written over that operand (each entry is read before it is written): it
+  continues the operand's storage. Any other planned value gets a new buffer. So a
+  buffer holds a chain of values, each written over the one before, and is in use
+  from its first write to the last read of its last value (its *span*).
 - ``donate``: ``{output position: input position}``. The output is written into the
   caller's input array when the types agree, the writing kernel is planned-capable,
   and the input (with its aliases) is read by nothing after that instruction; an
-  elementwise kernel may also be its last reader (it reads each entry before writing it).
+  elementwise kernel may also be its last reader. Before that, the input's array may
+  hold values written over the input the same way (Adam's ``b2 v`` over ``v``), as long
+  as each is dead by the time the output is written, or read there last by the
+  elementwise kernel writing it.
 - Every other value that escapes and is written by a planned-capable kernel gets a
   *ring*: a few arrays handed back by earlier calls, of which the backend reuses one
   only when nothing but the ring refers to it any more (its reference count), so
@@ -25,15 +30,18 @@ and say ``v`` *escapes* when it or such an alias is an output of the program.
   then allocates nothing per step; one that keeps every state gets fresh arrays.
 
 :func:`plan` returns ``{instruction index: ("buf", k) | ("in", input position) | ("ring", r)}``,
-the list of buffer types, the list of ring types and each buffer's span (the
-instructions from its first write to its last read); the backend allocates the
-buffers once per specialisation and the ring arrays when first needed. Buffers of
-different types whose spans are disjoint share memory (:func:`arena`), so the
-program holds about its largest set of values live at once, not one array per type.
+the list of buffer types, the list of ring types and each buffer's span; the backend
+allocates the buffers once per specialisation and the ring arrays when first needed.
+Buffers whose spans are disjoint share memory (:func:`arena`), so the program holds
+about its largest set of values live at once. How large that set is depends on the
+order of the instructions: :func:`order` finds one that keeps it small (a step that
+donates its state then holds one gradient and one temporary of the largest
+parameter's size at a time, besides the activations the backward pass still needs).
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 
@@ -69,6 +77,32 @@ def arena(spans, sizes, align: int = 64):
     return offsets, max((offsets[k] + sizes[k] for k in range(len(sizes))), default=0)
 
 
+def _escaping(prog, fresh) -> dict:
+    """``{v: True}`` for each value that is an output or from which a non-fresh
+    instruction (whose outputs may share its inputs' storage) derives one, transitively."""
+    esc = {v: True for v in prog.outputs}
+    for j in range(len(prog.instrs) - 1, -1, -1):
+        ins = prog.instrs[j]
+        if not fresh[j] and any(esc.get(o, False) for o in ins.outs):
+            for v in ins.ins:
+                esc[v] = True
+    return esc
+
+
+def held_at_once(spans, sizes) -> int:
+    """The most bytes of buffers in use at one instruction: a lower bound of the
+    :func:`arena`'s size."""
+    change: dict = {}
+    for (a, b), size in zip(spans, sizes):
+        change[a] = change.get(a, 0) + size
+        change[b + 1] = change.get(b + 1, 0) - size
+    most = now = 0
+    for j in sorted(change):
+        now += change[j]
+        most = max(most, now)
+    return most
+
+
 def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, rings: bool = False) -> Plan:
     """``writes_out(j)``: instruction ``j``'s kernel takes ``out=`` and returns fresh
     memory otherwise; ``elementwise_inplace(j)``: it may write over an operand of the
@@ -76,15 +110,14 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, ring
     values rings (the backend must then check reference counts before reusing)."""
     n = len(prog.instrs)
     fresh = [writes_out(j) for j in range(n)]
+    types = prog.types
     last: dict = {}
     for j, ins in enumerate(prog.instrs):
         for v in ins.ins:
             last[v] = j
-    outputs = set(prog.outputs)
     # alias closure, backwards: a non-fresh instruction's outputs may share its inputs'
     # storage; via[v]: the last read of any value derived from v that way
     via: dict = {}
-    esc = {v: True for v in outputs}
     for j in range(n - 1, -1, -1):
         ins = prog.instrs[j]
         if fresh[j]:
@@ -92,47 +125,194 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, ring
         for v in ins.ins:
             for o in ins.outs:
                 via[v] = max(via.get(v, -1), last.get(o, -1), via.get(o, -1))
-                esc[v] = esc.get(v, False) or esc.get(o, False)
+    esc = _escaping(prog, fresh)
+
+    def end(v):  # the last read of v or of any view of it
+        return max(last.get(v, -1), via.get(v, -1))
+
+    def over(w, j):  # kernel j reads w itself (no view of it) for the last time and may write over it
+        return last.get(w) == j and via.get(w, -1) < j and elementwise_inplace(j)
+
+    def eligible(j):
+        ins = prog.instrs[j]
+        if not fresh[j] or len(ins.outs) != 1:
+            return False
+        t = types[ins.outs[0]]
+        return t.rank > 0 and all(types[v].dtype == t.dtype for v in ins.ins)
+
+    # donation: output o is written into input u by its instruction j when nothing reads u
+    # (or a view of it) after j, and j reads u directly only if it may write over it; of
+    # several outputs donated into one input, the first so written gets it
+    writer = {o: j for j, ins in enumerate(prog.instrs) for o in ins.outs}
+    pos = {v: i for i, v in enumerate(prog.inputs)}
+    due: dict = {}  # donated input -> (the instruction writing its output into it, that output)
+    for p, i in (donate or {}).items():
+        o, u = prog.outputs[p], prog.inputs[i]
+        j = writer.get(o)
+        if (j is not None and eligible(j) and types[u] == types[o] and not esc.get(u, False)
+                and via.get(u, -1) < j and (last.get(u, -1) < j or over(u, j)) and j < due.get(u, (n,))[0]):
+            due[u] = (j, o)
+    into = {o: u for u, (_, o) in due.items()}
+
+    def keeps(o, u):  # a value o may live in u's array before u's output is written there
+        j = due[u][0]
+        return end(o) < j or over(o, j)
 
     target: dict = {}
-    buffers: list = []
-    busy: list = []  # buffer k holds a value read up to instruction busy[k]
-    first: list = []  # buffer k is first written at instruction first[k]
-    of_type: dict = {}
-    pos = {v: i for i, v in enumerate(prog.inputs)}
-    donors = {prog.outputs[p]: prog.inputs[i] for p, i in (donate or {}).items()}
-    used_donors: set = set()
+    buffers: list = []  # buffer k's type ...
+    spans: list = []  # ... and the instructions from its first write to its last read
+    home: dict = {u: ("in", pos[u]) for u in due}  # the storage of each value planned so far
     ring_types: list = []
     for j, ins in enumerate(prog.instrs):
-        if not fresh[j] or len(ins.outs) != 1:
+        if not eligible(j):
             continue
         o = ins.outs[0]
-        t = prog.types[o]
-        if t.rank == 0 or any(prog.types[v].dtype != t.dtype for v in ins.ins):
-            continue
+        t = types[o]
         if esc.get(o, False):
-            u = donors.get(o)
-            if (u is not None and u not in used_donors and prog.types[u] == t and not esc.get(u, False)
-                    and via.get(u, -1) < j and (last.get(u, -1) < j or (last[u] == j and elementwise_inplace(j)))):
-                used_donors.add(u)
-                target[j] = ("in", pos[u])
+            if o in into:  # (u's array is free by now: see keeps)
+                target[j] = ("in", pos[into[o]])
             elif rings:
                 target[j] = ("ring", len(ring_types))
                 ring_types.append(t)
             continue
-        same = of_type.setdefault(t, [])  # the buffers of this type, in order of creation
-        for k in same:
-            if busy[k] < j:
+        for w in ins.ins:  # in place: over an operand of o's type read here for the last time
+            h = home.get(w)
+            if h is not None and types[w] == t and over(w, j) and (h[0] == "buf" or keeps(o, prog.inputs[h[1]])):
                 break
         else:
-            k = len(buffers)
+            h = ("buf", len(buffers))
             buffers.append(t)
-            busy.append(-1)
-            first.append(j)
-            same.append(k)
-        busy[k] = max(last.get(o, -1), via.get(o, -1), j)
-        target[j] = ("buf", k)
-    return Plan(target, buffers, ring_types, list(zip(first, busy)))
+            spans.append((j, j))
+        if h[0] == "buf":
+            k = h[1]
+            spans[k] = (spans[k][0], max(spans[k][1], end(o), j))
+        home[o] = h
+        target[j] = h
+    return Plan(target, buffers, ring_types, spans)
 
 
-__all__ = ["Plan", "arena", "plan"]
+def order(prog, writes_out, elementwise_inplace, nbytes, donate: dict | None = None) -> list:
+    """An order of ``prog``'s instructions (a list of their indices) that keeps few bytes
+    of planned values alive at once: list scheduling, each time running, of the
+    instructions whose operands are computed, the one that adds the fewest bytes, i.e.
+    the bytes of what it computes (nothing for an output, a view, or a value written into
+    a donated input's array, as :func:`plan` may) less the bytes of what it reads last,
+    counting also the cheapest step it opens (an instruction it computes the last operand
+    of, or whose operand it stops sharing) when that one frees bytes; ties go to the
+    earlier instruction in the given order. So a gradient is used up
+    before the next one is computed, and a value that frees two is computed before one
+    that frees nothing. ``nbytes(v)``: the size of value ``v``.
+
+    As in :func:`~catgrad.compiler.passes.schedule`, an instruction nothing reads that
+    reads a donated input (a parameter update) waits for every other reader of that
+    input (or of a view of it), so that it can write its output there."""
+    instrs, types = prog.instrs, prog.types
+    n = len(instrs)
+    fresh = [writes_out(j) for j in range(n)]
+    esc = _escaping(prog, fresh)
+    donated = {prog.inputs[i] for i in (donate or {}).values()}
+    roots: dict = {v: (v,) for v in prog.inputs}  # the storage each value may share
+    producer: dict = {}
+    for j, ins in enumerate(instrs):
+        r = None if fresh[j] else tuple(dict.fromkeys(x for v in ins.ins for x in roots.get(v, ())))
+        for o in ins.outs:
+            roots[o] = (o,) if r is None else r
+            producer[o] = j
+    touch = [tuple(dict.fromkeys(x for v in ins.ins for x in roots.get(v, ()))) for ins in instrs]
+    readers: dict = {}
+    for j, rs in enumerate(touch):
+        for x in rs:
+            readers.setdefault(x, []).append(j)
+    left = {x: len(js) for x, js in readers.items()}  # readers not run yet
+    held = {o: nbytes(o) for j, ins in enumerate(instrs) if fresh[j] for o in ins.outs if not esc.get(o, False)}
+    read = {v for ins in instrs for v in ins.ins}
+    into = {prog.outputs[p]: prog.inputs[i] for p, i in (donate or {}).items()}
+    succ: list = [[] for _ in range(n)]
+    need = [0] * n  # operands not computed yet, and readers waited for
+    owed = [0] * n  # operands not computed yet
+    for j, ins in enumerate(instrs):
+        deps = {producer[v] for v in ins.ins if v in producer}
+        wait = set()
+        if not any(o in read for o in ins.outs):  # a sink: after the other readers of what it is donated into
+            wait = {r for o in ins.outs if o in into for r in readers.get(into[o], ()) if r != j} - deps
+        for d in deps:
+            succ[d].append((j, 1))
+        for d in wait:
+            succ[d].append((j, 0))
+        need[j], owed[j] = len(deps) + len(wait), len(deps)
+
+    # per instruction: its operands it might write over (elementwise, of its output's type),
+    # the bytes it computes, and the values it reads that hold bytes
+    over = [tuple(w for w in ins.ins if types[w] == types[ins.outs[0]]) if len(ins.outs) == 1 and elementwise_inplace(j)
+            else () for j, ins in enumerate(instrs)]
+    adds = [sum(held.get(o, 0) for o in ins.outs) for ins in instrs]
+    holds = [tuple(x for x in touch[j] if x in held) for j in range(n)]
+
+    def over_donated(j):  # j may write its output over a donated input (or what lives there) it reads last
+        return any(w in donated and left.get(w) == 1 for w in over[j])
+
+    def cost(j):  # the bytes held after j less those held before it
+        add = 0 if over[j] and over_donated(j) else adds[j]
+        return add - sum(held[x] for x in holds[j] if left[x] == 1)
+
+    def score(j):
+        """j's cost plus the least cost, if negative, of an instruction that j lets run
+        (j computes its last operand) or makes cheaper (j was the other reader of a value
+        it reads last)."""
+        c = cost(j)
+        follow = [s for s, _ in succ[j] if need[s] == 1]
+        for x in touch[j]:
+            if left[x] == 2:
+                r = next(r for r in readers[x] if r != j and not done[r])
+                if need[r] == 0:
+                    follow.append(r)
+        if not follow:
+            return c
+        for x in touch[j]:
+            left[x] -= 1
+        best = min(cost(s) for s in follow)
+        for x in touch[j]:
+            left[x] += 1
+        return c + min(best, 0)
+
+    done = [False] * n
+    now = [0] * n  # the score an instruction was queued with
+    heap = []
+    for j in range(n):
+        if need[j] == 0:
+            now[j] = score(j)
+            heap.append((now[j], j))
+    heapq.heapify(heap)
+    out: list = []
+    while len(out) < n:
+        if not heap:  # sinks waiting for one another (outputs donated crosswise): the first goes
+            j = next(j for j in range(n) if not done[j] and owed[j] == 0)
+            need[j] = 0
+            now[j] = score(j)
+            heap.append((now[j], j))
+        c, j = heapq.heappop(heap)
+        if done[j] or c != now[j]:
+            continue
+        if over[j] and over_donated(j):  # what j computes lives in a donated input's array
+            donated.add(instrs[j].outs[0])
+            held[instrs[j].outs[0]] = 0
+        done[j] = True
+        out.append(j)
+        for x in touch[j]:
+            left[x] -= 1
+        for s, dep in succ[j]:
+            need[s] -= 1
+            owed[s] -= dep
+        # rescored: what is ready now, and the ready readers of what j read whose cost or
+        # score may have changed
+        again = {s for s, _ in succ[j] if need[s] == 0 and not done[s]}
+        for x in touch[j]:
+            if 1 <= left[x] <= 2:
+                again.update(r for r in readers[x] if not done[r] and need[r] == 0)
+        for r in again:
+            now[r] = score(r)
+            heapq.heappush(heap, (now[r], r))
+    return out
+
+
+__all__ = ["Plan", "arena", "held_at_once", "order", "plan"]

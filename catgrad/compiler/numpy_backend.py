@@ -33,7 +33,7 @@ from ..core.evaluate import _as_array
 from ..core.primitive import bind, check_lowerable
 from ..core.types import bind_shape, resolve_shape
 from ..errors import CatgradError, ShapeError
-from .buffers import Plan, arena, plan
+from .buffers import Plan, arena, held_at_once, order, plan
 from .passes import optimize
 from .pipeline import as_program, implicit_broadcasts, value_names
 from .program import Program
@@ -124,6 +124,11 @@ _copyto_broadcast.writes_out = True
 _COPYTO = _copyto_broadcast
 
 
+def _nbytes(t, binding) -> int:
+    """The bytes of a value of type ``t`` with the symbolic dimensions of ``binding``."""
+    return math.prod(resolve_shape(t.shape, binding)) * np.dtype(t.dtype.numpy).itemsize
+
+
 def _writes_out(kernel) -> bool:
     """A kernel that takes ``out=`` and otherwise returns fresh memory: a numpy ufunc,
     or a rule's kernel marked ``writes_out``. (A kernel may also carry ``inline``: its
@@ -166,14 +171,30 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     kernels = [None if j in implicit else _COPYTO if ins.op.name == "broadcast" else kernel_of(ins.op)
                for j, ins in enumerate(prog.instrs)]
     if reuse:
-        planned = plan(prog, lambda j: _writes_out(kernels[j]),
-                       lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]), donate,
-                       rings=True)
+        # the plan for the given order, and, where inputs are donated, for an order that
+        # keeps few bytes alive at once (list scheduling, :func:`.buffers.order`): the one
+        # that holds fewer bytes at once. (Without donation the step holds its old state
+        # and its new one anyway, and the search would only lengthen the compile.)
+        def planned_in(perm):
+            p = prog.copy()
+            p.instrs = [prog.instrs[j] for j in perm]
+            ks = [kernels[j] for j in perm]
+            pl = plan(p, lambda j: _writes_out(ks[j]), lambda j: p.instrs[j].op.prim.elementwise and _writes_out(ks[j]),
+                      donate, rings=True)
+            return held_at_once(pl.spans, [_nbytes(t, binding) for t in pl.buffers]), perm, p, ks, pl
+
+        options = [planned_in(range(len(prog.instrs)))]
+        if donate:
+            options.append(planned_in(order(prog, lambda j: _writes_out(kernels[j]),
+                                            lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]),
+                                            lambda v: _nbytes(prog.types[v], binding), donate)))
+        _, perm, prog, kernels, planned = min(options, key=lambda c: c[0])
+        implicit = {i for i, j in enumerate(perm) if j in implicit}
     else:
         planned = Plan({}, [])
     shapes = [resolve_shape(t.shape, binding) for t in planned.buffers]
     dts = [np.dtype(t.dtype.numpy) for t in planned.buffers]
-    sizes = [math.prod(sh) * dt.itemsize for sh, dt in zip(shapes, dts)]
+    sizes = [_nbytes(t, binding) for t in planned.buffers]
     offsets, total = arena(planned.spans, sizes)
     block = np.empty(total, np.uint8)
     for k, (sh, dt, off, size) in enumerate(zip(shapes, dts, offsets, sizes)):
@@ -186,7 +207,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         lines.append(f"    # {len(planned.rings)} output ring(s): an array handed back earlier is reused once "
                      f"nothing else refers to it (reference count {_FREE})")
     if planned.buffers:
-        lines.append(f"    # {len(planned.buffers)} buffer(s) kept across calls: "
+        lines.append(f"    # {len(planned.buffers)} buffer(s) in one block of {total} bytes kept across calls: "
                      + ", ".join(f"_buf{k}: {t}" for k, t in enumerate(planned.buffers)))
     for j, ins in enumerate(prog.instrs):
         if j in implicit:  # numpy's own broadcasting in the consumers does it
@@ -243,6 +264,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     exec(compile(src, "<catgrad numpy program>", "exec"), env)  # noqa: S102 - our own generated code
     fn = env["run"]
     fn.source = src
+    fn.program = prog  # (in the order the code runs it)
     return fn
 
 
@@ -289,9 +311,7 @@ class NumpyProgram:
         for i, (t, s) in enumerate(zip(self.dom, shapes)):
             bind_shape(t, s, binding, f"input {i}")
         prog = optimize(self.program, binding) if self.passes else self.program
-        fn = generate(prog, binding, self.input_names, reuse=self.reuse, donate=self.donate)
-        fn.program = prog
-        return fn
+        return generate(prog, binding, self.input_names, reuse=self.reuse, donate=self.donate)
 
     def _own(self, args):
         """Donated arguments the generated code may write into (copies where needed)."""

@@ -37,12 +37,13 @@ float regression targets (n, k).
 A loss that is NaN or infinite stops training with :class:`NonFiniteLossError` naming the
 step; the bad update is discarded and the checkpoint file (the last good one) is left as is.
 
-Donation: the loop owns every state it makes, so on the torch backend it runs the step
-compiled with ``donate=True`` (:meth:`~catgrad.compiler.compiled_step.Step.donating`): each
-step writes the new parameters and optimizer state into the tensors of the old one, as
-``torch.optim`` does, instead of allocating a new state (faster, and the peak memory of
-one state instead of two). A state the caller passes in is copied once first, and the best
-epoch's state (``patience``) is a copy, so nothing the caller holds is overwritten. The
+Donation: the loop owns every state it makes, so on the numpy and torch backends it runs
+the step compiled with ``donate=True`` (:meth:`~catgrad.compiler.compiled_step.Step.donating`):
+each step writes the new parameters and optimizer state into the arrays (tensors) of the
+old one, as ``torch.optim`` does, instead of allocating a new state (the peak memory of
+one state instead of two; on torch, faster too). A state the caller passes in is copied
+once first, and the best epoch's state (``patience``) is a copy, so nothing the caller
+holds is overwritten. The
 price: the state before a non-finite loss is gone (the error's ``state`` is None; the
 checkpoint file still holds the last good one). ``donate=False`` keeps the functional step.
 """
@@ -363,8 +364,9 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
     inputs) or not a regular file. ``run_info`` (JSON-able, e.g. the loss name) is stored in
     the checkpoint and must be equal when resuming.
 
-    ``donate``: run the step in place (see the module docstring); default on for a step
-    compiled with ``backend="torch"``, off otherwise; ``True`` asks for it on numpy too.
+    ``donate``: run the step in place (see the module docstring); default (None) on wherever
+    the step can (the numpy and torch backends), ``True`` makes it an error where it cannot,
+    ``False`` keeps the functional step (and the last good state of a diverging run).
     """
     if checkpoint is not None:
         ckpt.check_path(checkpoint, force=force, protect=tuple(protect) + ((resume,) if resume is not None
@@ -542,10 +544,10 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
 
 def _donating(step, donate: Optional[bool]):
     """What the loop calls: ``step`` compiled to update its state in place
-    (:meth:`Step.donating`) where ``donate`` asks for it (None: on the torch backend), else ``step``."""
+    (:meth:`Step.donating`) unless ``donate`` is False (None: where the step can), else ``step``."""
     from ..compiler.compiled_step import Step
 
-    if donate is False or (donate is None and getattr(step, "backend", None) != "torch"):
+    if donate is False:
         return step
     twin = step.donating() if isinstance(step, Step) else None
     if twin is None:
