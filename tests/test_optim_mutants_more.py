@@ -279,3 +279,57 @@ def test_sam_repr_with_a_scheduled_radius_and_asam():
     text = "sam(sgd(lr=0.1), rho=cosine(peak=0.1, decay_steps=100, final=0, warmup_steps=0))"
     assert repr(sched) == text
     assert repr(O.parse(text)) == text
+
+
+# -- hypergradient: a wrapped get that reads the learning rate, and its messages ---------------
+
+
+def test_hypergradient_of_nesterov_reads_the_current_rate_in_the_get():
+    """Nesterov-HD: the gradient is taken at ``p + alpha_{t-1} gamma s``; then
+    ``alpha_t = alpha_{t-1} - beta <g, d>``, ``s' = gamma s - g``, ``p' = p + alpha_t s'`` and
+    ``d' = d(alpha s')/d alpha = s'`` (transcribed from the paper's rule, not differentiated)."""
+    from test_hypergradient import SHAPES, quadratic
+
+    grad, alpha, beta, gamma = quadratic(2), 0.05, 0.02, 0.9
+    ps = [np.full(s, 0.7) for s in SHAPES]
+    drv = Driver(O.hypergradient(O.nesterov(alpha, gamma), beta=beta), {f"p{i}": p for i, p in enumerate(ps)})
+    p, s, d = [x.copy() for x in ps], [np.zeros(sh) for sh in SHAPES], [np.zeros(sh) for sh in SHAPES]
+    alphas = []
+    for _ in range(8):
+        point = [pi + alpha * gamma * si for pi, si in zip(p, s)]
+        ours = drv.point()
+        for i in range(len(SHAPES)):
+            assert_close(ours[f"p{i}"], point[i], f"get of p{i}")
+        g = grad(point)
+        drv.step({f"p{i}": gi for i, gi in enumerate(g)})
+        alpha = alpha - beta * sum(np.sum(gi * di) for gi, di in zip(g, d))
+        s = [gamma * si - gi for si, gi in zip(s, g)]
+        p = [pi + alpha * si for pi, si in zip(p, s)]
+        d = [si.copy() for si in s]
+        alphas.append(alpha)
+    assert len(set(np.round(alphas, 12))) > 4  # the rate moved
+    expected = {"p0/hypergradient.lr": alpha, "p0/hypergradient.beta": beta}
+    for i in range(len(SHAPES)):
+        expected.update({f"p{i}/hypergradient.nesterov.lr": alpha, f"p{i}/hypergradient.nesterov.gamma": gamma,
+                         f"p{i}/hypergradient.nesterov.dampening": 0.0, f"p{i}/hypergradient.nesterov.s": s[i],
+                         f"p{i}/hypergradient.d": d[i]})
+        assert_close(drv.params[f"p{i}"], p[i], f"p{i}")
+    assert sorted(drv.state) == sorted(expected)
+    for k, v in expected.items():
+        assert_close(drv.state[k], v, k)
+
+
+def test_hypergradient_messages():
+    import re
+
+    with pytest.raises(cg.CatgradError, match=re.escape(
+            "hypergradient: the wrapped optimizer must be the same on every parameter (use assign outside the wrapper)")):
+        O.hypergradient(O.assign({"W": O.sgd(0.2)}, default=O.sgd(0.1))).lens([("W", cg.f64[2]), ("b", cg.f64[2])])
+    scheduled = O.adam(lr=cg.schedule.cosine(1e-3, 100))
+    with pytest.raises(cg.CatgradError, match=re.escape(
+            f"hypergradient needs exactly one stage with a numeric learning rate lr in {scheduled!r}, found 1")):
+        O.hypergradient(scheduled)
+    two = O.sgd(lr=cg.schedule.cosine(0.1, 100)) >> O.sgd(0.1)  # a numeric lr and a scheduled one: which to adapt?
+    with pytest.raises(cg.CatgradError, match=re.escape(
+            f"hypergradient needs exactly one stage with a numeric learning rate lr in {two!r}, found 2")):
+        O.hypergradient(two)
