@@ -333,3 +333,33 @@ def test_hypergradient_messages():
     with pytest.raises(cg.CatgradError, match=re.escape(
             f"hypergradient needs exactly one stage with a numeric learning rate lr in {two!r}, found 2")):
         O.hypergradient(two)
+
+
+# -- parse: edges of the number rules, the messages the other tests did not reach --------------
+
+
+def test_parse_accepts_the_closed_unit_interval_bounds():
+    """Decay rates lie in [0, 1] and Lookahead's alpha in (0, 1]: 1 itself is accepted."""
+    assert repr(O.parse("sgd(lr=0.1, momentum=1)")) == "momentum(lr=0.1, gamma=1, dampening=0)"
+    assert repr(O.parse("lookahead(sgd(lr=0.1), alpha=1)")) == "lookahead(sgd(lr=0.1), k=5, alpha=1)"
+    assert repr(O.parse("nesterov(lr=0.1, gamma=1)")) == "nesterov(lr=0.1, gamma=1)"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("adam(lr=1", "cannot parse optimizer 'adam(lr=1': expected ')' at column 10, found the end"),
+    ("sgd(lr=1_.5)", "cannot parse optimizer 'sgd(lr=1_.5)': bad number '1_.5' at column 8"),
+    # underscores follow Python's rules in integers too: only single ones, between digits
+    ("sgd(lr=1__0)", "cannot parse optimizer 'sgd(lr=1__0)': bad number '1__0' at column 8"),
+    ("sgd(lr=1_)", "cannot parse optimizer 'sgd(lr=1_)': bad number '1_' at column 8"),
+], ids=["unclosed", "bad-float", "double-underscore", "trailing-underscore"])
+def test_parse_messages(text, message):
+    with pytest.raises(O.OptimizerSyntaxError) as e:
+        O.parse(text)
+    assert str(e.value) == message
+
+
+def test_an_error_inside_a_factory_names_the_factory():
+    """A TypeError or ValueError raised while building becomes a syntax error that starts with the name."""
+    with pytest.raises(O.OptimizerSyntaxError, match=r"^clip_value\(\): "):
+        O.parse("clip_value(sgd)")
+    assert repr(O.parse("sgd(lr=1_000)")) == "sgd(lr=1000)"
