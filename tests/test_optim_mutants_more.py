@@ -20,7 +20,7 @@ import torch
 import catgrad as cg
 import models
 from optim_util import Driver, assert_close
-from test_optim_papers_state import adam_fields, adam_rule, nested, per_param
+from test_optim_papers_state import adam_fields, adam_rule, nested, per_param, run as run_papers, zeros
 from test_optim_torch_state import compare
 from test_sam import reference as sam_reference, setup as sam_setup, sgd_update, torch_grad
 
@@ -363,3 +363,26 @@ def test_an_error_inside_a_factory_names_the_factory():
     with pytest.raises(O.OptimizerSyntaxError, match=r"^clip_value\(\): "):
         O.parse("clip_value(sgd)")
     assert repr(O.parse("sgd(lr=1_000)")) == "sgd(lr=1000)"
+
+
+# -- AdEMAMix's b3 scheduler at b1 = 0 ----------------------------------------------------------
+
+
+def test_ademamix_warmup_with_b1_zero_is_finite_and_takes_the_limit():
+    """At b1 = 0 the scheduler's exponent ln b1 ln b3 / ((1 - t/T) ln b3 + (t/T) ln b1) is inf/inf;
+    its limit gives b3_t = min(b3^(T/t), b3). (It was NaN: every parameter became NaN.)"""
+    T = 6.0
+
+    def rule(p, g, s):
+        t = s["t"] + 1
+        b3 = min(s["b3"] ** (T / t), s["b3"])
+        alpha = min(t * s["alpha"] / T, s["alpha"])
+        m1 = g  # b1 = 0
+        m2 = b3 * s["m2"] + (1 - b3) * g
+        v = s["b2"] * s["v"] + (1 - s["b2"]) * g * g
+        p = p - s["lr"] * ((m1 + alpha * m2) / (np.sqrt(v / (1 - s["b2"] ** t)) + s["eps"]) + s["weight_decay"] * p)
+        return p, {"m1": m1, "m2": m2, "v": v, "t": t}
+
+    h = dict(lr=0.01, b1=0.0, b2=0.99, b3=0.95, alpha=2.0, eps=1e-8, weight_decay=0.1, warmup=T)
+    run_papers(O.ademamix(0.01, b1=0.0, b2=0.99, b3=0.95, alpha=2.0, weight_decay=0.1, warmup=6),
+               *per_param("ademamix", h, zeros("m1", "m2", "v", scalars=("t",)), rule), steps=10)
