@@ -347,11 +347,13 @@ def test_parse_accepts_the_closed_unit_interval_bounds():
 
 @pytest.mark.parametrize("text,message", [
     ("adam(lr=1", "cannot parse optimizer 'adam(lr=1': expected ')' at column 10, found the end"),
+    ("(sgd", "cannot parse optimizer '(sgd': expected ')' at column 5, found the end"),
+    ("(sgd adam)", "cannot parse optimizer '(sgd adam)': expected ')' at column 6, found 'adam'"),
     ("sgd(lr=1_.5)", "cannot parse optimizer 'sgd(lr=1_.5)': bad number '1_.5' at column 8"),
     # underscores follow Python's rules in integers too: only single ones, between digits
     ("sgd(lr=1__0)", "cannot parse optimizer 'sgd(lr=1__0)': bad number '1__0' at column 8"),
     ("sgd(lr=1_)", "cannot parse optimizer 'sgd(lr=1_)': bad number '1_' at column 8"),
-], ids=["unclosed", "bad-float", "double-underscore", "trailing-underscore"])
+], ids=["unclosed", "unclosed-paren", "paren-then-name", "bad-float", "double-underscore", "trailing-underscore"])
 def test_parse_messages(text, message):
     with pytest.raises(O.OptimizerSyntaxError) as e:
         O.parse(text)

@@ -247,6 +247,11 @@ def test_limits_of_the_parser(room_for_trampolines):
         O.parse(sibling)
     assert str(e.value).endswith(": nested more than 64 deep at column 81")
     assert repr(O.parse("(" * 63 + "clip_norm(1) >> (sgd)" + ")" * 63)) == "clip_norm(max_norm=1, eps=1e-06) >> sgd(lr=0.01)"
+    # and so does a closed parenthesis
+    with pytest.raises(O.OptimizerSyntaxError) as e:
+        O.parse("(" * 63 + "(sgd) >> ((sgd))" + ")" * 63)
+    assert str(e.value).endswith(": nested more than 64 deep at column 74")
+    assert repr(O.parse("(" * 63 + "(sgd) >> (sgd)" + ")" * 63)) == "sgd(lr=0.01) >> sgd(lr=0.01)"
     with pytest.raises(O.OptimizerSyntaxError) as e:
         O.parse(None)
     assert str(e.value) == "an optimizer string is required, got None"
