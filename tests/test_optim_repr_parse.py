@@ -206,7 +206,19 @@ def test_unknown_optimizer_lists_the_known_ones():
     assert isinstance(e.value, ValueError)
 
 
-def test_limits_of_the_parser():
+@pytest.fixture
+def room_for_trampolines():
+    """mutmut's trampolines add Python frames to every call, so the 64-deep parse needs a higher
+    recursion limit under mutation testing; the parser's own limit (64) is what is tested."""
+    import sys
+
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 10_000))
+    yield
+    sys.setrecursionlimit(old)
+
+
+def test_limits_of_the_parser(room_for_trampolines):
     """256 optimizers, 64 levels of nesting, a million characters: the documented limits."""
     chain = " >> ".join(["sgd"] * 257)
     with pytest.raises(O.OptimizerSyntaxError) as e:
@@ -228,6 +240,18 @@ def test_limits_of_the_parser():
     with pytest.raises(O.OptimizerSyntaxError) as e:
         O.parse(args)
     assert str(e.value).endswith(": nested more than 64 deep at column 261")
+    # a closed argument list gives its level back, exactly: 63 parentheses, then clip_norm(1)
+    # (level 64, closed), then two more parentheses reach 65
+    sibling = "(" * 63 + "clip_norm(1) >> ((sgd))" + ")" * 63
+    with pytest.raises(O.OptimizerSyntaxError) as e:
+        O.parse(sibling)
+    assert str(e.value).endswith(": nested more than 64 deep at column 81")
+    assert repr(O.parse("(" * 63 + "clip_norm(1) >> (sgd)" + ")" * 63)) == "clip_norm(max_norm=1, eps=1e-06) >> sgd(lr=0.01)"
+    # and so does a closed parenthesis
+    with pytest.raises(O.OptimizerSyntaxError) as e:
+        O.parse("(" * 63 + "(sgd) >> ((sgd))" + ")" * 63)
+    assert str(e.value).endswith(": nested more than 64 deep at column 74")
+    assert repr(O.parse("(" * 63 + "(sgd) >> (sgd)" + ")" * 63)) == "sgd(lr=0.01) >> sgd(lr=0.01)"
     with pytest.raises(O.OptimizerSyntaxError) as e:
         O.parse(None)
     assert str(e.value) == "an optimizer string is required, got None"

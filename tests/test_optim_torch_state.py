@@ -63,11 +63,11 @@ def _group_value(group, name, index):
     return float(v)
 
 
-def compare(ours, theirs, steps=20, seed=0, schedule=None, torch_lambda=None):
-    """Run ``steps`` updates on both; compare parameters and every state entry."""
+def compare(ours, theirs, steps=20, seed=0, schedule=None, torch_lambda=None, shapes=((3, 4), (4,), ())):
+    """Run ``steps`` updates on both, on parameters of ``shapes``; compare parameters and every state entry."""
     torch.set_default_dtype(torch.float64)  # torch's step counters and mu_product follow it
     try:
-        params, loss = problem(seed)
+        params, loss = problem(seed, shapes)
         drv = Driver(ours, params)
         tp = [torch.tensor(v, requires_grad=True) for v in params.values()]
         topt = theirs(tp)

@@ -4,7 +4,8 @@ With ``g = -u`` and ``t`` counting from 1:
 ``p_new = p - lr ((m1' / (1 - b1^t) + alpha_t m2') / (sqrt(v' / (1 - b2^t)) + eps) + wd p)``.
 With ``warmup = T > 0`` the paper's schedulers apply: ``alpha_t = min(t alpha / T, alpha)`` and
 ``b3_t = min(exp(ln b1 ln b3 / ((1 - t/T) ln b3 + (t/T) ln b1)), b3)``; with ``T = 0``
-``alpha_t = alpha`` and ``b3_t = b3``.
+``alpha_t = alpha`` and ``b3_t = b3``. At ``b1 = 0`` the exponent is taken at its limit,
+``b3_t = min(b3^(T/t), b3)``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ class AdEMAMix(Stage):
             T = s["warmup"]
             frac = t / T
             l1, l3 = ops.log(b1), ops.log(b3)
-            b3 = ops.minimum(ops.exp(l1 * l3 / ((1.0 - frac) * l3 + frac * l1)), b3)
+            # the paper's exponent ln b1 ln b3 / ((1 - t/T) ln b3 + (t/T) ln b1), divided through by
+            # ln b1 so that b1 = 0 (ln b1 = -inf) gives its limit ln b3 / (t/T) instead of inf/inf
+            b3 = ops.minimum(ops.exp(l3 / ((1.0 - frac) * (l3 / l1) + frac)), b3)
             alpha = ops.minimum(frac * alpha, alpha)
         m1 = ema(s["m1"], g, b1)
         m2 = ema(s["m2"], g, b3)

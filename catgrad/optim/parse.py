@@ -172,7 +172,7 @@ class _Parser:
         kind, val, col = self.take()
         if kind == "num":
             try:
-                v = float(val) if any(c in val for c in ".eE") else int(val.replace("_", ""))
+                v = float(val) if any(c in val for c in ".eE") else int(val)  # Python's rules for "_" in both
             except ValueError:
                 raise OptimizerSyntaxError(f"cannot parse optimizer {_short(self.text)!r}: bad number {val!r} at column {col}") from None
             if isinstance(v, int) and abs(v) > 2**63:
