@@ -360,10 +360,19 @@ def test_parse_messages(text, message):
     assert str(e.value) == message
 
 
-def test_an_error_inside_a_factory_names_the_factory():
+def test_an_error_inside_a_factory_names_the_factory(monkeypatch):
     """A TypeError or ValueError raised while building becomes a syntax error that starts with the name."""
-    with pytest.raises(O.OptimizerSyntaxError, match=r"^clip_value\(\): "):
-        O.parse("clip_value(sgd)")
+    import sys
+
+    P = sys.modules["catgrad.optim.parse"]  # (catgrad.optim.parse, the attribute, is the function)
+
+    def broken(lr=0.1):
+        raise ValueError("no such thing")
+
+    real = P._registry()
+    monkeypatch.setattr(P, "_registry", lambda: {**real, "broken": broken})
+    with pytest.raises(O.OptimizerSyntaxError, match=r"^broken\(\): no such thing$"):
+        O.parse("broken(0.5)")
     assert repr(O.parse("sgd(lr=1_000)")) == "sgd(lr=1000)"
 
 

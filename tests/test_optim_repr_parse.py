@@ -285,3 +285,26 @@ def test_numbers_and_signs():
     assert O.parse("sgd(lr=9223372036854775808)").hypers["lr"] == 2.0**63
     with pytest.raises(O.OptimizerSyntaxError, match="too large"):
         O.parse("sgd(lr=9223372036854775809)")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("clip_value(sgd)", r"clip_value\(max_value=sgd\(lr=0\.01\)\): max_value takes a number, not an optimizer$"),
+    ("lookahead(sgd, k=sgd)", r"lookahead\(k=sgd\(lr=0\.01\)\): k must be a whole number$"),
+    ("lookahead(sgd, k=1.5)", r"lookahead\(k=1\.5\): k must be a whole number$"),
+    ("lookahead(sgd, k=True)", r"lookahead\(k=True\): k must be a whole number$"),
+    ("ademamix(warmup=2.5)", r"ademamix\(warmup=2\.5\): warmup must be a whole number$"),
+    ("adam(amsgrad=1)", r"adam\(amsgrad=1\): amsgrad is a flag, True or False$"),
+    ("rmsprop(centered=2)", r"rmsprop\(centered=2\): centered is a flag, True or False$"),
+    ("novograd(grad_averaging=sgd)", r"novograd\(grad_averaging=sgd\(lr=0\.01\)\): grad_averaging is a flag"),
+])
+def test_arguments_of_the_wrong_kind_are_named(text, message):
+    """Each argument is of the kind its parameter takes (an optimizer, a flag, a whole
+    number, a number or schedule), checked before the factory runs."""
+    with pytest.raises(O.OptimizerSyntaxError, match=message):
+        O.parse(text)
+
+
+@pytest.mark.parametrize("text", ["lookahead(adam, k=3)", "sam(sgd, adaptive=True)", "adam(amsgrad=False)",
+                                  "sgd(lr=constant(0.1))", "ademamix(warmup=10)", "adam(lr=2)"])
+def test_arguments_of_the_right_kind_are_taken(text):
+    assert repr(O.parse(repr(O.parse(text)))) == repr(O.parse(text))

@@ -57,6 +57,28 @@ def _check_hyper(fname: str, name: str, v, text: str) -> None:
         raise OptimizerSyntaxError(f"{fname}({name}={v!r}): {name} must lie in [0, 1]")
 
 
+#: the arguments that take an optimizer (their factories check them; every other argument
+#: takes a number, a flag or a schedule)
+OPTIMIZER_ARGS = frozenset({"inner", "opt"})
+
+
+def _check_kind(fname: str, param: inspect.Parameter, v) -> None:
+    """An argument of the kind its parameter takes: True or False for a flag (a parameter
+    whose default is a bool), a whole number for a count (an int default: ``k``,
+    ``warmup``...), and never an optimizer where a number goes."""
+    name, d = param.name, param.default
+    shown = f"{fname}({name}={v!r})"
+    if name in OPTIMIZER_ARGS:
+        return
+    if isinstance(d, bool):
+        if not isinstance(v, bool):
+            raise OptimizerSyntaxError(f"{shown}: {name} is a flag, True or False")
+    elif isinstance(d, int) and (isinstance(v, bool) or not isinstance(v, int)):
+        raise OptimizerSyntaxError(f"{shown}: {name} must be a whole number")
+    elif isinstance(v, Optimizer):
+        raise OptimizerSyntaxError(f"{shown}: {name} takes a number, not an optimizer")
+
+
 def _build(name: str, args: list, kwargs: dict, col: int, text: str):
     opts, scheds = _registry(), _schedules()
     fn = opts.get(name) or scheds.get(name)
@@ -76,6 +98,7 @@ def _build(name: str, args: list, kwargs: dict, col: int, text: str):
     except TypeError as e:
         raise OptimizerSyntaxError(f"{name}(): {e}; its arguments are: {', '.join(known)}") from None
     for k, v in bound.arguments.items():
+        _check_kind(name, sig.parameters[k], v)
         _check_hyper(name, k, v, text)
     try:
         return fn(*args, **kwargs)
