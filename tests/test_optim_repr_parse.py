@@ -293,6 +293,9 @@ def test_numbers_and_signs():
     ("lookahead(sgd, k=1.5)", r"lookahead\(k=1\.5\): k must be a whole number$"),
     ("lookahead(sgd, k=True)", r"lookahead\(k=True\): k must be a whole number$"),
     ("ademamix(warmup=2.5)", r"ademamix\(warmup=2\.5\): warmup must be a whole number$"),
+    ("sgd(lr=step(1, 2.5))", r"step\(step_size=2\.5\): step_size must be a whole number$"),
+    ("sgd(lr=warmup_linear(1, 2.5))", r"warmup_linear\(warmup_steps=2\.5\): warmup_steps must be a whole number$"),
+    ("sgd(lr=cosine(1, 1e3))", r"cosine\(decay_steps=1000\.0\): decay_steps must be a whole number$"),
     ("adam(amsgrad=1)", r"adam\(amsgrad=1\): amsgrad is a flag, True or False$"),
     ("rmsprop(centered=2)", r"rmsprop\(centered=2\): centered is a flag, True or False$"),
     ("novograd(grad_averaging=sgd)", r"novograd\(grad_averaging=sgd\(lr=0\.01\)\): grad_averaging is a flag"),
@@ -305,6 +308,7 @@ def test_arguments_of_the_wrong_kind_are_named(text, message):
 
 
 @pytest.mark.parametrize("text", ["lookahead(adam, k=3)", "sam(sgd, adaptive=True)", "adam(amsgrad=False)",
-                                  "sgd(lr=constant(0.1))", "ademamix(warmup=10)", "adam(lr=2)"])
+                                  "sgd(lr=constant(0.1))", "ademamix(warmup=10)", "adam(lr=2)",
+                                  "sgd(lr=step(1, 3))", "sgd(lr=cosine(1, 1000, warmup_steps=10))"])
 def test_arguments_of_the_right_kind_are_taken(text):
     assert repr(O.parse(repr(O.parse(text)))) == repr(O.parse(text))

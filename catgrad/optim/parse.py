@@ -60,12 +60,14 @@ def _check_hyper(fname: str, name: str, v, text: str) -> None:
 #: the arguments that take an optimizer (their factories check them; every other argument
 #: takes a number, a flag or a schedule)
 OPTIMIZER_ARGS = frozenset({"inner", "opt"})
+#: counts of steps, whole numbers (besides the parameters with an int default)
+COUNTS = frozenset({"k", "warmup", "warmup_steps", "decay_steps", "step_size"})
 
 
 def _check_kind(fname: str, param: inspect.Parameter, v) -> None:
     """An argument of the kind its parameter takes: True or False for a flag (a parameter
-    whose default is a bool), a whole number for a count (an int default: ``k``,
-    ``warmup``...), and never an optimizer where a number goes."""
+    whose default is a bool), a whole number for a count (:data:`COUNTS`, or an int
+    default), and never an optimizer where a number goes."""
     name, d = param.name, param.default
     shown = f"{fname}({name}={v!r})"
     if name in OPTIMIZER_ARGS:
@@ -73,7 +75,7 @@ def _check_kind(fname: str, param: inspect.Parameter, v) -> None:
     if isinstance(d, bool):
         if not isinstance(v, bool):
             raise OptimizerSyntaxError(f"{shown}: {name} is a flag, True or False")
-    elif isinstance(d, int) and (isinstance(v, bool) or not isinstance(v, int)):
+    elif (isinstance(d, int) or name in COUNTS) and (isinstance(v, bool) or not isinstance(v, int)):
         raise OptimizerSyntaxError(f"{shown}: {name} must be a whole number")
     elif isinstance(v, Optimizer):
         raise OptimizerSyntaxError(f"{shown}: {name} takes a number, not an optimizer")
