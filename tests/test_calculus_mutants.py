@@ -1,0 +1,357 @@
+"""Edges of catgrad.calculus that the law tests do not reach, each found as a surviving
+mutant (docs/testing.md, "catgrad/calculus -- every mutant"): exact error messages (anchored
+at their start), the types and names the constructions carry, unused-input gradients, and
+argument checks. Every expected value is computed independently (by hand or by numpy)."""
+
+import numpy as np
+import pytest
+
+import catgrad as cg
+
+f64 = cg.f64
+
+
+# -- hvp.py ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make,name", [(cg.grad, "grad"), (cg.hvp, "hvp")])
+@pytest.mark.parametrize("f,shown", [
+    (cg.ops.sin(f64[3]), "f64[3]"),  # not a scalar
+    (cg.id(cg.i64[()]), "i64[]"),  # a scalar, but not a float
+    (cg.id(f64[()]) @ cg.id(f64[()]), "(f64[], f64[])"),  # two scalars
+    (cg.id(f64[1]), "f64[1]"),  # one entry, but rank 1
+])
+def test_scalar_output_message_names_the_function(make, name, f, shown):
+    with pytest.raises(cg.CatgradTypeError) as e:
+        make(f)
+    assert str(e.value) == f"{name} needs a diagram with one float scalar output, got output type {shown}"
+
+
+def test_gnvp_messages():
+    sq = cg.trace(f64[2])(lambda y: (y * y).sum())
+    with pytest.raises(cg.CatgradTypeError) as e:
+        cg.gnvp(cg.id(f64[2]), cg.ops.sin(f64[2]))
+    assert str(e.value) == "gnvp needs a diagram with one float scalar output, got output type f64[2]"
+    with pytest.raises(cg.CatgradTypeError) as e:
+        cg.gnvp(cg.ops.sin(f64[3]), sq)
+    assert str(e.value) == "gnvp: the model's output type f64[3] is not the loss's input type f64[2]"
+
+
+def test_grad_of_an_unused_input_is_a_zero_of_its_type():
+    g = cg.trace(f64[2], cg.f32[3])(lambda x, y: (x * x * x).sum())
+    d = cg.grad(g)
+    assert d.dom == g.dom and d.cod == g.dom
+    x = np.array([1.0, -2.0])
+    gx, gy = cg.evaluate(d, x, np.ones(3, np.float32))
+    np.testing.assert_array_equal(gx, 3 * x * x)  # d/dx sum x^3, at cotangent exactly 1
+    assert gy.dtype == np.float32 and gy.shape == (3,)
+    np.testing.assert_array_equal(gy, np.zeros(3, np.float32))
+
+
+def test_hvp_and_gnvp_values_and_types():
+    # f(x) = sum x^3: H = diag(6 x); gnvp of (id, sum y^4 / 4): J = I, H_l = diag(3 y^2)
+    cube = cg.trace(f64[3])(lambda x: (x * x * x).sum())
+    x, v = np.array([1.0, -2.0, 0.5]), np.array([2.0, 1.0, -1.0])
+    h = cg.hvp(cube)
+    assert h.dom == cg.Ob(f64[3], f64[3]) and h.cod == cg.Ob(f64[3])
+    np.testing.assert_allclose(cg.evaluate(h, x, v)[0], 6 * x * v, rtol=1e-15)
+    quart = cg.trace(f64[3])(lambda y: (y * y * y * y).sum() * 0.25)
+    lin = cg.trace(f64[3])(lambda x: x * 2.0)  # J = 2 I
+    gn = cg.gnvp(lin, quart)
+    assert gn.dom == cg.Ob(f64[3], f64[3]) and gn.cod == cg.Ob(f64[3])
+    np.testing.assert_allclose(cg.evaluate(gn, x, v)[0], 2 * (3 * (2 * x) ** 2) * 2 * v, rtol=1e-14)
+
+
+# -- rdc.py ---------------------------------------------------------------------------------
+
+
+def constants(d):
+    return {op.kwargs["type"]: op.kwargs["value"] for op, _, _, _ in d.graph.boxes if op.prim.name == "constant"}
+
+
+def test_zero_cotangents_are_literals_of_their_dtype():
+    """Where no cotangent arrives, R(f) outputs a zero constant written in the wire's own
+    kind of number (what the program listing prints): 0.0 on float wires, 0 on integers."""
+    f = cg.trace(f64[2], cg.i64[2], cg.f32[3])(lambda x, k, y: x * x)
+    r = cg.R(f)
+    assert r.dom == cg.Ob(f64[2], cg.i64[2], cg.f32[3], f64[2]) and r.cod == cg.Ob(f64[2], cg.i64[2], cg.f32[3])
+    zeros = constants(r)
+    assert set(zeros) == {cg.i64[2], cg.f32[3]}
+    assert type(zeros[cg.i64[2]]) is int and zeros[cg.i64[2]] == 0
+    assert type(zeros[cg.f32[3]]) is float and zeros[cg.f32[3]] == 0.0
+    gx, gk, gy = cg.evaluate(r, np.array([1.0, 2.0]), np.array([3, 4]), np.ones(3, np.float32), np.array([1.0, -1.0]))
+    np.testing.assert_array_equal(gx, [2.0, -4.0])
+    assert gk.dtype == np.int64 and gy.dtype == np.float32
+    np.testing.assert_array_equal(gk, [0, 0])
+    np.testing.assert_array_equal(gy, np.zeros(3, np.float32))
+
+
+def test_integer_outputs_send_no_cotangent_back():
+    """R(f)(x, d) ignores the cotangent given for an integer output: J^T is taken over the
+    differentiable wires only (docs/mathematics.md), so a nonzero d there changes nothing."""
+    f = cg.trace(f64[2])(lambda x: (x * x, cg.ops.cast(x * 3.0, dtype=cg.i64)))
+    assert f.cod == cg.Ob(f64[2], cg.i64[2])
+    r = cg.R(f)
+    x, d = np.array([1.5, -2.0]), np.array([1.0, 0.5])
+    for dk in (np.array([0, 0]), np.array([5, -7])):
+        (gx,) = cg.evaluate(r, x, d, dk)
+        np.testing.assert_array_equal(gx, 2 * x * d)
+    # an integer wire passed straight through: its cotangent is zero, not the one given
+    g = cg.id(f64[2]) @ cg.id(cg.i64[2])
+    gx, gk = cg.evaluate(cg.R(g), x, np.array([3, 4]), d, np.array([5, -7]))
+    np.testing.assert_array_equal(gx, d)
+    assert gk.dtype == np.int64
+    np.testing.assert_array_equal(gk, [0, 0])
+
+
+# -- learner.py -----------------------------------------------------------------------------
+
+from catgrad.calculus.learner import Error, Learn, Learner, _as_params, _error, gradient, learner, optimized, quadratic
+
+
+def dot_para():
+    """f(w, a) = w . a (docs/mathematics.md section 3)."""
+    return cg.Para([cg.Param("w", f64[2])], cg.trace(f64[2], f64[2])(lambda w, a: (w * a).sum()))
+
+
+def test_parameters_given_as_types_are_named_p0_p1():
+    two = _as_params(cg.Ob(f64[2], cg.f32[1]))
+    assert [(p.name, p.type, p.init) for p in two] == [("p0", f64[2], None), ("p1", cg.f32[1], None)]
+    one = _as_params(f64[3])
+    assert [(p.name, p.type) for p in one] == [("p0", f64[3])]
+    listed = _as_params([f64[2], cg.f32[1]])
+    assert [(p.name, p.type) for p in listed] == [("p0", f64[2]), ("p1", cg.f32[1])]
+    given = (cg.Param("a", f64[2]), cg.Param("b", f64[1]))
+    assert _as_params(list(given)) == given
+    assert _as_params(()) == ()
+    with pytest.raises(cg.CatgradTypeError) as e:
+        _as_params([f64[2], cg.Param("a", f64[2])])
+    assert str(e.value) == ("a learner's parameters must be Params or wire types, got "
+                            "(f64[2], Param(name='a', type=f64[2], init=None))")
+    # a learner built from types has those names and types
+    L = Learner(f64[2], cg.ops.mul(f64[2], f64[2]), cg.wiring(f64[2] @ f64[2] @ f64[2], [0]),
+                cg.wiring(f64[2] @ f64[2] @ f64[2], [1]))
+    assert L.names == ("p0",) and L.P == cg.Ob(f64[2]) and L.dom == cg.Ob(f64[2]) and L.cod == cg.Ob(f64[2])
+    assert repr(L) == "Learner([p0: f64[2]], f64[2] -> f64[2])"
+
+
+def test_learner_constructor_messages():
+    s = f64[()]
+    mul = cg.ops.mul(s, s)
+    P_A_B = s @ s @ s
+    ok_u, ok_r = cg.wiring(P_A_B, [0]), cg.wiring(P_A_B, [1])
+    with pytest.raises(cg.CatgradTypeError) as e:
+        Learner([cg.Param("w", s), cg.Param("w", s)], cg.ops.mul(s, s) >> cg.wiring(cg.Ob(s), [0, 0]) >> mul,
+                ok_u, ok_r)
+    assert str(e.value) == "parameter names must be unique, got ['w', 'w']"
+    with pytest.raises(cg.CatgradTypeError) as e:
+        Learner([f64[2]], mul, ok_u, ok_r)
+    assert str(e.value) == "implement must take the parameters f64[2] first, got (f64[], f64[])"
+    with pytest.raises(cg.CatgradTypeError) as e:
+        Learner([s], mul, cg.wiring(P_A_B, [0, 0]), ok_r)  # update's codomain is wrong
+    assert str(e.value) == "update must be (f64[], f64[], f64[]) -> f64[], got (f64[], f64[], f64[]) -> (f64[], f64[])"
+    with pytest.raises(cg.CatgradTypeError) as e:
+        Learner([s], mul, ok_u, cg.wiring(P_A_B, []))  # request's codomain is wrong
+    assert str(e.value) == "request must be (f64[], f64[], f64[]) -> f64[], got (f64[], f64[], f64[]) -> ()"
+    with pytest.raises(cg.CatgradTypeError) as e:
+        Learner([s], mul, ok_u, cg.wiring(s @ s, [1]))  # request's domain is wrong
+    assert str(e.value) == "request must be (f64[], f64[], f64[]) -> f64[], got (f64[], f64[]) -> f64[]"
+    L = Learner([s], mul, ok_u, ok_r)
+    assert (L.implement, L.update, L.request) == (mul, ok_u, ok_r)
+
+
+@pytest.mark.parametrize("method,args,message", [
+    ("forward", ([np.zeros(2), np.zeros(2)], np.zeros(2)), "parameters: expected 1 array(s) for f64[2], got 2"),
+    ("forward", ([np.zeros(2)], [np.zeros(2), np.zeros(2)]), "input: expected 1 array(s) for f64[2], got 2"),
+    ("updated", ([np.zeros(2), np.zeros(2)], np.zeros(2), np.array(1.0)),
+     "parameters: expected 1 array(s) for f64[2], got 2"),
+    ("updated", ([np.zeros(2)], [np.zeros(2)] * 3, np.array(1.0)), "input: expected 1 array(s) for f64[2], got 3"),
+    ("updated", ([np.zeros(2)], np.zeros(2), [np.array(1.0)] * 2), "target: expected 1 array(s) for f64[], got 2"),
+    ("requested", ([np.zeros(2)] * 3, np.zeros(2), np.array(1.0)), "parameters: expected 1 array(s) for f64[2], got 3"),
+    ("requested", ([np.zeros(2)], [], np.array(1.0)), "input: expected 1 array(s) for f64[2], got 0"),
+    ("requested", ([np.zeros(2)], np.zeros(2), [np.array(1.0)] * 2), "target: expected 1 array(s) for f64[], got 2"),
+])
+def test_array_count_messages_name_what_is_wrong(method, args, message):
+    L = learner(dot_para(), 0.1)
+    with pytest.raises(cg.ShapeError) as e:
+        getattr(L, method)(*args)
+    assert str(e.value) == message
+
+
+def test_forward_updated_requested_take_lists_or_single_arrays():
+    """Worked numbers: w = (0.5, -1), a = (2, 1), b = 1: f = 0, r = f - b = -1,
+    grad_w E = r a, grad_a E = r w; U = w - 0.1 r a; request = a - r w."""
+    L = learner(dot_para(), 0.1)
+    w, a, b = np.array([0.5, -1.0]), np.array([2.0, 1.0]), np.array(1.0)
+    for p, x, y in (([w], a, b), (w, [a], [b]), ((w,), (a,), (b,))):
+        (f,) = L.forward(p, x)
+        assert f == 0.0
+        (u,) = L.updated(p, x, y)
+        np.testing.assert_allclose(u, w + 0.1 * a, rtol=1e-15)
+        (r,) = L.requested(p, x, y)
+        np.testing.assert_allclose(r, a + w, rtol=1e-15)
+    assert isinstance(L.forward([w], a), list) and isinstance(L.requested([w], a, b), list)
+
+
+def test_two_wire_learner_values():
+    """A learner with two input wires and two output wires, by hand: f(w, a1, a2) = (w a1, a2)."""
+    body = cg.trace(f64[()], f64[()], f64[()])(lambda w, a1, a2: (w * a1, a2 * 1.0))
+    L = learner(cg.Para([cg.Param("w", f64[()])], body), 0.5)
+    w, a1, a2, b1, b2 = 2.0, 3.0, 5.0, 1.0, 4.0
+    p = [np.array(w)]
+    a, b = [np.array(a1), np.array(a2)], [np.array(b1), np.array(b2)]
+    fw = L.forward(p, a)
+    assert [float(v) for v in fw] == [6.0, 5.0]
+    r1, r2 = w * a1 - b1, a2 - b2  # dE/dx per output
+    (u,) = L.updated(p, a, b)
+    assert float(u) == w - 0.5 * r1 * a1
+    req = L.requested(p, a, b)
+    assert [float(v) for v in req] == [a1 - r1 * w, a2 - r2]
+
+
+def test_error_functions_are_looked_up():
+    assert _error(None) is quadratic and _error("quadratic") is quadratic
+    e = Error("mine", lambda t: None)
+    assert _error(e) is e
+
+    def my_loss(t):
+        return None
+
+    made = _error(my_loss)
+    assert isinstance(made, Error) and made.name == "my_loss" and made.loss is my_loss and made.inverse is None
+
+    class Callable:
+        def __call__(self, t):
+            return None
+
+    c = Callable()
+    assert _error(c).name == "loss" and _error(c).loss is c
+    for bad in ("absolute", 3):
+        with pytest.raises(cg.CatgradTypeError) as ex:
+            _error(bad)
+        assert str(ex.value) == f"an error function must be an Error or a loss constructor, got {bad!r}"
+    assert repr(quadratic) == "Error('quadratic')" and repr(Learn(0.5)) == "Learn(eps=0.5, error=quadratic)"
+    assert repr(Learn(1, my_loss)) == "Learn(eps=1.0, error=my_loss)" and Learn(1).eps == 1.0
+
+
+@pytest.mark.parametrize("loss,got", [
+    (lambda t: cg.id(t, t), "(f64[2], f64[2]) -> (f64[2], f64[2])"),  # two outputs
+    (lambda t: cg.trace(t, t)(lambda y, x: x * y), "(f64[2], f64[2]) -> f64[2]"),  # not a scalar
+    (lambda t: cg.trace(t)(lambda x: (x * x).sum()), "f64[2] -> f64[]"),  # one input
+    (lambda t: cg.trace(t, f64[3])(lambda y, x: (x * x).sum()), "(f64[2], f64[3]) -> f64[]"),  # wrong second input
+    (lambda t: 3, "int"),  # not a diagram at all
+])
+def test_error_diagram_checks_its_type(loss, got):
+    err = Error("bad", loss)
+    with pytest.raises(cg.CatgradTypeError) as e:
+        err.diagram(f64[2])
+    assert str(e.value) == f"error 'bad' at f64[2] must be (label, pred) : f64[2], f64[2] -> scalar, got {got}"
+
+
+def test_error_diagram_accepts_a_para_loss_and_a_rank0_scalar():
+    t = f64[2]
+    body = cg.trace(t, t)(lambda y, x: ((x - y) * (x - y)).sum())
+    assert Error("p", lambda u: cg.Para([cg.Param("label", u)], body)).diagram(t) == body
+    assert Error("d", lambda u: body).diagram(t) == body
+    # its gradient in the prediction is 2 (x - y) here
+    e = Error("sq", lambda u: cg.trace(u, u)(lambda y, x: ((x - y) * (x - y)).sum()))
+    L = learner(dot_para(), 0.25, error=e)
+    w, a, b = np.array([0.5, -1.0]), np.array([2.0, 1.0]), np.array(1.0)
+    np.testing.assert_allclose(L.updated([w], a, b)[0], w - 0.25 * 2 * (0.0 - 1.0) * a, rtol=1e-15)
+
+
+def test_gradient_refuses_non_float_wires_with_the_map_named():
+    bits = cg.Para([cg.Param("k", cg.bit[2])], cg.ops.mul(cg.bit[2], cg.bit[2]))
+    with pytest.raises(cg.CatgradTypeError) as e:
+        gradient(bits)
+    assert str(e.value).startswith("gradients need float wires, got bit[2] in Para([k: bit[2]]")
+    ints = cg.Para([], cg.id(cg.i64[2]))
+    with pytest.raises(cg.CatgradTypeError, match=r"^gradients need float wires, got i64\[2\] in "):
+        gradient(ints)
+
+
+def sgd_lens(P, eps):
+    n = len(P)
+    return cg.Lens(cg.id(P), cg.build(P @ P, lambda b, ins: [p + eps * d for p, d in zip(ins[:n], ins[n:])]))
+
+
+class Carrier:
+    """An object carrying an optimizer lens as ``.lens`` (the learning layer's shape)."""
+
+    def __init__(self, lens, keys=None):
+        self.lens = lens
+        if keys is not None:
+            self.keys = keys
+
+
+def momentum_lens(P, eps, gamma):
+    n = len(P)
+
+    def put(b, ins):
+        p, s, d = ins[:n], ins[n: 2 * n], ins[2 * n:]
+        s2 = [gamma * si + di for si, di in zip(s, d)]
+        return [pi + eps * si for pi, si in zip(p, s2)] + s2
+
+    return cg.Lens(cg.wiring(P @ P, range(n)), cg.build(P @ P @ P, put))
+
+
+def test_optimized_state_names_and_carriers():
+    f = dot_para()
+    lens = momentum_lens(f.P, 0.1, 0.9)
+    assert optimized(f, lens).names == ("w", "opt/s0")
+    assert optimized(f, Carrier(lens)).names == ("w", "opt/s0")
+    assert optimized(f, Carrier(lens, keys=["mom"])).names == ("w", "opt/mom")
+    assert optimized(f, Carrier(lens, keys=[])).names == ("w", "opt/s0")
+    L = optimized(f, Carrier(lens, keys=["mom"]))
+    assert L.P == f64[2] @ f64[2] and L.dom == cg.Ob(f64[2]) and L.cod == cg.Ob(f64[()])
+    assert [p.type for p in L.params] == [f64[2], f64[2]]
+    # one step by hand: s' = 0.9 s - g, w' = w + 0.1 s', g = (w.a - b) a; forward at get(w, s) = w
+    w, s, a, b = np.array([0.5, -1.0]), np.array([0.2, 0.1]), np.array([2.0, 1.0]), np.array(1.0)
+    g = (w @ a - 1.0) * a
+    s2 = 0.9 * s - g
+    got = L.updated([w, s], a, b)
+    np.testing.assert_allclose(got[0], w + 0.1 * s2, rtol=1e-15)
+    np.testing.assert_allclose(got[1], s2, rtol=1e-15)
+    assert L.forward([w, s], a)[0] == w @ a
+    np.testing.assert_allclose(L.requested([w, s], a, b)[0], a - (w @ a - 1.0) * w, rtol=1e-15)
+
+
+def test_optimized_gets_the_point_from_the_lens():
+    """With get(p, s) = p + s (a look-ahead), forward, update and request all use p + s."""
+    f = dot_para()
+    P = f.P
+    get = cg.build(P @ P, lambda b, ins: [ins[0] + ins[1]])
+    put = cg.build(P @ P @ P, lambda b, ins: [ins[0] + 0.5 * ins[2], ins[1] * 0.5])
+    L = optimized(f, cg.Lens(get, put))
+    w, s, a, b = np.array([0.5, -1.0]), np.array([0.25, 0.5]), np.array([2.0, 1.0]), np.array(3.0)
+    pb = w + s
+    r = pb @ a - 3.0
+    assert L.forward([w, s], a)[0] == pb @ a
+    u = L.updated([w, s], a, b)
+    np.testing.assert_allclose(u[0], w - 0.5 * r * a, rtol=1e-15)
+    np.testing.assert_allclose(u[1], s * 0.5, rtol=1e-15)
+    np.testing.assert_allclose(L.requested([w, s], a, b)[0], a - r * pb, rtol=1e-15)
+
+
+def test_optimized_messages():
+    f = dot_para()
+    with pytest.raises(cg.CatgradTypeError) as e:
+        optimized(f, 0.1)
+    assert str(e.value) == "expected an optimizer lens (P x S, P x S) -> (P, P'), got float"
+    with pytest.raises(cg.CatgradTypeError) as e:
+        optimized(f, Carrier("not a lens"))
+    assert str(e.value) == "expected an optimizer lens (P x S, P x S) -> (P, P'), got Carrier"
+    P = f.P
+    bad = [
+        (sgd_lens(cg.Ob(f64[3]), 0.1), "(f64[3], f64[3]) -> (f64[3], f64[3])"),  # A wrong
+        (cg.Lens(cg.wiring(P @ P, [0, 1]), cg.wiring(P @ P @ P, [0, 1])),
+         "((f64[2], f64[2]), (f64[2], f64[2])) -> ((f64[2], f64[2]), f64[2])"),  # B wrong
+        (cg.Lens(cg.wiring(P @ P, [0]), cg.wiring(P @ P @ P @ P, [0, 1])),
+         "((f64[2], f64[2]), (f64[2], f64[2])) -> (f64[2], (f64[2], f64[2]))"),  # B' wrong
+        (cg.Lens(cg.wiring(P @ P, [0]), cg.wiring(P @ P @ P, [0])),
+         "((f64[2], f64[2]), f64[2]) -> (f64[2], f64[2])"),  # A' wrong
+    ]
+    for lens, shown in bad:
+        with pytest.raises(cg.CatgradTypeError) as e:
+            optimized(f, lens)
+        assert str(e.value) == f"the optimizer lens must be (f64[2] x S, f64[2] x S) -> (f64[2], f64[2]), got {shown}"
