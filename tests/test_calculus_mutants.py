@@ -355,3 +355,127 @@ def test_optimized_messages():
         with pytest.raises(cg.CatgradTypeError) as e:
             optimized(f, lens)
         assert str(e.value) == f"the optimizer lens must be (f64[2] x S, f64[2] x S) -> (f64[2], f64[2]), got {shown}"
+
+
+# -- lens.py --------------------------------------------------------------------------------
+
+
+def test_lens_messages():
+    with pytest.raises(cg.CatgradTypeError) as e:
+        cg.Lens(cg.id(f64[2]), cg.id(f64[3]))
+    assert str(e.value) == "a lens's put must take the get's input f64[2] first, got f64[3]"
+    f = cg.Lens(cg.id(f64[2]), cg.wiring(f64[2] @ cg.f32[1], [0]))  # (f64[2], f64[2]) -> (f64[2], f32[1])
+    g = cg.Lens.id(f64[3], cg.i64[4])  # (f64[3], i64[4]) -> (f64[3], i64[4])
+    with pytest.raises(cg.CatgradTypeError) as e:
+        f >> g
+    assert str(e.value) == ("cannot compose lenses: the first ends at f64[2], f32[1] "
+                            "but the second starts at f64[3], i64[4]")
+
+
+# -- para.py --------------------------------------------------------------------------------
+
+from catgrad.calculus.para import ParaLens, _merge, as_para
+
+
+def test_merge_renames_clashes_to_the_least_free_suffix():
+    t = f64[2]
+    P = cg.Param
+    merged = _merge([P("W", t), P("W_2", t)], [P("W", f64[3])], [P("W_2", t), P("W", t), P("b", t)], [P("b", t)])
+    assert [p.name for p in merged] == ["W", "W_2", "W_3", "W_4", "W_5", "b", "b_2"]
+    assert [p.type for p in merged] == [t, t, f64[3], t, t, t, t]
+    # a suffixed name clashing counts from its base; a name with digits not after '_' is its own base
+    merged = _merge([P("h_7", t), P("x2", t)], [P("h_7", t), P("x2", t), P("h", t)])
+    assert [p.name for p in merged] == ["h_7", "x2", "h_2", "x2_2", "h"]
+    init = cg.init.normal(0.5) if hasattr(cg, "init") else None
+    kept = _merge([P("a", t, init)], [P("a", t, init)])
+    assert kept[1].init is init and kept[1].name == "a_2"
+    assert _merge() == () and _merge([], []) == ()
+
+
+def test_as_para():
+    t = f64[2]
+    d = cg.ops.sin(t)
+    p = as_para(d)
+    assert isinstance(p, cg.Para) and p.body is d and p.params == () and p.dom == cg.Ob(t) and p.cod == cg.Ob(t)
+    q = cg.Para([cg.Param("w", t)], cg.ops.mul(t, t))
+    assert as_para(q) is q
+    with pytest.raises(cg.CatgradTypeError) as e:
+        as_para(3)
+    assert str(e.value) == "expected a Para or a Diagram, got int"
+
+
+def test_as_para_explains_stateful_models():
+    class FakeStateful:
+        state = (cg.Param("bn.mean", f64[2]), cg.Param("bn.var", f64[2]))
+
+        def forward(self, mode):
+            return None
+
+    with pytest.raises(cg.CatgradTypeError) as e:
+        as_para(FakeStateful())
+    assert str(e.value).startswith("this model has state (bn.mean, bn.var) or differs between training and "
+                                   "evaluation, which only cg.compile and cg.fit")
+    FakeStateful.state = ()
+    with pytest.raises(cg.CatgradTypeError, match=r"^this model has state \(a random key\) or differs"):
+        as_para(FakeStateful())
+
+
+def test_parallel_para_parameters_and_values():
+    """(p, f) @ (q, g): parameters p then q; the body takes (p, q, a, c)."""
+    t, s = f64[2], f64[()]
+    f = cg.Para([cg.Param("u", t), cg.Param("u2", s)], cg.trace(t, s, t)(lambda u, k, x: u * x * k))
+    g = cg.Para([cg.Param("v", s)], cg.trace(s, f64[3])(lambda v, y: y * v))
+    h = f @ g
+    assert h.names == ("u", "u2", "v") and h.P == t @ s @ s
+    assert h.dom == t @ f64[3] and h.cod == t @ f64[3] and h.body.dom == t @ s @ s @ t @ f64[3]
+    u, k, v = np.array([2.0, 3.0]), np.array(0.5), np.array(-2.0)
+    x, y = np.array([1.0, -1.0]), np.array([1.0, 2.0, 3.0])
+    a, b = cg.evaluate(h.body, u, k, v, x, y)
+    np.testing.assert_array_equal(a, u * x * 0.5)
+    np.testing.assert_array_equal(b, y * -2.0)
+    # with a plain diagram on the right, and on the left
+    r = f @ cg.ops.sin(s)
+    assert r.names == ("u", "u2") and r.dom == t @ s
+    a, b = cg.evaluate(r.body, u, k, x, np.array(0.25))
+    np.testing.assert_array_equal(a, u * x * 0.5)
+    assert b == np.sin(0.25)
+    left = cg.ops.sin(s) @ g
+    assert left.names == ("v",) and left.dom == s @ f64[3]
+
+
+def test_para_lens_of_and_its_parts():
+    t = f64[2]
+    f = cg.Para([cg.Param("w", t)], cg.trace(t, f64[3])(lambda w, x: (w.sum() * x)))
+    pl = ParaLens.of(f)
+    assert pl.params == f.params and pl.P == cg.Ob(t)
+    assert pl.A == cg.Ob(f64[3]) and pl.B == cg.Ob(f64[3]) and pl.B_ == cg.Ob(f64[3]) and pl.A_ == cg.Ob(f64[3])
+    assert pl.get == f.body and pl.put == cg.R(f.body)
+    assert repr(pl) == "ParaLens(f64[2]; (f64[3], f64[3]) -> (f64[3], f64[3]))"
+    plain = ParaLens.of(cg.ops.sin(t))
+    assert plain.params == () and plain.P == cg.Ob() and plain.A_ == cg.Ob(t) and plain.put.cod == cg.Ob(t)
+    with pytest.raises(cg.CatgradTypeError) as e:
+        ParaLens([cg.Param("w", t)], cg.ops.mul(t, t), cg.id(t))
+    assert str(e.value) == "put must take (f64[2], f64[2]) first, got f64[2]"
+
+
+def test_para_lens_composition_messages_and_values():
+    s = f64[()]
+    f = ParaLens.of(cg.Para([cg.Param("w", s)], cg.ops.mul(s, s)))  # w x
+    g = ParaLens.of(cg.Para([cg.Param("w", s)], cg.trace(s, s)(lambda v, y: cg.ops.sin(v * y))))  # sin(v y)
+    h = f >> g
+    assert [p.name for p in h.params] == ["w", "w_2"]  # g's parameters first
+    assert h.P == s @ s and h.A == cg.Ob(s) and h.B == cg.Ob(s)
+    v, w, x, d = 0.7, 1.5, -0.4, 2.0
+    (y,) = cg.evaluate(h.get, np.array(v), np.array(w), np.array(x))
+    np.testing.assert_allclose(y, np.sin(v * (w * x)), rtol=1e-15)
+    dv, dw, dx = cg.evaluate(h.put, np.array(v), np.array(w), np.array(x), np.array(d))
+    c = np.cos(v * w * x) * d
+    np.testing.assert_allclose([dv, dw, dx], [c * w * x, c * v * x, c * v * w], rtol=1e-15)
+    wrong = ParaLens.of(cg.ops.sin(f64[3]))
+    with pytest.raises(cg.CatgradTypeError) as e:
+        f >> wrong
+    assert str(e.value) == "cannot compose parametric lenses: (f64[], f64[]) vs (f64[3], f64[3])"
+    # only the backward types differ
+    odd = ParaLens([], cg.id(s), cg.wiring(s @ f64[2], [1]))  # ((f64[], f64[2]) -> (f64[], f64[2]))
+    with pytest.raises(cg.CatgradTypeError, match=r"^cannot compose parametric lenses: \(f64\[\], f64\[\]\) vs \(f64\[\], f64\[2\]\)$"):
+        f >> odd
