@@ -479,3 +479,125 @@ def test_para_lens_composition_messages_and_values():
     odd = ParaLens([], cg.id(s), cg.wiring(s @ f64[2], [1]))  # ((f64[], f64[2]) -> (f64[], f64[2]))
     with pytest.raises(cg.CatgradTypeError, match=r"^cannot compose parametric lenses: \(f64\[\], f64\[\]\) vs \(f64\[\], f64\[2\]\)$"):
         f >> odd
+
+
+def test_para_sequential_message():
+    f = cg.Para([cg.Param("w", f64[2])], cg.ops.mul(f64[2], f64[2]))
+    with pytest.raises(cg.CatgradTypeError) as e:
+        f >> cg.ops.sin(f64[3])
+    assert str(e.value) == ("cannot compose: the first map's output type is f64[2] "
+                            "but the second one's input type is f64[3]")
+
+
+def test_retype_keeps_names_and_initialisers():
+    init = cg.init.constant(0.25)
+    f = cg.Para([cg.Param("w", cg.f32[2], init), cg.Param("k", cg.i64[2])],
+                cg.trace(cg.f32[2], cg.i64[2], cg.f32[2])(lambda w, k, x: w * x))
+    g = f.retype({cg.f32: f64})
+    assert [(p.name, p.type, p.init) for p in g.params] == [("w", f64[2], init), ("k", cg.i64[2], None)]
+    assert g.body.dom == f64[2] @ cg.i64[2] @ f64[2]
+    np.testing.assert_array_equal(g.init()[0], np.full(2, 0.25))
+
+
+# -- stateful.py ----------------------------------------------------------------------------
+
+from catgrad.calculus.stateful import Stateful, keyed, takes_key
+
+
+def running_mean_model(init=None):
+    """train (w, m, x) -> (w x, 0.9 m + 0.1 x); eval (w, m, x) -> (w x + m, m)."""
+    t = f64[3]
+    train = cg.trace(t, t, t)(lambda w, m, x: (w * x, m * 0.9 + x * 0.1))
+    ev = cg.trace(t, t, t)(lambda w, m, x: (w * x + m, m * 1.0))
+    return Stateful([cg.Param("w", t, init)], [cg.Param("m", t, cg.init.constant(0.5))], train, ev), train, ev
+
+
+def test_stateful_parts_values_and_messages():
+    s, train, ev = running_mean_model()
+    t = f64[3]
+    assert s.P == cg.Ob(t) and s.S == cg.Ob(t) and s.dom == cg.Ob(t) and s.cod == cg.Ob(t)
+    assert s.names == ("w",) and s.state_names == ("m",)
+    assert s.body is train and s.diagram is train and s.train is train and s.eval is ev
+    assert repr(s) == "Stateful([w: f64[3]], state=[m: f64[3]], f64[3] -> f64[3])"
+    w, m, x = np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.5, 0.5]), np.array([2.0, -1.0, 4.0])
+    for mode, want in (("train", w * x), ("eval", w * x + m)):
+        f = s.forward(mode)
+        assert isinstance(f, cg.Para) and f.names == ("w",) and f.dom == t @ t and f.cod == cg.Ob(t)
+        (got,) = cg.evaluate(f.body, w, m, x)
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(cg.evaluate(s.forward().body, w, m, x)[0], w * x)
+    for bad_train, bad_eval, what, got in (
+            (cg.trace(cg.f32[3], t, t)(lambda w, m, x: (x * 1.0, m)), ev, "train",
+             "(f32[3], f64[3], f64[3]) -> (f64[3], f64[3])"),
+            (train, cg.trace(t, t)(lambda w, m: (w, m)), "eval", "(f64[3], f64[3]) -> (f64[3], f64[3])")):
+        with pytest.raises(cg.CatgradTypeError) as e:
+            Stateful([cg.Param("w", t)], [cg.Param("m", t)], bad_train, bad_eval)
+        assert str(e.value) == (f"the {what} form of a stateful model must be (f64[3], f64[3], f64[3]) -> "
+                                f"(f64[3], f64[3]), got {got}")
+    with pytest.raises(cg.CatgradTypeError) as e:
+        Stateful([cg.Param("w", t)], [cg.Param("w", t)], train, ev)
+    assert str(e.value) == "parameter and state names must be unique, got ['w', 'w']"
+
+
+def test_stateful_initial_values_come_from_the_seed():
+    s, _, _ = running_mean_model()
+    want = s.params[0].initial(np.random.default_rng(0))
+    np.testing.assert_array_equal(s.init()[0], want)
+    np.testing.assert_array_equal(s.init(0)[0], want)
+    np.testing.assert_array_equal(s.init(np.random.default_rng(0))[0], want)
+    assert not np.array_equal(s.init(1)[0], want)
+    st = s.init_state()
+    np.testing.assert_array_equal(st[0], np.full(3, 0.5))
+    # a key state is drawn from the stream SeedSequence([seed, 1]), apart from the parameters'
+    k = keyed(cg.Para([], cg.trace(cg.i64[()], f64[3])(lambda key, x: x * 2.0)))
+    for seed in (0, 7):
+        (key,) = k.init_state(seed)
+        ref = k.state[0].initial(np.random.default_rng(np.random.SeedSequence([seed, 1])))
+        np.testing.assert_array_equal(key, ref)
+    np.testing.assert_array_equal(k.init_state()[0], k.init_state(0)[0])
+    assert not np.array_equal(k.init_state(0)[0], k.init_state(1)[0])
+
+
+def test_stateful_retype():
+    s, _, _ = running_mean_model(cg.init.constant(2.0))
+    r = s.retype({f64: cg.f32})
+    assert [(p.name, p.type, type(p.init)) for p in r.params] == [("w", cg.f32[3], cg.init.constant)]
+    assert [(p.name, p.type) for p in r.state] == [("m", cg.f32[3])] and r.state[0].init is s.state[0].init
+    assert r.train.dom == cg.Ob(cg.f32[3], cg.f32[3], cg.f32[3]) and r.eval.cod == cg.Ob(cg.f32[3], cg.f32[3])
+
+
+def key_model(params=()):
+    return cg.Para(list(params), cg.trace(*[p.type for p in params], cg.i64[()], f64[3])(
+        lambda *ins: ins[-1] * cg.ops.uniform(ins[-2], type=f64[3])))
+
+
+def test_keyed_threads_a_split_key_in_training_and_the_same_key_in_evaluation():
+    para = key_model()
+    assert takes_key(para) and not takes_key(cg.Para([], cg.id(f64[3])))
+    assert not takes_key(cg.Para([], cg.id(cg.i64[()])))  # a key and nothing after it
+    k = keyed(para)
+    assert isinstance(k, Stateful) and k.names == () and k.state_names == ("key",)
+    assert k.dom == cg.Ob(f64[3]) and k.cod == cg.Ob(f64[3]) and k.S == cg.Ob(cg.i64[()])
+    key, x = np.int64(12345), np.array([1.0, 2.0, 3.0])
+    nxt, use = cg.evaluate(cg.ops.random_split(cg.i64[()]), key)
+    (u_use,) = cg.evaluate(cg.ops.uniform(cg.i64[()], type=f64[3]), use)
+    (u_key,) = cg.evaluate(cg.ops.uniform(cg.i64[()], type=f64[3]), key)
+    y, new = cg.evaluate(k.train, key, x)
+    np.testing.assert_array_equal(y, x * u_use)
+    assert new == nxt
+    y, same = cg.evaluate(k.eval, key, x)
+    np.testing.assert_array_equal(y, x * u_key)
+    assert same == key
+
+
+def test_keyed_names_its_key_apart_and_checks_the_model():
+    p = key_model([cg.Param("key", f64[3]), cg.Param("key_2", f64[3])])
+    assert keyed(p).state_names == ("key_3",) and keyed(p).names == ("key", "key_2")
+    assert keyed(key_model(), name="rng").state_names == ("rng",)
+    with pytest.raises(cg.CatgradTypeError) as e:
+        keyed(cg.Para([], cg.id(f64[3])))
+    assert str(e.value) == "keyed needs a model whose inputs are (i64[] key, x), got f64[3]"
+    # a Stateful model whose input starts with a key keeps its own state and adds the key
+    s, _, _ = running_mean_model()
+    with pytest.raises(cg.CatgradTypeError, match=r"^keyed needs a model whose inputs are \(i64\[\] key, x\), got f64\[3\]$"):
+        keyed(s)
