@@ -601,3 +601,69 @@ def test_keyed_names_its_key_apart_and_checks_the_model():
     s, _, _ = running_mean_model()
     with pytest.raises(cg.CatgradTypeError, match=r"^keyed needs a model whose inputs are \(i64\[\] key, x\), got f64\[3\]$"):
         keyed(s)
+
+
+def test_para_init_defaults_to_seed_zero():
+    f = cg.Para([cg.Param("w", f64[3]), cg.Param("b", f64[2])], cg.trace(f64[3], f64[2], f64[3])(lambda w, b, x: w * x))
+    rng = np.random.default_rng(0)
+    want = [f.params[0].initial(rng), f.params[1].initial(rng)]
+    for got in (f.init(), f.init(0), f.init(np.random.default_rng(0))):
+        assert [g.tolist() for g in got] == [w.tolist() for w in want]
+    assert f.init(1)[0].tolist() != want[0].tolist()
+
+
+# -- poly.py --------------------------------------------------------------------------------
+
+from catgrad.calculus.poly import FinLens, FinPoly, Monomial
+
+
+def test_finpoly_repr_counts_directions_per_position():
+    assert repr(FinPoly({"a": ["x", "y"], "b": [], "c": ["z"]})) == "FinPoly(y^2 + y^0 + y^1)"
+    assert repr(FinPoly({})) == "FinPoly(0)"
+    assert repr(FinPoly.y()) == "FinPoly(y^1)"
+    assert repr(FinPoly({1: ["d", "d", "e"]})) == "FinPoly(y^2)"  # repeated directions count once
+
+
+def test_finlens_equality_looks_at_every_part():
+    p = FinPoly({"a": ["x", "y"], "b": ["z"]})
+    q = FinPoly({0: ["u"], 1: []})
+    lenses = p.lenses(q)
+    assert len(lenses) == 6  # a: (to 0, u->x|y) or (to 1); b: (to 0, u->z) or (to 1): 3 * 2
+    for i, f in enumerate(lenses):
+        for j, g in enumerate(lenses):
+            assert (f == g) == (i == j)
+    f = lenses[0]
+    # the same lens built with its dictionaries in another order is equal, and hashes equal
+    same = FinLens(p, q, dict(reversed(list(f.on_pos.items()))), dict(reversed(list(f.on_dir.items()))))
+    assert same == f and hash(same) == hash(f)
+    assert f != "lens" and f != FinLens.id(p)
+    # same maps, another codomain
+    q2 = FinPoly({0: ["u"], 1: [], 2: []})
+    other = FinLens(p, q2, f.on_pos, f.on_dir)
+    assert other != f and repr(other) != repr(f)
+    assert repr(f) == f"FinLens(FinPoly(y^2 + y^1) -> FinPoly(y^1 + y^0), {f.on_pos})"
+
+
+def test_finlens_messages():
+    p = FinPoly({"a": ["x"], "b": ["z"]})
+    q = FinPoly({0: ["u"]})
+    with pytest.raises(cg.CatgradError) as e:
+        FinLens(p, q, {"a": 0}, {("a", "u"): "x"})
+    assert str(e.value) == "a lens must send every position forward; missing ['b']"
+    with pytest.raises(cg.CatgradError) as e:
+        FinLens(p, q, {"a": 0, "b": 5}, {})
+    assert str(e.value) == "position 'b' is sent to 5, which is not a position of the codomain"
+    with pytest.raises(cg.CatgradError) as e:
+        FinLens(p, q, {"a": 0, "b": 0}, {("a", "u"): "x"})
+    assert str(e.value) == "no direction sent back at position 'b' for 'u'"
+    with pytest.raises(cg.CatgradError) as e:
+        FinLens(p, q, {"a": 0, "b": 0}, {("a", "u"): "x", ("b", "u"): "x"})
+    assert str(e.value) == "at position 'b', 'u' is sent back to 'x', not a direction there"
+
+
+def test_monomial_directions_default_to_positions():
+    m = Monomial(f64[2])
+    assert m.A == cg.Ob(f64[2]) and m.B == cg.Ob(f64[2]) and repr(m) == "Monomial(f64[2] y^f64[2])"
+    n = Monomial([f64[2], cg.f32[1]], f64[3])
+    assert n.A == f64[2] @ cg.f32[1] and n.B == cg.Ob(f64[3])
+    assert m != n and m == Monomial(f64[2], f64[2]) and hash(m) == hash(Monomial(f64[2], f64[2]))
