@@ -667,3 +667,26 @@ def test_monomial_directions_default_to_positions():
     n = Monomial([f64[2], cg.f32[1]], f64[3])
     assert n.A == f64[2] @ cg.f32[1] and n.B == cg.Ob(f64[3])
     assert m != n and m == Monomial(f64[2], f64[2]) and hash(m) == hash(Monomial(f64[2], f64[2]))
+
+
+def test_as_para_needs_both_state_and_forward_to_call_a_model_stateful():
+    class OnlyState:
+        state = ()
+
+    class OnlyForward:
+        def forward(self, mode):
+            return None
+
+    for x, name in ((OnlyState(), "OnlyState"), (OnlyForward(), "OnlyForward")):
+        with pytest.raises(cg.CatgradTypeError) as e:
+            as_para(x)
+        assert str(e.value) == f"expected a Para or a Diagram, got {name}"
+
+
+def test_a_param_without_an_initialiser_draws_normal_with_scale_0_01():
+    p = cg.Param("w", f64[200])
+    got = p.initial(np.random.default_rng(4))
+    want = np.random.default_rng(4).standard_normal(200) * 0.01
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert got.dtype == np.float64 and got.shape == (200,)
+    assert cg.Param("v", cg.f32[3]).initial(np.random.default_rng(0)).dtype == np.float32
