@@ -690,3 +690,38 @@ def test_a_param_without_an_initialiser_draws_normal_with_scale_0_01():
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert got.dtype == np.float64 and got.shape == (200,)
     assert cg.Param("v", cg.f32[3]).initial(np.random.default_rng(0)).dtype == np.float32
+
+
+def logistic_error(with_inverse=True):
+    """e(x, y) = sum log(1 + exp(x)) - x y: de/dx = sigmoid(x) - y."""
+    def loss(t):
+        return cg.build(cg.Ob(t, t), lambda b, ins: [(cg.ops.log(1.0 + cg.ops.exp(ins[1])) - ins[1] * ins[0]).sum()])
+
+    return Error("logistic", loss, inverse=(lambda x, z: cg.ops.sigmoid(x) - z) if with_inverse else None)
+
+
+def test_an_error_without_inverse_requests_a_minus_its_gradient():
+    L = learner(dot_para(), 0.5, error=logistic_error(with_inverse=False))
+    w, a, y = np.array([0.3, -0.2]), np.array([1.0, 2.0]), np.array(1.0)
+    s = 1 / (1 + np.exp(-(w @ a)))
+    np.testing.assert_allclose(L.requested([w], a, y)[0], a - (s - 1.0) * w, rtol=1e-13)
+
+
+def test_optimized_uses_the_error_it_is_given():
+    """Plain gradient descent through optimized with the logistic error: the update uses
+    sigmoid(w.a) - y (not the quadratic's w.a - y), the request the error's inverse."""
+    f = dot_para()
+    L = optimized(f, sgd_lens(f.P, 0.5), error=logistic_error())
+    w, a, y = np.array([0.3, -0.2]), np.array([1.0, 2.0]), np.array(1.0)
+    s = 1 / (1 + np.exp(-(w @ a)))
+    np.testing.assert_allclose(L.updated([w], a, y)[0], w - 0.5 * (s - 1.0) * a, rtol=1e-13)
+    np.testing.assert_allclose(L.requested([w], a, y)[0], 1 / (1 + np.exp(-a)) - (s - 1.0) * w, rtol=1e-13)
+
+
+def test_optimized_refuses_a_lens_whose_parameter_part_alone_is_wrong():
+    f = dot_para()  # P = f64[2]
+    A = f64[3] @ f64[2]
+    get = cg.wiring(A, [1])  # (f64[3], f64[2]) -> f64[2]: B is right
+    put = cg.wiring(A @ f64[2], [0, 1])  # -> (f64[3], f64[2]) = A
+    with pytest.raises(cg.CatgradTypeError, match=r"^the optimizer lens must be \(f64\[2\] x S, f64\[2\] x S\)"):
+        optimized(f, cg.Lens(get, put))
