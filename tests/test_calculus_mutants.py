@@ -725,3 +725,39 @@ def test_optimized_refuses_a_lens_whose_parameter_part_alone_is_wrong():
     put = cg.wiring(A @ f64[2], [0, 1])  # -> (f64[3], f64[2]) = A
     with pytest.raises(cg.CatgradTypeError, match=r"^the optimizer lens must be \(f64\[2\] x S, f64\[2\] x S\)"):
         optimized(f, cg.Lens(get, put))
+
+
+def test_finlens_with_positions_of_mixed_kinds_compares_and_hashes():
+    """Positions and directions may be any hashable values, of kinds that do not order
+    against each other (0 and "a"): equality still works (the key is sorted by repr)."""
+    p = FinPoly({0: ["x"], "a": [1]})
+    f = FinLens.id(p)
+    g = FinLens(p, p, {"a": "a", 0: 0}, {("a", 1): 1, (0, "x"): "x"})
+    assert f == g and hash(f) == hash(g)
+
+
+def test_finlens_lists_at_most_three_missing_positions():
+    p = FinPoly({k: [] for k in range(5)})
+    with pytest.raises(cg.CatgradError) as e:
+        FinLens(p, FinPoly.y(), {}, {})
+    assert str(e.value) == "a lens must send every position forward; missing [0, 1, 2]"
+
+
+def test_para_messages_in_full():
+    t = f64[2]
+    with pytest.raises(cg.CatgradTypeError) as e:
+        cg.Para([cg.Param("w", t), cg.Param("w", t)], cg.trace(t, t, t)(lambda a, b, x: a * x))
+    assert str(e.value) == "parameter names must be unique, got ['w', 'w']"
+
+    class FakeStateful:
+        state = (cg.Param("bn.mean", t),)
+
+        def forward(self, mode):
+            return None
+
+    with pytest.raises(cg.CatgradTypeError) as e:
+        as_para(FakeStateful())
+    assert str(e.value) == (
+        "this model has state (bn.mean) or differs between training and evaluation, which only cg.compile and "
+        "cg.fit (catgrad train, predict, evaluate) thread through; here give one form, model.forward('train') or "
+        "model.forward('eval'), whose inputs are the state then the model's inputs")
