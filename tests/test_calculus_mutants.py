@@ -761,3 +761,10 @@ def test_para_messages_in_full():
         "this model has state (bn.mean) or differs between training and evaluation, which only cg.compile and "
         "cg.fit (catgrad train, predict, evaluate) thread through; here give one form, model.forward('train') or "
         "model.forward('eval'), whose inputs are the state then the model's inputs")
+
+
+def test_stateful_repr_lists_every_parameter_and_state():
+    t = f64[2]
+    form = cg.trace(t, t, t, t, t)(lambda w, v, m, n, x: (x * w, m, n))
+    s = Stateful([cg.Param("w", t), cg.Param("v", t)], [cg.Param("m", t), cg.Param("n", t)], form, form)
+    assert repr(s) == "Stateful([w: f64[2], v: f64[2]], state=[m: f64[2], n: f64[2]], f64[2] -> f64[2])"
