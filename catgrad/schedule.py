@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .core.diagram import build
-from .core.types import Ob, TensorType, f64
+from .core.types import Ob, TensorType, f64, number_source
 from .errors import CatgradError
 from . import ops
 
@@ -78,7 +78,7 @@ class Schedule:
         return np.array(out)
 
     def __repr__(self):
-        return f"{self.kind}({', '.join(f'{k}={v:g}' for k, v in self.hypers.items())})"
+        return f"{self.kind}({', '.join(f'{k}={number_source(v)}' for k, v in self.hypers.items())})"
 
 
 class Constant(Schedule):

@@ -386,7 +386,8 @@ def optimized(f, optimizer, error=None) -> Learner:
     nP = len(P)
     if lens.A[:nP] != P or lens.B != P or lens.B_ != P or lens.A_ != lens.A:
         raise CatgradTypeError(
-            f"the optimizer lens must be ({P} x S, {P} x S) -> ({P}, {P}), got {lens.dom} -> {lens.cod}"
+            f"the optimizer lens must be ({P} x S, {P} x S) -> ({P}, {P}), "
+            f"got ({lens.A}, {lens.A_}) -> ({lens.B}, {lens.B_})"
         )
     S = lens.A[nP:]
     keys = list(getattr(optimizer, "keys", [])) or [f"s{i}" for i in range(len(S))]

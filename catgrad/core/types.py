@@ -175,6 +175,15 @@ def source(x) -> str:
     return repr(x)
 
 
+def number_source(x) -> str:
+    """The shortest decimal spelling of the real number ``x`` that reads back as the same
+    float: ``float(number_source(x)) == float(x)`` (Python's ``repr`` of a float, which is
+    exact since 3.1), without a trailing ``.0``: ``0.00123456789``, ``1e-08``, ``3``.
+    Used where a printed hyperparameter must parse back to the value it was built with."""
+    s = repr(float(x))
+    return s[:-2] if s.endswith(".0") else s
+
+
 def as_ob(x) -> Ob:
     """Coerce a wire type, an object or an iterable of wire types to an :class:`Ob`."""
     if isinstance(x, Ob):

@@ -839,7 +839,12 @@ class Checker:
             n = f.f.arity(self)
             if n > len(wires):
                 raise CatError(f"'{f.f.describe()}' takes {_wires_desc(n)} but only {len(wires)} are left", span)
-            return self.apply(body, f.f, wires[:n], span) + self.apply(body, f.g, wires[n:], span)
+            left = self.apply(body, f.f, wires[:n], span)
+            m = f.g.arity(self)  # f @ g takes f's inputs then g's: exactly n + m of them
+            if len(wires) != n + m:
+                raise CatError(f"the tensor product '{f.describe()}' takes {_wires_desc(n + m)} "
+                               f"but is given {len(wires)}", span)
+            return left + self.apply(body, f.g, wires[n:], span)
         if isinstance(f, PrimMorph):
             out = self.prim(body, f.name, wires, f.attrs, span)
             return out.wires

@@ -30,7 +30,9 @@ def _binary(name: str, floats_only: bool = False, allow_bit: bool = True):
 
 
 def _unary(name: str, floats_only: bool = False, allow_bit: bool = True):
-    def rule(dom, **_):
+    """The type rule of a one-input elementwise op: the output type is the input's.
+    It takes no attributes, so ``sin(x, foo=1)`` is refused as an unknown attribute."""
+    def rule(dom):
         expect_arity(name, dom, 1)
         if floats_only:
             expect_float(name, dom[0])
@@ -105,9 +107,16 @@ def _pow_rd(xs, ys, dys, p):
     return [dys[0] * (xs[0] ** (p - 1.0)) * p]
 
 
+def _pow_rule(dom, p):
+    """x ** p keeps the (float) type of x; the exponent p is one real number."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise CatgradTypeError(f"pow: the exponent p must be a number, got {p!r}")
+    return _unary("pow", floats_only=True)(dom)
+
+
 pow = declare(
     "pow",
-    _unary("pow", floats_only=True),
+    _pow_rule,
     numpy=lambda x, p: np.power(x, p),
     torch=lambda x, p: torch.pow(x, p),
     sympy=lambda x, p: x**p,

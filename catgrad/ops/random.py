@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core.primitive import Sample, expect_arity
 from ..core.types import Ob, TensorType, f32, f64, i64
-from ..errors import CatgradTypeError
+from ..errors import CatgradTypeError, did_you_mean
 from ._base import declare, torch
 
 M32 = 0xFFFFFFFF
@@ -49,8 +49,14 @@ def _bits(key, counter, stream: int, mantissa: int):
     return ((h1 << 21) | (h2 >> 11)) >> (53 - mantissa)
 
 
-def _key_rule(name):
+def _key_rule(name, numbers: tuple):
+    """The type rule of a sampler: a key wire in, a wire of ``type`` out; ``numbers`` are the
+    optional numeric attributes it takes (any other attribute is refused by name)."""
     def rule(dom, type, **attrs):
+        for k in attrs:
+            if k not in numbers:
+                raise CatgradTypeError(f"{name}: unknown attribute '{k}'{did_you_mean(k, numbers)}; "
+                                       f"it takes: {', '.join(('type', *numbers))}")
         expect_arity(name, dom, 1)
         if dom[0] != i64[()]:
             raise CatgradTypeError(f"{name}: the key must be an i64[] wire, got {dom[0]}")
@@ -112,7 +118,7 @@ def _samples(**attrs):
 
 uniform = declare(
     "uniform",
-    _key_rule("uniform"),
+    _key_rule("uniform", ("low", "high")),
     numpy=lambda key, type, shape, dtype, low=0.0, high=1.0: (
         low + (high - low) * _np_uniform01(key, shape, dtype)).astype(dtype),
     torch=lambda key, type, shape, dtype, low=0.0, high=1.0: (
@@ -123,7 +129,7 @@ uniform = declare(
 
 normal = declare(
     "normal",
-    _key_rule("normal"),
+    _key_rule("normal", ("mean", "std")),
     numpy=lambda key, type, shape, dtype, mean=0.0, std=1.0: (mean + std * _np_normal01(key, shape, dtype)).astype(dtype),
     torch=lambda key, type, shape, dtype, mean=0.0, std=1.0: (
         mean + std * _torch_normal01(key, shape, dtype)).to(dtype),
@@ -133,7 +139,7 @@ normal = declare(
 
 bernoulli = declare(
     "bernoulli",
-    _key_rule("bernoulli"),
+    _key_rule("bernoulli", ("p",)),
     numpy=lambda key, type, shape, dtype, p=0.5: (_np_uniform01(key, shape, dtype) < p).astype(dtype),
     torch=lambda key, type, shape, dtype, p=0.5: torch.lt(_torch_uniform01(key, shape, dtype), p).to(dtype),
     needs=("shape", "dtype"), kind="other", samples=_samples(p=0.3),

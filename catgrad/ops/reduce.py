@@ -21,6 +21,13 @@ from .arith import eq
 # This module's sum and max shadow the builtins on purpose: they are cg.ops.sum and cg.ops.max.
 
 
+def _expect_flag(name: str, attr: str, value) -> bool:
+    """A true/false attribute: refuses 3 or "yes", which bool() would quietly read as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise CatgradTypeError(f"{name}: {attr} must be true or false, got {value!r}")
+    return bool(value)
+
+
 def _reduced(t: TensorType, axes: tuple, keepdims: bool) -> TensorType:
     if keepdims:
         return t.with_shape(tuple(1 if i in axes else d for i, d in enumerate(t.shape)))
@@ -32,7 +39,7 @@ def _reduce_rule(name, floats_only):
         expect_arity(name, dom, 1)
         if floats_only:
             expect_float(name, dom[0])
-        return _reduced(dom[0], normalize_axes(name, dom[0], axes), bool(keepdims))
+        return _reduced(dom[0], normalize_axes(name, dom[0], axes), _expect_flag(name, "keepdims", keepdims))
 
     return rule
 
@@ -225,7 +232,7 @@ def _max_rule(dom, axes=None, keepdims=False):
     expect_arity("max", dom, 1)
     if dom[0].dtype.name == "bit":
         raise CatgradTypeError(f"max is not defined on bits, got {dom[0]}")
-    return _reduced(dom[0], normalize_axes("max", dom[0], axes), bool(keepdims))
+    return _reduced(dom[0], normalize_axes("max", dom[0], axes), _expect_flag("max", "keepdims", keepdims))
 
 
 max = declare(

@@ -7,6 +7,7 @@ is this with ``lr = eps`` and ``eps = delta``.
 from __future__ import annotations
 
 from .. import ops
+from ..core.types import number_source
 from .base import Slot, Stage, scalar_slot
 
 
@@ -41,7 +42,7 @@ class Adagrad(Stage):
 
     def __repr__(self):
         r = super().__repr__()
-        return r[:-1] + f", initial_accumulator_value={self.initial:g})" if self.initial else r
+        return r[:-1] + f", initial_accumulator_value={number_source(self.initial)})" if self.initial else r
 
 
 def adagrad(lr=1e-2, eps=1e-10, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0):

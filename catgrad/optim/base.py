@@ -58,7 +58,7 @@ import numpy as np
 from ..calculus.lens import Lens
 from ..calculus.para import Param
 from ..core.diagram import Wire
-from ..core.types import Ob, TensorType
+from ..core.types import Ob, TensorType, number_source
 from ..errors import CatgradError, CatgradTypeError
 
 # -- the recipe algebra -----------------------------------------------------------------
@@ -249,7 +249,7 @@ class StageBase(Optimizer):
 
     def _arg_strings(self) -> list:
         """``(name, spelling)`` of each hyperparameter, in order."""
-        return [(k, f"{self.hypers[k]:g}" if k in self.hypers else repr(self.schedules[k])) for k in self.order]
+        return [(k, number_source(self.hypers[k]) if k in self.hypers else repr(self.schedules[k])) for k in self.order]
 
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in self._arg_strings())

@@ -33,7 +33,7 @@ number, and must not take the gradient again elsewhere (``sam`` goes outside:
 from __future__ import annotations
 
 from ..core.diagram import build
-from ..core.types import Ob
+from ..core.types import Ob, number_source
 from ..errors import CatgradError
 from .base import Group, Optimizer, OptimizerLens, Slot, WholeModelStage, _number, zeros_like_slot
 
@@ -145,7 +145,7 @@ class Hypergradient(WholeModelStage):
         return outs, dirs
 
     def __repr__(self):
-        return f"hypergradient({self.inner_opt!r}, beta={self.hypers['beta']:g})"
+        return f"hypergradient({self.inner_opt!r}, beta={number_source(self.hypers['beta'])})"
 
 
 def hypergradient(opt: Optimizer, beta: float = 1e-7) -> Optimizer:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+from ..core.types import number_source
 from ..errors import CatgradError
 from .base import Optimizer, WholeModelStage
 
@@ -71,7 +72,7 @@ class Sam(Optimizer):
 
     def __repr__(self):
         rho = self.stage.hypers.get("rho")
-        rho = f"{rho:g}" if rho is not None else repr(self.stage.schedules["rho"])
+        rho = number_source(rho) if rho is not None else repr(self.stage.schedules["rho"])
         return f"sam({self.inner!r}, rho={rho}" + (", adaptive=True)" if self.stage.adaptive else ")")
 
 

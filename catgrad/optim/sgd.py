@@ -18,6 +18,7 @@ With the learning rate inside ``s`` (``s = -lr buf``) these are torch.optim.SGD'
 
 from __future__ import annotations
 
+from ..core.types import number_source
 from ..errors import CatgradTypeError
 from .base import Optimizer, Stage, scalar_slot, zeros_like_slot
 from .transforms import with_lr
@@ -33,7 +34,7 @@ class SGD(Stage):
         if not (t.dtype.is_float or t.dtype.name == "bit"):
             raise CatgradTypeError(f"sgd needs float or bit parameters, got {t}")
         if t.dtype.name == "bit" and self.hypers.get("lr") not in (0.0, 1.0):
-            got = f"{self.hypers['lr']:g}" if "lr" in self.hypers else repr(self.schedules["lr"])
+            got = number_source(self.hypers['lr']) if "lr" in self.hypers else repr(self.schedules["lr"])
             raise CatgradTypeError(f"sgd on bit parameters needs lr 0 or 1 (a bit), got {got}")
 
     def update(self, s, p, u):
