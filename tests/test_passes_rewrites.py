@@ -292,3 +292,22 @@ def test_an_update_that_reads_an_input_waits_for_the_other_readers_of_that_input
     pos = {o: j for j, i in enumerate(q.instrs) for o in i.outs}
     for j, ins in enumerate(q.instrs):
         assert all(pos.get(v, -1) < j for v in ins.ins)
+
+
+def test_doubling_reads_the_product_operand_as_rewritten():
+    """``add(m, m)`` with ``m = mul(r, c)``, where ``r`` is a chain of reshapes back to the
+    input's own shape (so ``r`` is the input): the doubled product reads the input, not
+    the removed ``r`` (found by hypothesis: the program read a value it no longer defined)."""
+    @cg.trace(cg.f64[2, 2, 3])
+    def f(x):
+        r = x.reshape(2, 3, 2).reshape(2, 6).reshape(2, 2, 3)
+        return r * 0.25 + r * 0.25
+
+    q = simplify_scales(cse(fold_constants(cse(lower(f)))))
+    defined = set(q.inputs) | set(q.consts)
+    for ins in q.instrs:
+        assert set(ins.ins) <= defined, ins
+        defined |= set(ins.outs)
+    (ins,) = q.instrs
+    assert ins.op.name == "mul" and q.inputs[0] in ins.ins
+    same_numbers(q, f, np.random.default_rng(0).standard_normal((2, 2, 3)))

@@ -261,7 +261,10 @@ def simplify_scales(p: Program) -> Program:
                     new_args = (b, cv) if k == 1 else (cv, b)
                     kept.append(Instr(src.op, new_args, ins.outs))
                 continue
-        kept.append(ins if args is ins.ins else Instr(op, args, ins.outs))
+        new = ins if args is ins.ins else Instr(op, args, ins.outs)
+        kept.append(new)
+        if len(ins.outs) == 1:  # later rules read the operands as rewritten (a collapsed reshape)
+            made[ins.outs[0]] = new
     q = p.copy()
     q.types, q.consts, q.instrs = types, consts, kept
     q.outputs = [sub.get(v, v) for v in p.outputs]
