@@ -111,3 +111,21 @@ def test_a_doubled_product_that_is_also_read_elsewhere_is_left_alone():
     q = simplify_scales(p)
     assert str(q) == str(p)
     same_numbers(q, f, np.array([0.5, -3.0, 7.0]))
+
+
+def test_doubling_a_product_of_a_reshaped_round_trip_reads_the_renamed_value():
+    """``r = reshape(reshape(x))`` back to ``x``'s type is ``x``; ``r c + r c`` becomes
+    ``x (2c)``, reading ``x`` (not ``r``, which is no longer defined). Found by the
+    soundness property test on 2026-12-01."""
+    @cg.trace(cg.f64[2, 3])
+    def f(x):
+        r = x.reshape(6).reshape(2, 3)
+        m = r * 0.25
+        return m + m
+
+    q = simplify_scales(_prepared(f))
+    assert [i.op.name for i in q.instrs] == ["mul"], str(q)
+    (ins,) = q.instrs
+    assert ins.ins[0] == q.inputs[0] and ins.ins[1] in q.consts, str(q)
+    np.testing.assert_array_equal(q.consts[ins.ins[1]], np.full((2, 3), 0.5))
+    same_numbers(q, f, np.arange(6.0).reshape(2, 3) - 2.5)
