@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 import catgrad as cg
-from catgrad.compiler import compile_numpy, cse, fold_constants, lower, simplify_scales, simplify_signs
+from catgrad.core.primitive import lookup
+from catgrad.compiler import Instr, Program, compile_numpy, cse, fold_constants, lower, simplify_scales, simplify_signs
 
 O = cg.ops
 
@@ -128,4 +129,19 @@ def test_doubling_a_product_of_a_reshaped_round_trip_reads_the_renamed_value():
     (ins,) = q.instrs
     assert ins.ins[0] == q.inputs[0] and ins.ins[1] in q.consts, str(q)
     np.testing.assert_array_equal(q.consts[ins.ins[1]], np.full((2, 3), 0.5))
+    same_numbers(q, f, np.arange(6.0).reshape(2, 3) - 2.5)
+
+
+def test_folding_drops_a_broadcast_to_its_own_shape_and_keeps_what_follows():
+    """(Tracing drops such a broadcast already; a program built by hand may hold one.)"""
+    t = cg.f64[2, 3]
+    f = cg.trace(t)(lambda x: O.tanh(x) * x)
+    g = lower(f)
+    bc = lookup("broadcast").op([t], shape=(2, 3))
+    (tanh, mul) = g.instrs
+    p = Program([t] * 4, [0], [3], [Instr(bc, (0,), (1,)), Instr(tanh.op, (1,), (2,)), Instr(mul.op, (2, 0), (3,))], {})
+    q = fold_constants(p)
+    assert q.op_counts() == {"tanh": 1, "mul": 1}, str(q)
+    tanh, mul = q.instrs
+    assert tanh.ins == (0,) and mul.ins == (tanh.outs[0], 0) and q.outputs == [mul.outs[0]], str(q)
     same_numbers(q, f, np.arange(6.0).reshape(2, 3) - 2.5)
