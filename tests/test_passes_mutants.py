@@ -10,6 +10,7 @@ import numpy as np
 import catgrad as cg
 from catgrad.core.primitive import lookup
 from catgrad.compiler import Instr, Program, compile_numpy, cse, fold_constants, lower, simplify_scales, simplify_signs
+from catgrad.compiler.passes import schedule
 
 O = cg.ops
 
@@ -145,3 +146,30 @@ def test_folding_drops_a_broadcast_to_its_own_shape_and_keeps_what_follows():
     tanh, mul = q.instrs
     assert tanh.ins == (0,) and mul.ins == (tanh.outs[0], 0) and q.outputs == [mul.outs[0]], str(q)
     same_numbers(q, f, np.arange(6.0).reshape(2, 3) - 2.5)
+
+
+# -- schedule ---------------------------------------------------------------------------------------
+
+
+def test_schedule_keeps_the_order_of_three_operands_made_in_order():
+    """An instruction with three operand producers: each is emitted in program order
+    (what needs no reordering keeps its order)."""
+    f = cg.trace(cg.f64[2])(lambda x: O.concat(O.tanh(x), O.sin(x), O.exp(x), axis=0))
+    p = lower(f)
+    q = schedule(p)
+    assert [i.op.name for i in q.instrs] == ["tanh", "sin", "exp", "concat"], str(q)
+    assert all(a is b for a, b in zip(q.instrs, p.instrs))
+    same_numbers(q, f, np.array([0.5, -1.0]))
+
+
+def test_updates_held_up_by_a_dead_reader_come_last_in_output_order():
+    """Two outputs that read an input also read by dead code wait for a reader that never
+    runs; they go at the end, in the order of the outputs (not of the program)."""
+    t = cg.f64[3]
+    f = cg.trace(t)(lambda x: (O.sin(x), O.neg(x)))
+    g = lower(f)
+    sin, neg = g.instrs
+    tanh = lower(cg.trace(t)(O.tanh)).instrs[0]
+    p = Program([t] * 4, [0], [3, 2], [Instr(tanh.op, (0,), (1,)), Instr(neg.op, (0,), (2,)), Instr(sin.op, (0,), (3,))], {})
+    q = schedule(p)
+    assert [i.op.name for i in q.instrs] == ["sin", "neg"], str(q)  # output order; the dead tanh is dropped
