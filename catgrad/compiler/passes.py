@@ -250,8 +250,7 @@ def simplify_scales(p: Program) -> Program:
                 k = next((k for k in (0, 1) if src.ins[k] in consts and _scalar_fill(consts[src.ins[k]]) is not None
                           and types[src.ins[1 - k]] == op.cod[0]), None)
             if k is not None:
-                b = sub.get(src.ins[1 - k], src.ins[1 - k])  # (a reshape round trip may have renamed it)
-                c = np.asarray(consts[src.ins[k]])
+                b, c = src.ins[1 - k], np.asarray(consts[src.ins[k]])  # (src as rewritten: see made)
                 two_c = (c * c.dtype.type(2)).astype(c.dtype)
                 if bool((two_c == -1).all()):
                     kept.append(Instr(lookup("neg").op([types[b]]), (b,), ins.outs))
