@@ -284,15 +284,7 @@ class Carrier:
             self.keys = keys
 
 
-def momentum_lens(P, eps, gamma):
-    n = len(P)
-
-    def put(b, ins):
-        p, s, d = ins[:n], ins[n: 2 * n], ins[2 * n:]
-        s2 = [gamma * si + di for si, di in zip(s, d)]
-        return [pi + eps * si for pi, si in zip(p, s2)] + s2
-
-    return cg.Lens(cg.wiring(P @ P, range(n)), cg.build(P @ P @ P, put))
+from test_learner import momentum_lens  # noqa: E402  (the optimizer lens of the learner tests)
 
 
 def test_optimized_state_names_and_carriers():
