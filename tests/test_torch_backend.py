@@ -631,6 +631,16 @@ def test_the_float32_dense_layer_runs_on_onednn_with_its_bias():
 
 
 @needs_onednn
+def test_onednn_linear_over_an_empty_contraction_is_the_bias():
+    """oneDNN has no product over K = 0: ``onednn_linear`` gives torch's, zeros plus the
+    bias when there is one."""
+    x, w = torch.zeros(5, 0), torch.zeros(20, 0)
+    b = torch.arange(20, dtype=torch.float32)
+    assert torch.equal(torch_fusion.onednn_linear(x, w), torch.zeros(5, 20))
+    assert torch.equal(torch_fusion.onednn_linear(x, w, b), b.expand(5, 20))
+
+
+@needs_onednn
 def test_switching_onednn_off_gives_a_program_without_it():
     """The compiled-module cache tells programs apart by the oneDNN switch: the same
     program compiled with ``torch.backends.mkldnn.enabled = False`` runs plain torch

@@ -175,20 +175,23 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         # keeps few bytes alive at once (list scheduling, :func:`.buffers.order`): the one
         # that holds fewer bytes at once. (Without donation the step holds its old state
         # and its new one anyway, and the search would only lengthen the compile.)
+        def writes(j):  # instruction j (in prog's order) writes into a given out=
+            return _writes_out(kernels[j])
+
+        def in_place(j):  # ... and may write over an operand it reads last
+            return prog.instrs[j].op.prim.elementwise and writes(j)
+
         def planned_in(perm):
             p = prog.copy()
             p.instrs = [prog.instrs[j] for j in perm]
-            ks = [kernels[j] for j in perm]
-            pl = plan(p, lambda j: _writes_out(ks[j]), lambda j: p.instrs[j].op.prim.elementwise and _writes_out(ks[j]),
-                      donate, rings=True)
-            return held_at_once(pl.spans, [_nbytes(t, binding) for t in pl.buffers]), perm, p, ks, pl
+            pl = plan(p, lambda i: writes(perm[i]), lambda i: in_place(perm[i]), donate, rings=True)
+            return held_at_once(pl.spans, [_nbytes(t, binding) for t in pl.buffers]), perm, p, pl
 
         options = [planned_in(range(len(prog.instrs)))]
         if donate:
-            options.append(planned_in(order(prog, lambda j: _writes_out(kernels[j]),
-                                            lambda j: prog.instrs[j].op.prim.elementwise and _writes_out(kernels[j]),
-                                            lambda v: _nbytes(prog.types[v], binding), donate)))
-        _, perm, prog, kernels, planned = min(options, key=lambda c: c[0])
+            options.append(planned_in(order(prog, writes, in_place, lambda v: _nbytes(prog.types[v], binding), donate)))
+        _, perm, prog, planned = min(options, key=lambda c: c[0])
+        kernels = [kernels[j] for j in perm]
         implicit = {i for i, j in enumerate(perm) if j in implicit}
     else:
         planned = Plan({}, [])

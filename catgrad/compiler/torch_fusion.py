@@ -323,11 +323,7 @@ def _affine(m: _Matcher, j: int):
     return Fusion("affine", covered, (X, W, B), (out,), lambda v: {out: torch.addmm(v[B], v[X], v[W])})
 
 
-def _onednn_available() -> bool:
-    return bool(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
-
-
-_ONEDNN = _onednn_available()
+_ONEDNN = bool(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
 def _onednn(dtype) -> bool:
