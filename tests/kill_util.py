@@ -26,28 +26,39 @@ def train_cmd(cat, model: str, epochs: int, ck, *extra) -> list:
             "--checkpoint", str(ck), "--checkpoint-every", "1", "--quiet", *extra]
 
 
-def kill_three_times_then_finish(cmd, ck, env) -> list:
+def _step(ck):
+    """The step recorded in checkpoint ``ck``, or -1 while there is none to read yet."""
+    try:
+        return int(ckpt.load(ck)[0]["step"])
+    except Exception:  # not written yet; writes are atomic renames, so never half a file
+        return -1
+
+
+def kill_three_times_then_finish(cmd, ck, env, total: int) -> list:
     """Run ``cmd(resume)`` (``resume``: whether to add ``--resume``) until it finishes, killing
-    the first three processes at a random moment after each has written ``ck`` itself. Returns
-    the checkpoint's step after each kill."""
+    each of the first three processes once its checkpoint ``ck`` has reached a step target, plus
+    a random few milliseconds (so some kills land inside a checkpoint write). The targets are
+    drawn in the first three quarters of the run's ``total`` steps: a fast machine cannot run
+    past them between polls, a slow one only waits longer. Returns the checkpoint's step after
+    each kill."""
     rng = random.Random(0)
+    targets = sorted(rng.sample(range(1, max(4, total * 3 // 4)), 3))
     kills, steps = 0, []
     for _ in range(12):
         p = subprocess.Popen(cmd(ck.exists()), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if kills < 3:
-            t0 = os.path.getmtime(ck) if ck.exists() else 0
             deadline = time.time() + 120
-            while (not ck.exists() or os.path.getmtime(ck) == t0) and p.poll() is None and time.time() < deadline:
-                time.sleep(0.01)  # wait until this process has written a checkpoint itself
-            time.sleep(rng.uniform(0.0, 0.1))
+            while p.poll() is None and time.time() < deadline and _step(ck) < targets[kills]:
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, 0.005))
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
                 p.wait(timeout=60)
                 kills += 1
-                steps.append(int(ckpt.load(ck)[0]["step"]))
+                steps.append(_step(ck))
                 continue
         err = p.communicate(timeout=300)[1]
         assert p.returncode == 0, err
         break
-    assert kills == 3, steps
+    assert kills == 3, (targets, steps)
     return steps

@@ -123,7 +123,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_rda_run(tmp_path)
     subprocess.run(_cmd(ref), env=env, check=True, capture_output=True, timeout=300)  # checkpoints once per epoch
     ck = tmp_path / "run.ck"
     steps = kill_three_times_then_finish(
-        lambda resume: _cmd(ck, "--checkpoint-every", "3", *(["--resume", str(ck)] if resume else [])), ck, env)
+        lambda resume: _cmd(ck, "--checkpoint-every", "3", *(["--resume", str(ck)] if resume else [])), ck, env, 6 * 120)
     assert steps == sorted(steps) and 0 < steps[0] < 6 * 120, steps
     (fa, ma), (fb, mb) = ckpt.load(ref), ckpt.load(ck)
     assert sorted(fa) == sorted(fb) and all(np.array_equal(fa[k], fb[k]) for k in fa)

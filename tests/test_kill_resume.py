@@ -26,7 +26,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
 
     ck = tmp_path / "run.npz"
     steps_seen = kill_three_times_then_finish(lambda resume: _cmd(cat, ck, *(["--resume", str(ck)] if resume else [])),
-                                              ck, env)
+                                              ck, env, 180)
     assert steps_seen == sorted(steps_seen) and 0 < steps_seen[0] < 180, steps_seen
     a, b = ckpt.load(ref)[0], ckpt.load(ck)[0]
     assert sorted(a) == sorted(b)

@@ -162,7 +162,7 @@ def test_cli_train_with_dropout_and_batchnorm_kill_resume_equals_uninterrupted_a
     subprocess.run(_cmd(cat, ref), env=env, check=True, capture_output=True, timeout=300)
     ck = tmp_path / "run.safetensors"
     steps = kill_three_times_then_finish(lambda resume: _cmd(cat, ck, *(["--resume", str(ck)] if resume else [])),
-                                         ck, env)
+                                         ck, env, 240)
     assert all(0 < s < 240 for s in steps), steps  # killed mid-run, three times
     a, b = ckpt.load(ref)[0], ckpt.load(ck)[0]
     assert sorted(a) == sorted(b) and {"state/key", "state/batchnorm.running_var"} <= set(a)
