@@ -92,6 +92,45 @@ def test_a_bias_gradient_is_the_same_compiled_and_interpreted():
     assert run(x)[0].tobytes() == np.asarray(cg.evaluate(f, x)).tobytes()
 
 
+@pytest.mark.parametrize("shape", [(150, 3), (450,), (2, 3, 4), (0, 3), (1,), ()])
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("dt", [cg.f32, cg.f64])
+def test_a_sum_of_every_entry_is_the_dot_product_with_ones(shape, keepdims, dt):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=shape).astype(dt.numpy)
+    kernel = _sum_kernel(shape, tuple(range(len(shape))) or None, keepdims, dt)
+    want_shape = np.sum(x, keepdims=keepdims).shape
+    if shape:
+        want = np.reshape(np.dot(x.reshape(-1), np.ones(x.size, x.dtype)), want_shape)
+    else:  # no axes to sum: the operand itself
+        want = x
+    got = np.asarray(kernel(x))
+    assert got.shape == want_shape and got.dtype == x.dtype and got.tobytes() == np.asarray(want).tobytes()
+    tol = 1e-13 if dt is cg.f64 else 1e-5
+    np.testing.assert_allclose(got, np.sum(x.astype(np.float64), keepdims=keepdims), rtol=tol, atol=tol)
+    if len(shape) == 2:  # a strided operand: the same entries in the same order, the same bits
+        assert np.asarray(kernel(np.asfortranarray(x))).tobytes() == got.tobytes()
+        out = np.full(want_shape, np.nan, x.dtype)
+        assert kernel(x, out=out) is out and out.tobytes() == got.tobytes()
+
+
+def test_a_loss_summed_to_a_number_is_the_same_compiled_and_interpreted_and_allocates_no_iterator():
+    """The loss's sum over every entry is written out as ``np.dot`` with ones: numpy's
+    reduction would allocate its iterator (about 0.9 kB) on every call."""
+
+    @cg.trace(cg.f64["B", 3])
+    def f(e):
+        return cg.ops.sum(e * e)
+
+    x = np.random.default_rng(4).normal(size=(150, 3))
+    run = compile_numpy(prepare(f))
+    src = run.source((150, 3))
+    assert "np.dot(" in src and "reduce" not in src
+    assert run(x)[0].tobytes() == np.asarray(cg.evaluate(f, x)).tobytes()
+    assert _allocated(lambda: np.add.reduce(x, axis=(0, 1))) > 512  # what the old kernel cost
+    assert _allocated(lambda: run(x)) < 512
+
+
 def _allocated(fn):
     fn()
     fn()

@@ -142,6 +142,9 @@ def _np_float_sum(dom, axes=None, keepdims=False):
         outer_and_inner.writes_out = True
         return outer_and_inner
 
+    if len(dims) == t.rank and t.dtype.name in ("f32", "f64"):
+        return _full_sum(t.rank, keep)
+
     def total(x, out=None):  # np.sum's own reduction, without its Python wrapper; ``out=`` as numpy's
         return np.add.reduce(x, axis=dims, keepdims=keep, out=out)
 
@@ -163,6 +166,32 @@ def _ones_cache():
         return o
 
     return ones
+
+
+def _full_sum(rank: int, keep: bool):
+    """The sum of every entry (a loss over the batch) as the dot product ``x . 1`` of the
+    flattened operand with ones: numpy's reduction allocates an iterator of about 0.9 kB on
+    every call, BLAS nothing, and it is a third of the time at Iris's 150 x 3. Entries are
+    added in BLAS's order (blocked, like numpy's pairwise sum, so as accurate)."""
+    ones = _ones_cache()
+    shape = (1,) * rank if keep else ()
+
+    def full(x, out=None):
+        r = np.dot(x.reshape(-1), ones(x.size, x.dtype))
+        if keep:
+            r = np.reshape(r, shape)
+        return r if out is None else np.copyto(out, r) or out
+
+    def inline_at(shapes, dtypes):
+        """The call written out (see ``_leading_sum``); the out the generator gives is 0-d."""
+        if keep:
+            return None
+        x = "{0}" if len(shapes[0]) == 1 else "{0}.reshape(-1)"
+        return f"np.dot({x}, {{c0}}{{out}})", [np.ones(math.prod(shapes[0]), dtypes[0])]
+
+    full.writes_out = True
+    full.inline_at = inline_at
+    return full
 
 
 def _leading_sum(n_lead: int, keep: bool):
