@@ -224,6 +224,10 @@ def test_bad_wrapped_optimizers_are_clear_errors():
     with pytest.raises(cg.CatgradError, match="the same on every parameter"):
         cg.optim.hypergradient(cg.optim.assign({"W": cg.optim.clip_norm(1.0) >> cg.optim.sgd(0.1)},
                                                default=cg.optim.sgd(0.1))).lens([("W", cg.f64[2]), ("b", cg.f64[2])])
+    with pytest.raises(cg.CatgradError, match=r"hypergradient: the wrapped optimizer must be the same on every "
+                                              r"parameter \(use assign outside the wrapper\); no optimizer is "
+                                              r"assigned to parameter"):
+        cg.optim.hypergradient(cg.optim.assign({"W": cg.optim.sgd(0.1)}))  # no default: was "parameter 'p'"
     with pytest.raises(cg.CatgradError, match="wraps an optimizer"):
         cg.optim.hypergradient("adam")
 

@@ -20,7 +20,7 @@ def same_numbers(prog, f, *args):
         np.testing.assert_array_equal(got, want)
 
 
-class Pair:  # a two-output op (no primitive has two outputs today); equal to any other Pair
+class Pair:  # a stand-in two-output op, its own type; equal to any other Pair
     name, attrs = "pair", ()
 
     def __eq__(self, other):

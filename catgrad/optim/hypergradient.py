@@ -48,7 +48,11 @@ class Hypergradient(WholeModelStage):
     def __init__(self, inner: Optimizer, beta: float):
         if not isinstance(inner, Optimizer):
             raise CatgradError(f"hypergradient wraps an optimizer, got {inner!r}")
-        (stages,) = inner.resolve([(0, "p")])
+        try:  # the stages on one parameter, whatever its name: the same on all of them, or refused below
+            (stages,) = inner.resolve([(0, "p")])
+        except CatgradError as e:
+            raise CatgradError(f"hypergradient: the wrapped optimizer must be the same on every parameter "
+                               f"(use assign outside the wrapper); {e}") from None
         taking = [st.kind for st in stages if isinstance(st, Group) and st.stage.takes_gradient]
         if taking:
             raise CatgradError(f"hypergradient: the wrapped {taking[0]} takes the gradient again at another point; "
