@@ -396,3 +396,15 @@ def test_cautious_around_a_three_stage_chain():
         return p + d * phi * (phi.size / (phi.sum() + 1)), {f"adam.{k}": v for k, v in out.items()}
 
     run(O.cautious(O.scale(0.5) >> O.adam(0.01, weight_decay=0.2)), *per_param("cautious", {}, fields, rule))
+
+
+def test_lion_where_the_interpolated_gradient_is_zero_leaves_the_parameter_alone():
+    """sign(0) = 0: an entry whose gradient and momentum are both zero does not move (Lion's
+    update is lr * sign(c), and c = 0 there), while the other entries move by exactly lr."""
+    d = Driver(O.lion(0.5), {"w": np.array([1.0, -2.0, 3.0])})
+    for _ in range(2):
+        new = d.step({"w": np.array([0.0, 0.25, -4.0])})["w"]
+    np.testing.assert_array_equal(new, [1.0, -3.0, 4.0])
+    g = np.array([0.0, 0.25, -4.0])
+    m1 = (1 - 0.99) * g
+    np.testing.assert_array_equal(d.state["w/lion.m"], 0.99 * m1 + (1 - 0.99) * g)

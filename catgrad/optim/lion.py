@@ -11,7 +11,7 @@ from .base import Stage, ema, zeros_like_slot
 class Lion(Stage):
     kind = "lion"
 
-    def __init__(self, lr=1e-4, b1=0.9, b2=0.99, weight_decay=0.0):
+    def __init__(self, lr, b1, b2, weight_decay):  # the defaults are lion()'s
         super().__init__(lr=lr, b1=b1, b2=b2, weight_decay=weight_decay)
 
     def slots(self, t):

@@ -13,7 +13,7 @@ from .base import Stage, ema, zeros_like_slot
 class RMSprop(Stage):
     kind = "rmsprop"
 
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, centered=False):
+    def __init__(self, lr, alpha, eps, momentum, centered):  # the defaults are rmsprop()'s
         hyp = dict(lr=lr, alpha=alpha, eps=eps)
         if momentum:
             hyp["momentum"] = momentum

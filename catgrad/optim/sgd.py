@@ -27,7 +27,7 @@ from .transforms import with_lr
 class SGD(Stage):
     kind = "sgd"
 
-    def __init__(self, lr=0.01):
+    def __init__(self, lr):  # the default is sgd()'s
         super().__init__(lr=lr)
 
     def check(self, t):
@@ -46,7 +46,7 @@ class Momentum(Stage):
 
     kind = "momentum"
 
-    def __init__(self, lr=0.01, gamma=0.9, dampening=0.0, paper_sign=False, nesterov_get=False, torch_nesterov=False):
+    def __init__(self, lr, gamma, dampening=0.0, paper_sign=False, nesterov_get=False, torch_nesterov=False):
         if nesterov_get:
             self.kind = "nesterov"  # before the checks below, which name the kind
         super().__init__(lr=lr, gamma=gamma, dampening=dampening)
