@@ -585,6 +585,7 @@ def test_keyed_threads_a_split_key_in_training_and_the_same_key_in_evaluation():
 def test_keyed_names_its_key_apart_and_checks_the_model():
     p = key_model([cg.Param("key", f64[3]), cg.Param("key_2", f64[3])])
     assert keyed(p).state_names == ("key_3",) and keyed(p).names == ("key", "key_2")
+    assert keyed(key_model([cg.Param("key", f64[3])])).state_names == ("key_2",)  # the first free suffix
     assert keyed(key_model(), name="rng").state_names == ("rng",)
     with pytest.raises(cg.CatgradTypeError) as e:
         keyed(cg.Para([], cg.id(f64[3])))
