@@ -129,3 +129,32 @@ def test_a_first_moment_of_another_function_of_the_gradient_is_not_fused():
     p1 = p - HYPER["lr"] / (1 - HYPER["b1"] ** 3) * m1 / (np.sqrt(v1) / np.sqrt(1 - b2 ** 3) + HYPER["eps"])
     _assert_same(_run(torch_backend.program_module(prog), args), [p1, m1, v1])
     _assert_same(compile_numpy(prog)(*args), [p1, m1, v1])
+
+
+def _deep_plus_p(p, z):
+    """``sin(tanh(sin(tanh(z)))) + p`` (``p`` broadcast over z's leading axis, by the add itself): a reader
+    of ``p`` four ops deep, where the Adam update of ``p`` reads nothing computed."""
+    return O.sin(O.tanh(O.sin(O.tanh(z)))) + p.broadcast(2, *SHAPE)
+
+
+@pytest.mark.parametrize("writer", [torch_backend.program_module, torch_backend.graph_module])
+def test_a_donated_adam_runs_after_a_deep_reader_of_a_broadcast_of_its_parameter(writer):
+    """donate=True: the fused Adam writes p', m' and v' into p, m and v (``_fused_adam_``),
+    on both writers; it is scheduled after every reader of ``p``, including the add
+    that reads ``p`` through an implicit broadcast at depth 5 (the update itself reads
+    only inputs, so by its depth alone it would run first and the add would read p')."""
+    prog = prepare(_adam(lambda x: x, extra=_deep_plus_p))
+    # the update's last instruction (p - ...) last in the program, after every reader of p,
+    # as the step has it: only then may it write into p
+    k = next(j for j, ins in enumerate(prog.instrs) if ins.outs[0] == prog.outputs[0])
+    prog.instrs = prog.instrs[:k] + prog.instrs[k + 1:] + [prog.instrs[k]]
+    args = _adam_args(2)
+    p, m, v, x, z, *h = args
+    want = [*_adam_by_hand(p, m, v, x, *h), np.sin(np.tanh(np.sin(np.tanh(z)))) + p]
+    mod = writer(prog, donate=True)
+    assert "_fused_adam_(" in _fx_code(mod) and "_fused_adam_(" not in _fx_code(writer(prog))
+    ts = [torch.as_tensor(np.array(a)) for a in args]
+    got = mod(*ts)
+    _assert_same([o.numpy() for o in got], want)
+    for k in range(3):  # p, m and v hold p', m' and v'
+        assert torch.equal(ts[k], got[k])
