@@ -158,3 +158,121 @@ def test_a_donated_adam_runs_after_a_deep_reader_of_a_broadcast_of_its_parameter
     _assert_same([o.numpy() for o in got], want)
     for k in range(3):  # p, m and v hold p', m' and v'
         assert torch.equal(ts[k], got[k])
+
+
+# -- the other fusion patterns, and programs that only look like them ----------------------------
+
+
+def _pool_rd(count_of):
+    """R of 2x2 max pooling of x : [B, 2, 4, 6] written out as the op's R writes it, with
+    the number of ties in each window taken as ``count_of(mask, u)`` summed over the
+    window (``u = dy^2 + 1`` lifted to the windows' shape)."""
+    x_t = F64["B", 2, 4, 6]
+    K, s, p, d, *_ = geometry("maxpool", x_t, 2, None, 0, 1)
+    geo = dict(kernel=K, stride=s, padding=p, dilation=d)
+
+    @cg.trace(x_t, F64["B", 2, 2, 3])
+    def f(x, dy):
+        y = O.maxpool(x, kernel=2)
+        full = dy.shape + K
+        lift = lambda w: w.reshape(w.shape + (1, 1)).broadcast(*full)  # noqa: E731
+        win = O.unfold(x, fill=float("-inf"), **geo)
+        mask = O.eq(win, lift(y))
+        return O.fold(mask * lift(dy / count_of(mask, lift(dy * dy + 1.0)).sum(axes=(4, 5))), size=(4, 6), **geo)
+
+    return f
+
+
+def _pool_inputs():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 4, 6))
+    x[0, 0, :2, :2] = 5.0  # a four-way tie
+    return x, rng.standard_normal((3, 2, 2, 3))
+
+
+@pytest.mark.parametrize("count_of, fused", [(lambda m, u: m, True), (lambda m, u: m * 2.0, False),
+                                             (lambda m, u: u, False)])
+def test_max_pool_rd_is_fused_only_where_the_count_is_the_masks_own(count_of, fused):
+    """``fold(mask * dy / sum(mask))`` is R of max pooling (one fused kernel); with
+    ``sum(2 mask)`` or a sum of something else over the window as the count it is not,
+    and stays as written: each equals numpy."""
+    prog = prepare(_pool_rd(count_of))
+    assert _fused_names(prog) == (["fused:maxpool_rd"] if fused else [])
+    args = _pool_inputs()
+    want = compile_numpy(prog)(*args)
+    if fused:  # (and numpy's is R of max pooling: the tie split four ways)
+        assert want[0][0, 0, 0, 0] == args[1][0, 0, 0, 0] / 4
+    _assert_same(_run(torch_backend.graph_module(prog), args), want)
+
+
+def _conv_dw(x_shape, dy_shape, cut=None, **attrs):
+    """The weight gradient of a convolution as R writes it, ``conv(x^T, dy^T)^T`` (the
+    batch as channels, ``attrs`` of that convolution), optionally ``cut`` by a slice of
+    the correlation first."""
+    swap = (1, 0, 2, 3)
+
+    @cg.trace(F64[x_shape], F64[dy_shape])
+    def f(x, dy):
+        r = O.conv(x.transpose(swap), dy.transpose(swap), **attrs)
+        if cut is not None:
+            r = O.slice(r, **cut)
+        return r.transpose(swap)
+
+    return f
+
+
+# x : [4, 2, 10, 8] by a 3x2 kernel with stride 2 gives dy : [4, 4, 4, 4]; R's correlation
+# (dilation 2) is 4 long on the first spatial axis, and R cuts it to the kernel's 3
+STRIDED = ((4, 2, 10, 8), (4, 4, 4, 4))
+
+
+@pytest.mark.parametrize("shapes, cut, attrs, fused", [
+    pytest.param(STRIDED, dict(axis=2, start=0, stop=3), dict(dilation=2), True, id="Rs-cut"),  # fused
+    pytest.param(STRIDED, dict(axis=2, start=1, stop=4), dict(dilation=2), False, id="cut-from-1"),
+    pytest.param(STRIDED, dict(axis=1, start=0, stop=3), dict(dilation=2), False, id="channel-cut"),
+    pytest.param(((4, 2, 9, 8), (4, 4, 3, 2)), dict(axis=2, start=0, stop=5), {}, False, id="misfit-kernel"),
+    pytest.param(((4, 2, 9, 8), (2, 4, 3, 2)), None, dict(groups=2), False, id="groups"),
+])
+def test_conv_weight_grad_is_fused_only_where_it_is_a_weight_gradient(shapes, cut, attrs, fused):
+    """``conv(x^T, dy^T)^T``, cut from 0 on spatial axes to a kernel whose forward
+    convolution of x has dy's size, is one convolution_backward; a slice from elsewhere,
+    of another axis, to a kernel that does not give dy's size, or groups make a program
+    that is no weight gradient, left as written: each equals numpy (float64)."""
+    prog = prepare(_conv_dw(*shapes, cut, **attrs))
+    assert _fused_names(prog) == (["fused:conv_weight_grad"] if fused else [])
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(t.shape) for t in prog.dom]
+    _assert_same(_run(torch_backend.graph_module(prog), args), compile_numpy(prog)(*args), rtol=1e-12, atol=1e-12)
+
+
+def test_a_dense_layer_whose_product_is_read_elsewhere_is_not_fused():
+    """``x @ W + b`` with ``x @ W`` also read by a tanh: the product is needed, so it is
+    not folded into an addmm; the program equals numpy."""
+    @cg.trace(F64[5, 7], F64[7], F64["B", 5])
+    def f(W, b, x):
+        xw = x @ W
+        return xw + b.broadcast("B", 7), O.tanh(xw)
+
+    prog = prepare(f)
+    assert _fused_names(prog) == [] and _fused_names(prepare(_dense_relu_dense())) == ["fused:affine"] * 2
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s) for s in ((5, 7), (7,), (6, 5))]
+    _assert_same(_run(torch_backend.graph_module(prog), args), compile_numpy(prog)(*args))
+
+
+@pytest.mark.parametrize("cols, narrow", [(2, True), (15, True), (16, False), (1, False)])
+def test_narrow_products_have_two_to_fifteen_columns(cols, narrow):
+    """On CPU a float64 product ``[20, 30] @ [30, cols]`` runs transposed exactly for
+    ``2 <= cols < 16`` (``fused:narrow_matmul``), and equals numpy either way."""
+    f = O.einsum(F64[20, 30], F64[30, cols], spec="ab,bc->ac")
+    prog = prepare(f)
+    assert _fused_names(prog, cpu=True) == (["fused:narrow_matmul"] if narrow else [])
+    rng = np.random.default_rng(cols)
+    args = [rng.standard_normal((20, 30)), rng.standard_normal((30, cols))]
+    _assert_same(_run(torch_backend.graph_module(prog, cpu=True), args), [args[0] @ args[1]])
+
+
+@pytest.mark.skipif(not torch_fusion._ONEDNN, reason="this torch has no oneDNN kernels")
+def test_a_wide_float32_product_is_named_for_onednn():
+    f = O.einsum(cg.f32["B", 30], cg.f32[30, 40], spec="ab,bc->ac")
+    assert _fused_names(prepare(f), cpu=True) == ["fused:onednn_matmul"]

@@ -225,6 +225,14 @@ def _conv_weight_grad(m: _Matcher, j: int):
     tup = lambda v: (v,) * n if isinstance(v, int) else tuple(v)  # noqa: E731
     fwd_dilation, pad, fwd_stride = tup(a.get("stride", 1)), tup(a.get("padding", 0)), tup(a.get("dilation", 1))
     X, DY = env["X"], env["DY"]
+    # ... and dy has the size of that forward convolution's output, with the result's
+    # kernel K: O = (S + 2p - d (K - 1) - 1) // s + 1 (R's programs do; a correlation
+    # cut to some other length is no weight gradient torch has a kernel for)
+    S, O, K = x_t.shape[2:], m.prog.types[DY].shape[2:], w_t.shape[2:]
+    if not all(isinstance(v, int) for v in S + O) or any(
+            o != (s_ + 2 * p - d * (k - 1) - 1) // st + 1
+            for s_, o, k, p, d, st in zip(S, O, K, pad, fwd_dilation, fwd_stride)):
+        return None
     shape = list(w_t.shape)
 
     def emit(v):
