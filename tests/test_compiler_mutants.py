@@ -276,3 +276,95 @@ def test_narrow_products_have_two_to_fifteen_columns(cols, narrow):
 def test_a_wide_float32_product_is_named_for_onednn():
     f = O.einsum(cg.f32["B", 30], cg.f32[30, 40], spec="ab,bc->ac")
     assert _fused_names(prepare(f), cpu=True) == ["fused:onednn_matmul"]
+
+
+# -- the torch module's source and options --------------------------------------------------------
+
+
+def test_the_source_writer_names_each_value_after_what_made_it():
+    """Values are named after the function, method or attribute that made them
+    (``tanh_1``, ``sum_3``, ``T_4``), an index after ``getitem``, and ``v`` where the
+    callable's name says nothing (no ``__name__``, or only underscores)."""
+    import functools
+
+    src = torch_backend._Source()
+    x = torch_backend._Var(src, "x")
+
+    def _(a):
+        return a
+
+    torch.tanh(x), x[0], x.sum(0), x.T
+    src.call(functools.partial(torch.add, other=1.0), [x])
+    src.call(_, [x])
+    assert [ln.split(" = ")[0].strip() for ln in src.lines] == ["tanh_1", "getitem_2", "sum_3", "T_4", "v_5", "v_6"]
+
+
+def test_freeing_reads_only_the_right_hand_side_of_each_line():
+    """``del`` goes after the last line reading a name, found in the expression after the
+    first `` = `` (an expression may hold `` = `` itself, in a string)."""
+    lines = ["    a = f(x)", "    b = g(a, s=' = c')", "    c = h(b)"]
+    assert torch_backend._free_after_last_use(lines, "c") == [
+        "    a = f(x)", "    b = g(a, s=' = c')", "    del a", "    c = h(b)", "    del b"]
+
+
+def test_input_names_reach_both_writers_lower_cased():
+    """The module's arguments are the given input names, lower-cased (as fx keeps them),
+    in the source writer's ``forward`` and in the fx graph's placeholders."""
+    prog = prepare(_dense_relu_dense())
+    names = ["W1", "b1", "W2", "b2", "X"]
+    mod = torch_backend.program_module(prog, input_names=names)
+    assert mod.code.startswith("def forward(self, w1, b1, w2, b2, x):\n")
+    gm = torch_backend.graph_module(prog, input_names=names)
+    assert [n.name for n in gm.graph.nodes if n.op == "placeholder"] == ["w1", "b1", "w2", "b2", "x"]
+
+
+def test_the_fx_fallback_keeps_the_cpu_kernel_choices(monkeypatch):
+    """Where the source writer cannot record a rule, the module is traced by fx instead,
+    with the same options: on CPU the narrow output layer ([B, 3]) is still a transposed
+    addmm, and the results equal those of the written source."""
+    prog = prepare(_dense_relu_dense())
+    real_bind = torch_backend.bind
+
+    def branching_bind(op, backend, binding):  # relu's rule branches on its (traced) input
+        rule = real_bind(op, backend, binding)
+        if op.name != "relu":
+            return rule
+        return lambda x: rule(x) if isinstance(x, torch.fx.Proxy) or bool(x.new_ones(())) else None
+
+    monkeypatch.setattr(torch_backend, "bind", branching_bind)
+    fallback = torch_backend.program_module(prog, cpu=True)
+    monkeypatch.undo()
+    assert isinstance(fallback, torch.fx.GraphModule) and "torch.unsqueeze(" in fallback.code
+    written = torch_backend.program_module(prog, cpu=True)
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s) for s in ((5, 7), (7,), (7, 3), (3,), (6, 5))]
+    _assert_same(_run(fallback, args), _run(written, args), rtol=0, atol=0)
+
+
+def test_the_torch_program_on_cpu_runs_narrow_products_transposed():
+    f = O.einsum(F64["B", 30], F64[30, 10], spec="ab,bc->ac")
+    run = torch_backend.compile_torch(f)
+    assert "torch.mm(" in run.code and "torch.t(" in run.code
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((20, 30)), rng.standard_normal((30, 10))
+    _assert_same([run(a, b)[0].numpy()], [a @ b])
+
+
+def test_torch_compile_given_a_backend_name_uses_that_backend():
+    """``torch_compile="name"`` compiles with that ``torch.compile`` backend (here one
+    registered by the test, which counts the graphs it is given and runs them as they are)."""
+    from torch._dynamo import register_backend
+
+    graphs = []
+
+    def counting(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    register_backend(counting, name="catgrad_test_counting")
+    f = O.einsum(F64["B", 30], F64[30, 40], spec="ab,bc->ac")
+    run = torch_backend.compile_torch(f, torch_compile="catgrad_test_counting")
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((5, 30)), rng.standard_normal((30, 40))
+    _assert_same([run(a, b)[0].numpy()], [a @ b])
+    assert len(graphs) == 1
