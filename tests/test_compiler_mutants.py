@@ -368,3 +368,103 @@ def test_torch_compile_given_a_backend_name_uses_that_backend():
     a, b = rng.standard_normal((5, 30)), rng.standard_normal((30, 40))
     _assert_same([run(a, b)[0].numpy()], [a @ b])
     assert len(graphs) == 1
+
+
+# -- the numpy backend: its fast path, its source, its buffer plan -----------------------------------
+
+
+def test_arrays_of_the_declared_dtypes_are_not_converted():
+    """The common call (numpy arrays of the declared dtypes) goes straight to the
+    generated function; only other arguments go through the checking conversion."""
+    run = compile_numpy(_dense_relu_dense())
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s) for s in ((5, 7), (7,), (7, 3), (3,), (6, 5))]
+    want = run(*[a.tolist() for a in args])  # (lists: converted)
+
+    def no_conversion(args):
+        raise AssertionError("converted")
+
+    run._convert = no_conversion
+    _assert_same(run(*args), want, rtol=0, atol=0)
+
+
+def test_a_diagram_given_to_compile_numpy_is_optimized_once_there():
+    """``compile_numpy(diagram)`` holds the program ``prepare`` makes (CSE shares the two
+    tanh), and with ``passes=False`` the program as lowered."""
+    @cg.trace(F64[2, 3])
+    def f(x):
+        return O.exp(x).reshape(6), O.tanh(x) + O.tanh(x)
+
+    assert str(compile_numpy(f).program) == str(prepare(f)) != str(lower(f))
+    assert str(compile_numpy(f, passes=False).program) == str(lower(f))
+
+
+def test_a_reshape_is_written_as_the_array_method():
+    @cg.trace(F64[2, 3])
+    def f(x):
+        return O.exp(x).reshape(6) * 2.0,
+
+    run = compile_numpy(f)
+    src = run.source((2, 3))
+    assert ".reshape((6,))" in src and "np.reshape" not in src and "_reshape" not in src
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(run(x)[0], np.exp(x).reshape(6) * 2.0)
+
+
+def _dead_first():
+    """``exp(a)`` (read by nothing), ``t = tanh(a)``, ``sin(t)``, as a program kept as it
+    is (no passes remove the dead value)."""
+    @cg.trace(F64[3])
+    def h(a):
+        return O.exp(a), O.sin(O.tanh(a))
+
+    p = lower(h)
+    assert [i.op.name for i in p.instrs] == ["exp", "tanh", "sin"]
+    return Program(p.types, p.inputs, [p.outputs[1]], p.instrs)
+
+
+def test_a_value_nothing_reads_holds_its_buffer_only_where_it_is_written():
+    """A dead value's buffer is in use at its own instruction only, so the next buffer
+    shares its memory: one array's bytes in the block."""
+    prog = _dead_first()
+    pl = check(prog, *predicates(prog))
+    assert pl.spans == [(0, 0), (1, 2)]
+    run = compile_numpy(prog, passes=False)
+    assert _block_bytes(run, ((3,),)) == 3 * 8
+    a = np.array([0.1, -0.2, 0.3])
+    np.testing.assert_array_equal(run(a)[0], np.sin(np.tanh(a)))
+
+
+def test_of_two_outputs_donated_into_one_input_the_first_written_gets_it():
+    """``{0: 0, 1: 0}`` with ``a`` read by neither writer: ``exp(b)``, written first, goes
+    into ``a``; ``sin(b)`` into a ring (also when the pairs are listed the other way)."""
+    @cg.trace(F64[3], F64[3])
+    def f(a, b):
+        return O.exp(b), O.sin(b)
+
+    prog = lower(f)
+    for donate in ({0: 0, 1: 0}, {1: 0, 0: 0}):
+        pl = check(prog, *predicates(prog), donate=donate, rings=True)
+        assert [pl.target[j] for j in range(2)] == [("in", 0), ("ring", 0)]
+    b = np.array([0.5, 1.0, 2.0])
+    got = compile_numpy(prog, donate={0: 0, 1: 0})(np.zeros(3), b)
+    _assert_same(got, [np.exp(b), np.sin(b)], rtol=0, atol=0)
+
+
+def test_a_product_reading_a_donated_input_last_still_costs_its_bytes():
+    """A matrix product cannot write over an operand it reads: reading the donated ``w``
+    for the last time, it still adds its result's bytes, so the order runs ``sin(z)``
+    and the ``exp`` that frees it first, as given (an elementwise kernel there would
+    cost nothing and run first)."""
+    @cg.trace(F64[3, 3], F64[3, 3], F64[3, 3])
+    def f(w, x, z):
+        s = O.sin(z)
+        return O.exp(w @ x), O.exp(s)
+
+    p = lower(f)
+    assert [i.op.name for i in p.instrs] == ["sin", "einsum", "exp", "exp"]
+    assert _order(p, {0: 0}) == [0, 3, 1, 2]
+    rng = np.random.default_rng(0)
+    w, x, z = (rng.standard_normal((3, 3)) for _ in range(3))
+    got = compile_numpy(p, donate={0: 0})(w.copy(), x, z)
+    _assert_same(got, [np.exp(w @ x), np.exp(np.sin(z))])
