@@ -468,3 +468,64 @@ def test_a_product_reading_a_donated_input_last_still_costs_its_bytes():
     w, x, z = (rng.standard_normal((3, 3)) for _ in range(3))
     got = compile_numpy(p, donate={0: 0})(w.copy(), x, z)
     _assert_same(got, [np.exp(w @ x), np.exp(np.sin(z))])
+
+
+# -- the compiled step ----------------------------------------------------------------------------
+
+IRIS = "examples/iris.cat"
+
+
+def _iris_data(seed=0, n=8):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 4)), np.eye(3)[rng.integers(0, 3, n)]
+
+
+def test_a_model_taking_a_key_is_compiled_as_its_keyed_form():
+    """``(key, x) -> y`` (dropout) is compiled as ``keyed(model)``, the key held in the
+    state: the same steps, bit for bit, as compiling ``keyed(model)`` directly."""
+    from catgrad.calculus.stateful import keyed
+
+    m = cg.loads("import nn\ndef f(k : i64[], x : f64[B, 4]) = nn.dense[8, 3](nn.dropout[50](k, tanh(nn.dense[4, 8](x))))")["f"]
+    kw = dict(loss="softmax_cross_entropy", optimizer="sgd(lr=0.5)")
+    a, b = cg.compile(m, **kw), cg.compile(keyed(m), **kw)
+    assert a.state_names == b.state_names == ["key"]
+    sa, sb = a.init(3), b.init(3)
+    for k in range(3):
+        x, y = _iris_data(k)
+        (sa, oa), (sb, ob) = a(sa, x, y), b(sb, x, y)
+        assert oa.loss == ob.loss
+    for d1, d2 in ((sa.params, sb.params), (sa.model_state, sb.model_state)):
+        for n in d1:
+            np.testing.assert_array_equal(d1[n], d2[n])
+
+
+def test_inputs_as_lists_with_labels_numpy_cannot_read():
+    """``x`` a nested list and ``y`` a bfloat16 tensor (which numpy cannot read): the
+    step takes ``y``'s shape from the tensor itself and trains as on float64 arrays."""
+    step = cg.compile(cg.load(IRIS)["mlp"], loss="mse", optimizer="sgd(lr=0.1)", backend="torch", dtype="f64")
+    x, y = _iris_data()
+    y_bf16 = torch.as_tensor(y).to(torch.bfloat16)  # (one-hot: exact in bfloat16)
+    s1, o1 = step(step.init(0), x.tolist(), y_bf16)
+    s2, o2 = step(step.init(0), x, y)
+    assert o1.loss == o2.loss
+    for n in s1.params:
+        assert torch.equal(s1.params[n], s2.params[n])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_the_donating_twin_names_the_step_inputs_as_the_step_does(backend):
+    """The donating twin (``step.donating()``) is compiled with the step's input names: a
+    bad input is named ``x`` by both (numpy), and both torch modules take ``p_...``,
+    ``s_...``, ``x`` and ``y``."""
+    step = cg.compile(cg.load(IRIS)["mlp"], loss="mse", optimizer="adam(lr=0.1)", backend=backend, dtype="f64")
+    twin = step.donating()
+    assert twin is not step and twin.donates
+    x, y = _iris_data()
+    if backend == "numpy":
+        for s in (step, twin):
+            with pytest.raises(cg.ShapeError, match=r"^input x: expected f64\[B, 4\] but got an array of dtype int64"):
+                s(s.init(0), x.astype(np.int64), y)
+    else:
+        (head,) = {s._run.module.code.splitlines()[0] for s in (step, twin)}  # one and the same
+        assert head.startswith("def forward(self, p_dense_w, p_dense_b, p_dense_2_w, p_dense_2_b, s_dense_w_adam_")
+        assert head.endswith(", x, y):")

@@ -190,8 +190,7 @@ def _getter(names):
 
 
 def _shape(x) -> tuple:
-    s = getattr(x, "shape", None)
-    return tuple(s) if s is not None else tuple(np.shape(x))
+    return tuple(np.shape(x))  # (np.shape reads x.shape where x has one: a torch tensor is not converted)
 
 
 def _float_dtype(dtype) -> DType | None:
