@@ -1,6 +1,6 @@
-"""Cases a mutation run of ``catgrad/compiler`` found untested (mutmut 3, a sample of 400
-mutants, 2026-12-01, each survivor re-run in a fresh process; docs/testing.md lists the
-mutants each test kills).
+"""Cases a mutation run of ``catgrad/compiler`` found untested (mutmut 3, a random sample of
+400 mutants, 2026-12-01; each survivor re-run in a fresh process, since a forked mutant
+reuses the torch modules its parent process had already built and cached).
 
 Grouped by what they pin down: the torch fusion patterns taken only where they are exact
 (hand-written programs that look like a pattern but are not one, fused against unfused
@@ -21,7 +21,6 @@ import torch
 
 import catgrad as cg
 from catgrad.compiler import Program, compile_numpy, lower, prepare, torch_backend, torch_export, torch_fusion
-from catgrad.compiler.buffers import plan
 from catgrad.ops.convolution import geometry
 from test_buffers_order import _block_bytes, _order
 from test_buffers_plan import check, predicates
@@ -485,7 +484,8 @@ def test_a_model_taking_a_key_is_compiled_as_its_keyed_form():
     state: the same steps, bit for bit, as compiling ``keyed(model)`` directly."""
     from catgrad.calculus.stateful import keyed
 
-    m = cg.loads("import nn\ndef f(k : i64[], x : f64[B, 4]) = nn.dense[8, 3](nn.dropout[50](k, tanh(nn.dense[4, 8](x))))")["f"]
+    m = cg.loads("import nn\n"
+                 "def f(k : i64[], x : f64[B, 4]) = nn.dense[8, 3](nn.dropout[50](k, tanh(nn.dense[4, 8](x))))")["f"]
     kw = dict(loss="softmax_cross_entropy", optimizer="sgd(lr=0.5)")
     a, b = cg.compile(m, **kw), cg.compile(keyed(m), **kw)
     assert a.state_names == b.state_names == ["key"]
