@@ -298,6 +298,24 @@ def test_the_source_writer_names_each_value_after_what_made_it():
     assert [ln.split(" = ")[0].strip() for ln in src.lines] == ["tanh_1", "getitem_2", "sum_3", "T_4", "v_5", "v_6"]
 
 
+def test_the_source_writer_names_non_finite_numbers_and_objects_it_cannot_write_as_literals():
+    """Infinities, NaN and torch dtypes in a rule's arguments go into the module's
+    globals by name (``inf`` is no Python literal); the source computes what the rule
+    does, NaN and infinities included."""
+    def rule(x):
+        return [torch.where(x > 0, x, float("-inf")), torch.nan_to_num(x, nan=float("inf")),
+                torch.full_like(x, float("nan")), x.to(torch.float32)]
+
+    src = torch_backend._Source()
+    outs = rule(torch_backend._Var(src, "x"))
+    scope = dict(src.globals)
+    exec("def f(x):\n" + "\n".join(src.lines) + f"\n    return {src.ref(outs)}\n", scope)
+    x = torch.tensor([1.5, -2.0, float("nan"), 0.0], dtype=torch.float64)
+    for got, want in zip(scope["f"](x), rule(x)):
+        assert got.dtype == want.dtype and torch.equal(got.isnan(), want.isnan())
+        assert torch.equal(torch.nan_to_num(got), torch.nan_to_num(want))
+
+
 def test_freeing_reads_only_the_right_hand_side_of_each_line():
     """``del`` goes after the last line reading a name, found in the expression after the
     first `` = `` (an expression may hold `` = `` itself, in a string)."""
