@@ -307,3 +307,74 @@ def test_error_class_and_whole_message(case):
     with pytest.raises(cls, match="^" + re.escape(message) + "$") as e:
         make()
     assert type(e.value) is cls
+
+
+def test_index_out_of_range_at_run_time():
+    f = O.take(f64[3, 2], i64[2])
+    with pytest.raises(ShapeError, match=r"^index 3 is out of range for a table of 3 rows \(-3 \.\. 2\)$"):
+        cg.evaluate(f, np.zeros((3, 2)), np.array([0, 3]))
+    with pytest.raises(ShapeError, match=r"^index -4 is out of range for a table of 3 rows \(-3 \.\. 2\)$"):
+        cg.evaluate(f, np.zeros((3, 2)), np.array([-4, -3]))
+    g = O.scatter_add(i64[2], f64[2], size=4)
+    with pytest.raises(ShapeError, match=r"^index 4 is out of range for a table of 4 rows \(-4 \.\. 3\)$"):
+        cg.evaluate(g, np.array([4, 0]), np.ones(2))
+
+
+# -- the inputs each check must still accept (its boundary), with the output types -----------------
+
+ACCEPTED = {
+    "slice empty at the end": (lambda: O.slice(f64[3, 4], axis=1, start=4, stop=4), [f64[3, 0]]),
+    "slice whole axis, negative axis": (lambda: O.slice(f64[3, 4], axis=-2, start=0, stop=3), [f64[3, 4]]),
+    "slice numpy ints": (lambda: O.slice(f64[3, 4], axis=np.int64(1), start=np.int64(1), stop=np.int32(2)),
+                         [f64[3, 1]]),
+    "pad nothing": (lambda: O.pad(f64[3, 4], axis=-1, before=0, after=0), [f64[3, 4]]),
+    "pad numpy ints": (lambda: O.pad(f64[3], axis=0, before=np.int64(1), after=np.int64(2)), [f64[6]]),
+    "pad symbolic elsewhere": (lambda: O.pad(f64["B", 4], axis=1, before=1, after=0), [f64["B", 5]]),
+    "bernoulli p = 0": (lambda: O.bernoulli(i64[()], type=f64[2], p=0.0), [f64[2]]),
+    "bernoulli p = 1": (lambda: O.bernoulli(i64[()], type=f64[2], p=1), [f64[2]]),
+    "uniform bounds": (lambda: O.uniform(i64[()], type=f32[2, 3], low=-1, high=2.5), [f32[2, 3]]),
+    "normal": (lambda: O.normal(i64[()], type=f64[()], mean=1.0, std=2), [f64[()]]),
+    "bit constants": (lambda: O.constant(type=bit[2], value=1), [bit[2]]),
+    "bit constant 0": (lambda: O.constant(type=bit[2], value=0), [bit[2]]),
+    "int constant": (lambda: O.constant(type=f32[2], value=3), [f32[2]]),
+    "cast by name": (lambda: O.cast(f64[2], dtype="f32"), [f32[2]]),
+    "pow numpy p": (lambda: O.pow(f32[2], p=np.float32(0.5)), [f32[2]]),
+    "pow int p": (lambda: O.pow(f32[2], p=np.int64(3)), [f32[2]]),
+    "scatter size 0": (lambda: O.scatter_add(i64[()], f64[3], size=0), [f64[0, 3]]),
+    "scatter numpy size": (lambda: O.scatter_add(i64[2, 2], f64[2, 2, 3], size=np.int64(5)), [f64[5, 3]]),
+    "split with empty pieces": (lambda: O.split(f64[2, 4], axis=1, sizes=[0, 4, 0]), [f64[2, 0], f64[2, 4], f64[2, 0]]),
+    "split numpy sizes": (lambda: O.split(f64[4], axis=-1, sizes=(np.int64(1), 3)), [f64[1], f64[3]]),
+    "concat one input": (lambda: O.concat(f64[2, 3], axis=-1), [f64[2, 3]]),
+    "concat symbolic elsewhere": (lambda: O.concat(f64["B", 1], f64["B", 2], axis=1), [f64["B", 3]]),
+    "take from a vector": (lambda: O.take(f32[7], i64[2, 3]), [f32[2, 3]]),
+    "keepdims numpy bool": (lambda: O.sum(f64[2, 3], axes=1, keepdims=np.bool_(True)), [f64[2, 1]]),
+    "max keepdims": (lambda: O.max(f64[2, 3], axes=(0,), keepdims=True), [f64[1, 3]]),
+    "logsumexp": (lambda: O.logsumexp(f64[2, 3, 4], axes=(0, 2)), [f64[3]]),
+    "mean keepdims": (lambda: O.mean(f32[2, 3, 4], axes=(-1, 0), keepdims=True), [f32[1, 3, 1]]),
+    "softmax negative axis": (lambda: O.softmax(f64[2, 3], axis=-2), [f64[2, 3]]),
+    "kernel spans the padded input": (lambda: O.unfold(f64[1, 2, 5], kernel=3, dilation=3, padding=1), [f64[1, 2, 1, 3]]),
+    "kernel per axis": (lambda: O.unfold(f64[1, 2, 5, 6], kernel=[2, 3], stride=(1, 3), padding=(0, 1),
+                                         dilation=np.int64(1)), [f64[1, 2, 4, 2, 2, 3]]),
+    "fold size as a list": (lambda: O.fold(f64[2, 3, 4, 2], kernel=2, size=[5]), [f64[2, 3, 5]]),
+    "pool padding half the kernel": (lambda: O.maxpool(f64[2, 3, 6], kernel=2, padding=1), [f64[2, 3, 4]]),
+    "pool stride defaults to the kernel": (lambda: O.avgpool(f64[2, 3, 7, 6], kernel=(2, 3)), [f64[2, 3, 3, 2]]),
+    "pool dilation": (lambda: O.avgpool(f64[1, 1, 5], kernel=2, dilation=3, padding=1, stride=1), [f64[1, 1, 4]]),
+    "conv groups numpy int": (lambda: O.conv(f64[2, 4, 5], f64[6, 2, 2], groups=np.int64(2)), [f64[2, 6, 4]]),
+    "conv symbolic batch and channels": (lambda: O.conv(f64["N", "C", 5], f64["D", "C", 5]), [f64["N", "D", 1]]),
+    "einsum with spaces": (lambda: O.einsum(f64[2, 3], f64[3], spec="ij, j -> i"), [f64[2]]),
+    "einsum upper case": (lambda: O.einsum(f64[2, 3], spec="iJ->Ji"), [f64[3, 2]]),
+    "matmul vector-matrix": (lambda: O.matmul(f64[3], f64[3, 4]), [f64[4]]),
+    "matmul batched vector": (lambda: O.matmul(f64[5, 2, 3], f64[3]), [f64[5, 2]]),
+    "matmul batched": (lambda: O.matmul(f64[5, 2, 3], f64[5, 3, 4]), [f64[5, 2, 4]]),
+    "broadcast stretch": (lambda: O.broadcast(f64[2, 1], shape=(3, 2, 4)), [f64[3, 2, 4]]),
+    "reshape symbolic": (lambda: O.reshape(f64["B", 2, 3], shape=(6, "B")), [f64[6, "B"]]),
+    "transpose": (lambda: O.transpose(f64[2, 3, 4], perm=[2, 0, 1]), [f64[4, 2, 3]]),
+    "all_reduce mixed floats": (lambda: O.all_reduce(f32[2], f64[()]), [f32[2], f64[()]]),
+    "random_split": (lambda: O.random_split(i64[()]), [i64[()], i64[()]]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED))
+def test_boundary_inputs_are_accepted(case):
+    make, cod = ACCEPTED[case]
+    assert make().cod == cg.Ob(*cod)
