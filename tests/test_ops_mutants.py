@@ -378,3 +378,117 @@ ACCEPTED = {
 def test_boundary_inputs_are_accepted(case):
     make, cod = ACCEPTED[case]
     assert make().cod == cg.Ob(*cod)
+
+
+# -- numpy kernels: every call form against an independent reference ---------------------------
+
+from catgrad.core.primitive import bind, find_rule, lookup  # noqa: E402
+
+
+def _writes_out(op) -> bool:
+    fn, rule = find_rule(op, "numpy")
+    kernel = bind(op, "numpy", {})
+    return bool(getattr(kernel, "writes_out", False) or (not rule.staged and getattr(fn, "writes_out", False)))
+
+
+def _inline_forms(kernel, xs):
+    """The kernel's call written out for code generators (``inline`` / ``inline_at``), as
+    functions ``(xs, out=None) -> value``, so each can be run like the kernel."""
+    forms = []
+    template, consts = getattr(kernel, "inline", None), []
+    at = getattr(kernel, "inline_at", None)
+    if at is not None:
+        r = at([x.shape for x in xs], [x.dtype for x in xs])
+        if r is not None:
+            template, consts = r
+    if template is None:
+        return forms
+    for k in range(len(consts)):
+        template = template.replace(f"{{c{k}}}", f"_c{k}")
+    env = {"np": np, **{f"_c{k}": c for k, c in enumerate(consts)}}
+
+    def run(xs, out=None):
+        names = [f"_x{i}" for i in range(len(xs))]
+        code = template.format(*names, out="" if out is None else ", out=_out")
+        return eval(code, {**env, **dict(zip(names, xs)), "_out": out})  # noqa: S307 - our own template
+
+    forms.append(run)
+    return forms
+
+
+def check_kernel(op, xs, want, rtol):
+    """The numpy kernel of ``op`` on ``xs``: the value (shape, dtype, entries within
+    ``rtol`` of ``want``); on strided copies of the inputs; into a contiguous ``out``
+    (returned) and a strided one (the rest of its memory untouched); and written out
+    as its inline template, where it has one."""
+    want = np.asarray(want)
+    kernel = bind(op, "numpy", {})
+
+    def same(got, what):
+        got = np.asarray(got)
+        assert got.shape == want.shape and got.dtype == want.dtype, (what, got.shape, got.dtype, want.shape, want.dtype)
+        scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+    calls = [(lambda xs, out=None: kernel(*xs) if out is None else kernel(*xs, out=out), "kernel")]
+    calls += [(f, "inline") for f in _inline_forms(kernel, xs)]
+    for call, what in calls:
+        same(call(xs), what)
+        if what == "kernel":
+            same(call([_strided(x) for x in xs]), what + " on strided inputs")
+        if not _writes_out(op):
+            continue
+        out = np.full(want.shape, -7, want.dtype)
+        res = call(xs, out)
+        same(out, what + " into out")
+        if what == "inline":  # (np.dot hands back a scalar for a 0-d out; the generated code takes its value)
+            same(res, what + " into out, its value")
+            continue  # (a generator gives an inline call a C-contiguous out of the result's dtype only)
+        assert res is out, what
+        if want.ndim:
+            big = np.full(want.shape + (2,), -7, want.dtype)
+            view = big[..., 0]
+            res = call(xs, view)
+            same(view, what + " into a strided out")
+            assert res is view, what
+            assert (big[..., 1] == -7).all(), what + ": wrote outside its out"
+
+
+def _strided(x):
+    """The same values in memory that is not C-contiguous (where there is more than one entry)."""
+    if x.ndim >= 2:
+        return np.asfortranarray(x)
+    if x.ndim == 1:
+        return np.repeat(x, 2)[::2]
+    return x
+
+
+SUMS = [((6, 4), (1,)), ((5, 3, 2), (1, 2)), ((5, 3, 2), (2,)), ((3, 40), (1,)), ((5, 1), (1,)),
+        ((4, 5, 6), (0,)), ((4, 5, 6), (0, 1)), ((4, 5, 6), (0, 2)), ((2, 3, 4, 5), (0, 2, 3)),
+        ((2, 3, 4, 5), (0, 1, 3)), ((2, 3, 4, 5), (0, 3)), ((0, 3, 2), (0, 2)), ((2, 0, 3), (0, 2)),
+        ((2, 3, 4), (1,)), ((2, 3, 4), (0, 1, 2)), ((2, 3, 4), None), ((2, 3, 4), ()), ((), None), ((7,), (0,)),
+        ((3, 4), (-1, 0))]
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("dt", [f64, f32])
+@pytest.mark.parametrize("shape, axes", SUMS)
+def test_float_sums_on_every_path(shape, axes, dt, keepdims):
+    rng = np.random.default_rng(len(shape) + 7 * len(axes or ()))
+    x = rng.standard_normal(shape).astype(dt.numpy)
+    ax = None if axes is None else tuple(axes)
+    want = np.sum(x.astype(np.float64), axis=ax, keepdims=keepdims).astype(dt.numpy)
+    if axes == ():
+        want = x
+    op = lookup("sum").op([dt[shape]], axes=axes, keepdims=keepdims)
+    check_kernel(op, [x], want, 1e-12 if dt is f64 else 2e-6)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("shape, axes, size", [(("B", 3), (1,), (5, 3)), (("B", 3), (0,), (5, 3)),
+                                               ((3, "B"), (1,), (3, 5)), (("B", 3, 4), (0, 2), (2, 3, 4)),
+                                               (("B", 3), None, (4, 3))])
+def test_float_sums_with_a_symbolic_size(shape, axes, size, keepdims):
+    x = np.random.default_rng(5).standard_normal(size)
+    op = lookup("sum").op([f64[shape]], axes=axes, keepdims=keepdims)
+    check_kernel(op, [x], np.sum(x, axis=None if axes is None else tuple(axes), keepdims=keepdims), 1e-12)
