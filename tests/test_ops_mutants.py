@@ -468,6 +468,8 @@ SUMS = [((6, 4), (1,)), ((5, 3, 2), (1, 2)), ((5, 3, 2), (2,)), ((3, 40), (1,)),
         ((2, 3, 4, 5), (0, 1, 3)), ((2, 3, 4, 5), (0, 3)), ((0, 3, 2), (0, 2)), ((2, 0, 3), (0, 2)),
         ((2, 3, 4), (1,)), ((2, 3, 4), (0, 1, 2)), ((2, 3, 4), None), ((2, 3, 4), ()), ((), None), ((7,), (0,)),
         ((3, 4), (-1, 0))]
+# every set of axes of a rank-5 operand (each path, and the sets that look like one but are not)
+SUMS += [((2, 3, 1, 2, 3), tuple(a for a in range(5) if m >> a & 1)) for m in range(32)]
 
 
 @pytest.mark.parametrize("keepdims", [False, True])
@@ -492,3 +494,85 @@ def test_float_sums_with_a_symbolic_size(shape, axes, size, keepdims):
     x = np.random.default_rng(5).standard_normal(size)
     op = lookup("sum").op([f64[shape]], axes=axes, keepdims=keepdims)
     check_kernel(op, [x], np.sum(x, axis=None if axes is None else tuple(axes), keepdims=keepdims), 1e-12)
+
+
+# -- convolution: the numpy kernel's layouts and blocks, the torch rule and R, against torch ---------
+
+F = torch.nn.functional
+
+CONVS = [  # x shape, w shape, attributes: each numpy path (batch-first, channels-first, grouped; windows
+    # read per kernel offset or per output position; one block or several) and each R path
+    ((2, 3, 7), (4, 3, 3), {}),
+    ((2, 4, 6, 5), (6, 2, 3, 2), {"stride": (2, 1), "padding": 1, "groups": 2}),
+    ((2, 1, 8, 8), (4, 1, 3, 3), {"padding": 2, "dilation": 2}),
+    ((1, 2, 4, 5, 4), (2, 2, 2, 3, 2), {"stride": (1, 2, 1), "padding": (0, 1, 1)}),
+    ((3, 2, 5, 5), (8, 2, 5, 5), {"padding": (1, 2)}),  # a weight larger than the input
+    ((2, 3, 5, 5), (2, 3, 4, 4), {"dilation": (1, 1), "stride": 1}),  # more kernel offsets than outputs
+    ((2, 3, 9, 8), (2, 3, 4, 3), {"dilation": 2, "stride": (2, 3), "padding": (1, 0)}),
+    ((2, 6, 7), (9, 2, 3), {"groups": 3, "padding": 2, "stride": 2}),
+    ((2, 4, 6), (4, 1, 3), {"groups": 4, "dilation": 2}),
+    ((2, 4, 6, 6), (4, 2, 2, 2), {"groups": 2, "stride": 2}),  # grouped, stride 2: R through fold
+    ((1, 1, 6), (1, 1, 2), {"stride": 3}),
+    ((4, 2, 6), (3, 2, 3), {"padding": 3}),  # padding larger than the kernel's reach
+    ((5, 16, 28, 28), (4, 16, 3, 3), {}),  # several blocks of images
+    ((8, 12, 28, 28), (4, 12, 3, 3), {"padding": 1}),  # several blocks of channels when read channels-first
+]
+
+
+def _torch_conv_reference(x, w, stride=1, padding=0, dilation=1, groups=1):
+    fn = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[x.ndim]
+    return fn(torch.tensor(x), torch.tensor(w), stride=stride, padding=padding, dilation=dilation,
+              groups=groups).numpy()
+
+
+@pytest.mark.parametrize("dt", [f64, f32])
+@pytest.mark.parametrize("xs, ws, attrs", CONVS)
+def test_conv_numpy_kernel_on_every_path(xs, ws, attrs, dt):
+    rng = np.random.default_rng(sum(xs) + sum(ws))
+    x, w = rng.standard_normal(xs).astype(dt.numpy), rng.standard_normal(ws).astype(dt.numpy)
+    op = lookup("conv").op([dt[xs], dt[ws]], **attrs)
+    want = _torch_conv_reference(x, w, **attrs)
+    check_kernel(op, [x, w], want, 1e-11 if dt is f64 else 1e-4)
+    # the batch-swapped view R's weight gradient passes (axis 0 runs faster than axis 1)
+    swapped = np.ascontiguousarray(x.transpose((1, 0) + tuple(range(2, x.ndim)))).transpose(
+        (1, 0) + tuple(range(2, x.ndim)))
+    np.testing.assert_allclose(bind(op, "numpy", {})(swapped, w), want, rtol=1e-4, atol=1e-4 if dt is f32 else 1e-11)
+
+
+@pytest.mark.parametrize("xs, ws, attrs", CONVS[:12])
+def test_conv_torch_rule_and_R_against_torch(xs, ws, attrs):
+    rng = np.random.default_rng(sum(xs) * 3 + sum(ws))
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    f = O.conv(f64[xs], f64[ws], **attrs)
+    (got,) = cg.evaluate(f, torch.tensor(x), torch.tensor(w), backend="torch")
+    np.testing.assert_allclose(got.numpy(), _torch_conv_reference(x, w, **attrs), rtol=1e-12, atol=1e-12)
+    v = rng.standard_normal(f.cod[0].shape)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    fn = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[len(xs)]
+    y = fn(tx, tw, **attrs)
+    gx, gw = torch.autograd.grad(y, [tx, tw], torch.tensor(v))
+    assert rel_err(cg.evaluate(cg.R(f), x, w, v), [gx.numpy(), gw.numpy()]) <= 1e-12
+
+
+def test_conv_kernel_with_a_symbolic_batch_keeps_no_stale_state():
+    """The kernel keeps working arrays between calls (by shape): calls with another batch
+    size, then the first again, are still right, and an output handed back earlier is not
+    changed by a later call."""
+    op = lookup("conv").op([f64["B", 3, 6, 6], f64[4, 3, 3, 3]], padding=1)
+    kernel = bind(op, "numpy", {})
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((4, 3, 3, 3))
+    seen = []
+    for n in (3, 5, 1, 3):
+        x = rng.standard_normal((n, 3, 6, 6))
+        y = kernel(x, w)
+        np.testing.assert_allclose(y, _torch_conv_reference(x, w, padding=1), rtol=1e-12, atol=1e-12)
+        seen.append((y, y.copy()))
+    for y, copy in seen:
+        assert np.array_equal(y, copy)
+    op = lookup("conv").op([f64["B", 4, 6], f64[4, 2, 3]], groups=2)
+    kernel = bind(op, "numpy", {})
+    w = rng.standard_normal((4, 2, 3))
+    for n in (2, 4, 2):
+        x = rng.standard_normal((n, 4, 6))
+        np.testing.assert_allclose(kernel(x, w), _torch_conv_reference(x, w, groups=2), rtol=1e-12, atol=1e-12)
