@@ -576,3 +576,120 @@ def test_conv_kernel_with_a_symbolic_batch_keeps_no_stale_state():
     for n in (2, 4, 2):
         x = rng.standard_normal((n, 4, 6))
         np.testing.assert_allclose(kernel(x, w), _torch_conv_reference(x, w, groups=2), rtol=1e-12, atol=1e-12)
+
+
+# -- unfold, fold and pooling: numpy kernels and torch rules against loops over every window ----------
+
+
+def _geometry(x_spatial, kernel, stride, padding, dilation):
+    n = len(x_spatial)
+    tup = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,) * n  # noqa: E731
+    K, p, d = tup(kernel), tup(padding), tup(dilation)
+    s = K if stride is None else tup(stride)
+    O = tuple((S + 2 * p[i] - d[i] * (K[i] - 1) - 1) // s[i] + 1 for i, S in enumerate(x_spatial))
+    return K, s, p, d, O
+
+
+def _unfold_reference(x, kernel, stride=1, padding=0, dilation=1, fill=0.0):
+    """Every window copied out with one loop over output positions and kernel offsets."""
+    K, s, p, d, O = _geometry(x.shape[2:], kernel, stride, padding, dilation)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(a, a) for a in p], constant_values=fill)
+    out = np.empty(x.shape[:2] + O + K, x.dtype)
+    for o in np.ndindex(*O):
+        for k in np.ndindex(*K):
+            out[(Ellipsis,) + o + k] = xp[(slice(None), slice(None)) + tuple(
+                o[i] * s[i] + k[i] * d[i] for i in range(len(K)))]
+    return out
+
+
+def _fold_reference(y, kernel, size, stride=1, padding=0, dilation=1):
+    """Every window entry added back onto its pixel (padding dropped): the transpose of unfold."""
+    K, s, p, d, O = _geometry(size, kernel, stride, padding, dilation)
+    acc = np.zeros(y.shape[:2] + tuple(S + 2 * a for S, a in zip(size, p)), y.dtype)
+    for o in np.ndindex(*O):
+        for k in np.ndindex(*K):
+            acc[(slice(None), slice(None)) + tuple(o[i] * s[i] + k[i] * d[i] for i in range(len(K)))] += \
+                y[(Ellipsis,) + o + k]
+    return acc[(slice(None), slice(None)) + tuple(slice(a, a + S) for S, a in zip(size, p))]
+
+
+WINDOWS = [  # input shape, attributes: windows that tile the input exactly, tile it with a remainder
+    # or padding, overlap, skip pixels, dilate; one, two and three spatial axes
+    ((2, 3, 6), {"kernel": 2, "stride": 2}),
+    ((2, 3, 7), {"kernel": 2, "stride": 2}),
+    ((2, 3, 6), {"kernel": 2, "stride": 2, "padding": 1}),
+    ((2, 3, 7), {"kernel": 3}),
+    ((2, 2, 6, 4), {"kernel": (2, 2), "stride": (2, 2)}),
+    ((2, 2, 6, 5), {"kernel": (3, 2), "stride": (3, 2), "padding": (0, 1)}),
+    ((2, 2, 6, 5), {"kernel": (2, 3), "stride": (2, 1), "padding": (1, 0)}),
+    ((1, 1, 7, 6), {"kernel": 2, "dilation": 2, "padding": 1, "stride": 2}),
+    ((1, 2, 4, 3, 5), {"kernel": (2, 2, 3), "stride": (1, 2, 1)}),
+    ((1, 2, 4, 4, 6), {"kernel": 2, "stride": 2}),
+    ((2, 1, 9), {"kernel": 2, "stride": 4}),
+    ((3, 2, 5, 5), {"kernel": 2, "stride": (1, 3), "dilation": (2, 1), "padding": (1, 1)}),
+]
+
+
+@pytest.mark.parametrize("dt", [f64, f32])
+@pytest.mark.parametrize("shape, attrs", WINDOWS)
+def test_unfold_and_fold_kernels_against_loops(shape, attrs, dt):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(dt.numpy)
+    tol = 1e-12 if dt is f64 else 1e-5
+    for fill in (0.0, -np.inf) if dt is f64 else (0.0,):
+        op = lookup("unfold").op([dt[shape]], fill=fill, **attrs)
+        want = _unfold_reference(x, fill=fill, **attrs)
+        if fill == 0.0:
+            check_kernel(op, [x], want, tol)
+        else:  # (-inf entries: compared exactly)
+            assert np.array_equal(bind(op, "numpy", {})(x), want)
+        (t,) = cg.evaluate(cg.Diagram.from_op(op), torch.tensor(x), backend="torch")
+        assert np.array_equal(t.numpy(), want)
+    cols = rng.standard_normal(want.shape).astype(dt.numpy)
+    fold = lookup("fold").op([dt[want.shape]], size=shape[2:], **attrs)
+    want = _fold_reference(cols, size=shape[2:], **attrs)
+    check_kernel(fold, [cols], want, tol)
+    (t,) = cg.evaluate(cg.Diagram.from_op(fold), torch.tensor(cols), backend="torch")
+    np.testing.assert_allclose(t.numpy(), want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("shape, attrs", WINDOWS)
+def test_R_of_unfold_and_fold_against_torch(shape, attrs):
+    rng = np.random.default_rng(sum(shape) + 1)
+    f = O.unfold(f64[shape], **attrs)
+    g = O.fold(f.cod[0], size=shape[2:], **attrs)
+    for h in (f, g):
+        xs, vs = [rng.standard_normal(h.dom[0].shape)], [rng.standard_normal(h.cod[0].shape)]
+        assert rel_err(cg.evaluate(cg.R(h), *xs, *vs), torch_vjp(h, xs, vs)) <= 1e-12
+
+
+POOLS = [((2, 3, 8), {"kernel": 2}),
+         ((2, 2, 7, 6), {"kernel": 3, "stride": 2, "padding": 1}),
+         ((2, 2, 8, 8), {"kernel": (2, 3), "stride": (2, 1), "dilation": (1, 2)}),
+         ((1, 2, 4, 4, 6), {"kernel": 2, "stride": (2, 1, 2)}),
+         ((2, 1, 7), {"kernel": 3, "stride": 1, "padding": 1, "dilation": 2}),
+         ((1, 2, 5, 7), {"kernel": (1, 3)})]
+
+
+def _pool_reference(x, which, kernel, stride=None, padding=0, dilation=1):
+    win = _unfold_reference(x, kernel, stride, padding, dilation, -np.inf if which == "maxpool" else 0.0)
+    axes = tuple(range(x.ndim, win.ndim))
+    return np.max(win, axis=axes) if which == "maxpool" else np.mean(win, axis=axes)
+
+
+@pytest.mark.parametrize("which", ["maxpool", "avgpool"])
+@pytest.mark.parametrize("dt", [f64, f32])
+@pytest.mark.parametrize("shape, attrs", POOLS)
+def test_pool_kernels_and_R_against_loops_and_torch(shape, attrs, dt, which):
+    rng = np.random.default_rng(sum(shape) + len(which))
+    x = rng.standard_normal(shape).astype(dt.numpy)
+    op = lookup(which).op([dt[shape]], **attrs)
+    want = _pool_reference(x, which, **attrs)
+    tol = 1e-12 if dt is f64 else 1e-5
+    check_kernel(op, [x], want, tol)
+    (t,) = cg.evaluate(cg.Diagram.from_op(op), torch.tensor(x), backend="torch")
+    np.testing.assert_allclose(t.numpy(), want, rtol=tol, atol=tol)
+    if dt is f64:
+        f = cg.Diagram.from_op(op)
+        v = rng.standard_normal(f.cod[0].shape)
+        assert rel_err(cg.evaluate(cg.R(f), x, v), torch_vjp(f, [x], [v])) <= 1e-12
