@@ -444,6 +444,9 @@ def check_kernel(op, xs, want, rtol):
         if what == "inline":  # (np.dot hands back a scalar for a 0-d out; the generated code takes its value)
             same(res, what + " into out, its value")
             continue  # (a generator gives an inline call a C-contiguous out of the result's dtype only)
+        if not want.ndim:  # (np.dot hands back a scalar for a 0-d out, having written it)
+            same(res, what + " into a 0-d out, its value")
+            continue
         assert res is out, what
         if want.ndim:
             big = np.full(want.shape + (2,), -7, want.dtype)
@@ -693,3 +696,88 @@ def test_pool_kernels_and_R_against_loops_and_torch(shape, attrs, dt, which):
         f = cg.Diagram.from_op(op)
         v = rng.standard_normal(f.cod[0].shape)
         assert rel_err(cg.evaluate(cg.R(f), x, v), torch_vjp(f, [x], [v])) <= 1e-12
+
+
+# -- einsum: the numpy plans and the torch matmul spellings against np.einsum -----------------------
+
+
+def _two_operand_specs():
+    """Every mix of batch (in both operands and the output), contracted, left-only and
+    right-only indices up to small counts, each term in a scrambled order."""
+    rng = np.random.default_rng(0)
+    specs = []
+    for nb in range(3):
+        for nk in range(3):
+            for nl in range(3):
+                for nr in range(3):
+                    if nb + nk + nl + nr > 5 or nb + nk + nl == 0 or nb + nk + nr == 0:
+                        continue
+                    letters = iter("abcdefgh")
+                    b, k, l, r = ([next(letters) for _ in range(m)] for m in (nb, nk, nl, nr))
+                    for _ in range(2):
+                        x, y, z = (list(rng.permutation(t)) if t else [] for t in (b + k + l, b + k + r, b + l + r))
+                        specs.append(f"{''.join(x)},{''.join(y)}->{''.join(z)}")
+    specs += ["ij,jk->ik", "ji,jk->ik", "ij,kj->ik", "ji,kj->ik", "ij,jk->ki", "ji,kj->ki", "j,jk->k", "ij,j->i",
+              "j,kj->k", "ji,j->i", "i,i->", "i,j->ij", "i,j->ji", "ij,ij->", "ij,ji->"]
+    return list(dict.fromkeys(specs))
+
+
+SIZES = dict(zip("abcdefghijk", (2, 3, 4, 2, 3, 5, 2, 3, 4, 3, 5)))
+
+
+@pytest.mark.parametrize("dt", [f64, f32, i64])
+@pytest.mark.parametrize("spec", _two_operand_specs())
+def test_two_operand_einsum_on_numpy_and_torch(spec, dt):
+    x, y = spec.split("->")[0].split(",")
+    rng = np.random.default_rng(len(spec))
+    a = rng.integers(-3, 4, [SIZES[c] for c in x]).astype(dt.numpy)
+    b = rng.integers(-3, 4, [SIZES[c] for c in y]).astype(dt.numpy)
+    want = np.einsum(spec, a.astype(np.float64), b.astype(np.float64)).astype(dt.numpy)  # (exact: small integers)
+    op = lookup("einsum").op([dt[a.shape], dt[b.shape]], spec=spec)
+    check_kernel(op, [a, b], want, 0.0)
+    (t,) = cg.evaluate(cg.Diagram.from_op(op), torch.tensor(a), torch.tensor(b), backend="torch")
+    assert t.numpy().dtype == want.dtype and np.array_equal(t.numpy(), want)
+
+
+@pytest.mark.parametrize("spec, shapes", [("ab,bc,cd->ad", [(2, 3), (3, 4), (4, 2)]), ("ij->ji", [(3, 4)]),
+                                          ("ijk->kij", [(2, 3, 4)]), ("a,b,c->abc", [(2,), (3,), (2,)])])
+def test_einsum_of_one_or_three_operands(spec, shapes):
+    rng = np.random.default_rng(len(spec))
+    xs = [rng.standard_normal(s) for s in shapes]
+    want = np.einsum(spec, *xs)
+    f = O.einsum(*[f64[s] for s in shapes], spec=spec)
+    assert rel_err(cg.evaluate(f, *xs), [want]) <= 1e-14
+    assert rel_err([t.numpy() for t in cg.evaluate(f, *map(torch.tensor, xs), backend="torch")], [want]) <= 1e-14
+    v = rng.standard_normal(want.shape)
+    assert rel_err(cg.evaluate(cg.R(f), *xs, v), torch_vjp(f, xs, [v])) <= 1e-12
+
+
+@pytest.mark.parametrize("spec", ["ij,jk->ik", "bij,bjk->bik", "i,i->", "ij,kj->ki", "i,j->ij"])
+def test_einsum_over_bits_sums_mod_2(spec):
+    x, y = spec.split("->")[0].split(",")
+    rng = np.random.default_rng(len(spec))
+    a = rng.integers(0, 2, [SIZES[c] for c in x]).astype(bool)
+    b = rng.integers(0, 2, [SIZES[c] for c in y]).astype(bool)
+    want = np.einsum(spec, a.astype(np.int64), b.astype(np.int64)) % 2 == 1
+    f = O.einsum(bit[a.shape], bit[b.shape], spec=spec)
+    (got,) = cg.evaluate(f, a, b)
+    assert got.dtype == bool and np.array_equal(got, want)
+    (t,) = cg.evaluate(f, torch.tensor(a), torch.tensor(b), backend="torch")
+    assert t.dtype == torch.bool and np.array_equal(t.numpy(), want)
+
+
+@pytest.mark.parametrize("ranks", [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3), (4, 4), (4, 2)])
+def test_matmul_is_numpys_matmul(ranks):
+    rng = np.random.default_rng(sum(ranks))
+    sa = ((2, 3)[:ranks[0] - 2] + (4, 5)) if ranks[0] >= 2 else (5,)
+    sb = ((2, 3)[:ranks[1] - 2] + (5, 3)) if ranks[1] >= 2 else (5,)
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    want = np.matmul(a, b)
+    f = O.matmul(f64[sa], f64[sb])
+    assert rel_err(cg.evaluate(f, a, b), [want]) <= 1e-14
+
+    @cg.trace(f64[sa], f64[sb])
+    def g(x, y):
+        return O.matmul(x, y)
+
+    assert rel_err(cg.evaluate(g, a, b), [want]) <= 1e-14
