@@ -392,17 +392,19 @@ def _writes_out(op) -> bool:
 
 
 def _inline_forms(kernel, xs):
-    """The kernel's call written out for code generators (``inline`` / ``inline_at``), as
-    functions ``(xs, out=None) -> value``, so each can be run like the kernel."""
-    forms = []
-    template, consts = getattr(kernel, "inline", None), []
-    at = getattr(kernel, "inline_at", None)
-    if at is not None:
-        r = at([x.shape for x in xs], [x.dtype for x in xs])
+    """The kernel's call written out for code generators (``inline``, and ``inline_at`` for
+    these operands), each as a function ``(xs, out=None) -> value`` to run like the kernel."""
+    templates = []
+    if getattr(kernel, "inline", None) is not None:
+        templates.append((kernel.inline, []))
+    if getattr(kernel, "inline_at", None) is not None:
+        r = kernel.inline_at([x.shape for x in xs], [x.dtype for x in xs])
         if r is not None:
-            template, consts = r
-    if template is None:
-        return forms
+            templates.append(r)
+    return [_runner(template, consts) for template, consts in templates]
+
+
+def _runner(template, consts):
     for k in range(len(consts)):
         template = template.replace(f"{{c{k}}}", f"_c{k}")
     env = {"np": np, **{f"_c{k}": c for k, c in enumerate(consts)}}
@@ -412,8 +414,7 @@ def _inline_forms(kernel, xs):
         code = template.format(*names, out="" if out is None else ", out=_out")
         return eval(code, {**env, **dict(zip(names, xs)), "_out": out})  # noqa: S307 - our own template
 
-    forms.append(run)
-    return forms
+    return run
 
 
 def check_kernel(op, xs, want, rtol):
@@ -781,3 +782,38 @@ def test_matmul_is_numpys_matmul(ranks):
         return O.matmul(x, y)
 
     assert rel_err(cg.evaluate(g, a, b), [want]) <= 1e-14
+
+
+# -- elementwise kernels that write into out= (and their written-out forms) ----------------------------
+
+ELEMENTWISE = {
+    "heaviside": (1, lambda x: (x > 0).astype(x.dtype)),
+    "relu": (1, lambda x: np.where(x > 0, x, 0).astype(x.dtype)),
+    "sigmoid": (1, lambda x: (1 / (1 + np.exp(-x.astype(np.float64)))).astype(x.dtype)),
+    "softplus": (1, lambda x: np.log1p(np.exp(x.astype(np.float64))).astype(x.dtype)),
+    "eq": (2, lambda x, y: (x == y).astype(x.dtype)),
+    "ge": (2, lambda x, y: (x >= y).astype(x.dtype)),
+    "gt": (2, lambda x, y: (x > y).astype(x.dtype)),
+}
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (5,), ()])
+@pytest.mark.parametrize("dt", [f64, f32])
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_elementwise_kernels_in_every_call_form(name, dt, shape):
+    arity, ref = ELEMENTWISE[name]
+    rng = np.random.default_rng(len(name))
+    xs = [rng.integers(-2, 3, shape).astype(dt.numpy) * np.asarray(0.75, dt.numpy) for _ in range(arity)]
+    op = lookup(name).op([dt[shape]] * arity)
+    check_kernel(op, xs, ref(*xs), 1e-15 if dt is f64 else 1e-6)
+    (t,) = cg.evaluate(cg.Diagram.from_op(op), *map(torch.tensor, xs), backend="torch")
+    np.testing.assert_allclose(t.numpy(), ref(*xs), rtol=1e-15 if dt is f64 else 1e-6)
+    assert t.numpy().dtype == dt.numpy
+
+
+@pytest.mark.parametrize("dt", [i64])
+@pytest.mark.parametrize("name", ["eq", "ge", "gt"])
+def test_integer_comparisons(name, dt):
+    x, y = np.array([[-1, 0, 3], [2, 2, 5]]), np.array([[0, 0, 3], [1, 3, 5]])
+    op = lookup(name).op([dt[2, 3], dt[2, 3]])
+    check_kernel(op, [x, y], ELEMENTWISE[name][1](x, y), 0.0)
