@@ -817,3 +817,127 @@ def test_integer_comparisons(name, dt):
     x, y = np.array([[-1, 0, 3], [2, 2, 5]]), np.array([[0, 0, 3], [1, 3, 5]])
     op = lookup(name).op([dt[2, 3], dt[2, 3]])
     check_kernel(op, [x, y], ELEMENTWISE[name][1](x, y), 0.0)
+
+
+# -- random numbers: the hash, every key bit, streams, precision, numpy = torch --------------------
+
+
+def _lowbias32(v: int) -> int:
+    """Wellons' lowbias32 on one 32-bit number, in Python integers."""
+    v ^= v >> 16
+    v = (v * 0x7FEB352D) & 0xFFFFFFFF
+    v ^= v >> 15
+    v = (v * 0x846CA68B) & 0xFFFFFFFF
+    return v ^ (v >> 16)
+
+
+def test_the_mixing_function_is_lowbias32_in_numpy_and_torch_lanes():
+    from catgrad.ops.random import _mix
+
+    vals = [0, 1, 2, 3, 0xFFFF, 0x10000, 0x12345678, 0x9E3779B9, 0xDEADBEEF, 0xFFFFFFFF, 0x80000000, 0x7FFFFFFF]
+    vals += [int(v) for v in np.random.default_rng(0).integers(0, 2**32, 200)]
+    want = np.array([_lowbias32(v) for v in vals], np.int64)
+    assert np.array_equal(_mix(np.array(vals, np.int64)), want)
+    assert np.array_equal(_mix(torch.tensor(vals, dtype=torch.int64)).numpy(), want)
+
+
+def _draw(name, key, backend="numpy", **attrs):
+    t = attrs.pop("type", f64[64])
+    f = getattr(O, name)(i64[()], type=t, **attrs)
+    k = np.int64(key) if backend == "numpy" else torch.tensor(key, dtype=torch.int64)
+    out = cg.evaluate(f, k, backend=backend)
+    return [o.numpy() if backend == "torch" else np.asarray(o) for o in out]
+
+
+KEYS = [0, 1, -1, 5, 2**31, 2**32 + 7, 2**40 + 3, 2**62 + 11, -(2**63), 0x0123456789ABCDEF]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_every_bit_of_the_key_changes_every_draw(backend):
+    base = 0x0123456789ABCDEF
+    for name in ("uniform", "normal"):
+        (x,) = _draw(name, base, backend)
+        for b in range(64):
+            key = base ^ (1 << b)
+            key = key - 2**64 if key >= 2**63 else key
+            (y,) = _draw(name, key, backend)
+            assert np.all(x != y), (name, b)
+    f = O.random_split(i64[()])
+    keys = lambda k: [int(v) for v in cg.evaluate(  # noqa: E731
+        f, np.int64(k) if backend == "numpy" else torch.tensor(k, dtype=torch.int64), backend=backend)]
+    parent = keys(base)
+    for b in range(64):
+        key = base ^ (1 << b)
+        child = keys(key - 2**64 if key >= 2**63 else key)
+        assert child[0] != parent[0] and child[1] != parent[1], b
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_numpy_and_torch_draw_the_same_numbers(key):
+    for name, attrs, exact in [("uniform", {"low": -2.0, "high": 3.0}, True), ("bernoulli", {"p": 0.3}, True),
+                               ("normal", {"mean": 1.0, "std": 2.0}, False)]:
+        for t in (f64[5, 7], f32[40]):
+            (a,) = _draw(name, key, "numpy", type=t, **attrs)
+            (b,) = _draw(name, key, "torch", type=t, **attrs)
+            assert a.dtype == b.dtype == t.dtype.numpy
+            if exact:
+                assert np.array_equal(a, b), (name, key, t)
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-13 if t.dtype is f64 else 1e-6, atol=1e-13)
+    f = O.random_split(i64[()])
+    a = cg.evaluate(f, np.int64(key))
+    b = cg.evaluate(f, torch.tensor(key, dtype=torch.int64), backend="torch")
+    assert [int(v) for v in a] == [int(v) for v in b]
+
+
+@pytest.mark.parametrize("dt, bits", [(f64, 53), (f32, 24)])
+def test_uniform_numbers_have_the_dtypes_precision_and_spread(dt, bits):
+    n = 40000
+    for backend in ("numpy", "torch"):
+        (u,) = _draw("uniform", 2**40 + 9, backend, type=dt[n])
+        u = u.astype(np.float64)
+        assert u.min() >= 0.0 and u.max() < 1.0
+        scaled = u * 2.0**bits
+        assert np.array_equal(scaled, np.floor(scaled))  # multiples of 2^-bits ...
+        assert not np.array_equal(scaled / 2, np.floor(scaled / 2))  # ... and not all of 2^-(bits-1)
+        assert abs(u.mean() - 0.5) < 5 * np.sqrt(1 / 12 / n)
+        assert abs(u.var() - 1 / 12) < 0.01
+        counts = np.bincount((u * 16).astype(int), minlength=16)
+        assert np.all(np.abs(counts - n / 16) < 6 * np.sqrt(n / 16))
+        # neighbouring entries are not correlated
+        assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 5 / np.sqrt(n)
+
+
+def test_normal_and_bernoulli_statistics():
+    n = 40000
+    for backend in ("numpy", "torch"):
+        (z,) = _draw("normal", 77, backend, type=f64[n], mean=1.5, std=2.0)
+        assert abs(z.mean() - 1.5) < 5 * 2.0 / np.sqrt(n)
+        assert abs(z.std() - 2.0) < 0.05
+        s = (z - 1.5) / 2.0
+        assert abs(np.mean(s**3)) < 0.1 and abs(np.mean(s**4) - 3.0) < 0.2  # symmetric, normal tails
+        (b,) = _draw("bernoulli", 78, backend, type=f32[n], p=0.3)
+        assert set(np.unique(b)) <= {0.0, 1.0} and abs(b.mean() - 0.3) < 5 * np.sqrt(0.21 / n)
+        (u,) = _draw("uniform", 79, backend, type=f64[n], low=-2.0, high=3.0)
+        assert u.min() >= -2.0 and u.max() < 3.0 and abs(u.mean() - 0.5) < 5 * 5 / np.sqrt(12 * n)
+    for p in (0.0, 1.0):
+        (b,) = _draw("bernoulli", 80, type=f64[100], p=p)
+        assert np.all(b == p)
+
+
+def test_streams_and_split_keys_are_independent():
+    """Uniform draws, the two uniform streams behind the normal draws and the draws from
+    the two split keys are all different, uncorrelated sequences."""
+    from catgrad.ops.random import _np_uniform01
+
+    n, key = 20000, 123
+    streams = [_np_uniform01(np.int64(key), (n,), np.float64, s) for s in range(3)]
+    k1, k2 = (np.int64(k) for k in cg.evaluate(O.random_split(i64[()]), np.int64(key)))
+    assert len({int(k1), int(k2), key}) == 3
+    streams += [_draw("uniform", int(k), type=f64[n])[0] for k in (k1, k2)]
+    for i in range(len(streams)):
+        for j in range(i):
+            assert abs(np.corrcoef(streams[i], streams[j])[0, 1]) < 5 / np.sqrt(n), (i, j)
+    # the split keys are functions of the key
+    again = cg.evaluate(O.random_split(i64[()]), np.int64(key))
+    assert [int(k1), int(k2)] == [int(k) for k in again]
