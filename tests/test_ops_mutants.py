@@ -941,3 +941,120 @@ def test_streams_and_split_keys_are_independent():
     # the split keys are functions of the key
     again = cg.evaluate(O.random_split(i64[()]), np.int64(key))
     assert [int(k1), int(k2)] == [int(k) for k in again]
+
+
+# -- reverse derivatives against torch.autograd at the attributes tests/test_ops.py leaves out -----
+
+
+R_CASES = {
+    "sum keepdims": lambda: O.sum(f64[2, 3, 4], axes=(0, 2), keepdims=True),
+    "sum every axis": lambda: O.sum(f64[2, 3, 4]),
+    "sum last axis": lambda: O.sum(f64[2, 3, 4], axes=-1),
+    "mean keepdims": lambda: O.mean(f64[2, 3, 4], axes=(0, 2), keepdims=True),
+    "mean": lambda: O.mean(f64[2, 3, 4], axes=(2, 0)),
+    "mean every axis": lambda: O.mean(f64[2, 3]),
+    "mean over a symbolic axis": lambda: O.mean(f64["B", 3], axes=0),
+    "mean over a symbolic axis, keepdims": lambda: O.mean(f64[2, "B", 3], axes=(1, 2), keepdims=True),
+    "max keepdims": lambda: O.max(f64[2, 3, 4], axes=(1,), keepdims=True),
+    "max every axis": lambda: O.max(f64[2, 3]),
+    "max two axes": lambda: O.max(f64[2, 3, 4], axes=(0, 2)),
+    "logsumexp keepdims": lambda: O.logsumexp(f64[2, 3, 4], axes=(0, 2), keepdims=True),
+    "logsumexp every axis": lambda: O.logsumexp(f64[2, 3]),
+    "logsumexp": lambda: O.logsumexp(f64[2, 3, 4], axes=1),
+    "softmax axis 0": lambda: O.softmax(f64[2, 3, 4], axis=0),
+    "softmax axis 1": lambda: O.softmax(f64[2, 3, 4], axis=1),
+    "softmax last": lambda: O.softmax(f64[2, 3, 4]),
+    "broadcast leading and stretched": lambda: O.broadcast(f64[2, 1, 3], shape=(4, 2, 5, 3)),
+    "broadcast a number": lambda: O.broadcast(f64[()], shape=(2, 2)),
+    "broadcast stretched only": lambda: O.broadcast(f64[1, 3], shape=(4, 3)),
+    "broadcast nothing": lambda: O.broadcast(f64[2, 3], shape=(2, 3)),
+    "broadcast symbolic": lambda: O.broadcast(f64["B", 1], shape=("B", 3)),
+    "concat three": lambda: O.concat(f64[2, 3], f64[2, 1], f64[2, 2], axis=-1),
+    "concat one": lambda: O.concat(f64[2, 3], axis=0),
+    "concat axis 0": lambda: O.concat(f64[1, 3], f64[2, 3]),
+    "split three": lambda: O.split(f64[2, 6], axis=1, sizes=(3, 1, 2)),
+    "split one piece": lambda: O.split(f64[2, 4], axis=-1, sizes=(4,)),
+    "split axis 0": lambda: O.split(f64[5, 2], axis=0, sizes=(2, 3)),
+    "slice": lambda: O.slice(f64[2, 5, 3], axis=-2, start=1, stop=4),
+    "slice to the end": lambda: O.slice(f64[2, 5], axis=1, start=2, stop=5),
+    "pad": lambda: O.pad(f64[2, 3, 2], axis=-2, before=2, after=1),
+    "pad first axis": lambda: O.pad(f64[2, 3], axis=0, before=0, after=3),
+    "transpose default": lambda: O.transpose(f64[2, 3, 4]),
+    "transpose perm": lambda: O.transpose(f64[2, 3, 4], perm=(1, 2, 0)),
+    "reshape": lambda: O.reshape(f64[2, 3, 4], shape=(4, 6)),
+    "pow 1": lambda: O.pow(f64[2, 3], p=1.0),
+    "pow 3": lambda: O.pow(f64[2, 3], p=3),
+    "pow -1.5": lambda: O.pow(f64[2, 3], p=-1.5),
+    "where": lambda: O.where(f64[2, 3], f64[2, 3], f64[2, 3]),
+    "softplus": lambda: O.softplus(f64[2, 3]),
+    "div": lambda: O.div(f64[2, 3], f64[2, 3]),
+    "all_reduce": lambda: O.all_reduce(f64[2, 3], f64[3]),
+    "conv1d grouped": lambda: O.conv(f64[2, 4, 7], f64[6, 2, 3], groups=2, stride=2, padding=1),
+    "take": lambda: O.take(f64[5, 3], i64[2, 4]),
+    "scatter_add": lambda: O.scatter_add(i64[2, 4], f64[2, 4, 3], size=5),
+    "scatter_add of one index": lambda: O.scatter_add(i64[()], f64[3], size=4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(R_CASES))
+def test_R_against_torch_autograd(case):
+    f = R_CASES[case]()
+    rng = np.random.default_rng(len(case))
+    xs = []
+    for t in f.dom:
+        shape = tuple(3 if isinstance(d, str) else d for d in t.shape)
+        if t.dtype is i64:  # indices: repeated and negative ones among them
+            xs.append(rng.integers(-5, 5, shape))
+        else:
+            xs.append(rng.uniform(0.5, 1.5, shape))
+    if case == "where":
+        xs[0] = (rng.uniform(size=xs[0].shape) < 0.5).astype(float)
+    vs = [rng.standard_normal(tuple(3 if isinstance(d, str) else d for d in t.shape)) for t in f.cod]
+    ours = cg.evaluate(cg.R(f), *xs, *vs)
+    floats = [i for i, t in enumerate(f.dom) if t.dtype is not i64]
+    ts = [torch.tensor(x, requires_grad=i in floats) for i, x in enumerate(xs)]
+    outs = cg.evaluate(f, *ts, backend="torch")
+    grads = torch.autograd.grad(outs, [ts[i] for i in floats], [torch.tensor(v) for v in vs], allow_unused=True)
+    theirs = [np.zeros(xs[i].shape) if g is None else g.numpy() for i, g in zip(floats, grads)]
+    assert len(ours) == len(f.dom)
+    for i in range(len(f.dom)):
+        if i not in floats:  # indices carry no cotangent
+            assert ours[i] is None or not np.any(ours[i])
+    assert rel_err([ours[i] for i in floats], theirs) <= 1e-12
+
+
+def test_R_of_max_shares_the_cotangent_among_ties_as_torch_does():
+    x = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [5.0, 1.0, 5.0, 5.0]])
+    for axes, keepdims in [((1,), False), ((1,), True), ((0,), False), (None, False), ((0, 1), True)]:
+        f = O.max(f64[3, 4], axes=axes, keepdims=keepdims)
+        v = np.random.default_rng(1).standard_normal(f.cod[0].shape)
+        assert rel_err(cg.evaluate(cg.R(f), x, v), torch_vjp(f, [x], [v])) <= 1e-13, (axes, keepdims)
+
+
+def test_R_of_maximum_and_minimum_at_ties_goes_to_the_first_input():
+    x, y, d = np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 4.0]), np.array([10.0, 20.0, 30.0])
+    dx, dy = cg.evaluate(cg.R(O.maximum(f64[3], f64[3])), x, y, d)
+    assert np.array_equal(dx, [10.0, 20.0, 0.0]) and np.array_equal(dy, [0.0, 0.0, 30.0])
+    dx, dy = cg.evaluate(cg.R(O.minimum(f64[3], f64[3])), x, y, d)
+    assert np.array_equal(dx, [10.0, 0.0, 30.0]) and np.array_equal(dy, [0.0, 20.0, 0.0])
+
+
+def test_R_of_cast_casts_back_between_floats_and_is_zero_otherwise():
+    d = np.array([1.5, -2.25], np.float64)
+    (g,) = cg.evaluate(cg.R(O.cast(f32[2], dtype=f64)), np.ones(2, np.float32), d)
+    assert g.dtype == np.float32 and np.array_equal(g, d.astype(np.float32))
+    (g,) = cg.evaluate(cg.R(O.cast(f64[2], dtype="f32")), np.ones(2), d.astype(np.float32))
+    assert g.dtype == np.float64 and np.array_equal(g, d)
+    (g,) = cg.evaluate(cg.R(O.cast(f64[2], dtype=i64)), np.ones(2), np.array([3, 4]))
+    assert g.dtype == np.float64 and not g.any()
+
+
+def test_R_of_all_reduce_gives_zero_for_an_unused_output():
+    @cg.trace(f64[3], f64[2])
+    def f(x, y):
+        a, _ = O.all_reduce(x, y)
+        return a
+
+    d = np.array([1.0, 2.0, 3.0])
+    gx, gy = cg.evaluate(cg.R(f), np.ones(3), np.ones(2), d)
+    assert np.array_equal(gx, d) and np.array_equal(gy, np.zeros(2))
