@@ -1058,3 +1058,27 @@ def test_R_of_all_reduce_gives_zero_for_an_unused_output():
     d = np.array([1.0, 2.0, 3.0])
     gx, gy = cg.evaluate(cg.R(f), np.ones(3), np.ones(2), d)
     assert np.array_equal(gx, d) and np.array_equal(gy, np.zeros(2))
+
+
+@pytest.mark.parametrize("xs, ws, attrs, fortran", [
+    ((4, 16, 28, 28), (4, 16, 3, 3), {}, False),  # two blocks of two images
+    ((8, 12, 28, 28), (4, 12, 3, 3), {"padding": 1}, True),  # channels-first: three blocks of four channels
+    pytest.param((5, 16, 28, 28), (4, 16, 3, 3), {}, False, id="uneven blocks of images"),
+    pytest.param((8, 12, 28, 28), (4, 12, 3, 3), {"padding": 1}, False, id="uneven blocks of images, padded"),
+    pytest.param((5, 18, 28, 28), (4, 18, 3, 3), {}, True, id="uneven blocks of channels"),
+])
+def test_conv_kernel_reuses_its_working_arrays(xs, ws, attrs, fortran):
+    """Into a given out, a call after the first allocates next to nothing (the im2col
+    blocks and their products live in arrays kept between calls), also when the last
+    block is shorter than the others."""
+    from test_numpy_kernels import _allocated
+
+    op = lookup("conv").op([f32[xs], f32[ws]], **attrs)
+    kernel = bind(op, "numpy", {})
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)
+    if fortran:
+        x = np.asfortranarray(x)
+    out = kernel(x, w)
+    np.testing.assert_allclose(out, _torch_conv_reference(x, w, **attrs), rtol=1e-4, atol=1e-4)
+    assert _allocated(lambda: kernel(x, w, out=out)) < 16_000
