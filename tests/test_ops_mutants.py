@@ -1082,3 +1082,22 @@ def test_conv_kernel_reuses_its_working_arrays(xs, ws, attrs, fortran):
     out = kernel(x, w)
     np.testing.assert_allclose(out, _torch_conv_reference(x, w, **attrs), rtol=1e-4, atol=1e-4)
     assert _allocated(lambda: kernel(x, w, out=out)) < 16_000
+
+
+@pytest.mark.parametrize("xs, ws, attrs", [((2, 3, 7, 7), (4, 3, 3, 3), {"padding": 1}),
+                                           ((2, 4, 9), (4, 2, 3), {"padding": 2, "groups": 2}),
+                                           ((3, 2, 5, 5), (8, 2, 5, 5), {"padding": (1, 2)})])
+def test_conv_padding_is_zero_in_reused_memory(xs, ws, attrs):
+    """The padded copy of the input is made once and only its inside is written on later
+    calls: its border must start as zeros even where the allocator hands back memory that
+    held other numbers."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    want = _torch_conv_reference(x, w, **attrs)
+    for layout in (x, np.asfortranarray(x)):
+        op = lookup("conv").op([f64[xs], f64[ws]], **attrs)
+        kernel = bind(op, "numpy", {})
+        for _ in range(20):  # freed blocks of every size the kernel may ask for, full of NaN
+            junk = [np.full(n, np.nan) for n in range(8, 4096, 8)]
+            del junk
+        np.testing.assert_allclose(kernel(layout, w), want, rtol=1e-12, atol=1e-12)
