@@ -1101,3 +1101,95 @@ def test_conv_padding_is_zero_in_reused_memory(xs, ws, attrs):
             junk = [np.full(n, np.nan) for n in range(8, 4096, 8)]
             del junk
         np.testing.assert_allclose(kernel(layout, w), want, rtol=1e-12, atol=1e-12)
+
+
+# -- data movement and selection on both backends, against numpy's own indexing --------------------
+
+_rng = np.random.default_rng(42)
+_A = _rng.standard_normal((3, 4, 5))
+_IDX = np.array([[0, -1, 2], [-5, 4, 0]])  # negative and repeated indices
+_SRC = _rng.standard_normal((2, 3, 4))
+
+
+def _scatter_reference(idx, src, size):
+    out = np.zeros((size,) + src.shape[idx.ndim:])
+    for i in np.ndindex(*idx.shape):
+        out[idx[i] % size] += src[i]
+    return out
+
+
+MOVES = {
+    "take rows": (O.take(f64[5, 4], i64[2, 3]), [_A.reshape(-1)[:20].reshape(5, 4), _IDX],
+                  lambda t, i: t[i]),
+    "take from a vector": (O.take(f64[5], i64[2, 3]), [_A.reshape(-1)[:5], _IDX], lambda t, i: t[i]),
+    "take one row": (O.take(f64[5, 2], i64[()]), [_A.reshape(-1)[:10].reshape(5, 2), np.array(-2)], lambda t, i: t[i]),
+    "scatter_add": (O.scatter_add(i64[2, 3], f64[2, 3, 4], size=5), [_IDX, _SRC], lambda i, s: _scatter_reference(i, s, 5)),
+    "scatter_add one index": (O.scatter_add(i64[()], f64[4], size=3), [np.array(-1), _SRC[0, 0]],
+                              lambda i, s: _scatter_reference(i, s, 3)),
+    "concat negative axis": (O.concat(f64[3, 4, 5], f64[3, 4, 2], axis=-1), [_A, _A[..., :2]],
+                             lambda a, b: np.concatenate([a, b], axis=-1)),
+    "concat middle axis": (O.concat(f64[3, 4, 5], f64[3, 1, 5], f64[3, 2, 5], axis=1), [_A, _A[:, :1], _A[:, 2:]],
+                           lambda *xs: np.concatenate(xs, axis=1)),
+    "split negative axis": (O.split(f64[3, 4, 5], axis=-1, sizes=(2, 0, 3)), [_A], lambda a: (a[..., :2], a[..., 2:2], a[..., 2:])),
+    "split one piece": (O.split(f64[3, 4, 5], axis=1, sizes=(4,)), [_A], lambda a: a),
+    "slice negative axis": (O.slice(f64[3, 4, 5], axis=-2, start=1, stop=3), [_A], lambda a: a[:, 1:3]),
+    "slice last axis": (O.slice(f64[3, 4, 5], axis=2, start=4, stop=5), [_A], lambda a: a[..., 4:]),
+    "pad negative axis": (O.pad(f64[3, 4, 5], axis=-2, before=2, after=1), [_A],
+                          lambda a: np.concatenate([np.zeros((3, 2, 5)), a, np.zeros((3, 1, 5))], axis=1)),
+    "pad first axis": (O.pad(f64[3, 4, 5], axis=0, before=0, after=2), [_A],
+                       lambda a: np.concatenate([a, np.zeros((2, 4, 5))], axis=0)),
+    "pad a vector": (O.pad(f64[5], axis=-1, before=1, after=0), [_A[0, 0]], lambda a: np.concatenate([[0.0], a])),
+    "transpose default": (O.transpose(f64[3, 4, 5]), [_A], lambda a: a.transpose(2, 1, 0)),
+    "transpose perm": (O.transpose(f64[3, 4, 5], perm=(1, 2, 0)), [_A], lambda a: a.transpose(1, 2, 0)),
+    "broadcast": (O.broadcast(f64[4, 1], shape=(2, 4, 3)), [_A[0, :, :1]], lambda a: np.broadcast_to(a, (2, 4, 3))),
+    "reshape": (O.reshape(f64[3, 4, 5], shape=(5, 12)), [_A], lambda a: a.reshape(5, 12)),
+    "where": (O.where(f64[3, 4, 5], f64[3, 4, 5], f64[3, 4, 5]), [np.round(_A), _A, -_A],
+              lambda c, x, y: np.where(c != 0, x, y)),
+    "constant": (O.constant(type=f64[2, 3], value=-1.5), [], lambda: np.full((2, 3), -1.5)),
+    "cast to i64": (O.cast(f64[3, 4, 5], dtype=i64), [_A * 3], lambda a: (a * 1).astype(np.int64)),
+    "parity keepdims": (O.sum(bit[3, 4, 5], axes=(0, 2), keepdims=True), [_A > 0],
+                        lambda a: np.sum(a, axis=(0, 2), keepdims=True) % 2 == 1),
+    "parity": (O.sum(bit[3, 4, 5], axes=1), [_A > 0], lambda a: np.sum(a, axis=1) % 2 == 1),
+    "max keepdims": (O.max(f64[3, 4, 5], axes=(0, 2), keepdims=True), [_A], lambda a: np.max(a, axis=(0, 2), keepdims=True)),
+    "integer sum": (O.sum(i64[3, 4], axes=(1,), keepdims=True), [np.arange(12).reshape(3, 4)],
+                    lambda a: np.sum(a, axis=1, keepdims=True)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MOVES))
+def test_data_movement_on_both_backends(case):
+    f, xs, ref = MOVES[case]
+    want = ref(*xs)
+    want = list(want) if isinstance(want, tuple) else [want]
+    for backend in ("numpy", "torch"):
+        args = xs if backend == "numpy" else [torch.tensor(x) for x in xs]
+        got = cg.evaluate(f, *args, backend=backend)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            g = g.numpy() if isinstance(g, torch.Tensor) else np.asarray(g)
+            assert g.shape == w.shape and g.dtype == w.dtype, (backend, g.shape, g.dtype, w.shape, w.dtype)
+            np.testing.assert_allclose(g, w, rtol=1e-15, atol=1e-15, err_msg=backend)
+
+
+def test_stable_formulas_at_extreme_values():
+    big = np.array([[1000.0, 1000.0, -np.inf], [-np.inf, -np.inf, -np.inf], [-1000.0, 0.0, 3.0]])
+    want_lse = np.array([1000.0 + np.log(2.0), -np.inf, np.log(np.exp(-1003.0) + np.exp(-3.0) + 1.0) + 3.0])
+    x = np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0])
+    for backend in ("numpy", "torch"):
+        conv = (lambda a: a) if backend == "numpy" else torch.tensor
+        back = lambda a: a.numpy() if isinstance(a, torch.Tensor) else np.asarray(a)  # noqa: E731
+        with np.errstate(over="raise", invalid="raise", divide="ignore"):  # (no overflow, no NaN on the way)
+            (lse,) = cg.evaluate(O.logsumexp(f64[3, 3], axes=1), conv(big), backend=backend)
+            np.testing.assert_allclose(back(lse), want_lse, rtol=1e-15)
+            (lse,) = cg.evaluate(O.logsumexp(f64[3, 3], axes=(1,), keepdims=True), conv(big), backend=backend)
+            np.testing.assert_allclose(back(lse), want_lse[:, None], rtol=1e-15)
+            (sm,) = cg.evaluate(O.softmax(f64[3, 3], axis=0), conv(np.nan_to_num(big, neginf=-2000.0)), backend=backend)
+            np.testing.assert_allclose(back(sm).sum(axis=0), np.ones(3), rtol=1e-15)
+            np.testing.assert_allclose(back(sm)[:, 0], [1.0, 0.0, 0.0], atol=1e-300)
+            (s,) = cg.evaluate(O.sigmoid(f64[5]), conv(x), backend=backend)
+            # (numpy's sigmoid goes through tanh: far left of 0 it is right to 1e-16 absolutely, not relatively)
+            np.testing.assert_allclose(back(s), [0.0, 1 / (1 + np.exp(40.0)), 0.5, 1 / (1 + np.exp(-40.0)), 1.0],
+                                       rtol=1e-14, atol=1e-16)
+            (sp,) = cg.evaluate(O.softplus(f64[5]), conv(x), backend=backend)
+            np.testing.assert_allclose(back(sp), [0.0, np.log1p(np.exp(-40.0)), np.log(2.0), 40.0 + np.log1p(np.exp(-40.0)),
+                                                  1000.0], rtol=1e-14, atol=1e-300)
