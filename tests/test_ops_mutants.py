@@ -1193,3 +1193,20 @@ def test_stable_formulas_at_extreme_values():
             (sp,) = cg.evaluate(O.softplus(f64[5]), conv(x), backend=backend)
             np.testing.assert_allclose(back(sp), [0.0, np.log1p(np.exp(-40.0)), np.log(2.0), 40.0 + np.log1p(np.exp(-40.0)),
                                                   1000.0], rtol=1e-14, atol=1e-300)
+
+
+def test_op_functions_on_types_wires_and_a_builder():
+    d = O.exp(f64[3])
+    assert isinstance(d, cg.Diagram) and d.dom == cg.Ob(f64[3]) and repr(O.exp) == "cg.ops.exp"
+    assert O.get("not").prim is O.not_.prim and O.get("or").prim is O.or_.prim
+
+    @cg.trace(f64[2])
+    def g(x):  # a constant has no input wire: it is put into the builder it is given
+        c = O.constant(type=f64[2], value=2.0, builder=x.builder)
+        assert isinstance(c, cg.Wire)
+        return O.sum(x * c, axes=0, keepdims=True)
+
+    (y,) = cg.evaluate(g, np.array([1.0, 3.0]))
+    assert y.shape == (1,) and y[0] == 8.0
+    with pytest.raises(UnknownOpError, match=r"^unknown op 'nott' \(did you mean 'not'\?\)$"):
+        O.get("nott")
