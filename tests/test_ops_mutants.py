@@ -1210,3 +1210,20 @@ def test_op_functions_on_types_wires_and_a_builder():
     assert y.shape == (1,) and y[0] == 8.0
     with pytest.raises(UnknownOpError, match=r"^unknown op 'nott' \(did you mean 'not'\?\)$"):
         O.get("nott")
+
+
+@pytest.mark.parametrize("spec", _two_operand_specs())
+def test_torch_spells_plain_products_as_matmul(spec):
+    """The torch rule writes a plain matrix or vector product (one contracted index, no
+    batch index, operands of rank <= 2) as torch.matmul, with torch.t for transposed
+    operands or result, and every other contraction as torch.einsum."""
+    x, y = spec.split("->")[0].split(",")
+    out = spec.split("->")[1]
+    shared = set(x) & set(y)
+    plain = len(shared) == 1 and not shared & set(out) and len(x) <= 2 and len(y) <= 2
+    op = lookup("einsum").op([f64[tuple(SIZES[c] for c in x)], f64[tuple(SIZES[c] for c in y)]], spec=spec)
+    kernel = bind(op, "torch")
+    graph = torch.fx.symbolic_trace(lambda a, b: kernel(a, b)).graph
+    called = {n.target for n in graph.nodes if n.op == "call_function"}
+    assert called <= ({torch.matmul, torch.t} if plain else {torch.einsum, torch.functional.einsum}), (spec, called)
+    assert (torch.matmul in called) == plain
