@@ -1227,3 +1227,17 @@ def test_torch_spells_plain_products_as_matmul(spec):
     called = {n.target for n in graph.nodes if n.op == "call_function"}
     assert called <= ({torch.matmul, torch.t} if plain else {torch.einsum, torch.functional.einsum}), (spec, called)
     assert (torch.matmul in called) == plain
+
+
+@pytest.mark.parametrize("t", [f64[2, 3], f32[()], i64[4], bit[3]])
+def test_constant_helpers(t):
+    for make, value in ((O.zeros, 0), (O.ones, 1), (O.zero, 0), (O.one, 1)):
+        d = make(t)
+        assert d.dom == cg.Ob() and d.cod == cg.Ob(t)
+        (box,) = d.boxes
+        v = dict(box.op.attrs)["value"]  # (zeros and ones write floats for float types)
+        assert v == value and type(v) is (float if t.dtype.is_float and make in (O.zeros, O.ones) else int)
+        for backend in ("numpy", "torch"):
+            (x,) = cg.evaluate(d, backend=backend)
+            x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+            assert x.shape == t.shape and x.dtype == np.dtype(t.dtype.numpy) and np.all(x == value)
