@@ -1241,3 +1241,39 @@ def test_constant_helpers(t):
             (x,) = cg.evaluate(d, backend=backend)
             x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
             assert x.shape == t.shape and x.dtype == np.dtype(t.dtype.numpy) and np.all(x == value)
+
+
+# -- the sympy rules: symbolic results, with numbers put in, are the numpy results -------------------
+
+SYMBOLIC = {
+    **{name: (lambda name=name: getattr(O, name)(f64[2, 3])) for name in
+       ("exp", "log", "sin", "cos", "tanh", "sigmoid", "sqrt", "heaviside", "sign", "relu", "abs", "floor", "softplus")},
+    "pow": lambda: O.pow(f64[2, 3], p=2.5),
+    "sum": lambda: O.sum(f64[2, 3]),
+    "sum keepdims": lambda: O.sum(f64[2, 3], axes=(1,), keepdims=True),
+    "sum one axis": lambda: O.sum(f64[2, 3], axes=0),
+    "mean": lambda: O.mean(f64[2, 3]),
+    "mean keepdims": lambda: O.mean(f64[2, 3], axes=1, keepdims=True),
+    "mean axes": lambda: O.mean(f64[2, 3], axes=(0,)),
+    "einsum": lambda: O.einsum(f64[2, 3], f64[3], spec="ij,j->i"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SYMBOLIC))
+def test_sympy_rules_agree_with_numpy(case):
+    import sympy as sp
+
+    f = SYMBOLIC[case]()
+    rng = np.random.default_rng(len(case))
+    values = [rng.choice([-1.0, 1.0], t.shape) * rng.uniform(0.3, 2.7, t.shape) for t in f.dom]
+    if case in ("log", "sqrt", "pow"):
+        values = [np.abs(v) for v in values]
+    syms = [np.array(sp.symbols(f"x{k}_0:{int(np.prod(t.shape))}", real=True), dtype=object).reshape(t.shape)
+            for k, t in enumerate(f.dom)]
+    subs = {s: float(v) for S_, V in zip(syms, values) for s, v in zip(S_.ravel(), V.ravel())}
+    (sym,) = cg.evaluate(f, *syms, backend="sympy")
+    (num,) = cg.evaluate(f, *values)
+    sym = np.asarray(sym, dtype=object)
+    assert sym.shape == np.shape(num)
+    got = np.array([float(sp.sympify(e).subs(subs)) for e in sym.ravel()]).reshape(sym.shape)
+    np.testing.assert_allclose(got, num, rtol=1e-12, atol=1e-12)
