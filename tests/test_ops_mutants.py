@@ -1277,3 +1277,28 @@ def test_sympy_rules_agree_with_numpy(case):
     assert sym.shape == np.shape(num)
     got = np.array([float(sp.sympify(e).subs(subs)) for e in sym.ravel()]).reshape(sym.shape)
     np.testing.assert_allclose(got, num, rtol=1e-12, atol=1e-12)
+
+
+_REDUCERS = {
+    "sum": lambda x, ax, k: np.sum(x, axis=ax, keepdims=k),
+    "mean": lambda x, ax, k: np.mean(x, axis=ax, keepdims=k),
+    "max": lambda x, ax, k: np.max(x, axis=ax, keepdims=k),
+    "logsumexp": lambda x, ax, k: np.log(np.sum(np.exp(x), axis=ax, keepdims=k)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_REDUCERS))
+def test_reductions_keep_size_one_axes_on_both_backends(name):
+    """Every set of axes of a [1, 3, 1, 2] operand, with and without keepdims: the axes of
+    size 1 that are not reduced stay."""
+    x = np.random.default_rng(2).standard_normal((1, 3, 1, 2))
+    for m in range(16):
+        axes = tuple(a for a in range(4) if m >> a & 1)
+        for keepdims in (False, True):
+            f = getattr(O, name)(f64[1, 3, 1, 2], axes=axes, keepdims=keepdims)
+            want = x if not axes else _REDUCERS[name](x, axes, keepdims)
+            for backend in ("numpy", "torch"):
+                (got,) = cg.evaluate(f, x if backend == "numpy" else torch.tensor(x), backend=backend)
+                got = got.numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
+                assert got.shape == np.shape(want), (axes, keepdims, backend)
+                np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
