@@ -1302,3 +1302,22 @@ def test_reductions_keep_size_one_axes_on_both_backends(name):
                 got = got.numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
                 assert got.shape == np.shape(want), (axes, keepdims, backend)
                 np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("attrs", [{"kernel": 2, "stride": 2}, {"kernel": (4, 2), "stride": (4, 2)},
+                                   {"kernel": 3, "stride": 1}])
+def test_window_copies_go_straight_into_out(attrs):
+    """unfold without padding, and fold of windows that tile the image exactly, copy
+    straight into a given out: nothing of the data's size is allocated (128 kB here)."""
+    from test_numpy_kernels import _allocated
+
+    x = np.random.default_rng(0).standard_normal((4, 8, 32, 32)).astype(np.float32)
+    unfold = bind(lookup("unfold").op([f32[x.shape]], **attrs), "numpy", {})
+    cols = unfold(x)
+    assert np.array_equal(cols, _unfold_reference(x, **attrs))
+    assert _allocated(lambda: unfold(x, out=cols)) < 16_000
+    fold = bind(lookup("fold").op([f32[cols.shape]], size=(32, 32), **attrs), "numpy", {})
+    img = fold(cols)
+    np.testing.assert_allclose(img, _fold_reference(cols, size=(32, 32), **attrs), rtol=1e-6, atol=1e-5)
+    if attrs["kernel"] == attrs["stride"]:  # (overlapping windows are added up in a working array)
+        assert _allocated(lambda: fold(cols, out=img)) < 16_000
