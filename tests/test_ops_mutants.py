@@ -1,12 +1,19 @@
 """Tests that close the classes of mutants of ``catgrad.ops`` that survived the rest of
-the suite (docs/testing.md, mutation testing):
+the suite (docs/testing.md, mutation testing; each mutant run in a fresh process):
 
 - every error an op's type rule (or kernel) raises: its class exactly and its whole
   message, plus the boundary inputs that each check must still accept;
-- the numpy kernels' fast paths (sums, convolutions, folds, einsum plans) against
-  plain numpy / the torch rules on the shapes and layouts that select each path;
-- reverse derivatives against torch.autograd on the attributes the shared per-op
-  table (tests/test_ops.py) does not reach.
+- the numpy kernels in every call form (value, strided inputs, into ``out=``, into a
+  strided ``out``, written out as their inline templates) against plain numpy, loops over
+  every window, or torch: sums over every set of axes, convolutions on each layout and
+  block path, unfold/fold/pools, two-operand einsum of every index mix, comparisons;
+- working arrays: conv reuses its blocks (also a shorter last block) and keeps a zero
+  border in reused memory; unfold and tiling fold copy straight into ``out``;
+- the torch rules against the same references, and plain products spelled as matmul;
+- reverse derivatives against torch.autograd at the attributes tests/test_ops.py leaves
+  out (axes, keepdims, symbolic sizes, negative and repeated indices, ties);
+- random numbers: the lowbias32 hash, every key bit, numpy = torch, precision, statistics;
+- the sympy rules, the constant helpers and the op functions.
 """
 
 from __future__ import annotations
