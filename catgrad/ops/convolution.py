@@ -397,9 +397,11 @@ def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
         step = max(1, min(N, _CHUNK // (P * Kp * C)))
         for a in range(0, N, step):
             b = min(N, a + step)
-            cols = work("cols", (b - a,) + O + K + (C,), x.dtype)
+            # (the working arrays are made for a whole block; a last, shorter block uses the
+            # front of them, so no call makes new ones when N is not a multiple of the block)
+            cols = work("cols", (step,) + O + K + (C,), x.dtype)[:b - a]
             im2col(cols, xl[a:b], False)
-            y = np.matmul(cols.reshape((b - a) * P, Kp * C), wk, out=work("y", ((b - a) * P, Co), x.dtype))
+            y = np.matmul(cols.reshape((b - a) * P, Kp * C), wk, out=work("y", (step * P, Co), x.dtype)[:(b - a) * P])
             np.copyto(out[a:b], np.moveaxis(y.reshape((b - a,) + O + (Co,)), -1, 1))
         return out
 
@@ -418,7 +420,7 @@ def _np_conv(dom, stride=1, padding=0, dilation=1, groups=1):
         y = work("yb", (Co, P * N), x.dtype)
         for a in range(0, C, step):
             b = min(C, a + step)
-            cols = work("colsb", (b - a,) + K + O + (N,), x.dtype)
+            cols = work("colsb", (step,) + K + O + (N,), x.dtype)[:b - a]  # (as in batch_first)
             im2col(cols, xb[a:b], True)
             part = cols.reshape((b - a) * Kp, P * N)
             if a == 0:
