@@ -332,7 +332,13 @@ class Checker:
         m = DefMorph(scope, d, tuple(d.dims) if d.dims else None, None)
         try:
             dom = m.dom_hint(self)
-        except (CatError, Poisoned, RecursionError):
+        except CatError as e:
+            if e.diagnostic.span is None:  # too many parallel wires: this definition's own error
+                e.diagnostic.span = d.name_span
+                self.diags.append(e.diagnostic)
+                return None
+            dom = None  # an error in a used definition's types: reported where that one is checked
+        except (Poisoned, RecursionError):
             dom = None
         if dom is None:
             if d.params is None and d.dom is None:
@@ -933,6 +939,8 @@ class Checker:
     def _prim(self, body: Body, name: str, args: list, attrs: dict, span, wires) -> Val:
         try:
             if name == "matmul":
+                if attrs:  # matmul (the operator @) has no attributes
+                    raise CatError(f"matmul: {_bad_attrs(name, attrs, None)}", span)
                 if len(args) != 2 or len(wires) != 2:
                     raise CatError(f"matmul takes 2 inputs, got {len(args)}", span)
                 spec = matmul_spec(wires[0].type, wires[1].type)
@@ -991,10 +999,10 @@ def _bad_attrs(name, attrs, err) -> str:
     import inspect
 
     prim = PRIMITIVES.get(name)
-    # the attributes the type rule names; None when it cannot tell (no rule, or one taking **attrs)
+    # the attributes the type rule names (matmul has no rule and takes none); None when it
+    # cannot tell (a rule taking **attrs)
     params = list(inspect.signature(prim.type_rule).parameters.values()) if prim else []
-    known = None if not prim or any(p.kind == p.VAR_KEYWORD for p in params) else \
-        [p.name for p in params if p.name != "dom"]
+    known = None if any(p.kind == p.VAR_KEYWORD for p in params) else [p.name for p in params if p.name != "dom"]
     unknown = [k for k in attrs if known is not None and k not in known]
     missing = [p.name for p in params[1:] if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD
                and p.name not in attrs]

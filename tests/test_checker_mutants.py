@@ -1,0 +1,122 @@
+"""Checker behaviour that mutation testing of ``catgrad/frontend/checker.py`` found unchecked
+(docs/testing.md): how a tensor product splits its inputs when one side is an ``einsum``, the
+widest tensor product allowed, the training form of a model asked for after its evaluation
+form, the message for an attribute value that the type rule cannot use, and attributes or
+ranks that ``matmul`` cannot take."""
+
+import numpy as np
+import pytest
+
+import catgrad as cg
+from catgrad.frontend.diagnostics import FrontendError
+
+from test_checker_messages import _headers, _run
+
+# -- einsum inside a tensor product: its arity is the number of operands left of '->' -------
+
+CASES = [
+    # a comma on the output side is no operand: the spec's own error, not "takes 2 inputs"
+    ('def f : f64[3] -> f64[3] = einsum(spec="i->i,i") @ sin',
+     ["m.cat:1:28: error: einsum spec 'i->i,i': indices must be letters"]),
+    # without a spec, einsum takes one input: the missing spec is reported, not the arity
+    ('def f : f64[3] -> f64[3] = einsum @ sin',
+     ["m.cat:1:28: error: einsum: needs the attribute spec=...; it takes: spec"]),
+    # an attribute value the type rule cannot use: the op, the values, and the rule's complaint
+    # (sum's optional keepdims, not given, is not reported as missing)
+    ('def f(x : f32[3]) -> f32[3] = sum(x, axes=1.5)',
+     ["m.cat:1:31: error: sum: bad attribute values {'axes': 1.5} ('float' object is not iterable)"]),
+]
+
+
+@pytest.mark.parametrize("source,expected", CASES, ids=[c[0][-50:] for c in CASES])
+def test_each_error_says_what_is_wrong_and_where(source, expected):
+    assert _headers(source) == expected
+
+
+MATMUL_CASES = [
+    # matmul (the operator @) takes no attributes: one given is refused, not ignored
+    ('def f(x : f32[2, 3], y : f32[3, 4]) -> f32[2, 4] = matmul(x, y, foo=1)',
+     ["m.cat:1:52: error: matmul: unknown attribute 'foo'; it takes: none"]),
+    ('def f : (f32[2, 3], f32[3, 4]) -> f32[2, 4] = matmul(foo=1)',
+     ["m.cat:1:47: error: matmul: unknown attribute 'foo'; it takes: none"]),
+    # more axes than einsum has index letters: a clear error, not a crash
+    ('def f(x : f32[' + ", ".join(["1"] * 52) + '], y : f32[1, 2]) -> f32[1] = x @ y',
+     ["m.cat:1:199: error: matmul of a rank-52 and a rank-2 operand needs 53 einsum indices; "
+      "there are 52 (the letters a-z, A-Z)", "m.cat:1:7: note: this input has type f32[" + ", ".join(["1"] * 52) + "]",
+      "m.cat:1:172: note: this input has type f32[1, 2]"]),
+]
+
+
+@pytest.mark.parametrize("source,expected", MATMUL_CASES, ids=[c[0][-50:] for c in MATMUL_CASES])
+def test_matmul_refuses_attributes_and_more_axes_than_index_letters(source, expected):
+    assert _headers(source) == expected
+
+
+def test_an_einsum_spec_with_spaces_takes_an_input_per_operand():
+    """``einsum(spec="i ,i -> i") @ sin`` takes 2 + 1 inputs: spaces do not hide an operand."""
+    src = ('def f : (f64[3], f64[3], f64[5]) -> (f64[3], f64[5]) = einsum(spec="i ,i -> i") @ sin\n'
+           'def g : (f64[3], f64[3], f64[3], f64[5]) -> (f64[3], f64[5]) = einsum(spec="i, i ,i->i") @ sin\n')
+    a, b, c, z = np.array([0.5, 1.0, 2.0]), np.array([3.0, -1.0, 0.25]), np.array([1.5, 2.5, -0.5]), np.arange(5.0)
+    u, v = _run(src, "f", a, b, z)
+    np.testing.assert_array_equal(u, a * b)
+    np.testing.assert_array_equal(v, np.sin(z))
+    u, v = _run(src, "g", a, b, c, z)
+    np.testing.assert_array_equal(u, a * b * c)
+    np.testing.assert_array_equal(v, np.sin(z))
+
+
+def test_a_rank_52_matmul_with_a_vector_uses_every_index_letter():
+    shape = (1,) * 51 + (2,)
+    src = f"def f(x : f64[{', '.join(map(str, shape))}], y : f64[2]) -> f64[{', '.join(['1'] * 51)}] = x @ y"
+    x, y = np.array([3.0, -2.0]).reshape(shape), np.array([0.5, 4.0])
+    (got,) = _run(src, "f", x, y)
+    np.testing.assert_array_equal(got, np.full((1,) * 51, 3.0 * 0.5 - 2.0 * 4.0))
+
+
+# -- the widest tensor product ------------------------------------------------------------
+
+# every use of g has a declared input type, so each q and p has one without a signature:
+# q_k has 5**k wires, p_k has 2**k * 3125, and p5 exactly the 100,000 allowed
+TOWER = ("def g : f64[1] -> f64[1] = id\n" + "def q1 = g @ g @ g @ g @ g\n"
+         + "".join(f"def q{k} = q{k - 1} @ q{k - 1} @ q{k - 1} @ q{k - 1} @ q{k - 1}\n" for k in range(2, 6))
+         + "def p1 = q5 @ q5\n" + "".join(f"def p{k} = p{k - 1} @ p{k - 1}\n" for k in range(2, 6)))
+
+
+def test_a_tensor_product_of_exactly_the_most_wires_has_its_input_type():
+    m = cg.loads(TOWER)
+    wide = cg.Ob(*[cg.f64[1]] * 100_000)
+    p5 = m["p5"]
+    assert p5.dom == wide and p5.cod == wide
+    assert m.signature("p5") == f"{wide} -> {wide}"
+    with pytest.raises(FrontendError) as e:
+        m["p5 @ g"]
+    assert str(e.value) == "error: this program has more than 100000 parallel wires"
+
+
+def test_a_definition_with_too_many_parallel_wires_is_an_error_where_it_is_defined():
+    """Not "p6 is polymorphic": its input type is known, and too wide."""
+    assert _headers(TOWER + "def p6 = p5 @ g\n") == ["m.cat:12:5: error: this program has more than 100000 parallel wires"]
+
+
+# -- the training form after an evaluation form -------------------------------------------
+
+def test_asking_for_an_evaluation_form_leaves_later_training_forms_alone():
+    """``module[name]`` of a modal definition elaborates its evaluation form too; what is
+    elaborated next (here an expression using it) is again checked in training mode."""
+    src = ("def a(x : f64[3]) -> f64[3] = train_eval(sin(x), cos(x))\n"
+           "def c(x : f64[3]) -> f64[3] { state s : f64[3] ~ zeros; update s = s + x; x * s }\n")
+    m = cg.loads(src)
+    x, s = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0, -3.0])
+    a = m["a"]
+    np.testing.assert_array_equal(cg.evaluate(a.train, x)[0], np.sin(x))
+    np.testing.assert_array_equal(cg.evaluate(a.eval, x)[0], np.cos(x))
+    ae = m["a >> exp"]
+    np.testing.assert_array_equal(cg.evaluate(ae.train, x)[0], np.exp(np.sin(x)))
+    np.testing.assert_array_equal(cg.evaluate(ae.eval, x)[0], np.exp(np.cos(x)))
+    for name in ("c", "c >> neg"):  # the training form updates the state, the evaluation form keeps it
+        sign = -1.0 if "neg" in name else 1.0
+        c = m[name]
+        for form, new_s in ((c.train, s + x), (c.eval, s)):
+            y, s2 = cg.evaluate(form, s, x)
+            np.testing.assert_array_equal(y, sign * x * s)
+            np.testing.assert_array_equal(s2, new_s)
