@@ -9,6 +9,7 @@ import pytest
 
 import catgrad as cg
 from catgrad.frontend.diagnostics import FrontendError
+from catgrad.init import bits
 
 from test_checker_messages import _headers, _run
 
@@ -25,6 +26,14 @@ CASES = [
     # (sum's optional keepdims, not given, is not reported as missing)
     ('def f(x : f32[3]) -> f32[3] = sum(x, axes=1.5)',
      ["m.cat:1:31: error: sum: bad attribute values {'axes': 1.5} ('float' object is not iterable)"]),
+    # an initialiser argument is a number or a negated number, nothing else the resolver lets by
+    ('def f(x : f32[3]) -> f32[3] { param w : f32[3] ~ normal(~1); x * w }',
+     ['m.cat:1:57: error: initialiser arguments must be numbers']),
+    ('def f(x : f32[3]) -> f32[3] { param w : f32[3] ~ normal(mean=-x); x * w }',
+     ['m.cat:1:62: error: initialiser arguments must be numbers']),
+    # wire counts up to 4096 are accepted (a point-free definition without a signature is still checked)
+    ('def c = copy[4096]', []),
+    ('def c = copy[4097]', ["m.cat:1:9: error: the arguments of 'copy[...]' must be wire counts (small integers)"]),
 ]
 
 
@@ -120,3 +129,27 @@ def test_asking_for_an_evaluation_form_leaves_later_training_forms_alone():
             y, s2 = cg.evaluate(form, s, x)
             np.testing.assert_array_equal(y, sign * x * s)
             np.testing.assert_array_equal(s2, new_s)
+
+
+# -- parameters, wire counts and the dtype variable in attributes -----------------------------
+
+def test_a_parameter_without_initialiser_has_none_unless_it_is_bits():
+    m = cg.loads("def f(x : f32[3]) -> f32[3] { param w : f32[3]; x * w }\n"
+                 "def g(x : bit[3]) -> bit[3] { param w : bit[3]; x ^ w }\n")
+    assert m["f"].params == (cg.Param("w", cg.f32[3], None),)
+    assert m["g"].params == (cg.Param("w", cg.bit[3], bits()),)
+
+
+def test_the_most_copies_allowed_are_made():
+    x = np.array([1.5, -2.0])
+    (got,) = _run("def f(x : f64[2]) -> f64[2] = x >> copy[4096] >> (discard[4095] @ id)", "f", x)
+    np.testing.assert_array_equal(got, x)
+
+
+def test_the_dtype_variable_as_an_attribute_is_the_dtype_it_is_bound_to():
+    src = ("def h(x : float[3], y : f32[3]) -> float[3] = x * cast(y, dtype=float)\n"
+           "def k(a : f64[3], b : f32[3]) -> f64[3] = h(a, b)\n")
+    a, b = np.array([0.1, 0.2, 0.3]), np.array([1.1, 2.2, 3.3], np.float32)
+    (got,) = _run(src, "k", a, b)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, a * b.astype(np.float64))
