@@ -15,6 +15,8 @@ from test_checker_messages import _headers, _run
 
 # -- einsum inside a tensor product: its arity is the number of operands left of '->' -------
 
+TW2 = "def tw2(h, k) = h >> k\n"
+
 CASES = [
     # a comma on the output side is no operand: the spec's own error, not "takes 2 inputs"
     ('def f : f64[3] -> f64[3] = einsum(spec="i->i,i") @ sin',
@@ -34,6 +36,20 @@ CASES = [
     # wire counts up to 4096 are accepted (a point-free definition without a signature is still checked)
     ('def c = copy[4096]', []),
     ('def c = copy[4097]', ["m.cat:1:9: error: the arguments of 'copy[...]' must be wire counts (small integers)"]),
+    # a parameter's or a state's type is explained by a note at its declaration
+    ('def f(x : f32[3]) -> f32[3] { param w : f32[4] ~ zeros; x + w }',
+     ['m.cat:1:57: error: add: cannot combine f32[3] and f32[4] (shapes do not broadcast)',
+      'm.cat:1:7: note: this input has type f32[3]', 'm.cat:1:31: note: this input has type f32[4]']),
+    ('def f(x : f32[3]) -> f32[3] { state s : f32[4] ~ zeros; s * x }',
+     ['m.cat:1:57: error: mul: cannot combine f32[4] and f32[3] (shapes do not broadcast)',
+      'm.cat:1:31: note: this input has type f32[4]', 'm.cat:1:7: note: this input has type f32[3]']),
+    # names listed in a message are all there, comma-separated
+    (TW2 + 'def f(x : f32[3]) -> f32[3] = tw2(sin)(x)',
+     ["m.cat:2:31: error: 'tw2' takes 2 morphism argument(s) (h, k), got 1"]),
+    (TW2 + 'def f : f32[3] -> f32[3] = tw2',
+     ["m.cat:2:28: error: 'tw2' takes morphism argument(s) (h, k); write tw2(f) first"]),
+    ('def g[n, m](x : f32[n]) -> f32[n] = x\ndef f(x : f32[3]) -> f32[3] = g[3](x)',
+     ["m.cat:2:31: error: 'g' takes 2 dimension argument(s) [n, m], got 1", "m.cat:1:5: note: 'g' is defined here"]),
 ]
 
 
@@ -59,6 +75,35 @@ MATMUL_CASES = [
 @pytest.mark.parametrize("source,expected", MATMUL_CASES, ids=[c[0][-50:] for c in MATMUL_CASES])
 def test_matmul_refuses_attributes_and_more_axes_than_index_letters(source, expected):
     assert _headers(source) == expected
+
+
+HIGHER_ORDER_CASES = [
+    # a higher-order definition in a tensor product without its morphism arguments: the error
+    # is where it is used (it was at the definition, which is fine), and a definition whose
+    # body does so is in error even when nothing uses it
+    (TW2 + 'def f : (f32[3], f32[3]) -> (f32[3], f32[3]) = sin @ tw2',
+     ["m.cat:2:48: error: 'tw2' needs its morphism argument(s) (h, k)", "m.cat:1:5: note: 'tw2' is defined here"]),
+    (TW2 + 'def g = tw2 @ sin',
+     ["m.cat:2:9: error: 'tw2' needs its morphism argument(s) (h, k)", "m.cat:1:5: note: 'tw2' is defined here"]),
+    (TW2 + 'def g = (tw2 @ sin) >> add\ndef f : (f32[3], f32[3]) -> f32[3] = g',
+     ["m.cat:2:10: error: 'tw2' needs its morphism argument(s) (h, k)", "m.cat:1:5: note: 'tw2' is defined here"]),
+]
+
+
+@pytest.mark.parametrize("source,expected", HIGHER_ORDER_CASES, ids=[c[0][-50:] for c in HIGHER_ORDER_CASES])
+def test_a_higher_order_definition_without_arguments_is_an_error_where_it_is_used(source, expected):
+    assert _headers(source) == expected
+
+
+def test_a_definition_applied_to_different_composites_is_elaborated_for_each():
+    src = ("def tw(h) = h >> h\n"
+           "def a : f64[3] -> f64[3] = tw(sin >> cos)\n"
+           "def b : f64[3] -> f64[3] = tw(cos >> sin)\n")
+    x = np.array([0.5, -1.0, 2.0])
+    (a,) = _run(src, "a", x)
+    (b,) = _run(src, "b", x)
+    np.testing.assert_array_equal(a, np.cos(np.sin(np.cos(np.sin(x)))))
+    np.testing.assert_array_equal(b, np.sin(np.cos(np.sin(np.cos(x)))))
 
 
 def test_an_einsum_spec_with_spaces_takes_an_input_per_operand():
@@ -104,7 +149,7 @@ def test_a_tensor_product_of_exactly_the_most_wires_has_its_input_type():
 
 def test_a_definition_with_too_many_parallel_wires_is_an_error_where_it_is_defined():
     """Not "p6 is polymorphic": its input type is known, and too wide."""
-    assert _headers(TOWER + "def p6 = p5 @ g\n") == ["m.cat:12:5: error: this program has more than 100000 parallel wires"]
+    assert _headers(TOWER + "def p6 = p5 @ g\n") == ["m.cat:12:10: error: this program has more than 100000 parallel wires"]
 
 
 # -- the training form after an evaluation form -------------------------------------------

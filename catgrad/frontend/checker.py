@@ -333,11 +333,14 @@ class Checker:
         try:
             dom = m.dom_hint(self)
         except CatError as e:
-            if e.diagnostic.span is None:  # too many parallel wires: this definition's own error
-                e.diagnostic.span = d.name_span
+            if e.diagnostic.span is not None:  # an error in a used definition's types: reported there
+                dom = None
+            else:  # this body's own error (too many parallel wires, a higher-order definition used
+                # without its morphism arguments): reported here, and its uses stay quiet
+                e.diagnostic.span = d.result.span
                 self.diags.append(e.diagnostic)
+                self.broken.add(key)
                 return None
-            dom = None  # an error in a used definition's types: reported where that one is checked
         except (Poisoned, RecursionError):
             dom = None
         if dom is None:
@@ -912,8 +915,9 @@ class Checker:
         if any(x is d and k == m.key for x, k in self.stack):
             raise CatError(f"'{d.name}' is recursive; definitions cannot use themselves", d.name_span)
         body = Body(d, m.scope, dict(zip(d.dims, m.dims or ())), dict(zip(d.fparams, m.fargs or ())))
-        if d.fparams and m.fargs is None:
-            raise CatError(f"'{d.name}' needs its morphism argument(s) ({', '.join(d.fparams)})", d.name_span)
+        if d.fparams and m.fargs is None:  # an error of the use (tw @ sin): apply() locates it there
+            raise CatError(f"'{d.name}' needs its morphism argument(s) ({', '.join(d.fparams)})", None,
+                           [Note(f"'{d.name}' is defined here", d.name_span)])
         self.stack.append((d, m.key))
         try:
             for s in d.stmts:
