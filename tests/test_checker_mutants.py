@@ -198,3 +198,13 @@ def test_the_dtype_variable_as_an_attribute_is_the_dtype_it_is_bound_to():
     (got,) = _run(src, "k", a, b)
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, a * b.astype(np.float64))
+
+
+def test_each_box_is_scoped_by_the_use_or_the_primitive_call_it_comes_from():
+    """A primitive call in a body is scoped ``op#k`` (its k-th call of that op there); the boxes
+    of a use of a definition are scoped by the use's name (``g``, then ``g_2``)."""
+    f = cg.loads("def g(x : f64[3]) -> f64[3] = tanh(x) * x\n"
+                 "def f(x : f64[3]) -> f64[3] = tanh(g(tanh(x))) + g(x)\n")["f"]
+    assert [(b.op.name, b.scope) for b in f.boxes] == [
+        ("tanh", ("tanh#1",)), ("tanh", ("g", "tanh#1")), ("mul", ("g", "mul#1")), ("tanh", ("tanh#2",)),
+        ("tanh", ("g_2", "tanh#1")), ("mul", ("g_2", "mul#1")), ("add", ("add#1",))]
