@@ -50,6 +50,14 @@ CASES = [
      ["m.cat:2:28: error: 'tw2' takes morphism argument(s) (h, k); write tw2(f) first"]),
     ('def g[n, m](x : f32[n]) -> f32[n] = x\ndef f(x : f32[3]) -> f32[3] = g[3](x)',
      ["m.cat:2:31: error: 'g' takes 2 dimension argument(s) [n, m], got 1", "m.cat:1:5: note: 'g' is defined here"]),
+    # '~' is named as '~' (not '-') when its operand is not one value
+    ('def f(x : f32[3]) -> f32[3] = ~sin', ["m.cat:1:32: error: '~' needs values, but 'sin' is a morphism"]),
+    ('def f(x : bit[3]) -> bit[3] = ~(x, x)', ["m.cat:1:32: error: '~' needs a single wire, but '(x, x)' is a tuple of 2"]),
+    # an error inside a generic definition, found with the sizes of one use, also points at that use
+    ('def at[n, i](x : bit[n]) -> bit[] = sum(slice(x, axis=0, start=i, stop=i + 1))\n'
+     'def bad(x : bit[4]) -> bit[] = at[4, 7](x)',
+     ['m.cat:1:41: error: slice: need 0 <= start <= stop <= 4 on axis 0 of bit[4], got 7:8',
+      'm.cat:1:14: note: this input has type bit[4]', "m.cat:2:32: note: in this use of 'at'"]),
 ]
 
 
@@ -208,3 +216,18 @@ def test_each_box_is_scoped_by_the_use_or_the_primitive_call_it_comes_from():
     assert [(b.op.name, b.scope) for b in f.boxes] == [
         ("tanh", ("tanh#1",)), ("tanh", ("g", "tanh#1")), ("mul", ("g", "mul#1")), ("tanh", ("tanh#2",)),
         ("tanh", ("g_2", "tanh#1")), ("mul", ("g_2", "mul#1")), ("add", ("add#1",))]
+
+
+def test_inputs_are_split_among_the_declared_inputs_in_order():
+    """A product-typed input takes as many wires as its type has; the next input starts after them."""
+    src = "def f(p : (f64[3], f64[2]), y : f64[3], z : f64[2]) -> (f64[3], f64[2]) { let (a, b) = p; (a * y, b - z) }"
+    a, b, y, z = np.array([0.5, 1.0, 2.0]), np.array([1.0, 2.0]), np.array([2.0, 3.0, 4.0]), np.array([5.0, 7.0])
+    u, v = _run(src, "f", a, b, y, z)
+    np.testing.assert_array_equal(u, a * y)
+    np.testing.assert_array_equal(v, b - z)
+
+
+def test_a_higher_order_definition_applied_to_a_use_of_itself_is_not_recursion():
+    x = np.array([0.5, -1.0, 2.0])
+    (got,) = _run("def tw(h) = h >> h\ndef f : f64[3] -> f64[3] = tw(tw(sin))", "f", x)
+    np.testing.assert_array_equal(got, np.sin(np.sin(np.sin(np.sin(x)))))
