@@ -85,6 +85,12 @@ def test_matmul_refuses_attributes_and_more_axes_than_index_letters(source, expe
     assert _headers(source) == expected
 
 
+def test_a_number_fed_into_a_morphism_is_the_error_not_the_morphism():
+    """``2.0 >> sin`` was reported as "'sin' is a value"."""
+    assert _headers("def f(x : f32[3]) -> f32[3] = 2.0 >> sin") == [
+        "m.cat:1:31: error: a bare number cannot be fed into 'sin'; its inputs are typed wires"]
+
+
 HIGHER_ORDER_CASES = [
     # a higher-order definition in a tensor product without its morphism arguments: the error
     # is where it is used (it was at the definition, which is fine), and a definition whose

@@ -703,6 +703,8 @@ class Checker:
                     return SeqMorph(left, right, (e.left.span, e.right.span))
                 if isinstance(left, Val):
                     return Val(self.apply(body, right, left.wires, e.span))
+                raise CatError(f"a bare number cannot be fed into '{_show(e.right)}'; its inputs are typed wires",
+                               e.left.span)
             raise CatError(
                 f"'>>' composes morphisms (or feeds a value into one), but '{_show(e.right)}' is a value", e.right.span
             )
