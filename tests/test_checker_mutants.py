@@ -9,7 +9,7 @@ import pytest
 
 import catgrad as cg
 from catgrad.frontend.diagnostics import FrontendError
-from catgrad.init import bits
+from catgrad.init import bits, normal, zeros
 
 from test_checker_messages import _headers, _run
 
@@ -58,6 +58,47 @@ CASES = [
      'def bad(x : bit[4]) -> bit[] = at[4, 7](x)',
      ['m.cat:1:41: error: slice: need 0 <= start <= stop <= 4 on axis 0 of bit[4], got 7:8',
       'm.cat:1:14: note: this input has type bit[4]', "m.cat:2:32: note: in this use of 'at'"]),
+    # ... and only that error: an unrelated earlier one keeps its own notes
+    ('def e(x : f32[3]) -> f32[3] = x + sum(x, axes=[0, 0])\n'
+     'def at[n, i](x : bit[n]) -> bit[] = sum(slice(x, axis=0, start=i, stop=i + 1))\n'
+     'def bad(x : bit[4]) -> bit[] = at[4, 7](x)',
+     ['m.cat:1:35: error: sum: repeated axis in (0, 0)', 'm.cat:1:7: note: this input has type f32[3]',
+      'm.cat:2:41: error: slice: need 0 <= start <= stop <= 4 on axis 0 of bit[4], got 7:8',
+      'm.cat:2:14: note: this input has type bit[4]', "m.cat:3:32: note: in this use of 'at'"]),
+    # a size that differs from a declared size (not a dimension name)
+    ('def g(x : f32[3]) -> f32[3] = x\ndef f(y : f32[4]) -> f32[3] = g(y)',
+     ["m.cat:2:31: error: type mismatch: input 'x' of 'g' expects f32[3] but the argument has type f32[4]",
+      'm.cat:2:7: note: the argument has type f32[4] because of this', "m.cat:1:7: note: 'g' declares input 'x' : f32[3] here"]),
+    # messages (and where they point) of rules no other case reaches
+    ('def f(x : f32[3]) -> f32[3] = sin(2.0)', ["m.cat:1:31: error: 'sin' needs at least one typed input"]),
+    ('def f(x : f32[3]) -> f32[3] = x[3]', ["m.cat:1:31: error: 'x' does not take [dimension] arguments"]),
+    ('def f : f32[3] -> f32[3] = copy[1, 2]', ['m.cat:1:28: error: copy[n] takes one wire count']),
+    ('def f : f32[3] -> f32[3] = discard[1, 2]', ['m.cat:1:28: error: discard[n] takes one wire count']),
+    ('def f(x : bit[3]) -> bit[3] = x ** 2',
+     ['m.cat:1:31: error: pow needs a float input (f32 or f64), got bit[3]', 'm.cat:1:7: note: this input has type bit[3]']),
+    ('def f(x : f32[3]) -> f32[] = x >> sum(axes=[5])',
+     ['m.cat:1:30: error: sum: axis 5 is out of range for f32[3]', 'm.cat:1:7: note: this input has type f32[3]']),
+    ('def tw(h) = h >> h\ndef f(x : f32[3]) -> f32[3] = tw(x)(x)',
+     ["m.cat:2:34: error: expected a morphism (a definition, an op or a composite) but 'x' is a value"]),
+    # mixed dtypes are reported as such, whatever the shapes; the cast hint only for mixed dtypes
+    ('def f(x : f32[3], y : f64[2, 3]) -> f32[2, 3] = x + y',
+     ['m.cat:1:49: error: add needs inputs of one type, got f32[3] and f64[2, 3]; convert one of them with cast, '
+      'e.g. cast(<operand>, dtype=f32)', 'm.cat:1:7: note: this input has type f32[3]', 'm.cat:1:19: note: this input has type f64[2, 3]']),
+    ('def f(x : f32[3], y : f64[4]) -> f32[3] = x + y',
+     ['m.cat:1:43: error: add needs inputs of one type, got f32[3] and f64[4]; convert one of them with cast, '
+      'e.g. cast(<operand>, dtype=f32)', 'm.cat:1:7: note: this input has type f32[3]', 'm.cat:1:19: note: this input has type f64[4]']),
+    ('def f(c : f32[3], x : f32[3], y : f32[4]) -> f32[3] = where(c, x, y)',
+     ['m.cat:1:55: error: where needs inputs of one type, got f32[3] and f32[4]', 'm.cat:1:7: note: this input has type f32[3]',
+      'm.cat:1:19: note: this input has type f32[3]', 'm.cat:1:31: note: this input has type f32[4]']),
+    # a name in an attribute or a [size] that is no dimension of the definition stays a name
+    ('def f(x : f32[3]) -> f32[] = sum(x, axes=[k])',
+     ["m.cat:1:30: error: sum: axis 'k' is out of range for f32[3]", 'm.cat:1:7: note: this input has type f32[3]']),
+    ('def g[n](x : f32[n]) -> f32[n] = x\ndef f(x : f32[3]) -> f32[3] = g[K](x)',
+     ["m.cat:2:31: error: type mismatch: input 'x' of 'g' expects f32[K] but the argument has type f32[3]",
+      'm.cat:2:7: note: the argument has type f32[3] because of this', "m.cat:1:10: note: 'g' declares input 'x' : f32[n] here"]),
+    ('def f(x : f32[3], y : f64[3]) -> f32[3] = concat(x, y)',
+     ['m.cat:1:43: error: concat: inputs must share a dtype and rank, got f32[3] and f64[3]',
+      'm.cat:1:7: note: this input has type f32[3]', 'm.cat:1:19: note: this input has type f64[3]']),
 ]
 
 
@@ -72,6 +113,12 @@ MATMUL_CASES = [
      ["m.cat:1:52: error: matmul: unknown attribute 'foo'; it takes: none"]),
     ('def f : (f32[2, 3], f32[3, 4]) -> f32[2, 4] = matmul(foo=1)',
      ["m.cat:1:47: error: matmul: unknown attribute 'foo'; it takes: none"]),
+    # a number among matmul's inputs is the error (it said "matmul takes 2 inputs, got 2")
+    ('def f(x : f32[3, 3]) -> f32[3, 3] = matmul(x, 2.0)',
+     ["m.cat:1:37: error: a bare number cannot be passed to 'matmul'; its inputs are typed wires"]),
+    ('def f(x : f32[3, 3]) -> f32[3, 3] = x @ 2.0',
+     ["m.cat:1:37: error: a bare number cannot be passed to 'matmul'; its inputs are typed wires"]),
+    ('def f(x : f32[3, 3]) -> f32[3, 3] = matmul(x, x, x)', ['m.cat:1:37: error: matmul takes 2 inputs, got 3']),
     # more axes than einsum has index letters: a clear error, not a crash
     ('def f(x : f32[' + ", ".join(["1"] * 52) + '], y : f32[1, 2]) -> f32[1] = x @ y',
      ["m.cat:1:199: error: matmul of a rank-52 and a rank-2 operand needs 53 einsum indices; "
@@ -237,3 +284,99 @@ def test_a_higher_order_definition_applied_to_a_use_of_itself_is_not_recursion()
     x = np.array([0.5, -1.0, 2.0])
     (got,) = _run("def tw(h) = h >> h\ndef f : f64[3] -> f64[3] = tw(tw(sin))", "f", x)
     np.testing.assert_array_equal(got, np.sin(np.sin(np.sin(np.sin(x)))))
+
+
+
+# -- values: what the checker builds is what the program says ----------------------------------
+
+VALUES = """
+def mm : (f64[2, 3], f64[3, 4], f64[5]) -> (f64[2, 4], f64[5]) = matmul @ sin
+def mm2(x : f64[2, 3], y : f64[3, 4]) -> f64[2, 4] = x @ y
+def tw(h) = h >> h
+def sq : f64[3] -> f64[3] = tw(pow(p=2.0))
+def cu : f64[3] -> f64[3] = tw(pow(p=3.0))
+def q(h) = tw(tw(h))
+def four : f64[3] -> f64[3] = q(sin)
+def tws : (f64[3], f64[3]) -> (f64[3], f64[3]) = tw(sin) @ cos
+def neg1(x : f64[3]) -> f64[3] = -x
+def pipe(x : f64[3]) -> f64[3] = x >> sin >> exp
+def lets { let h = sin >> cos; h }
+def lets2 : (f64[3], f64[3]) -> (f64[3], f64[3]) = lets @ sin
+def gates(a : bit[4], b : bit[4]) -> (bit[4], bit[4], bit[4], bit[4]) = (a | b, a ^ b, a & b, ~a)
+def colsum(x : f64[2, 3]) -> f64[3] = sum(x, axes=[-2])
+def flat(x : f64[B, 2, 3]) -> f64[B, 6] = reshape(x, shape=[B, 6])
+def shift[n](x : f64[n]) -> f64[n] = x + constant(type=f64[n], value=2.5)
+def shift3(x : f64[3]) -> f64[3] = shift(x)
+def scale[n](x : f64[n]) -> f64[n] { param w : f64[n] ~ normal(0.5, mean=1.0); x * w }
+def outer[k](x : f64[k]) -> f64[k] = scale[k](x)
+def outer3(x : f64[3]) -> f64[3] = outer(x)
+def drop[n] = slice(axis=0, start=0, stop=n - 1)
+def drop4(x : f64[4]) -> f64[3] = drop[4](x)
+def bc(x : f64[3], y : f64[4, 3]) -> f64[4, 3] = x + y
+def count(x : f64[3]) -> f64[3] { state s : f64[3] ~ zeros; update s = s + x; x * s }
+def ones(k : i64[]) -> f32[K] = constant(type=f32[K], value=1.0)
+"""
+
+
+def test_each_construct_computes_what_it_says():
+    m = cg.loads(VALUES)
+    rng = np.random.default_rng(0)
+    x, y, z = rng.normal(size=(2, 3)), rng.normal(size=(3, 4)), rng.normal(size=5)
+    u, v = cg.evaluate(m["mm"], x, y, z)
+    np.testing.assert_allclose(u, x @ y, rtol=1e-15)
+    np.testing.assert_array_equal(v, np.sin(z))
+    np.testing.assert_allclose(cg.evaluate(m["mm2"], x, y)[0], x @ y, rtol=1e-15)
+    a, b = np.array([0.5, -1.5, 2.0]), np.array([1.0, 0.25, -3.0])
+    np.testing.assert_array_equal(cg.evaluate(m["sq"], a)[0], (a ** 2) ** 2)
+    np.testing.assert_array_equal(cg.evaluate(m["cu"], a)[0], (a ** 3) ** 3)
+    np.testing.assert_array_equal(cg.evaluate(m["four"], a)[0], np.sin(np.sin(np.sin(np.sin(a)))))
+    p, r = cg.evaluate(m["tws"], a, b)
+    np.testing.assert_array_equal(p, np.sin(np.sin(a)))
+    np.testing.assert_array_equal(r, np.cos(b))
+    np.testing.assert_array_equal(cg.evaluate(m["neg1"], a)[0], -a)
+    np.testing.assert_array_equal(cg.evaluate(m["pipe"], a)[0], np.exp(np.sin(a)))
+    p, r = cg.evaluate(m["lets2"], a, b)
+    np.testing.assert_array_equal(p, np.cos(np.sin(a)))
+    np.testing.assert_array_equal(r, np.sin(b))
+    g, h = np.array([0, 0, 1, 1], bool), np.array([0, 1, 0, 1], bool)
+    got = cg.evaluate(m["gates"], g, h)
+    for out, want in zip(got, (g | h, g ^ h, g & h, ~g)):
+        np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(cg.evaluate(m["colsum"], x)[0], x.sum(axis=0))
+    w = rng.normal(size=(4, 2, 3))
+    np.testing.assert_array_equal(cg.evaluate(m["flat"], w)[0], w.reshape(4, 6))
+    np.testing.assert_array_equal(cg.evaluate(m["shift3"], a)[0], a + 2.5)
+    o = m["outer3"]
+    assert o.params == (cg.Param("outer.scale.w", cg.f64[3], normal(0.5, mean=1.0)),)
+    np.testing.assert_array_equal(cg.evaluate(o.body, b, a)[0], a * b)
+    np.testing.assert_array_equal(cg.evaluate(m["drop4"], np.arange(4.0))[0], np.arange(3.0))
+    np.testing.assert_array_equal(cg.evaluate(m["bc"], a, y.T)[0], a + y.T)
+    assert m["count"].state == (cg.Param("s", cg.f64[3], zeros()),)
+    # a size named only in a type attribute stays symbolic
+    assert m["ones"].cod == cg.Ob(cg.f32["K"])
+
+
+def test_a_loss_instantiated_at_the_wrong_type_says_so_at_its_definition():
+    m = cg.loads("def l(y : f32[B, 3], p : f32[B, 3]) -> f32[] = sum((y - p) * (y - p))", "l.cat")
+    with pytest.raises(FrontendError) as e:
+        m.loss("l")(cg.f32["B", 4])
+    lines = [line for line in str(e.value).splitlines() if ": error: " in line or ": note: " in line]
+    assert lines == ["l.cat:1:5: error: type mismatch: input 'y' of 'l' expects f32[B, 3] but the argument has type f32[B, 4]",
+                     "l.cat:1:7: note: 'l' declares input 'y' : f32[B, 3] here"]
+
+
+def test_signatures_of_definitions_that_cannot_be_checked_alone():
+    m = cg.loads("def tw(h) = h >> h\ndef poly = sin >> cos\ndef g(x : f64[3]) -> f64[3] = x\n")
+    assert [m.signature(n) for n in ("tw", "poly", "g")] == [
+        "higher-order: takes morphism(s) (h)", "polymorphic", "f64[3] -> f64[3]"]
+
+
+@pytest.mark.slow
+def test_a_program_may_elaborate_to_at_most_200000_boxes():
+    """b_k is 2**k sin boxes; 131072 + 65536 + 2048 + 1024 + 256 + 64 = 200000 boxes are allowed,
+    one more is refused where the use that crosses the limit is."""
+    src = ("def b0(x : f64[1]) -> f64[1] = sin(x)\n"
+           + "".join(f"def b{k}(x : f64[1]) -> f64[1] = b{k - 1}(b{k - 1}(x))\n" for k in range(1, 18))
+           + "def top(x : f64[1]) -> f64[1] = b6(b8(b10(b11(b16(b17(x))))))\n"
+           + "def over(x : f64[1]) -> f64[1] = b0(b6(b8(b10(b11(b16(b17(x)))))))\n")
+    assert _headers(src) == ["m.cat:20:34: error: this program elaborates to more than 200000 boxes"]

@@ -947,7 +947,9 @@ class Checker:
             if name == "matmul":
                 if attrs:  # matmul (the operator @) has no attributes
                     raise CatError(f"matmul: {_bad_attrs(name, attrs, None)}", span)
-                if len(args) != 2 or len(wires) != 2:
+                if len(wires) != len(args):
+                    raise CatError("a bare number cannot be passed to 'matmul'; its inputs are typed wires", span)
+                if len(args) != 2:
                     raise CatError(f"matmul takes 2 inputs, got {len(args)}", span)
                 spec = matmul_spec(wires[0].type, wires[1].type)
                 out = apply("einsum", *wires, spec=spec, builder=body.b)
