@@ -357,12 +357,17 @@ def test_each_construct_computes_what_it_says():
 
 
 def test_a_loss_instantiated_at_the_wrong_type_says_so_at_its_definition():
-    m = cg.loads("def l(y : f32[B, 3], p : f32[B, 3]) -> f32[] = sum((y - p) * (y - p))", "l.cat")
-    with pytest.raises(FrontendError) as e:
-        m.loss("l")(cg.f32["B", 4])
-    lines = [line for line in str(e.value).splitlines() if ": error: " in line or ": note: " in line]
-    assert lines == ["l.cat:1:5: error: type mismatch: input 'y' of 'l' expects f32[B, 3] but the argument has type f32[B, 4]",
-                     "l.cat:1:7: note: 'l' declares input 'y' : f32[B, 3] here"]
+    m = cg.loads("def l(y : f32[B, 3], p : f32[B, 3]) -> f32[] = sum((y - p) * (y - p))\n"
+                 "def l2(y : (f32[3], f32[3]), p : f32[3]) -> f32[] = sum(p)\n", "l.cat")
+    for name, pred, want in [
+        ("l", cg.f32["B", 4],
+         ["l.cat:1:5: error: type mismatch: input 'y' of 'l' expects f32[B, 3] but the argument has type f32[B, 4]",
+          "l.cat:1:7: note: 'l' declares input 'y' : f32[B, 3] here"]),
+        ("l2", cg.f32[3], ["l.cat:2:5: error: 'l2' takes 3 inputs but is given 2", "l.cat:2:5: note: 'l2' is defined here"]),
+    ]:
+        with pytest.raises(FrontendError) as e:
+            m.loss(name)(pred)
+        assert [line for line in str(e.value).splitlines() if ": error: " in line or ": note: " in line] == want
 
 
 def test_signatures_of_definitions_that_cannot_be_checked_alone():
