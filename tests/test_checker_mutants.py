@@ -71,6 +71,7 @@ CASES = [
       'm.cat:2:7: note: the argument has type f32[4] because of this', "m.cat:1:7: note: 'g' declares input 'x' : f32[3] here"]),
     # messages (and where they point) of rules no other case reaches
     ('def f(x : f32[3]) -> f32[3] = sin(2.0)', ["m.cat:1:31: error: 'sin' needs at least one typed input"]),
+    ('def f(x : bit[3]) -> bit[3] = x ^ ~1', ["m.cat:1:35: error: 'not' needs at least one typed input"]),
     ('def f(x : f32[3]) -> f32[3] = x[3]', ["m.cat:1:31: error: 'x' does not take [dimension] arguments"]),
     ('def f : f32[3] -> f32[3] = copy[1, 2]', ['m.cat:1:28: error: copy[n] takes one wire count']),
     ('def f : f32[3] -> f32[3] = discard[1, 2]', ['m.cat:1:28: error: discard[n] takes one wire count']),
