@@ -332,7 +332,16 @@ class Checker:
         m = DefMorph(scope, d, tuple(d.dims) if d.dims else None, None)
         try:
             dom = m.dom_hint(self)
-        except (CatError, Poisoned, RecursionError):
+        except CatError as e:
+            if e.diagnostic.span is not None:  # an error in a used definition's types: reported there
+                dom = None
+            else:  # this body's own error (too many parallel wires, a higher-order definition used
+                # without its morphism arguments): reported here, and its uses stay quiet
+                e.diagnostic.span = d.result.span
+                self.diags.append(e.diagnostic)
+                self.broken.add(key)
+                return None
+        except (Poisoned, RecursionError):
             dom = None
         if dom is None:
             if d.params is None and d.dom is None:
@@ -694,6 +703,8 @@ class Checker:
                     return SeqMorph(left, right, (e.left.span, e.right.span))
                 if isinstance(left, Val):
                     return Val(self.apply(body, right, left.wires, e.span))
+                raise CatError(f"a bare number cannot be fed into '{_show(e.right)}'; its inputs are typed wires",
+                               e.left.span)
             raise CatError(
                 f"'>>' composes morphisms (or feeds a value into one), but '{_show(e.right)}' is a value", e.right.span
             )
@@ -906,8 +917,9 @@ class Checker:
         if any(x is d and k == m.key for x, k in self.stack):
             raise CatError(f"'{d.name}' is recursive; definitions cannot use themselves", d.name_span)
         body = Body(d, m.scope, dict(zip(d.dims, m.dims or ())), dict(zip(d.fparams, m.fargs or ())))
-        if d.fparams and m.fargs is None:
-            raise CatError(f"'{d.name}' needs its morphism argument(s) ({', '.join(d.fparams)})", d.name_span)
+        if d.fparams and m.fargs is None:  # an error of the use (tw @ sin): apply() locates it there
+            raise CatError(f"'{d.name}' needs its morphism argument(s) ({', '.join(d.fparams)})", None,
+                           [Note(f"'{d.name}' is defined here", d.name_span)])
         self.stack.append((d, m.key))
         try:
             for s in d.stmts:
@@ -933,7 +945,11 @@ class Checker:
     def _prim(self, body: Body, name: str, args: list, attrs: dict, span, wires) -> Val:
         try:
             if name == "matmul":
-                if len(args) != 2 or len(wires) != 2:
+                if attrs:  # matmul (the operator @) has no attributes
+                    raise CatError(f"matmul: {_bad_attrs(name, attrs, None)}", span)
+                if len(wires) != len(args):
+                    raise CatError("a bare number cannot be passed to 'matmul'; its inputs are typed wires", span)
+                if len(args) != 2:
                     raise CatError(f"matmul takes 2 inputs, got {len(args)}", span)
                 spec = matmul_spec(wires[0].type, wires[1].type)
                 out = apply("einsum", *wires, spec=spec, builder=body.b)
@@ -991,10 +1007,10 @@ def _bad_attrs(name, attrs, err) -> str:
     import inspect
 
     prim = PRIMITIVES.get(name)
-    # the attributes the type rule names; None when it cannot tell (no rule, or one taking **attrs)
+    # the attributes the type rule names (matmul has no rule and takes none); None when it
+    # cannot tell (a rule taking **attrs)
     params = list(inspect.signature(prim.type_rule).parameters.values()) if prim else []
-    known = None if not prim or any(p.kind == p.VAR_KEYWORD for p in params) else \
-        [p.name for p in params if p.name != "dom"]
+    known = None if any(p.kind == p.VAR_KEYWORD for p in params) else [p.name for p in params if p.name != "dom"]
     unknown = [k for k in attrs if known is not None and k not in known]
     missing = [p.name for p in params[1:] if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD
                and p.name not in attrs]

@@ -190,6 +190,12 @@ def matmul_spec(a: TensorType, b: TensorType) -> str:
     """The einsum spec of numpy's matmul for these ranks (b of rank 1 or 2, or batched)."""
     if a.rank == 0 or b.rank == 0:
         raise CatgradTypeError(f"matmul needs operands of rank >= 1, got {a} and {b}")
+    if b.rank > 2 and a.rank != b.rank:
+        raise CatgradTypeError(f"batched matmul needs equal ranks, got {a} and {b}")
+    needed = a.rank + (b.rank != 1)  # distinct indices in the spec: a's axes, and b's last unless b is a vector
+    if needed > len(string.ascii_letters):
+        raise CatgradTypeError(f"matmul of a rank-{a.rank} and a rank-{b.rank} operand needs {needed} einsum "
+                               f"indices; there are {len(string.ascii_letters)} (the letters a-z, A-Z)")
     letters = iter(string.ascii_letters)
     if b.rank <= 2:
         batch = "".join(next(letters) for _ in range(a.rank - 1))
@@ -198,8 +204,6 @@ def matmul_spec(a: TensorType, b: TensorType) -> str:
             return f"{batch}{k},{k}->{batch}"
         m = next(letters)
         return f"{batch}{k},{k}{m}->{batch}{m}"
-    if a.rank != b.rank:
-        raise CatgradTypeError(f"batched matmul needs equal ranks, got {a} and {b}")
     batch = "".join(next(letters) for _ in range(a.rank - 2))
     n, k, m = next(letters), next(letters), next(letters)
     return f"{batch}{n}{k},{batch}{k}{m}->{batch}{n}{m}"
