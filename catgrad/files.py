@@ -15,17 +15,22 @@ when that loses nothing:
   model's source, the dataset, the checkpoint being resumed), not even with ``--force``;
 * a symbolic link only with ``--force`` (the link itself is replaced, not its target).
 
-Writes are atomic: a temporary file next to the target, fsync'ed and renamed over it. A
-temporary file left by a killed writer (named ``.<name>.<random>.tmp``) is removed by the
-next write to the same path.
+Writes are atomic: a temporary file next to the target, fsync'ed and renamed over it.
+SIGINT and SIGTERM arriving during a write are held until it has finished (or failed and
+cleaned up), so an interrupted run never leaves a temporary file behind; one left by a
+writer killed outright (named ``.<name>.<random>.tmp``) is removed by the next write to the
+same path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import signal
 import stat
 import tempfile
+import threading
 import zipfile
 
 from .errors import CatgradError
@@ -200,6 +205,19 @@ def atomic_write(path, write, what: str = "the file", error: type = CatgradError
     path = check_output(path, what, ours=ours, force=force, protect=protect, error=error)
     folder = os.path.dirname(os.path.abspath(path))
     remove_stale_temporaries(path)
+    with signals_held():
+        _write_and_rename(path, folder, write, what, error)
+        try:  # make the rename itself durable
+            dfd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:  # some filesystems do not allow fsync on a directory
+            pass
+
+
+def _write_and_rename(path, folder, write, what, error) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=folder)
     except OSError as e:
@@ -219,14 +237,36 @@ def atomic_write(path, write, what: str = "the file", error: type = CatgradError
         if isinstance(e, OSError):
             raise error(f"{path}: cannot write {what} ({e.strerror or e})") from None
         raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # some filesystems do not allow fsync on a directory
-        pass
+
+
+_HELD = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Hold SIGINT and SIGTERM for the duration of the block, then deliver the first one
+    that arrived to the handler that was installed before. A Python handler raises between
+    any two bytecodes, so without this an interrupt landing between creating a temporary
+    file and the ``try`` that removes it would leave the file behind. Only the main thread
+    runs Python signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending, saved = [], {}
+
+    def hold(signum, frame):
+        pending.append(signum)
+
+    try:
+        for s in _HELD:
+            saved[s] = signal.getsignal(s)  # saved before replaced: an interrupt here restores cleanly
+            signal.signal(s, hold)
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def _umask() -> int:
@@ -300,5 +340,5 @@ def read_npz(path, error: type = CatgradError, keys=None) -> dict:
     return out
 
 
-__all__ = ["atomic_write", "check_output", "check_readable", "human_bytes", "is_checkpoint_file",
+__all__ = ["atomic_write", "check_output", "check_readable", "human_bytes", "is_checkpoint_file", "signals_held",
            "looks_written_by_catgrad", "memory_limit", "npz_headers", "read_npz", "remove_stale_temporaries"]

@@ -58,6 +58,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import CatgradError, ShapeError
+from ..files import signals_held
 from ..step import to_host
 from . import checkpoint as ckpt
 
@@ -450,9 +451,10 @@ def fit(step, train, *, epochs: int, batch_size: int = 32, seed: int = 0, test=N
         if checkpoint is not None and rank == 0:  # one writer; every rank holds the same state
             meta = _loop_meta(seed, batch_size, drop_last or lay.fixed_batch is not None, train, epoch, batch, sums)
             meta["loop"]["run"] = run_info
-            save_checkpoint(checkpoint, step, state if at is None else at, meta, preprocessing, source,
-                            force=force or saved[0], protect=protect)
-            saved[0] = True
+            with signals_held():  # an interrupt lands after the flag, so its message names this file
+                save_checkpoint(checkpoint, step, state if at is None else at, meta, preprocessing, source,
+                                force=force or saved[0], protect=protect)
+                saved[0] = True
 
     def kept() -> str:
         if checkpoint is None:
