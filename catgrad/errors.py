@@ -22,6 +22,12 @@ class SymbolicSizeError(CatgradTypeError):
     generic ``.cat`` definition is then checked where it is used, with its sizes known."""
 
 
+class AttributeValueError(CatgradTypeError):
+    """An op's attributes do not fit it: a name it does not take, a required one missing,
+    or a value of the wrong kind (``sum(x, axes=1.5)``). About the attributes, not the
+    input types."""
+
+
 class ShapeError(CatgradError, ValueError):
     """Arrays whose shape or dtype does not fit the wire type they are given for."""
 

@@ -10,7 +10,7 @@ import pytest
 
 import catgrad as cg
 from catgrad.core.primitive import PRIMITIVES
-from catgrad.errors import CatgradError
+from catgrad.errors import CatgradError, CatgradTypeError
 from catgrad.frontend import check_source, render_all
 
 
@@ -126,13 +126,39 @@ def test_samplers_take_their_own_attributes(src):
 
 
 def test_every_primitive_refuses_an_attribute_it_does_not_name():
-    """From Python: an unknown attribute is an error for every op (a TypeError from the type
-    rule's signature, or a catgrad error naming it), never silently kept."""
+    """From Python: an unknown attribute is a catgrad type error for every op, naming the
+    op, the attribute and what the op takes -- never silently kept, never Python's own
+    TypeError from the type rule's signature."""
     for name, prim in PRIMITIVES.items():
         sample = prim.samples()[0]
         prim.op(sample.dom, **sample.attrs)  # the sample itself is fine
-        with pytest.raises((TypeError, CatgradError), match="zzz"):
+        with pytest.raises(CatgradTypeError, match=f"^{name}: unknown attribute 'zzz'.*; it takes: "):
             prim.op(sample.dom, **sample.attrs, zzz=1)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda x: cg.ops.sin(x, foo=1), "sin: unknown attribute 'foo'; it takes: none"),
+    (lambda x: cg.ops.sum(x, axis=0), "sum: unknown attribute 'axis' (did you mean 'axes'?); it takes: axes, keepdims"),
+    (lambda x: cg.ops.sum(x, axes=1.5), "sum: axes must be an integer or a sequence of integers, got 1.5"),
+    (lambda x: cg.ops.sum(x, axes=True), "sum: axes must be an integer or a sequence of integers, got True"),
+    (lambda x: cg.ops.sum(x, axes=(0, 0.5)), "sum: an axis must be an integer, got 0.5"),
+    (lambda x: cg.ops.sum(x, axes=[0, 0]), "sum: repeated axis in (0, 0)"),
+    (lambda x: cg.ops.reshape(x, shape=8), "reshape: bad attribute values {'shape': 8} ('int' object is not iterable)"),
+    (lambda x: cg.ops.softmax(x, axis=[0]), "softmax: axis must be one integer, got [0]"),
+    (lambda x: cg.ops.softmax(x, axis=2), "softmax: axis 2 is out of range for f64[4, 2]"),
+    (lambda x: cg.ops.concat(x, x, axis=1.5), "concat: axis must be one integer, got 1.5"),
+    (lambda x: cg.ops.slice(x, axis=True, start=0, stop=1), "slice: axis must be one integer, got True"),
+])
+def test_bad_attributes_from_python_are_type_errors_that_say_what(call, message):
+    with pytest.raises(CatgradTypeError) as info:
+        cg.trace(cg.f64[4, 2])(call)
+    assert str(info.value) == message
+
+
+def test_a_missing_required_attribute_from_python_is_named():
+    prim = PRIMITIVES["reshape"]
+    with pytest.raises(CatgradTypeError, match=r"^reshape: needs the attribute shape=\.\.\.; it takes: shape$"):
+        prim.op(cg.f64[8])
 
 
 # -- the tensor product's inputs ---------------------------------------------------------

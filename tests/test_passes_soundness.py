@@ -120,6 +120,13 @@ def test_the_pipeline_leaves_no_duplicate_and_no_dead_code(steps):
     assert len(optimize(p)) <= len(p)
 
 
+def test_what_simplifying_makes_equal_is_merged():
+    """``(-x) * (-x)`` and ``reshape(reshape(x)) * x`` are both ``x * x`` once signs and
+    reshapes are simplified; the pipeline computes it once (found by the test above)."""
+    p = optimize(lower(build([(9, 0, 0, 0), (15, 0, 0, 0)], cg.f64, False)))
+    assert p.op_counts()["mul"] == 1 and str(cse(p)) == str(p)
+
+
 @pytest.mark.parametrize("dtype", [cg.f32, cg.f64])
 def test_folded_constants_keep_the_wire_dtype(dtype):
     """A constant computed at compile time is stored in its wire's dtype (a float32

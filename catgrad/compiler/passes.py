@@ -352,8 +352,10 @@ def schedule(p: Program) -> Program:
 
 def optimize(p: Program, binding: dict | None = None) -> Program:
     """The default pipeline: CSE, constant folding (with ``binding``), CSE again,
-    scale and sign simplification, DCE, and the depth-first schedule."""
-    return schedule(simplify_signs(simplify_scales(cse(fold_constants(cse(p), binding)))))
+    scale and sign simplification, a last CSE (simplifying can make two instructions
+    equal: ``(-x) * (-x)`` and ``reshape(reshape(x)) * x`` both become ``x * x``), then
+    the depth-first schedule, which drops dead code."""
+    return schedule(cse(simplify_signs(simplify_scales(cse(fold_constants(cse(p), binding))))))
 
 
 __all__ = ["dce", "cse", "fold_constants", "simplify_signs", "simplify_scales", "schedule", "optimize"]

@@ -45,7 +45,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import CatgradTypeError, UnknownOpError, did_you_mean
+from ..errors import AttributeValueError, CatgradError, CatgradTypeError, UnknownOpError, did_you_mean
 from .types import Ob, TensorType, as_ob, resolve_shape, source
 
 PRIMITIVES: dict[str, "Primitive"] = {}
@@ -98,7 +98,13 @@ class Primitive:
             return hit
         if self.arity is not None and len(dom) != self.arity:
             raise CatgradTypeError(f"{self.name} takes {self.arity} input(s), got {len(dom)}: {dom}")
-        cod = self.type_rule(dom, **attrs)
+        try:
+            cod = self.type_rule(dom, **attrs)
+        except CatgradError:
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+            # the rule fell over its attributes (an unknown name, ``axes=1.5``): say which
+            raise AttributeValueError(f"{self.name}: {self.attribute_problem(attrs, err)}") from None
         if isinstance(cod, TensorType):
             cod = Ob(cod)
         op = Op(self, dom, Ob(*cod), tuple(sorted(attrs.items())))
@@ -109,8 +115,32 @@ class Primitive:
             made[key] = op
         return op
 
+    def attribute_problem(self, attrs: dict, err=None) -> str:
+        """What is wrong with ``attrs`` for this primitive, read off its type rule's
+        signature: an unknown name (with the nearest known one), a missing required one,
+        or else the values themselves, with the error ``err`` they caused."""
+        params = list(_rule_params(self.type_rule))
+        # None when the rule takes **attrs and so cannot say which names it knows
+        known = None if any(p.kind == p.VAR_KEYWORD for p in params) else [p.name for p in params[1:]]
+        takes = ", ".join(known) if known else "none"
+        unknown = [k for k in attrs if known is not None and k not in known]
+        if unknown:
+            return f"unknown attribute '{unknown[0]}'{did_you_mean(unknown[0], known)}; it takes: {takes}"
+        missing = [p.name for p in params[1:] if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD
+                   and p.name not in attrs]
+        if missing:
+            return f"needs the attribute {missing[0]}=..." + (f"; it takes: {takes}" if known is not None else "")
+        return f"bad attribute values {attrs} ({err})"
+
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+@functools.lru_cache(maxsize=None)
+def _rule_params(rule) -> tuple:
+    import inspect
+
+    return tuple(inspect.signature(rule).parameters.values())
 
 
 _OPS: dict = {}  # primitive -> {(dom, attribute key): Op}
@@ -343,14 +373,28 @@ def expect_float(name: str, t: TensorType) -> None:
         raise CatgradTypeError(f"{name} needs a float input (f32 or f64), got {t}")
 
 
+def normalize_axis(name: str, t: TensorType, axis) -> int:
+    """One axis (softmax, concat, slice, pad): an integer in ``[-rank, rank)``, returned
+    as an index from 0."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise AttributeValueError(f"{name}: axis must be one integer, got {axis!r}")
+    if not -t.rank <= axis < t.rank:
+        raise CatgradTypeError(f"{name}: axis {axis!r} is out of range for {t}")
+    return int(axis) % t.rank
+
+
 def normalize_axes(name: str, t: TensorType, axes) -> tuple:
     if axes is None:
         return tuple(range(t.rank))
-    if isinstance(axes, int):
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
         axes = (axes,)
+    elif not isinstance(axes, (tuple, list)):
+        raise AttributeValueError(f"{name}: axes must be an integer or a sequence of integers, got {axes!r}")
     out = []
     for a in axes:
-        if not isinstance(a, (int, np.integer)) or not -t.rank <= a < t.rank:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise AttributeValueError(f"{name}: an axis must be an integer, got {a!r}")
+        if not -t.rank <= a < t.rank:
             raise CatgradTypeError(f"{name}: axis {a!r} is out of range for {t}")
         out.append(int(a) % t.rank)
     if len(set(out)) != len(out):

@@ -37,7 +37,7 @@ from ..calculus.para import Param
 from ..core.diagram import Builder, Graph, Wire, apply
 from ..core.primitive import PRIMITIVES
 from ..core.types import DTYPES, Ob, TensorType
-from ..errors import CatgradError, SymbolicSizeError
+from ..errors import AttributeValueError, CatgradError, SymbolicSizeError
 from ..init import INITS, bits
 from ..ops.linalg import matmul_spec
 from .resolver import ATTR_ARITH
@@ -959,6 +959,10 @@ class Checker:
                 out = apply(PRIMITIVES[name], *args, builder=body.b, **attrs)
         except CatError:
             raise
+        except AttributeValueError as err:  # about the attributes: the input types are beside the point
+            if _mentions(tuple(attrs.values()), _symbolic_dims(body)):
+                raise Deferred() from None
+            raise CatError(str(err), span) from None
         except (CatgradError, TypeError, ValueError) as err:
             if _mentions(tuple(attrs.values()), _symbolic_dims(body)) or (
                     isinstance(err, SymbolicSizeError) and (body.d.dims or _free_dims(wires))):
@@ -1004,24 +1008,12 @@ class Checker:
 
 
 def _bad_attrs(name, attrs, err) -> str:
-    import inspect
-
-    prim = PRIMITIVES.get(name)
-    # the attributes the type rule names (matmul has no rule and takes none); None when it
-    # cannot tell (a rule taking **attrs)
-    params = list(inspect.signature(prim.type_rule).parameters.values()) if prim else []
-    known = None if any(p.kind == p.VAR_KEYWORD for p in params) else [p.name for p in params if p.name != "dom"]
-    unknown = [k for k in attrs if known is not None and k not in known]
-    missing = [p.name for p in params[1:] if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD
-               and p.name not in attrs]
-    takes = ", ".join(known) if known else "none"
-    if unknown:
+    if name == "matmul":  # the operator @: no primitive of its own, and no attributes
         from ..errors import did_you_mean
 
-        return f"unknown attribute '{unknown[0]}'{did_you_mean(unknown[0], known)}; it takes: {takes}"
-    if missing:
-        return f"needs the attribute {missing[0]}=..." + (f"; it takes: {takes}" if known is not None else "")
-    return f"bad attribute values {attrs} ({err})"
+        k = next(iter(attrs))
+        return f"unknown attribute '{k}'{did_you_mean(k, [])}; it takes: none"
+    return PRIMITIVES[name].attribute_problem(attrs, err)
 
 
 def _dedupe(notes):

@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 
 from ..core.diagram import Wire, _types
-from ..core.primitive import Sample, expect_arity
+from ..core.primitive import Sample, expect_arity, normalize_axis
 from ..core.types import Ob, TensorType, bit, f32, f64
 from ..errors import CatgradTypeError, SymbolicSizeError
 from ._base import SYMPY, OpFunction, declare, torch
@@ -331,9 +331,7 @@ broadcast = declare(
 
 
 def _axis_size(name: str, t: TensorType, axis) -> tuple:
-    if not isinstance(axis, (int, np.integer)) or not -t.rank <= axis < t.rank:
-        raise CatgradTypeError(f"{name}: axis {axis!r} is out of range for {t}")
-    axis = int(axis) % t.rank
+    axis = normalize_axis(name, t, axis)
     n = t.shape[axis]
     if not isinstance(n, int):
         raise SymbolicSizeError(f"{name}: axis {axis} of {t} has the symbolic size {n}; it needs a fixed size")

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..core.primitive import Sample, expect_arity, expect_float, normalize_axes
+from ..core.primitive import Sample, expect_arity, expect_float, normalize_axes, normalize_axis
 from ..core.types import Ob, TensorType, bit, f32, f64
 from ..errors import CatgradTypeError
 from ._base import declare, torch
@@ -305,7 +305,7 @@ logsumexp = declare(
 def _softmax_rule(dom, axis=-1):
     expect_arity("softmax", dom, 1)
     expect_float("softmax", dom[0])
-    normalize_axes("softmax", dom[0], axis)
+    normalize_axis("softmax", dom[0], axis)
     return dom[0]
 
 
