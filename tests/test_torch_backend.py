@@ -230,6 +230,15 @@ def test_cuda_device_is_rejected_cleanly_without_cuda():
     assert next(iter(step.init(0).params.values())).device.type == "cpu"
 
 
+def test_a_bad_torch_compile_backend_is_a_clear_error():
+    with pytest.raises(cg.CatgradError, match=r"^torch_compile='bogus' is not a torch.compile backend; "
+                                              r"torch has: .*\beager\b.*\binductor\b"):
+        cg.compile(_model("mlp"), loss="mse", backend="torch", torch_compile="bogus")
+    with pytest.raises(cg.CatgradError, match=r"^torch_compile must be True, False or the name of a "
+                                              r"torch.compile backend, got 1$"):
+        cg.compile(_model("mlp"), loss="mse", backend="torch", torch_compile=1)
+
+
 @cuda
 def test_step_on_cuda_agrees_with_cpu():
     model = _model("mlp", "digits.cat")

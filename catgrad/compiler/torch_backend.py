@@ -436,8 +436,20 @@ class TorchProgram:
         self.module = gm = mod
         self._dtypes = [t.dtype.torch() for t in self.dom]
         if torch_compile:  # True: inductor; or the name of a torch.compile backend ("eager", "aot_eager"...)
-            backend = "inductor" if torch_compile is True else str(torch_compile)
-            self._fn = torch.compile(gm, fullgraph=True, backend=backend)
+            backend = "inductor" if torch_compile is True else torch_compile
+            if not isinstance(backend, str):
+                raise CatgradError(f"torch_compile must be True, False or the name of a torch.compile backend, "
+                                   f"got {torch_compile!r}")
+            try:
+                self._fn = torch.compile(gm, fullgraph=True, backend=backend)
+            except Exception as e:
+                if type(e).__name__ != "InvalidBackend":  # (torch._dynamo.exc.InvalidBackend)
+                    raise
+                from torch._dynamo import list_backends
+
+                known = [b for b in list_backends(exclude_tags=()) if "TESTING" not in b and "minifier" not in b]
+                raise CatgradError(f"torch_compile={backend!r} is not a torch.compile backend; torch has: "
+                                   f"{', '.join(known)}") from None
         else:
             self._fn = gm
         self._checked: set = set()
