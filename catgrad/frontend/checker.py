@@ -945,8 +945,8 @@ class Checker:
     def _prim(self, body: Body, name: str, args: list, attrs: dict, span, wires) -> Val:
         try:
             if name == "matmul":
-                if attrs:  # matmul (the operator @) has no attributes
-                    raise CatError(f"matmul: {_bad_attrs(name, attrs, None)}", span)
+                if attrs:  # matmul (the operator @) has no primitive of its own, and no attributes
+                    raise CatError(f"matmul: unknown attribute '{next(iter(attrs))}'; it takes: none", span)
                 if len(wires) != len(args):
                     raise CatError("a bare number cannot be passed to 'matmul'; its inputs are typed wires", span)
                 if len(args) != 2:
@@ -963,12 +963,10 @@ class Checker:
             if _mentions(tuple(attrs.values()), _symbolic_dims(body)):
                 raise Deferred() from None
             raise CatError(str(err), span) from None
-        except (CatgradError, TypeError, ValueError) as err:
+        except CatgradError as err:  # (a type rule's own errors; Primitive.op turns any other into the above)
             if _mentions(tuple(attrs.values()), _symbolic_dims(body)) or (
                     isinstance(err, SymbolicSizeError) and (body.d.dims or _free_dims(wires))):
                 raise Deferred() from None
-            if not isinstance(err, CatgradError):
-                raise CatError(f"{name}: {_bad_attrs(name, attrs, err)}", span) from None
             notes = [
                 Note(f"this input has type {w.type}", body.origin[w.id]) for w in wires if w.id in body.origin
             ]
@@ -977,8 +975,6 @@ class Checker:
             if len(dtypes) > 1 and "one type" in msg:  # mixed dtypes: say how to convert
                 msg += f"; convert one of them with cast, e.g. cast(<operand>, dtype={dtypes[0]})"
             raise CatError(msg, span, _dedupe(notes)) from None
-        except (KeyError, IndexError, AttributeError) as err:
-            raise CatError(f"{name}: {_bad_attrs(name, attrs, err)}", span) from None
         outs = list(out) if isinstance(out, tuple) else [out]
         for w in outs:
             body.origin[w.id] = span
@@ -1005,15 +1001,6 @@ class Checker:
                 )
         shape = tuple(out)
         return [w if w.shape == shape else w.broadcast(shape) for w in (x, y)]
-
-
-def _bad_attrs(name, attrs, err) -> str:
-    if name == "matmul":  # the operator @: no primitive of its own, and no attributes
-        from ..errors import did_you_mean
-
-        k = next(iter(attrs))
-        return f"unknown attribute '{k}'{did_you_mean(k, [])}; it takes: none"
-    return PRIMITIVES[name].attribute_problem(attrs, err)
 
 
 def _dedupe(notes):
