@@ -22,3 +22,17 @@ settings.register_profile("mutation", max_examples=30, derandomize=True, databas
                           phases=[Phase.explicit, Phase.reuse, Phase.generate], **_common)
 # CI (CI=true) gets the derandomized profile unless one is named explicitly.
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_configure(config):
+    """Under mutmut, each mutant's tests run in a process forked from one that has already
+    imported catgrad and the test modules, so work done at import time (the rule tables,
+    the samples, cached ops) is the unmutated code's. Forgetting those modules makes this
+    session import them again with the mutant active; numpy and torch stay loaded."""
+    if os.environ.get("MUTANT_UNDER_TEST") and "catgrad" in sys.modules:
+        here = os.path.dirname(os.path.abspath(__file__))
+        for name, mod in list(sys.modules.items()):
+            path = getattr(mod, "__file__", None) or ""
+            ours = name == "catgrad" or name.startswith("catgrad.")
+            if ours or (path.startswith(here + os.sep) and os.path.basename(path) != "conftest.py"):
+                del sys.modules[name]
