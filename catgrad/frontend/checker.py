@@ -293,7 +293,7 @@ class Body:
         self.taken: set = set()
         self.uses: dict = {}
         self.prim_uses: dict = {}  # op name -> primitive calls so far (their scopes: tanh#1, tanh#2, ...)
-        self.errors = 0
+        self.failed = False  # a statement had an error (reported): the body's result is poisoned
 
 
 class Checker:
@@ -501,7 +501,7 @@ class Checker:
         except CatError as e:
             self.diags.append(e.diagnostic)
             raise Poisoned() from None
-        if body.errors:
+        if body.failed:
             raise Poisoned()
         cod = Ob(*(w.type for w in outs))
         if d.cod is not None:
@@ -573,7 +573,7 @@ class Checker:
         except (CatError, Poisoned) as e:
             if isinstance(e, CatError):
                 self.diags.append(e.diagnostic)
-            body.errors += 1
+            body.failed = True
             if isinstance(s, A.Update):
                 return
             for n in s.names if isinstance(s, A.Let) else (s.name,):
@@ -924,7 +924,7 @@ class Checker:
         try:
             for s in d.stmts:
                 self.stmt(body, s)
-            if body.errors:
+            if body.failed:
                 raise Poisoned()
             return self.morph(body, d.result)
         finally:
@@ -1000,7 +1000,7 @@ class Checker:
                     f"{name}: cannot combine {x.type} and {y.type} (shapes do not broadcast)", span, _dedupe(notes)
                 )
         shape = tuple(out)
-        return [w if w.shape == shape else w.broadcast(shape) for w in (x, y)]
+        return [w.broadcast(shape) for w in (x, y)]  # (a wire of that shape already is itself)
 
 
 def _dedupe(notes):
