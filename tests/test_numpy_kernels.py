@@ -287,3 +287,26 @@ def test_random_programs_agree_with_the_interpreter(d, data):
         b = np.asarray(b)
         scale = max(1.0, float(np.max(np.abs(b)))) if b.size else 1.0
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale)
+
+
+def test_a_kernel_takes_out_exactly_when_it_is_marked_so():
+    """The buffer planner hands ``out=`` only to kernels marked ``writes_out`` (or ufuncs):
+    a kernel that accepts ``out`` but is not marked would allocate on every call, and one
+    marked but without ``out`` would fail. Checked for every primitive at every sample."""
+    import functools
+    import inspect
+
+    from catgrad.compiler.numpy_backend import _writes_out
+    from catgrad.core.primitive import PRIMITIVES, bind
+
+    seen = 0
+    for name, prim in sorted(PRIMITIVES.items()):
+        for sample in prim.samples():
+            k = bind(prim.op(sample.dom, **sample.attrs), "numpy", {"B": 2})
+            f = k.func if isinstance(k, functools.partial) else k
+            if isinstance(f, np.ufunc):
+                continue
+            takes_out = "out" in inspect.signature(f).parameters
+            assert takes_out == _writes_out(k), (name, sample, f)
+            seen += takes_out
+    assert seen >= 40  # (a guard: the rule tables do mark their out-writing kernels)
