@@ -378,9 +378,12 @@ def test_torch_compile_given_a_backend_name_uses_that_backend():
         graphs.append(gm)
         return gm.forward
 
-    register_backend(counting, name="catgrad_test_counting")
+    import uuid
+
+    name = f"catgrad_test_counting_{uuid.uuid4().hex}"  # (a name is registered once per process)
+    register_backend(counting, name=name)
     f = O.einsum(F64["B", 30], F64[30, 40], spec="ab,bc->ac")
-    run = torch_backend.compile_torch(f, torch_compile="catgrad_test_counting")
+    run = torch_backend.compile_torch(f, torch_compile=name)
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((5, 30)), rng.standard_normal((30, 40))
     _assert_same([run(a, b)[0].numpy()], [a @ b])
