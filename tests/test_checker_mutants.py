@@ -102,6 +102,9 @@ CASES = [
     ('def f(x : f32[3], y : f64[3]) -> f32[3] = concat(x, y)',
      ['m.cat:1:43: error: concat: inputs must share a dtype and rank, got f32[3] and f64[3]',
       'm.cat:1:7: note: this input has type f32[3]', 'm.cat:1:19: note: this input has type f64[3]']),
+    # a statement that failed poisons the definition's result: no second error about what it returns
+    ('def f(x : f32[3]) -> f32[4] {\n  let y = sum(x, axes=1.5)\n  x\n}',
+     ['m.cat:2:11: error: sum: axes must be an integer or a sequence of integers, got 1.5']),
 ]
 
 
