@@ -124,6 +124,32 @@ def test_donate_copies_read_only_and_repeated_arrays():
     assert w is b and np.array_equal(w, np.exp(np.array([1.0, 2.0, 3.0])))
 
 
+def test_donate_copies_only_the_repeated_array_and_makes_c_ordered_copies():
+    """A donated array that is passed once is written in place even when some other array
+    is passed twice; a donated array that is not C-ordered is copied into a C-ordered one
+    (np.dot writes only into those)."""
+    @cg.trace(cg.f64[3], cg.f64[3], cg.f64[3])
+    def f(a, b, c):
+        return a * b + c, b * c
+
+    run = compile_numpy(f, donate={0: 0})
+    a, c = np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.25, 2.0])
+    (y, z) = run(a, c, c)  # (b and c the same array; a only once)
+    assert y is a and np.array_equal(y, np.array([1.0, 2.0, 3.0]) * c + c) and np.array_equal(z, c * c)
+
+    @cg.trace(cg.f64[3, 3], cg.f64[3, 3])
+    def g(a, b):
+        return (b @ b,)  # a is never read: the product is written into its array
+
+    run = compile_numpy(g, donate={0: 0})
+    b = np.arange(9.0).reshape(3, 3) + 1
+    fortran = np.asfortranarray(np.zeros((3, 3)))
+    (p,) = run(fortran, b)
+    assert p.flags.c_contiguous and np.array_equal(p, b @ b)
+    (q,) = run(np.zeros((3, 3)), b)
+    assert np.array_equal(q, b @ b)
+
+
 def test_donate_with_a_wrong_pair_is_a_clear_error():
     with pytest.raises(cg.CatgradError, match="donate"):
         compile_numpy(prepare(cg.ops.exp(cg.f64[3])), donate={0: 1})

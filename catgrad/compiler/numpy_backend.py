@@ -115,13 +115,14 @@ def _take_from_ring(r: int) -> str:
     return f"    _o = _R{r}[0] if _rc(_R{r}[0]) == {_FREE} else _R{r}[1] if _rc(_R{r}[1]) == {_FREE} else _F{r}()"
 
 
-def _copyto_broadcast(x, out):  # (a marker: the generator writes np.copyto out)
-    np.copyto(out, x)
-    return out
+class _CopyTo:
+    """The kernel of a planned broadcast: a marker only, as the generator writes
+    ``np.copyto(out, x)`` in its place; it writes into ``out``."""
+
+    writes_out = True
 
 
-_copyto_broadcast.writes_out = True
-_COPYTO = _copyto_broadcast
+_COPYTO = _CopyTo()
 
 
 def _nbytes(t, binding) -> int:
@@ -324,7 +325,7 @@ class NumpyProgram:
             shared = not distinct and [id(b) for b in args].count(id(a)) > 1
             # (C-contiguous too: some generated calls, np.dot, write only into such arrays)
             if type(a) is not np.ndarray or not a.flags.writeable or not a.flags.c_contiguous or shared:
-                args[i] = np.array(a, dtype=self._dtypes[i])
+                args[i] = np.array(a, dtype=self._dtypes[i], order="C")
         return args
 
     def __call__(self, *args):
@@ -350,7 +351,7 @@ class NumpyProgram:
         if len(args) != len(self.dom):
             raise ShapeError(f"the program takes {len(self.dom)} input(s) of types {self.dom}, got {len(args)}")
         names = self.input_names or range(len(self.dom))
-        return [_as_array(a, t, n if isinstance(n, int) else f"input {n}") for n, a, t in zip(names, args, self.dom)]
+        return [_as_array(a, t, f"input {n}") for n, a, t in zip(names, args, self.dom)]
 
     def source(self, *shapes) -> str:
         """The generated code for inputs of these shapes (for inspection)."""
