@@ -597,3 +597,19 @@ def test_an_exported_program_runs_on_other_batch_sizes_and_reads_back_with_its_n
         x = torch.as_tensor(rng.standard_normal((n, 4)), dtype=torch.float32)
         want = module(x).detach()
         assert torch.equal(exported.module()(x), want) and torch.equal(loaded.module()(x), want)
+
+
+def test_distributed_without_a_process_group_says_how_to_make_one():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        pytest.skip("a process group exists in this process")
+    model = cg.trace(F64["B", 3])(lambda x: cg.ops.tanh(x))
+    with pytest.raises(cg.CatgradError) as info:
+        cg.compile(model, loss="mse", backend="torch", distributed=True)
+    assert str(info.value) == (
+        "distributed=True needs a torch.distributed process group: call torch.distributed.init_process_group "
+        "first, or launch with `torchrun --nproc_per_node=N -m catgrad train ... --distributed`")
+    with pytest.raises(cg.CatgradError) as info:
+        cg.compile(model, loss="mse", backend="numpy", distributed=True)
+    assert str(info.value) == "distributed training runs on the torch backend (torch.distributed), not 'numpy'"
