@@ -77,15 +77,14 @@ def arena(spans, sizes, align: int = 64):
     return offsets, max((offsets[k] + sizes[k] for k in range(len(sizes))), default=0)
 
 
-def _escaping(prog, fresh) -> dict:
-    """``{v: True}`` for each value that is an output or from which a non-fresh
-    instruction (whose outputs may share its inputs' storage) derives one, transitively."""
-    esc = {v: True for v in prog.outputs}
+def _escaping(prog, fresh) -> set:
+    """The values that are outputs, or from which a non-fresh instruction (whose outputs
+    may share its inputs' storage) derives one, transitively."""
+    esc = set(prog.outputs)
     for j in range(len(prog.instrs) - 1, -1, -1):
         ins = prog.instrs[j]
-        if not fresh[j] and any(esc.get(o, False) for o in ins.outs):
-            for v in ins.ins:
-                esc[v] = True
+        if not fresh[j] and any(o in esc for o in ins.outs):
+            esc.update(ins.ins)
     return esc
 
 
@@ -149,7 +148,7 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, ring
     for p, i in (donate or {}).items():
         o, u = prog.outputs[p], prog.inputs[i]
         j = writer.get(o)
-        if (j is not None and eligible(j) and types[u] == types[o] and not esc.get(u, False)
+        if (j is not None and eligible(j) and types[u] == types[o] and u not in esc
                 and via.get(u, -1) < j and (last.get(u, -1) < j or over(u, j)) and j < due.get(u, (n,))[0]):
             due[u] = (j, o)
     into = {o: u for u, (_, o) in due.items()}
@@ -168,7 +167,7 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, ring
             continue
         o = ins.outs[0]
         t = types[o]
-        if esc.get(o, False):
+        if o in esc:
             if o in into:  # (u's array is free by now: see keeps)
                 target[j] = ("in", pos[into[o]])
             elif rings:
@@ -224,12 +223,12 @@ def order(prog, writes_out, elementwise_inplace, nbytes, donate: dict | None = N
         for x in rs:
             readers.setdefault(x, []).append(j)
     left = {x: len(js) for x, js in readers.items()}  # readers not run yet
-    held = {o: nbytes(o) for j, ins in enumerate(instrs) if fresh[j] for o in ins.outs if not esc.get(o, False)}
+    held = {o: nbytes(o) for j, ins in enumerate(instrs) if fresh[j] for o in ins.outs if o not in esc}
     read = {v for ins in instrs for v in ins.ins}
     into = {prog.outputs[p]: prog.inputs[i] for p, i in (donate or {}).items()}
     succ: list = [[] for _ in range(n)]
-    need = [0] * n  # operands not computed yet, and readers waited for
-    owed = [0] * n  # operands not computed yet
+    need: list = []  # per instruction: operands not computed yet, and readers waited for
+    owed: list = []  # per instruction: operands not computed yet
     for j, ins in enumerate(instrs):
         deps = {producer[v] for v in ins.ins if v in producer}
         wait = set()
@@ -239,7 +238,8 @@ def order(prog, writes_out, elementwise_inplace, nbytes, donate: dict | None = N
             succ[d].append((j, 1))
         for d in wait:
             succ[d].append((j, 0))
-        need[j], owed[j] = len(deps) + len(wait), len(deps)
+        need.append(len(deps) + len(wait))
+        owed.append(len(deps))
 
     # per instruction: its operands it might write over (elementwise, of its output's type),
     # the bytes it computes, and the values it reads that hold bytes
