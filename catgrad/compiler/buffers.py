@@ -276,7 +276,7 @@ def order(prog, writes_out, elementwise_inplace, nbytes, donate: dict | None = N
         return c + min(best, 0)
 
     done = [False] * n
-    now = [0] * n  # the score an instruction was queued with
+    now: dict = {}  # the score an instruction was last queued with
     heap = []
     for j in range(n):
         if need[j] == 0:
@@ -285,14 +285,13 @@ def order(prog, writes_out, elementwise_inplace, nbytes, donate: dict | None = N
     heapq.heapify(heap)
     out: list = []
     while len(out) < n:
-        if not heap:  # sinks waiting for one another (outputs donated crosswise): the first goes
+        if heap:
+            c, j = heapq.heappop(heap)
+            if done[j] or c != now[j]:  # done, or queued since with another score
+                continue
+        else:  # sinks waiting for one another (outputs donated crosswise): the first goes
             j = next(j for j in range(n) if not done[j] and owed[j] == 0)
             need[j] = 0
-            now[j] = score(j)
-            heap.append((now[j], j))
-        c, j = heapq.heappop(heap)
-        if done[j] or c != now[j]:
-            continue
         if over[j] and over_donated(j):  # what j computes lives in a donated input's array
             donated.add(instrs[j].outs[0])
             held[instrs[j].outs[0]] = 0
