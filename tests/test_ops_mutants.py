@@ -106,6 +106,11 @@ ERRORS = {
                                "unfold needs an input [N, C, *spatial] with at least one spatial axis, got f64[2, 3]"),
     "unfold symbolic": (lambda: O.unfold(f64[2, 3, "S"], kernel=2), SymbolicSizeError,
                         "unfold: the spatial sizes of f64[2, 3, S] must be fixed numbers"),
+    "fold kernel too wide": (lambda: O.fold(f64[1, 1, 2, 2], kernel=5, size=(3,)), CatgradTypeError,
+                             "fold: the kernel spans 5 pixels on spatial axis 0 but the padded input has only 3 "
+                             "(size 3 + 2 x padding 0) in f64[1, 1, 3]"),
+    "fold stride 0": (lambda: O.fold(f64[1, 1, 2, 2], kernel=2, size=(3,), stride=0), CatgradTypeError,
+                      "fold: stride must be an int >= 1 or 1 of them (one per spatial axis), got 0"),
     "kernel 0": (lambda: O.unfold(f64[2, 3, 5], kernel=0), CatgradTypeError,
                  "unfold: kernel must be an int >= 1 or 1 of them (one per spatial axis), got 0"),
     "kernel tuple length": (lambda: O.unfold(f64[2, 3, 5, 5], kernel=(2, 2, 2)), CatgradTypeError,
