@@ -310,3 +310,17 @@ def test_a_kernel_takes_out_exactly_when_it_is_marked_so():
             assert takes_out == _writes_out(k), (name, sample, f)
             seen += takes_out
     assert seen >= 40  # (a guard: the rule tables do mark their out-writing kernels)
+
+
+@pytest.mark.parametrize("shape,axes,fast", [((6, 4, 3), (1, 2), True), ((6, 8), (1,), True), ((6, 40), (1,), False),
+                                             ((6, 4, 3), (0, 1), False), (("B", 4), (1,), True)])
+def test_a_sum_over_a_few_trailing_entries_is_a_matrix_vector_product(shape, axes, fast):
+    """Summing 2-32 trailing entries (pooling windows) binds the matrix-vector kernel, which
+    numpy's reduction loop is several times slower than on short inner axes; results agree."""
+    from catgrad.core.primitive import PRIMITIVES, bind
+
+    t = cg.f64[shape]
+    k = bind(PRIMITIVES["sum"].op(t, axes=axes), "numpy", {"B": 5})
+    assert (getattr(k, "__name__", "") == "windows") == fast
+    x = np.random.default_rng(0).standard_normal(tuple(5 if d == "B" else d for d in shape))
+    np.testing.assert_allclose(k(x), x.sum(axis=axes), rtol=1e-14, atol=1e-14)
