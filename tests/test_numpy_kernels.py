@@ -324,3 +324,15 @@ def test_a_sum_over_a_few_trailing_entries_is_a_matrix_vector_product(shape, axe
     assert (getattr(k, "__name__", "") == "windows") == fast
     x = np.random.default_rng(0).standard_normal(tuple(5 if d == "B" else d for d in shape))
     np.testing.assert_allclose(k(x), x.sum(axis=axes), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("shape,axes", [((4, 3, 5, 2), (0, 2, 3)), ((4, 2, 3, 5), (0, 1, 3)), ((3, 4, 5), (0, 2))])
+def test_a_sum_over_leading_and_trailing_axes_is_two_matrix_vector_products(shape, axes):
+    """The bias gradient of a conv (``[N, C, H, W] -> [C]``) and its kind bind the kernel that
+    sums the leading rows and then the trailing columns as products with ones."""
+    from catgrad.core.primitive import PRIMITIVES, bind
+
+    k = bind(PRIMITIVES["sum"].op(cg.f64[shape], axes=axes), "numpy", {})
+    assert k.__name__ == "outer_and_inner"
+    x = np.random.default_rng(1).standard_normal(shape)
+    np.testing.assert_allclose(k(x), x.sum(axis=axes), rtol=1e-14, atol=1e-14)
