@@ -21,7 +21,7 @@ from .calculus.hvp import gnvp, grad, hvp, jvp, vjp
 from .core.diagram import Builder, Diagram, Graph, Wire, build, copy, discard, id, permute, swap, trace, wiring
 from .core.evaluate import evaluate
 from .core.types import DTYPES, DType, Ob, TensorType, bf16, bit, f32, f64, i64
-from .errors import CatgradError, CatgradTypeError, ShapeError, UnknownOpError
+from .errors import AttributeValueError, CatgradError, CatgradTypeError, ShapeError, UnknownOpError
 from .frontend.module import load, loads  # the .cat language front end
 from . import data, train  # run layer: datasets, the training loop, checkpoints
 from .train import fit
@@ -48,7 +48,7 @@ def _repr_svg_(self):
 Diagram._repr_svg_ = Para._repr_svg_ = _repr_svg_  # the drawing lives in the run layer, above core
 
 __all__ = [
-    "Builder", "CatgradError", "Step", "TrainState", "compile", "loss", "optim", "schedule", "CatgradTypeError", "D", "DTYPES", "DType", "Diagram", "Graph", "Lens", "Ob",
+    "AttributeValueError", "Builder", "CatgradError", "Step", "TrainState", "compile", "loss", "optim", "schedule", "CatgradTypeError", "D", "DTYPES", "DType", "Diagram", "Graph", "Lens", "Ob",
     "Para", "ParaLens", "Param", "R", "ShapeError", "TensorType", "UnknownOpError", "Wire", "bit", "build",
     "bf16", "copy", "discard", "errors", "evaluate", "f32", "f64", "i64", "id", "init", "lens", "ops", "permute",
     "swap", "trace", "wiring",

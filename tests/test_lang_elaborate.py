@@ -330,3 +330,22 @@ def test_arity_comes_from_the_primitive():
     np.testing.assert_array_equal(out[1], [5, 5])
     np.testing.assert_array_equal(cg.evaluate(g, np.array([1, -3], np.float32), np.array([0, -4], np.float32))[0],
                                   [-1, 3])
+
+
+def test_expression_queries_never_share_a_cache_entry():
+    """``module["expr"]`` elaborates a short-lived wrapper definition, and the checker's
+    cache keys a definition by ``id``. Every definition a key names must stay alive, or a
+    later query with the same input type could reuse its id and get the earlier answer
+    (``nn.layer[4, 8](relu)`` came back with ``nn.dense[4, 2]``'s parameter names)."""
+    import gc
+
+    from catgrad.frontend import ast as A
+
+    mod = cg.load("examples/iris.cat")
+    for k in range(6):
+        assert mod[f"nn.dense[4, {k + 2}]"].names == ("dense.W", "dense.b")
+        assert mod[f"nn.layer[4, {k + 2}](relu)"].names == ("layer.dense.W", "layer.dense.b")
+    gc.collect()
+    live = {id(o) for o in gc.get_objects() if isinstance(o, A.Def)}
+    keyed = {key[0][1] for key in mod._session.checker.cache if key[0][0] == "def"}
+    assert keyed and keyed <= live

@@ -300,6 +300,8 @@ class Checker:
     def __init__(self, diagnostics: list):
         self.diags = diagnostics
         self.cache: dict = {}
+        self.alive: dict = {}  # id(def) -> def, for every def a key names (a module's expression
+        # queries make short-lived defs, whose ids would otherwise be reused)
         self.stack: list = []  # definitions being elaborated (recursion check)
         self.standalone: dict = {}  # id(def) -> Instance | None (None: failed or polymorphic)
         self.broken: set = set()  # id(def) with resolution errors
@@ -431,6 +433,7 @@ class Checker:
 
     def instance(self, m: DefMorph, actual: Ob, span, origins=None) -> Instance:
         d = m.d
+        self.alive.setdefault(id(d), d)  # cache and memo keys name d by id: d must outlive them
         if id(d) in self.broken:
             raise Poisoned()
         subst = self.unify(m, actual, span or d.name_span, origins)
