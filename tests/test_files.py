@@ -1,11 +1,15 @@
-"""Atomic writes: all or nothing, with the file mode a plain write would give."""
+"""Atomic writes: all or nothing, with the file mode a plain write would give, and no
+temporary file left when SIGINT or SIGTERM arrives during the write."""
 
 import os
+import signal
+import tempfile
+import threading
 
 import pytest
 
 from catgrad.errors import CatgradError
-from catgrad.files import atomic_write
+from catgrad.files import atomic_write, signals_held
 
 
 def test_new_file_gets_the_umask_mode(tmp_path):
@@ -45,12 +49,6 @@ def test_missing_directory_is_a_clear_error(tmp_path):
 
 
 # -- interrupts during a write ---------------------------------------------------------------
-
-import signal  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-
-from catgrad.files import signals_held  # noqa: E402
 
 main_thread_only = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                                       reason="Python signal handlers run in the main thread only")
