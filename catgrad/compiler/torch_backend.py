@@ -440,11 +440,11 @@ class TorchProgram:
             if not isinstance(backend, str):
                 raise CatgradError(f"torch_compile must be True, False or the name of a torch.compile backend, "
                                    f"got {torch_compile!r}")
+            from torch._dynamo.exc import InvalidBackend
+
             try:
                 self._fn = torch.compile(gm, fullgraph=True, backend=backend)
-            except Exception as e:
-                if type(e).__name__ != "InvalidBackend":  # (torch._dynamo.exc.InvalidBackend)
-                    raise
+            except InvalidBackend:
                 from torch._dynamo import list_backends
 
                 known = [b for b in list_backends(exclude_tags=()) if "TESTING" not in b and "minifier" not in b]
