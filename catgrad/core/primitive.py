@@ -355,11 +355,6 @@ def lookup(name: str) -> Primitive:
 # -- helpers shared by the type rules -------------------------------------------------
 
 
-def expect_arity(name: str, dom: Ob, n: int) -> None:
-    if len(dom) != n:
-        raise CatgradTypeError(f"{name} takes {n} input(s), got {len(dom)}: {dom}")
-
-
 def expect_same(name: str, dom: Ob) -> TensorType:
     first = dom[0]
     for t in dom[1:]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.primitive import Sample, expect_arity, expect_float, expect_same
+from ..core.primitive import Sample, expect_float, expect_same
 from ..core.types import DTYPES, DType, Ob, TensorType, bit, f32, f64, i64
 from ..errors import CatgradTypeError
 from ._base import bit_samples, both, declare, samples_of, torch
@@ -18,7 +18,6 @@ from ._base import bit_samples, both, declare, samples_of, torch
 
 def _binary(name: str, floats_only: bool = False, allow_bit: bool = True):
     def rule(dom):
-        expect_arity(name, dom, 2)
         t = expect_same(name, dom)
         if floats_only:
             expect_float(name, t)
@@ -33,7 +32,6 @@ def _unary(name: str, floats_only: bool = False, allow_bit: bool = True):
     """The type rule of a one-input elementwise op: the output type is the input's.
     It takes no attributes, so ``sin(x, foo=1)`` is refused as an unknown attribute."""
     def rule(dom):
-        expect_arity(name, dom, 1)
         if floats_only:
             expect_float(name, dom[0])
         if not allow_bit and dom[0].dtype.name == "bit":
@@ -228,7 +226,6 @@ constant = declare(
 
 
 def _cast_rule(dom, dtype):
-    expect_arity("cast", dom, 1)
     if isinstance(dtype, str):
         dtype = DTYPES.get(dtype)
     if not isinstance(dtype, DType):
@@ -270,7 +267,6 @@ def ones(t: TensorType):
 
 
 def _where_rule(dom):
-    expect_arity("where", dom, 3)
     t = expect_same("where", dom)
     if t.dtype.name == "bit":
         raise CatgradTypeError(f"where is not defined on bits (use c x + (1 + c) y), got {t}")

@@ -44,7 +44,7 @@ import string
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..core.primitive import Sample, expect_arity, expect_float
+from ..core.primitive import Sample, expect_float
 from ..core.types import Ob, TensorType, f32, f64
 from ..errors import CatgradTypeError, SymbolicSizeError
 from ._base import declare, torch
@@ -129,7 +129,6 @@ def _copy(dst, src):
 
 
 def _unfold_rule(dom, kernel, stride=1, padding=0, dilation=1, fill=0.0):
-    expect_arity("unfold", dom, 1)
     t = dom[0]
     K, s, p, d, S, O = geometry("unfold", t, kernel, stride, padding, dilation)
     if not isinstance(fill, (int, float)) or isinstance(fill, bool):
@@ -174,7 +173,6 @@ def _torch_unfold(x, dom, kernel, stride=1, padding=0, dilation=1, fill=0.0):
 
 
 def _fold_rule(dom, kernel, size, stride=1, padding=0, dilation=1):
-    expect_arity("fold", dom, 1)
     t = dom[0]
     n = len(size) if isinstance(size, (tuple, list)) else -1
     if n < 1 or not all(isinstance(a, (int, np.integer)) and a >= 1 for a in size):
@@ -338,7 +336,6 @@ def _conv_geometry(dom, stride, padding, dilation, groups):
 
 
 def _conv_rule(dom, stride=1, padding=0, dilation=1, groups=1):
-    expect_arity("conv", dom, 2)
     K, s, p, d, S, O = _conv_geometry(dom, stride, padding, dilation, groups)
     return dom[0].with_shape((dom[0].shape[0], dom[1].shape[0]) + O)
 
@@ -543,7 +540,6 @@ conv = declare(
 
 def _pool_rule(name):
     def rule(dom, kernel, stride=None, padding=0, dilation=1):
-        expect_arity(name, dom, 1)
         expect_float(name, dom[0])
         K, s, p, d, S, O = geometry(name, dom[0], kernel, stride, padding, dilation)
         if any(2 * p[i] > K[i] for i in range(len(K))):

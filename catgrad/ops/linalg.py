@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 
 from ..core.diagram import Wire, _types
-from ..core.primitive import Sample, expect_arity, normalize_axis
+from ..core.primitive import Sample, normalize_axis
 from ..core.types import Ob, TensorType, bit, f32, f64
 from ..errors import CatgradTypeError, SymbolicSizeError
 from ._base import SYMPY, OpFunction, declare, torch
@@ -226,7 +226,6 @@ matmul.__name__ = "matmul"
 
 
 def _transpose_rule(dom, perm=None):
-    expect_arity("transpose", dom, 1)
     t = dom[0]
     perm = tuple(reversed(range(t.rank))) if perm is None else tuple(perm)
     if sorted(perm) != list(range(t.rank)):
@@ -263,7 +262,6 @@ def _size_parts(shape):
 
 
 def _reshape_rule(dom, shape):
-    expect_arity("reshape", dom, 1)
     t = dom[0]
     target = t.with_shape(shape)
     if _size_parts(t.shape) != _size_parts(target.shape):
@@ -300,7 +298,6 @@ def _broadcast_axes(src: TensorType, shape: tuple):
 
 
 def _broadcast_rule(dom, shape):
-    expect_arity("broadcast", dom, 1)
     target = dom[0].with_shape(shape)
     _broadcast_axes(dom[0], target.shape)
     return target
@@ -339,7 +336,6 @@ def _axis_size(name: str, t: TensorType, axis) -> tuple:
 
 
 def _slice_rule(dom, axis, start, stop):
-    expect_arity("slice", dom, 1)
     axis, n = _axis_size("slice", dom[0], axis)
     if not all(isinstance(v, (int, np.integer)) for v in (start, stop)) or not 0 <= start <= stop <= n:
         raise CatgradTypeError(f"slice: need 0 <= start <= stop <= {n} on axis {axis} of {dom[0]}, got {start}:{stop}")
@@ -369,7 +365,6 @@ slice = declare(
 
 
 def _pad_rule(dom, axis, before, after):
-    expect_arity("pad", dom, 1)
     axis, n = _axis_size("pad", dom[0], axis)
     if not all(isinstance(v, (int, np.integer)) and v >= 0 for v in (before, after)):
         raise CatgradTypeError(f"pad: before and after must be counts >= 0, got {before}, {after}")

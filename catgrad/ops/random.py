@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..core.primitive import Sample, expect_arity
+from ..core.primitive import Sample
 from ..core.types import Ob, TensorType, f32, f64, i64
 from ..errors import CatgradTypeError, did_you_mean
 from ._base import declare, torch
@@ -57,7 +57,6 @@ def _key_rule(name, numbers: tuple):
             if k not in numbers:
                 raise CatgradTypeError(f"{name}: unknown attribute '{k}'{did_you_mean(k, numbers)}; "
                                        f"it takes: {', '.join(('type', *numbers))}")
-        expect_arity(name, dom, 1)
         if dom[0] != i64[()]:
             raise CatgradTypeError(f"{name}: the key must be an i64[] wire, got {dom[0]}")
         if not isinstance(type, TensorType) or not type.dtype.is_float:
@@ -148,7 +147,6 @@ bernoulli = declare(
 
 
 def _split_rule(dom):
-    expect_arity("random_split", dom, 1)
     if dom[0] != i64[()]:
         raise CatgradTypeError(f"random_split: the key must be an i64[] wire, got {dom[0]}")
     return Ob(dom[0], dom[0])

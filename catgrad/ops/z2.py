@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.primitive import expect_arity, expect_same
+from ..core.primitive import expect_same
 from ..core.types import TensorType
 from ..errors import CatgradTypeError
 from ._base import bit_samples, declare, torch
@@ -17,7 +17,6 @@ from .arith import add, constant, mul
 
 def _bits(name, n):
     def rule(dom):
-        expect_arity(name, dom, n)
         t = expect_same(name, dom)
         if t.dtype.name != "bit":
             raise CatgradTypeError(f"{name} is defined on bits, got {t}")
