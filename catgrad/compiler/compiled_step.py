@@ -59,6 +59,10 @@ class Step:
         # the state's values in the program's argument order, each a tuple (one C call)
         self._get_p, self._get_s, self._get_m = (_getter(names) for names in
                                                  (self.param_names, self.opt_keys, self.state_names))
+        self.donates = False  # compiled with donate=True: each call uses up the state it is given
+        self._donating_run = None  # () -> the same program compiled to donate, where the backend can
+        self._donating = None  # ... that program as a Step, once made
+        self.world_size = None  # None: one process; else each call takes this process's shard of the batch
 
     @property
     def program(self):
@@ -141,12 +145,12 @@ class Step:
         For a loop that owns its state (:func:`catgrad.train.fit`); the step itself where
         there is nothing to donate (``torch_compile``: no fused kernels), ``None`` where the
         backend cannot donate."""
-        if getattr(self, "donates", False):
+        if self.donates:
             return self
-        twin = self.__dict__.get("_donating")
-        if twin is None and getattr(self, "_donating_run", None) is not None:
+        twin = self._donating
+        if twin is None and self._donating_run is not None:
             run = self._donating_run()
-            if not getattr(run, "donate", True):  # nothing to donate (torch_compile: no fused kernels)
+            if not run.donate:  # nothing to donate (torch_compile: no fused kernels)
                 twin = self
             else:
                 twin = copy.copy(self)
@@ -294,7 +298,7 @@ def _compile(model, loss, optimizer, backend, lr_lens, dtype, distributed, backe
     step.donates = bool(donate)
     if not donate and backend in ("numpy", "torch"):  # the same program, compiled to update in place
         step._donating_run = lambda: factory(prog.copy(), input_names=names, **backend_options, donate=True)
-    step.world_size = world  # None: one process; else each call takes this process's shard of the batch
+    step.world_size = world
     return step
 
 

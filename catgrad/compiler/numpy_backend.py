@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+from collections import Counter
 
 import numpy as np
 
@@ -319,13 +320,13 @@ class NumpyProgram:
 
     def _own(self, args):
         """Donated arguments the generated code may write into (copies where needed)."""
-        distinct = len({id(a) for a in args}) == len(args)
+        uses = Counter(map(id, args))
         for i in self._donated:
             a = args[i]
-            shared = not distinct and [id(b) for b in args].count(id(a)) > 1
-            # (C-contiguous too: some generated calls, np.dot, write only into such arrays)
-            if type(a) is not np.ndarray or not a.flags.writeable or not a.flags.c_contiguous or shared:
-                args[i] = np.array(a, dtype=self._dtypes[i], order="C")
+            # (C-contiguous too: some generated calls, np.dot, write only into such arrays;
+            # the dtype is already the declared one, as __call__ converted the arguments)
+            if type(a) is not np.ndarray or not a.flags.writeable or not a.flags.c_contiguous or uses[id(a)] > 1:
+                args[i] = np.array(a, order="C")
         return args
 
     def __call__(self, *args):
