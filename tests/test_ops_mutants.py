@@ -26,6 +26,7 @@ import torch
 
 import catgrad as cg
 from catgrad.errors import AttributeValueError, CatgradTypeError, ShapeError, SymbolicSizeError, UnknownOpError
+from catgrad.compiler import compile_numpy, prepare
 from test_rd_references import rel_err, torch_vjp
 
 O = cg.ops
@@ -1199,12 +1200,33 @@ def test_stable_formulas_at_extreme_values():
             np.testing.assert_allclose(back(sm).sum(axis=0), np.ones(3), rtol=1e-15)
             np.testing.assert_allclose(back(sm)[:, 0], [1.0, 0.0, 0.0], atol=1e-300)
             (s,) = cg.evaluate(O.sigmoid(f64[5]), conv(x), backend=backend)
-            # (numpy's sigmoid goes through tanh: far left of 0 it is right to 1e-16 absolutely, not relatively)
             np.testing.assert_allclose(back(s), [0.0, 1 / (1 + np.exp(40.0)), 0.5, 1 / (1 + np.exp(-40.0)), 1.0],
-                                       rtol=1e-14, atol=1e-16)
+                                       rtol=1e-14, atol=0)
             (sp,) = cg.evaluate(O.softplus(f64[5]), conv(x), backend=backend)
             np.testing.assert_allclose(back(sp), [0.0, np.log1p(np.exp(-40.0)), np.log(2.0), 40.0 + np.log1p(np.exp(-40.0)),
                                                   1000.0], rtol=1e-14, atol=1e-300)
+
+
+@pytest.mark.parametrize("dt", [f32, f64])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_sigmoid_is_relatively_accurate_far_left_of_zero(dt, backend):
+    """sigmoid(x) = e^x / (1 + e^x) is tiny but not 0 for very negative x: right to a few
+    ulp relatively, as long as e^x is a normal float of the dtype (below about -87 in f32
+    and -708 in f64 it underflows with e^x)."""
+    npdt = np.dtype(dt.numpy)
+    lo = -80.0 if dt is f32 else -700.0
+    x = np.concatenate([np.linspace(lo, -10.0, 101), np.linspace(-10.0, 30.0, 41)]).astype(npdt)
+    want = 1.0 / (1.0 + np.exp(-x.astype(np.longdouble)))
+    arg = x if backend == "numpy" else torch.tensor(x)
+    (got,) = cg.evaluate(O.sigmoid(dt[x.size]), arg, backend=backend)
+    got = got.numpy() if isinstance(got, torch.Tensor) else got
+    assert got.dtype == npdt
+    ulp = np.finfo(npdt).eps
+    np.testing.assert_allclose(got.astype(np.longdouble), want, rtol=4 * ulp, atol=0)
+    # and compiled: the generated code calls the same kernel
+    if backend == "numpy":
+        (cgot,) = compile_numpy(prepare(O.sigmoid(dt[x.size])))(x)
+        assert np.array_equal(cgot, got)
 
 
 def test_op_functions_on_types_wires_and_a_builder():

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from .arith import _unary
-from ._base import declare, samples_of, sympy, torch, vectorize
+from ._base import _Lazy, declare, samples_of, sympy, torch, vectorize
+
+_special = _Lazy("scipy.special")  # (imported on the first sigmoid: it takes a few tenths of a second)
 
 
 def _float_unary(name, numpy, torch_fn, sympy_fn, rd, doc, domain=None, needs=()):
@@ -52,24 +54,15 @@ tanh = _float_unary(
 )
 
 def _np_sigmoid(x, out=None):
-    """1/(1+e^-x) written through tanh (no overflow for large |x|); with ``out=`` the
-    same four steps in that one buffer."""
-    if out is None:
-        return 0.5 * (1.0 + np.tanh(0.5 * x))
-    np.multiply(0.5, x, out=out)
-    np.tanh(out, out=out)
-    np.add(1.0, out, out=out)
-    return np.multiply(0.5, out, out=out)
+    """1/(1+e^-x) as scipy's ``expit`` ufunc computes it: right to a few ulp relatively for
+    every x. (0.5 (1 + tanh(x/2)), a little faster in f32 and slower in f64, rounds to 0
+    below about -17 in f32 and -37 in f64, where e^x is still far above the smallest float.)"""
+    return _special.expit(x, out=out)
 
 
 _np_sigmoid.writes_out = True
-# the same four steps written out, for code generators
-_np_sigmoid.inline = "np.multiply(0.5, np.add(1.0, np.tanh(np.multiply(0.5, {0}{out}){out}){out}){out})"
-# ... and with 0.5 and 1.0 as 0-d arrays of the operand's dtype, second (the same bits:
-# a Python float is converted to that dtype anyway, at a cost on every call)
-_np_sigmoid.inline_at = lambda shapes, dtypes: (
-    "np.multiply(np.add(np.tanh(np.multiply({0}, {c0}{out}){out}), {c1}{out}), {c0}{out})",
-    [np.array(0.5, dtypes[0]), np.array(1.0, dtypes[0])])
+# for code generators: the ufunc itself, called straight from the generated code
+_np_sigmoid.inline_at = lambda shapes, dtypes: ("{c0}({0}{out})", [_special.expit])
 
 sigmoid = _float_unary(
     "sigmoid",
