@@ -114,3 +114,26 @@ def test_outputs_donated_crosswise_are_ordered_and_computed_right():
     x, y = run(a, b)
     assert np.array_equal(x, [8.0, 10.0, 12.0]) and np.array_equal(y, [3.0, 6.0, 9.0])
     assert y is b  # (the second writer ran last, into b's array, once b had been read)
+
+
+def test_crosswise_sinks_wait_after_other_work_and_their_own_operands():
+    """The same deadlock of two writers, reached only after other instructions have run
+    (one ready from the start, and a writer's own operand): the first waiting writer whose
+    operands are all computed goes, once (no instruction runs twice), so the other one,
+    last, writes into its donated array."""
+    @cg.trace(cg.f64[3], cg.f64[3], cg.f64[3])
+    def f(c, a, b):
+        return c + 1.0, b * 2.0 + b, a * 5.0
+
+    prog = prepare(f)
+    assert [ins.op.name for ins in prog.instrs] == ["add", "mul", "add", "mul"]
+    donate = {1: 1, 2: 2}  # what is made of b goes into a's array, a * 5 into b's
+    perm = _order(prog, donate)
+    assert sorted(perm) == list(range(len(prog.instrs)))
+    assert perm[2:] == [2, 3]  # (of the two waiting writers, the first with its operand computed goes)
+    run = compile_numpy(f, donate=donate)
+    c, a, b = np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])
+    want = (c + 1.0, b * 2.0 + b, a * 5.0)
+    z, x, y = run(c, a, b)
+    assert all(np.array_equal(g, w) for g, w in zip((z, x, y), want))
+    assert y is b and x is not a  # (b * 2 + b went first: a was still to be read)

@@ -133,7 +133,7 @@ def test_inputs_labels_and_state_are_checked_with_located_messages():
     with pytest.raises(cg.ShapeError, match=r"^labels of shape \(5, 3\) do not fit the model's output type f64\[B, 2\] "
                                             r"\(with inputs of shape \(5, 3\)\); for classification give one-hot labels$"):
         step(s, x, np.zeros((5, 3)))
-    with pytest.raises(cg.ShapeError, match="inputs"):
+    with pytest.raises(cg.ShapeError, match=r"^inputs: expected f64\[B, 3\] but got an array of shape \(5, 4\)$"):
         step(s, np.zeros((5, 4)), y)
     with pytest.raises(cg.ShapeError, match=r"^labels of shape \(4, 2\)"):
         step(s, x, y[:4])  # the batch sizes must agree
@@ -191,6 +191,14 @@ def test_a_stateful_model_threads_its_state_and_predicts_in_eval_mode():
         step.predict(cg.TrainState(s1.params, s1.opt_state, 1, {}), x)
     with pytest.raises(cg.CatgradError, match=r"^the train state lacks " + names[0]):
         step(cg.TrainState(s1.params, s1.opt_state, 1, {}), x[:2], x[:2])
+    three = loads("import nn\ndef f : f64[B, 3] -> f64[B, 3] = nn.batchnorm[3] >> nn.batchnorm[3] >> nn.batchnorm[3]\n",
+                  "<test>")["f"]
+    step3 = cg.compile(three, loss="mse")
+    s3 = step3.init(0)
+    with pytest.raises(cg.CatgradError) as err:  # (the first five named, of six)
+        step3.predict(cg.TrainState(s3.params, s3.opt_state, 0, {}), x)
+    assert str(err.value) == ("the train state lacks the model state " + ", ".join(step3.state_names[:5])
+                              ) and len(step3.state_names) == 6
     back = step.to_backend(cg.TrainState(s1.params, s1.opt_state, 7, s1.model_state))
     assert back.step == 7 and list(back.model_state) == names and list(back.params) == step.param_names
 

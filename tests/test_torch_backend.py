@@ -353,6 +353,34 @@ def test_fused_max_pool_rd_splits_ties_equally():
     assert dx[0, 0, 0, 0] == dx[0, 0, 1, 1] == dy[0, 0, 0, 0] / 4
 
 
+@pytest.mark.parametrize("shape, attrs, fused", [
+    ((2, 3, 4, 6), dict(kernel=2), True),  # windows that tile the input
+    ((2, 3, 6, 6), dict(kernel=(3, 2)), True),  # ... not square
+    ((2, 3, 4, 6), dict(kernel=2, stride=1), False),  # overlapping windows
+    ((2, 3, 4, 6), dict(kernel=2, stride=(2, 3)), False),  # gaps between windows
+    ((2, 3, 4, 6), dict(kernel=2, padding=1), False),
+    ((2, 3, 6, 6), dict(kernel=2, dilation=2), False),
+    ((2, 3, 5, 6), dict(kernel=2), False),  # a row left over
+    ((2, 3, 4, 5), dict(kernel=2), False),  # a column left over
+    ((2, 3, 8), dict(kernel=2), False),  # one spatial axis
+    ((2, 3, 4, 4, 4), dict(kernel=2), False),  # three
+])
+def test_max_pool_rd_is_fused_only_where_the_windows_tile_the_input(shape, attrs, fused):
+    """The fused R of max pooling (a mask from nearest upsampling, ties counted by an
+    average pool) assumes windows that tile the input exactly: it is used for those and
+    no others, and either way the torch graph computes what numpy computes."""
+    pool = cg.ops.maxpool(cg.f64[shape], **attrs)
+    rng = np.random.default_rng(1)
+    x = rng.integers(-2, 3, size=shape).astype(np.float64)  # small integers: many ties
+    dy = rng.standard_normal(pool.cod[0].shape)
+    prog = cg.compiler.prepare(cg.R(pool))
+    gm = torch_backend.graph_module(prog)
+    assert ("avg_pool2d" in gm.code) == fused
+    (dx,) = gm(torch.as_tensor(x), torch.as_tensor(dy))
+    (want,) = cg.compiler.compile_numpy(prog)(x, dy)
+    np.testing.assert_allclose(dx.numpy(), want, rtol=1e-15, atol=1e-15)
+
+
 def test_fused_adam_matches_torch_optim_adam():
     """The step's fused Adam against torch.optim.Adam on the same gradients (float64),
     with parameters that are not contiguous (a transposed view) and a descending lens."""
@@ -395,6 +423,67 @@ def test_fused_conv_weight_gradient_with_strides_and_dilations(attrs):
     y.backward(torch.as_tensor(dy))
     gm = torch_backend.graph_module(cg.compiler.prepare(cg.R(f)))
     assert "convolution_backward" in gm.code
+    dx, dw = gm(torch.as_tensor(x), torch.as_tensor(w), torch.as_tensor(dy))
+    np.testing.assert_allclose(dw.numpy(), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, attrs", [
+    ((2, 3, 11), (4, 3, 3), dict(stride=2, dilation=2, padding=1)),
+    ((2, 3, 9, 8), (4, 3, 3, 3), dict(stride=2)),
+    ((2, 2, 6, 5, 7), (3, 2, 3, 1, 3), dict(stride=(1, 2, 2), padding=1)),
+])
+def test_fused_conv_weight_gradient_in_one_two_and_three_dimensions(x_shape, w_shape, attrs):
+    """The weight gradient as one convolution_backward for 1-, 2- and 3-d convolutions
+    (odd kernel sizes, strides given as one number), against torch.autograd."""
+    f = cg.ops.conv(cg.f64[x_shape], cg.f64[w_shape], **attrs)
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    conv = {3: torch.nn.functional.conv1d, 4: torch.nn.functional.conv2d, 5: torch.nn.functional.conv3d}[len(x_shape)]
+    y = conv(xt, wt, **attrs)
+    dy = rng.standard_normal(tuple(y.shape))
+    y.backward(torch.as_tensor(dy))
+    gm = torch_backend.graph_module(cg.compiler.prepare(cg.R(f)))
+    assert "convolution_backward" in gm.code
+    dx, dw = gm(torch.as_tensor(x), torch.as_tensor(w), torch.as_tensor(dy))
+    np.testing.assert_allclose(dw.numpy(), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_weight_gradient_written_by_hand_with_default_attributes_is_fused_right():
+    """conv(x^T, dy^T)^T (batch and channels swapped) with no attributes is the weight
+    gradient of a plain convolution: fused, it is still that."""
+    swap = (1, 0, 2, 3)
+
+    @cg.trace(cg.f64[2, 3, 7, 6], cg.f64[2, 4, 5, 4])
+    def dw(x, dy):
+        return cg.ops.transpose(cg.ops.conv(cg.ops.transpose(x, perm=swap), cg.ops.transpose(dy, perm=swap)),
+                                perm=swap)
+
+    rng = np.random.default_rng(3)
+    x, dy = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((2, 4, 5, 4))
+    gm = torch_backend.graph_module(cg.compiler.prepare(dw))
+    assert "convolution_backward" in gm.code
+    (got,) = gm(torch.as_tensor(x), torch.as_tensor(dy))
+    xt = torch.tensor(x)
+    wt = torch.zeros((4, 3, 3, 3), dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.conv2d(xt, wt).backward(torch.as_tensor(dy))
+    np.testing.assert_allclose(got.numpy(), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_kernel_of_symbolic_size_is_differentiated_without_the_fused_kernel():
+    """With the number of output channels a symbol, the weight gradient's shape is known
+    only at run time: the plain graph computes it (convolution_backward needs it before)."""
+    f = cg.ops.conv(cg.f64["B", 3, 9, 8], cg.f64["C", 3, 3, 3])
+    gm = torch_backend.graph_module(cg.compiler.prepare(cg.R(f)))
+    assert "convolution_backward" not in gm.code
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((5, 3, 3, 3))
+    xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    y = torch.nn.functional.conv2d(xt, wt)
+    dy = rng.standard_normal(tuple(y.shape))
+    y.backward(torch.as_tensor(dy))
     dx, dw = gm(torch.as_tensor(x), torch.as_tensor(w), torch.as_tensor(dy))
     np.testing.assert_allclose(dw.numpy(), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -157,23 +157,18 @@ def _maxpool_rd(m: _Matcher, j: int):
         return None
     X, Y, DY = env["X"], env["Y"], env["DY"]
     x_t = m.prog.types[X]
-    n = x_t.rank - 2
-    pool = m.instr(Y)[1]
-    if n != 2 or pool is None or pool.op.name != "maxpool" or pool.ins[0] != X:
-        return None
     unfold = m.instr(m.instr(env["MASK"])[1].ins[0])[1]
     count = m.instr(env["COUNT"])[1]
     geo = lambda op: tuple(tuple(dict(op.attrs)[k]) for k in ("kernel", "stride", "padding", "dilation"))  # noqa: E731
     K, s, p, d = geo(m.prog.instrs[j].op)
     S = x_t.shape[2:]
-    from ..ops.convolution import geometry
-
-    pa = dict(pool.op.attrs)
-    same_windows = geo(unfold.op) == (K, s, p, d) == geometry(
-        "maxpool", x_t, pa["kernel"], pa.get("stride"), pa.get("padding", 0), pa.get("dilation", 1))[:4]
+    # The fused form holds where the windows tile X: stride = kernel, no padding (so the
+    # unfold's fill is never read), no dilation, sizes divisible; the unfold and the fold
+    # take the same windows, the fold gives X's type, and the ties are counted over the
+    # window axes of 2-d pooling, (4, 5).
     tiling = s == K and not any(p) and all(v == 1 for v in d) and all(isinstance(a, int) and a % k == 0
                                                                         for a, k in zip(S, K))
-    if not (same_windows and tiling and dict(unfold.op.attrs).get("fill") == float("-inf")
+    if not (tiling and geo(unfold.op) == (K, s, p, d) and m.prog.types[out] == x_t
             and tuple(dict(count.op.attrs).get("axes") or ()) == (4, 5)):
         return None
     dtype = x_t.dtype.torch()
@@ -202,7 +197,7 @@ def _conv_weight_grad(m: _Matcher, j: int):
         if cut is None or cut.op.name != "slice":
             break
         a = dict(cut.op.attrs)
-        if a["axis"] < 2 or a.get("start", 0) != 0:
+        if a["axis"] < 2 or a["start"] != 0:
             return None
         covered.add(k)
         v = cut.ins[0]
