@@ -489,6 +489,36 @@ def test_a_kernel_of_symbolic_size_is_differentiated_without_the_fused_kernel():
     np.testing.assert_allclose(dx.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("use, message", [("if", "a traced value used in control flow"),
+                                          ("len", "the length of a traced value"), ("unpack", "a traced value iterated")])
+def test_what_the_source_writer_cannot_record_is_traced_by_torch_fx(monkeypatch, use, message):
+    """A torch rule that uses a value in Python control flow, takes its length or
+    iterates it cannot be written down as source lines (the writer says which use
+    stopped it). The module is then traced by torch.fx, which records an unpacking of
+    known length, and computes the same."""
+    from catgrad.core.primitive import RULES, Rule
+
+    def exp(x):
+        if use == "if":
+            return torch.exp(x) if bool(x.sum() == x.sum()) else x
+        if use == "len":
+            return torch.exp(x) * (len(x) / len(x))
+        a, b, c = torch.unbind(x)
+        return torch.stack([torch.exp(a), torch.exp(b), torch.exp(c)])
+
+    monkeypatch.setitem(RULES["torch"], cg.ops.exp.prim, Rule(exp))
+    prog = cg.compiler.prepare(cg.ops.exp(cg.f64[3, 2]))
+    src = torch_backend._Source()
+    with pytest.raises(torch_backend._Untraceable, match=f"^{message}$"):
+        torch_backend._lower(prog, {v: torch_backend._Var(src, "x") for v in prog.inputs}, True, src.call)
+    if use == "unpack":
+        mod = torch_backend.program_module(prog)
+        assert isinstance(mod, torch.fx.GraphModule)
+        x = np.arange(6.0).reshape(3, 2) / 4
+        (got,) = mod(torch.as_tensor(x))
+        np.testing.assert_allclose(got.numpy(), np.exp(x), rtol=1e-15)
+
+
 def _dense_relu_dense():
     @cg.trace(cg.f64[5, 7], cg.f64[7], cg.f64[7, 3], cg.f64[3], cg.f64["B", 5])
     def mlp(W1, b1, W2, b2, x):
