@@ -519,6 +519,24 @@ def test_what_the_source_writer_cannot_record_is_traced_by_torch_fx(monkeypatch,
         np.testing.assert_allclose(got.numpy(), np.exp(x), rtol=1e-15)
 
 
+@pytest.mark.parametrize("lr_lens", [None, 1.0])
+def test_fused_adam_descending_and_ascending(lr_lens):
+    """With the default learning-rate lens (-1) the step hands Adam -grad, which the
+    passes fold into its first moment (fused with maximize=True); with +1 it hands the
+    gradient itself (fused plainly). Either way one fused kernel per parameter, and the
+    whole state as the numpy step computes it (float64, 4 steps)."""
+    model = cg.load("examples/iris.cat")["mlp"]
+    kw = dict(loss="mse", optimizer="adam(lr=1e-2)", dtype="f64", lr_lens=lr_lens)
+    fused, ref = cg.compile(model, backend="torch", **kw), cg.compile(model, backend="numpy", **kw)
+    assert fused.graph_module.code.count("aten._fused_adam.default(") == len(fused.param_names)
+    states = [s.init(0) for s in (fused, ref)]
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        x, y = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+        states = [s(st, x, y)[0] for s, st in zip((fused, ref), states)]
+    _assert_states_close(states[0], states[1], 1e-12)
+
+
 def _dense_relu_dense():
     @cg.trace(cg.f64[5, 7], cg.f64[7], cg.f64[7, 3], cg.f64[3], cg.f64["B", 5])
     def mlp(W1, b1, W2, b2, x):
