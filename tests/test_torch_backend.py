@@ -537,6 +537,35 @@ def test_fused_adam_descending_and_ascending(lr_lens):
     _assert_states_close(states[0], states[1], 1e-12)
 
 
+@pytest.mark.parametrize("spec, shapes, kind", [
+    # matrix products: oneDNN (float32) for operands stored as [rows, k] and [k, cols]; a
+    # narrow result (few columns, many rows) as a transposed torch.mm (any float); the
+    # other orientations to torch's own kernels
+    ("ab,bc->ac", ((6, 5), (5, 4)), "onednn"), ("bc,ab->ac", ((5, 4), (6, 5)), "onednn"),
+    ("a b, b c -> a c", ((6, 5), (5, 4)), "onednn"), ("ab,bc->ac", ((3, 5), (5, 40)), "onednn"),
+    ("ab,bc->ac", ((40, 5), (5, 3)), "mm"), ("ab,cb->ac", ((40, 5), (3, 5)), "mm"),
+    ("ab,cb->ac", ((6, 5), (4, 5)), None), ("ba,bc->ac", ((5, 6), (5, 4)), None), ("ab,bc->ca", ((6, 5), (5, 4)), None),
+    # no matrix products: left alone
+    ("abc,acd->abd", ((2, 3, 4), (2, 4, 5)), None), ("a,a->", ((5,), (5,)), None), ("ab,ab->ab", ((3, 4), (3, 4)), None),
+    ("ab,bc->abc", ((3, 4), (4, 2)), None), ("ab,b->a", ((3, 4), (4,)), None), ("abc,cd->abd", ((2, 3, 4), (4, 5)), None),
+])
+@pytest.mark.parametrize("dt", [cg.f32, cg.f64, cg.i64])
+def test_two_operand_einsums_on_cpu_compute_what_numpy_computes(spec, shapes, kind, dt):
+    """The CPU lowering of a two-operand einsum takes a matrix product to the kernel that
+    suits its shape and layout and leaves everything else to torch's own: which kernel
+    runs, and that all compute what numpy's einsum does."""
+    f = cg.ops.einsum(*(dt[s] for s in shapes), spec=spec)
+    gm = torch_backend.graph_module(cg.compiler.prepare(f), cpu=True)
+    expect = kind if dt.is_float and (kind == "mm" or (dt is cg.f32 and torch_fusion._ONEDNN)) else None
+    assert ("onednn_linear" in gm.code) == (expect == "onednn") and ("torch.mm(" in gm.code) == (expect == "mm")
+    rng = np.random.default_rng(6)
+    xs = [(rng.standard_normal(s) if dt.is_float else rng.integers(-9, 9, s)).astype(np.dtype(dt.numpy))
+          for s in shapes]
+    (got,) = gm(*map(torch.as_tensor, xs))
+    want = np.einsum(spec, *(x.astype(np.float64) for x in xs))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5 if dt is cg.f32 else 1e-12, atol=1e-5 if dt is cg.f32 else 1e-12)
+
+
 def _dense_relu_dense():
     @cg.trace(cg.f64[5, 7], cg.f64[7], cg.f64[7, 3], cg.f64[3], cg.f64["B", 5])
     def mlp(W1, b1, W2, b2, x):

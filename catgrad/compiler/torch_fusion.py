@@ -349,18 +349,17 @@ def _cpu_matmul(m: _Matcher, j: int):
     stored as ``[rows, k]`` and ``[k, cols]`` as ``onednn_linear(r, s^T)``: the same
     sums, taken by the kernel that is fast for the shape."""
     ins = m.prog.instrs[j]
-    spec = dict(ins.op.attrs).get("spec", "")
-    if not m.cpu or len(ins.ins) != 2 or "->" not in spec:
+    if not m.cpu or len(ins.ins) != 2:
         return None
-    lhs, out = spec.replace(" ", "").split("->")
+    # (einsum's type rule has checked the spec's form, that the operands share a dtype, and
+    # that every index of one operand only is kept)
+    lhs, out = dict(ins.op.attrs)["spec"].replace(" ", "").split("->")
     terms = lhs.split(",")
     to = m.prog.types[ins.outs[0]]
-    if len(terms) != 2 or len(out) != 2 or any(len(t) != 2 for t in terms) or not to.dtype.is_float:
+    if len(out) != 2 or any(len(t) != 2 for t in terms) or not to.dtype.is_float:
         return None
     shared = set(terms[0]) & set(terms[1])
     if len(shared) != 1 or shared & set(out) or set(out) != set(terms[0] + terms[1]) - shared:
-        return None
-    if any(m.prog.types[v].dtype != to.dtype for v in ins.ins):
         return None
     (k,) = shared
     rows, cols = out
