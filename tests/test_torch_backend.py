@@ -566,6 +566,48 @@ def test_two_operand_einsums_on_cpu_compute_what_numpy_computes(spec, shapes, ki
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5 if dt is cg.f32 else 1e-12, atol=1e-5 if dt is cg.f32 else 1e-12)
 
 
+@pytest.mark.parametrize("reader", ["param", "broadcast"])
+def test_a_donated_input_read_after_its_fused_update_is_not_overwritten(reader):
+    """A fused Adam may update a parameter in place only when nothing outside it reads the
+    parameter afterwards, itself or through a broadcast (a view): here one more
+    instruction at the end of the step reads it together with its update, and must see
+    the old value."""
+    from catgrad.compiler.program import Instr
+
+    step = cg.compile(cg.load("examples/iris.cat")["mlp"], loss="mse", optimizer="adam(lr=1e-2)", dtype="f64",
+                      backend="torch")
+    prog = cg.compiler.prepare(step.diagram).copy()
+    k = step.param_names.index("dense_2.b")  # a vector: its broadcast is a view
+    p = prog.inputs[k]
+
+    def emit(op, ins, at=None):
+        v = len(prog.types)
+        prog.types.append(op.cod[0])
+        prog.instrs.insert(len(prog.instrs) if at is None else at, Instr(op, tuple(ins), (v,)))
+        return v
+
+    t, new = prog.types[p], prog.outputs[k]  # (the updated parameter: read first, so it comes after Adam)
+
+    def seen(v, at=None):
+        return v if reader == "param" else emit(cg.ops.broadcast.prim.op((t,), shape=(2,) + t.shape), (v,), at)
+
+    a, b = seen(new), seen(p, at=0)  # (the view of the old value made first, read last)
+    prog.outputs.append(emit(cg.ops.mul.prim.op((prog.types[a],) * 2), (a, b)))
+    state = step.init(0)
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    args = [*step._get_p(state.params), *step._get_s(state.opt_state), torch.as_tensor(x), torch.as_tensor(y)]
+    want = torch_backend.graph_module(prog, fused=False)(*[a.clone() for a in args])
+    donated = torch_backend.graph_module(prog, donate=True)
+    assert "_fused_adam_" in donated.code  # (the others still update in place)
+    got = donated(*[a.clone() for a in args])
+    old = args[k].numpy()
+    np.testing.assert_array_equal(got[-1].numpy(), np.broadcast_to(got[k].numpy() * old, got[-1].shape))
+    assert not np.array_equal(got[k].numpy(), old)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-14)
+
+
 def _dense_relu_dense():
     @cg.trace(cg.f64[5, 7], cg.f64[7], cg.f64[7, 3], cg.f64[3], cg.f64["B", 5])
     def mlp(W1, b1, W2, b2, x):
