@@ -409,33 +409,18 @@ def test_fused_adam_matches_torch_optim_adam():
     np.testing.assert_allclose(state.opt_state["W/adam.m"].numpy(), opt.state[ref]["exp_avg"].numpy(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("attrs", [dict(stride=2, padding=1), dict(stride=(2, 1), dilation=(1, 2), padding=(0, 2)),
-                                   dict(stride=3, dilation=2)])
-def test_fused_conv_weight_gradient_with_strides_and_dilations(attrs):
-    """R of conv on torch (its weight gradient one convolution_backward) against
-    torch.autograd, float64."""
-    f = cg.ops.conv(cg.f64["B", 3, 9, 8], cg.f64[4, 3, 3, 2], **attrs)
-    rng = np.random.default_rng(0)
-    x, w = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 2))
-    xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
-    y = torch.nn.functional.conv2d(xt, wt, **attrs)
-    dy = rng.standard_normal(tuple(y.shape))
-    y.backward(torch.as_tensor(dy))
-    gm = torch_backend.graph_module(cg.compiler.prepare(cg.R(f)))
-    assert "convolution_backward" in gm.code
-    dx, dw = gm(torch.as_tensor(x), torch.as_tensor(w), torch.as_tensor(dy))
-    np.testing.assert_allclose(dw.numpy(), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(dx.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("x_shape, w_shape, attrs", [
+    ((2, 3, 9, 8), (4, 3, 3, 2), dict(stride=2, padding=1)),
+    ((2, 3, 9, 8), (4, 3, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=(0, 2))),
+    ((2, 3, 9, 8), (4, 3, 3, 2), dict(stride=3, dilation=2)),
     ((2, 3, 11), (4, 3, 3), dict(stride=2, dilation=2, padding=1)),
     ((2, 3, 9, 8), (4, 3, 3, 3), dict(stride=2)),
     ((2, 2, 6, 5, 7), (3, 2, 3, 1, 3), dict(stride=(1, 2, 2), padding=1)),
 ])
-def test_fused_conv_weight_gradient_in_one_two_and_three_dimensions(x_shape, w_shape, attrs):
-    """The weight gradient as one convolution_backward for 1-, 2- and 3-d convolutions
-    (odd kernel sizes, strides given as one number), against torch.autograd."""
+def test_fused_conv_weight_gradient_with_strides_and_dilations(x_shape, w_shape, attrs):
+    """R of conv on torch, its weight gradient one convolution_backward, against
+    torch.autograd (float64): strides, dilations and padding, in 1, 2 and 3 dimensions,
+    odd and even kernel sizes, attributes given as one number or per axis."""
     f = cg.ops.conv(cg.f64[x_shape], cg.f64[w_shape], **attrs)
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
@@ -521,10 +506,10 @@ def test_what_the_source_writer_cannot_record_is_traced_by_torch_fx(monkeypatch,
 
 @pytest.mark.parametrize("lr_lens", [None, 1.0])
 def test_fused_adam_descending_and_ascending(lr_lens):
-    """With the default learning-rate lens (-1) the step hands Adam -grad, which the
-    passes fold into its first moment (fused with maximize=True); with +1 it hands the
-    gradient itself (fused plainly). Either way one fused kernel per parameter, and the
-    whole state as the numpy step computes it (float64, 4 steps)."""
+    """Under the default learning-rate lens (-1, descent) and under +1 (ascent) the step's
+    Adam update is one fused kernel per parameter, and the whole state is what the numpy
+    step computes (float64, 4 steps). (Adam written by hand, with the gradient's sign
+    either way, is in tests/test_compiler_mutants.py.)"""
     model = cg.load("examples/iris.cat")["mlp"]
     kw = dict(loss="mse", optimizer="adam(lr=1e-2)", dtype="f64", lr_lens=lr_lens)
     fused, ref = cg.compile(model, backend="torch", **kw), cg.compile(model, backend="numpy", **kw)

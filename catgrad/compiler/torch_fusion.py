@@ -244,8 +244,9 @@ def _conv_weight_grad(m: _Matcher, j: int):
 _ADAM = ("sub", "P", ("div", ("mul", ("bc", ("div", "LR", ("sub", 1.0, ("exp", ("mul", "T1", ("log", "B1")))))), "M1"),
                       ("add", ("div", ("sqrt", "V1"), ("bc", ("sqrt", ("sub", 1.0, ("exp", ("mul", "T1", ("log", "B2"))))))),
                        ("bc", "EPS"))))
-# m' = b1 m + (1 - b1) g with g = -X: the step hands Adam the negated gradient, and the sign
-# simplification folds that negation into the sum (the optimized programs have no other form)
+_ADAM_M = ("add", ("mul", ("bc", "B1"), "M"), ("mul", ("bc", ("sub", 1.0, "B1")), "X"))
+# the same with g = -X: the step hands Adam the negated gradient, and the sign simplification
+# folds that negation into the sum (an explicit neg of X does not survive the passes)
 _ADAM_M_NEG = ("sub", ("mul", ("bc", "B1"), "M"), ("mul", ("bc", ("sub", 1.0, "B1")), "X"))
 _ADAM_V = ("add", ("mul", ("bc", "B2"), "V"), ("mul", ("bc", ("sub", 1.0, "B2")), ("mul", "X", "X")))
 
@@ -255,7 +256,10 @@ def _adam(m: _Matcher, j: int):
     out = m.prog.instrs[j].outs[0]
     if not m.match(_ADAM, out, env, covered):
         return None
-    if not (m.match(_ADAM_M_NEG, env["M1"], env, covered) and m.match(_ADAM_V, env["V1"], env, covered)):
+    negated = not m._try(_ADAM_M, env["M1"], env, covered)
+    if negated and not m._try(_ADAM_M_NEG, env["M1"], env, covered):
+        return None
+    if not m.match(_ADAM_V, env["V1"], env, covered):
         return None
     p_t = m.prog.types[env["P"]]
     if not p_t.dtype.is_float or any(m.prog.types[env[k]] != p_t for k in ("M", "V", "X", "M1", "V1")):
@@ -269,7 +273,7 @@ def _adam(m: _Matcher, j: int):
     def emit(v, inplace=False):
         h = dict(lr=_method("item", v[hyper["LR"]]), beta1=_method("item", v[hyper["B1"]]),
                  beta2=_method("item", v[hyper["B2"]]), eps=_method("item", v[hyper["EPS"]]),
-                 weight_decay=0.0, amsgrad=False, maximize=True)  # (g = -X: flipped back)
+                 weight_decay=0.0, amsgrad=False, maximize=negated)  # (g = -X: flipped back)
         # the kernel walks the four tensors as flat arrays: give them one (dense) layout
         p, g, m_, v_ = (_method("contiguous", v[k]) for k in (P, X, M, V))
         if inplace:  # donated: p, m and v become p', m' and v'
