@@ -79,7 +79,8 @@ def test_the_module_goes_to_the_device_asked_for():
 
 
 def test_a_model_with_two_outputs_returns_a_tuple():
-    two = cg.Para([cg.Param("w", f64[2])], cg.trace(f64[2], f64["B", 2])(lambda w, x: (x * w.broadcast(x.shape[0], 2), x + 1.0)))
+    two = cg.Para([cg.Param("w", f64[2])],
+                  cg.trace(f64[2], f64["B", 2])(lambda w, x: (x * w.broadcast(x.shape[0], 2), x + 1.0)))
     m = cg.to_torch(two, {"w": np.array([2.0, 3.0])})
     out = m(torch.ones(2, 2, dtype=torch.float64))
     assert isinstance(out, tuple) and len(out) == 2
@@ -99,7 +100,8 @@ def test_what_cannot_become_a_module_is_said():
 
 def test_export_has_a_batch_dimension_from_one_up_and_leaves_scalars_alone():
     model = cg.Para([cg.Param("w", f64[3])],
-                    cg.trace(f64[3], f64["B", 3], f64[()])(lambda w, x, s: x * w.broadcast(x.shape[0], 3) * s.broadcast(x.shape[0], 3)))
+                    cg.trace(f64[3], f64["B", 3], f64[()])(
+                        lambda w, x, s: x * w.broadcast(x.shape[0], 3) * s.broadcast(x.shape[0], 3)))
     m = cg.to_torch(model, {"w": np.array([1.0, 2.0, 3.0])})
     s = torch.tensor(2.0, dtype=torch.float64)
     ep = export_program(m, (torch.ones(4, 3, dtype=torch.float64), s))

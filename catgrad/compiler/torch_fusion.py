@@ -162,13 +162,15 @@ def _maxpool_rd(m: _Matcher, j: int):
     geo = lambda op: tuple(tuple(dict(op.attrs)[k]) for k in ("kernel", "stride", "padding", "dilation"))  # noqa: E731
     K, s, p, d = geo(m.prog.instrs[j].op)
     S = x_t.shape[2:]
+    O = tuple(a // k if isinstance(a, int) else None for a, k in zip(S, K))
     # The fused form holds where the windows tile X: stride = kernel, no padding (so the
     # unfold's fill is never read), no dilation, sizes divisible; the unfold and the fold
-    # take the same windows, the fold gives X's type, and the ties are counted over the
-    # window axes of 2-d pooling, (4, 5).
+    # take the same windows, the fold gives X's type, Y and DY are [B, C, O1, O2] (they are
+    # upsampled), and the ties are counted over the window axes of 2-d pooling, (4, 5).
     tiling = s == K and not any(p) and all(v == 1 for v in d) and all(isinstance(a, int) and a % k == 0
                                                                         for a, k in zip(S, K))
     if not (tiling and geo(unfold.op) == (K, s, p, d) and m.prog.types[out] == x_t
+            and m.prog.types[Y].shape == m.prog.types[DY].shape == x_t.shape[:2] + O
             and tuple(dict(count.op.attrs).get("axes") or ()) == (4, 5)):
         return None
     dtype = x_t.dtype.torch()
