@@ -661,6 +661,29 @@ def test_fused_dense_layer_and_relu_rd_match_the_plain_graph_and_autograd():
         np.testing.assert_allclose(g.numpy(), t.grad.numpy(), rtol=1e-13, atol=1e-14)
         np.testing.assert_allclose(g.numpy(), p.numpy(), rtol=1e-13, atol=1e-14)
     assert not grads[0][:, 0].any()  # no gradient through the units that sit at z = 0
+    # the fused instructions by name, for the forward and R, and on CPU (its matrix kernels)
+    for d, cpu, names in ((f, False, ["affine", "affine"]), (cg.R(f), False, ["affine", "relu_rd"]),
+                          (cg.R(f), True, ["affine", "narrow_matmul", "narrow_matmul", "relu_rd"])):
+        prog = torch_fusion.fuse(cg.compiler.prepare(d), cpu=cpu)
+        assert sorted(repr(i.op) for i in prog.instrs if isinstance(i.op, torch_fusion.FusedOp)) == [
+            f"fused:{n}" for n in names]
+
+
+@pytest.mark.skipif(not torch_fusion._ONEDNN, reason="this torch has no oneDNN kernels")
+def test_a_float32_dense_layer_on_cpu_is_one_onednn_call_named_affine():
+    """x @ W + b in float32 on CPU, of a fixed batch: one fused instruction (oneDNN's
+    linear with the bias), named affine, computing what numpy computes."""
+    g = cg.Para([cg.Param("W", cg.f32[5, 7]), cg.Param("b", cg.f32[7])],
+                cg.trace(cg.f32[5, 7], cg.f32[7], cg.f32[6, 5])(lambda W, b, x: x @ W + b.broadcast(6, 7)))
+    prog = cg.compiler.prepare(g.body)
+    fused = torch_fusion.fuse(prog, cpu=True)
+    assert [repr(i.op) for i in fused.instrs if isinstance(i.op, torch_fusion.FusedOp)] == ["fused:affine"]
+    rng = np.random.default_rng(9)
+    W, b, x = (rng.standard_normal(s).astype(np.float32) for s in ((5, 7), (7,), (6, 5)))
+    gm = torch_backend.graph_module(prog, cpu=True)
+    assert "onednn_linear" in gm.code
+    (got,) = gm(*map(torch.as_tensor, (W, b, x)))
+    np.testing.assert_allclose(got.numpy(), x @ W + b, rtol=1e-5, atol=1e-5)
 
 
 def test_dense_layers_of_the_step_run_as_addmm():
