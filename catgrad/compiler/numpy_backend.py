@@ -320,12 +320,14 @@ class NumpyProgram:
 
     def _own(self, args):
         """Donated arguments the generated code may write into (copies where needed)."""
-        uses = Counter(map(id, args))
+        shared: frozenset | set = frozenset()  # (the empty one is a shared constant)
+        if len(dict.fromkeys(map(id, args))) < len(args):  # (rare: an array passed in two places)
+            shared = {k for k, n in Counter(map(id, args)).items() if n > 1}
         for i in self._donated:
             a = args[i]
             # (C-contiguous too: some generated calls, np.dot, write only into such arrays;
             # the dtype is already the declared one, as __call__ converted the arguments)
-            if type(a) is not np.ndarray or not a.flags.writeable or not a.flags.c_contiguous or uses[id(a)] > 1:
+            if type(a) is not np.ndarray or not a.flags.writeable or not a.flags.c_contiguous or id(a) in shared:
                 args[i] = np.array(a, order="C")
         return args
 
