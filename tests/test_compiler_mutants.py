@@ -58,19 +58,20 @@ SHAPE = (4, 3)
 HYPER = dict(t1=3.0, lr=0.1, b1=0.8, b2=0.99, eps=1e-6)
 
 
-def _adam(grad, extra=None):
+def _adam(grad, extra=None, z_shape=(2,) + SHAPE):
     """One Adam update of a [4, 3] parameter written out term by term, as the optimizer
     builds it (``grad(x)`` the gradient it uses for the first moment; the second moment
-    always reads ``x * x``); ``extra(p, z)``, if given, is a further output computed
-    before the update."""
+    always reads ``x * x``); ``extra(p, m, v, z)``, if given, gives further outputs (one
+    value or a tuple) computed before the update."""
     t = F64[SHAPE]
 
     def bc(s):
         return s.broadcast(*SHAPE)
 
-    @cg.trace(t, t, t, t, F64[(2,) + SHAPE], S, S, S, S, S)
+    @cg.trace(t, t, t, t, F64[z_shape], S, S, S, S, S)
     def f(p, m, v, x, z, t1, lr, b1, b2, eps):
-        outs = [] if extra is None else [extra(p, z)]
+        more = () if extra is None else extra(p, m, v, z)
+        outs = list(more) if isinstance(more, tuple) else [more]
         m1 = bc(b1) * m + bc(1.0 - b1) * grad(x)
         v1 = bc(b2) * v + bc(1.0 - b2) * (x * x)
         c1 = 1.0 - O.exp(t1 * O.log(b1))
@@ -81,11 +82,11 @@ def _adam(grad, extra=None):
     return f
 
 
-def _adam_args(seed=0):
+def _adam_args(seed=0, z_shape=(2,) + SHAPE):
     rng = np.random.default_rng(seed)
     p, m, x = (rng.standard_normal(SHAPE) for _ in range(3))
     v = rng.random(SHAPE)
-    z = rng.standard_normal((2,) + SHAPE)
+    z = rng.standard_normal(z_shape)
     return [p, m, v, x, z] + [np.array(h) for h in HYPER.values()]
 
 
@@ -130,26 +131,22 @@ def test_a_first_moment_of_another_function_of_the_gradient_is_not_fused():
     _assert_same(compile_numpy(prog)(*args), [p1, m1, v1])
 
 
-def _deep_plus_p(p, z):
-    """``sin(tanh(sin(tanh(z)))) + p`` (``p`` broadcast over z's leading axis, by the add itself): a reader
-    of ``p`` four ops deep, where the Adam update of ``p`` reads nothing computed."""
-    return O.sin(O.tanh(O.sin(O.tanh(z)))) + p.broadcast(2, *SHAPE)
+def _deep(z):
+    return O.sin(O.tanh(O.sin(O.tanh(z))))
 
 
-@pytest.mark.parametrize("writer", [torch_backend.program_module, torch_backend.graph_module])
-def test_a_donated_adam_runs_after_a_deep_reader_of_a_broadcast_of_its_parameter(writer):
-    """donate=True: the fused Adam writes p', m' and v' into p, m and v (``_fused_adam_``),
-    on both writers; it is scheduled after every reader of ``p``, including the add
-    that reads ``p`` through an implicit broadcast at depth 5 (the update itself reads
-    only inputs, so by its depth alone it would run first and the add would read p')."""
-    prog = prepare(_adam(lambda x: x, extra=_deep_plus_p))
-    # the update's last instruction (p - ...) last in the program, after every reader of p,
-    # as the step has it: only then may it write into p
+def _deep_np(z):
+    return np.sin(np.tanh(np.sin(np.tanh(z))))
+
+
+def _last_update_last(prog):
+    """The update's last instruction (p - ...) moved to the end of the program, after
+    every reader of p, m and v, as the step has it: only then may it write into them."""
     k = next(j for j, ins in enumerate(prog.instrs) if ins.outs[0] == prog.outputs[0])
     prog.instrs = prog.instrs[:k] + prog.instrs[k + 1:] + [prog.instrs[k]]
-    args = _adam_args(2)
-    p, m, v, x, z, *h = args
-    want = [*_adam_by_hand(p, m, v, x, *h), np.sin(np.tanh(np.sin(np.tanh(z)))) + p]
+
+
+def _check_donated(prog, writer, args, want):
     mod = writer(prog, donate=True)
     assert "_fused_adam_(" in _fx_code(mod) and "_fused_adam_(" not in _fx_code(writer(prog))
     ts = [torch.as_tensor(np.array(a)) for a in args]
@@ -157,6 +154,71 @@ def test_a_donated_adam_runs_after_a_deep_reader_of_a_broadcast_of_its_parameter
     _assert_same([o.numpy() for o in got], want)
     for k in range(3):  # p, m and v hold p', m' and v'
         assert torch.equal(ts[k], got[k])
+
+
+WRITERS = [torch_backend.program_module, torch_backend.graph_module]
+
+
+#: How the deep reader reads the value: (the shape of z, the value as read in catgrad, in numpy).
+#: All but "itself" go through what torch gives as a view: an implicit broadcast (no node of
+#: its own), two broadcasts (the first one a node), a transpose, a reshape.
+READS = {
+    "itself": (SHAPE, lambda s: s, lambda s: s),
+    "implicit broadcast": ((2,) + SHAPE, lambda s: s.broadcast(2, *SHAPE), lambda s: s),
+    "broadcast of a broadcast": ((2, 2) + SHAPE, lambda s: s.broadcast(2, *SHAPE).broadcast(2, 2, *SHAPE), lambda s: s),
+    "transpose": (SHAPE[::-1], lambda s: O.transpose(s), lambda s: s.T),
+    "reshape": ((12,), lambda s: O.reshape(s, shape=(12,)), lambda s: s.reshape(12)),
+}
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("which", [0, 1, 2])
+@pytest.mark.parametrize("how", list(READS))
+def test_a_donated_adam_runs_after_a_deep_reader_of_what_it_overwrites(writer, which, how):
+    """donate=True: the fused Adam writes p', m' and v' into p, m and v (``_fused_adam_``),
+    on both writers; it is scheduled after every reader of each of them: here
+    ``sin(tanh(sin(tanh(z)))) + s`` for ``s`` one of p, m and v, read directly or through a
+    view, at depth 5 or more (the update itself reads only inputs, so by its depth alone it
+    would run first and the add would read the updated value)."""
+    z_shape, read, read_np = READS[how]
+    prog = prepare(_adam(lambda x: x, extra=lambda *pmvz: _deep(pmvz[3]) + read(pmvz[which]), z_shape=z_shape))
+    _last_update_last(prog)
+    args = _adam_args(2, z_shape)
+    p, m, v, x, z, *h = args
+    _check_donated(prog, writer, args, [*_adam_by_hand(p, m, v, x, *h), _deep_np(z) + read_np(args[which])])
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("how", ["transpose", "reshape", "broadcast of a broadcast"])
+def test_a_donated_adam_does_not_overwrite_a_parameter_whose_view_is_returned(writer, how):
+    """A view of p among the outputs would show p' once p is overwritten: the update is
+    then made out of place, and the output is the view of p as it was."""
+    _, read, read_np = READS[how]
+    prog = prepare(_adam(lambda x: x, extra=lambda p, m, v, z: read(p)))
+    _last_update_last(prog)
+    mod = writer(prog, donate=True)
+    assert "_fused_adam.default(" in _fx_code(mod) and "_fused_adam_(" not in _fx_code(mod)
+    args = _adam_args(4)
+    p, m, v, x, z, *h = args
+    got = mod(*[torch.as_tensor(np.array(a)) for a in args])
+    _assert_same([o.numpy() for o in got], [*_adam_by_hand(p, m, v, x, *h), np.broadcast_to(read_np(p), got[3].shape)])
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_donated_adam_waits_for_the_deepest_reader_not_the_last_one(writer):
+    """m has two readers before the update: a deep one (depth 5) first in the program and a
+    shallow one (``3 m``, depth 1) after it. The update waits for the deeper, wherever it
+    stands in the program."""
+    prog = prepare(_adam(lambda x: x, extra=lambda p, m, v, z: (_deep(z) + m, 3.0 * m), z_shape=SHAPE))
+    _last_update_last(prog)
+    # the shallow reader just before the update: after the deep one in program order
+    k = next(j for j, ins in enumerate(prog.instrs) if ins.outs[0] == prog.outputs[4])
+    prog.instrs = prog.instrs[:k] + prog.instrs[k + 1:-1] + [prog.instrs[k], prog.instrs[-1]]
+    deep_at = next(j for j, ins in enumerate(prog.instrs) if ins.outs[0] == prog.outputs[3])
+    assert deep_at < len(prog.instrs) - 2
+    args = _adam_args(3, SHAPE)
+    p, m, v, x, z, *h = args
+    _check_donated(prog, writer, args, [*_adam_by_hand(p, m, v, x, *h), _deep_np(z) + m, 3.0 * m])
 
 
 # -- the other fusion patterns, and programs that only look like them ----------------------------

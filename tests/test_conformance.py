@@ -103,6 +103,38 @@ def test_primitive_on_backend(name, k, backend):
         _assert_close(run_on(backend, rf, xs + ds), want, _tol(f), f"R[{name}] sample {k} on {backend}")
 
 
+def _shares_memory(a, b) -> bool:
+    return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.numel() > 0 and b.numel() > 0
+            and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
+
+
+def test_torch_rules_mark_exactly_the_results_that_may_share_an_input():
+    """A torch rule whose result shares memory with an input (a view, or the input itself)
+    says so (``torch_views``): the torch backend orders an in-place update of a donated
+    input after every reader of such results. Checked on every sample: each result that
+    shares memory comes from an op the rule marks, and each mark is borne out by a sample
+    (a mark that never holds would only cost the backend in-place updates)."""
+    unmarked, borne_out = [], set()
+    for name, k in CASES:
+        prim = PRIMITIVES[name]
+        rule = RULES["torch"].lookup(prim)
+        if rule is None:
+            continue
+        s = prim.samples()[k]
+        op = prim.op(s.dom, **s.attrs)
+        rng = np.random.default_rng(k)
+        xs = [torch.as_tensor(_values(rng, t, s.domain)) for t in op.dom]
+        out = cg.evaluate(Diagram.from_op(op), *xs, backend="torch")
+        shares = any(_shares_memory(o, x) for o in (out if isinstance(out, (list, tuple)) else [out]) for x in xs)
+        if shares and not rule.may_view(op):
+            unmarked.append(f"{name} sample {k}")
+        if shares:
+            borne_out.add(name)
+    assert unmarked == []
+    marked = {n for n, p in PRIMITIVES.items() if RULES["torch"].lookup(p) is not None and RULES["torch"].lookup(p).views}
+    assert marked == borne_out
+
+
 def test_every_registered_backend_is_under_test():
     assert set(BACKENDS) <= set(COMPILED) | {"recording"}, "a new backend must join the conformance suite"
     assert set(RULES) >= {"numpy", "torch", "sympy"}

@@ -41,7 +41,7 @@ from ..core.types import bind_shape
 from ..errors import CatgradError, ShapeError
 from .pipeline import as_program, implicit_broadcasts, value_names
 from .program import Program
-from .torch_fusion import FusedOp, fuse
+from .torch_fusion import FusedOp, fuse, may_view
 
 _CACHE: dict = {}
 
@@ -87,18 +87,20 @@ def _schedule(prog: Program, skip: set) -> list:
     instruction. Depth = 1 + the deepest input, so no group depends on itself."""
     depth: dict = {}
     key_of: dict = {}
-    read_at: dict = {}  # value -> the greatest depth of an instruction reading it (or an alias of it)
-    source: dict = {}  # an alias (implicit broadcast) -> the value it stands for
+    read_at: dict = {}  # value -> the greatest depth of an instruction reading it (or a view of it)
+    shares: dict = {}  # a value that may share memory (an alias, a view) -> the values it shares
     for j, ins in enumerate(prog.instrs):
         d = max((depth.get(a, 0) for a in ins.ins), default=0)
-        # an op that overwrites a donated input runs after every other reader of it
+        # an op that overwrites a donated input runs after every other reader of it or of its views
         d = max([d] + [read_at.get(a, 0) for a in getattr(ins.op, "overwrites", ())])
         for a in ins.ins:
-            a = source.get(a, a)
-            read_at[a] = max(read_at.get(a, 0), d + 1)
+            for s in shares.get(a, (a,)):
+                read_at[s] = max(read_at.get(s, 0), d + 1)
+        if j in skip or may_view(ins.op):
+            shared = {s for a in ins.ins for s in shares.get(a, (a,))}
+            shares.update({o: shared for o in ins.outs})
         if j in skip:  # an alias (implicit broadcast) costs nothing and adds no depth
             depth[ins.outs[0]] = d
-            source[ins.outs[0]] = source.get(ins.ins[0], ins.ins[0])
             continue
         depth.update({o: d + 1 for o in ins.outs})  # every output (multi-output ops: all_reduce)
         op = ins.op

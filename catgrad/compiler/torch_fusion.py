@@ -63,6 +63,7 @@ import numpy as np
 import torch
 import torch.fx as fx
 
+from ..core.primitive import RULES
 from ..core.types import Ob
 from .program import Instr, Program
 
@@ -446,9 +447,11 @@ def fuse(prog: Program, donate: bool = False, cpu: bool = False) -> Program:
     instructions, or when a value it drops is read outside it.
 
     ``donate``: the program's inputs may be overwritten. A fusion that can update its
-    inputs in place does so when they are program inputs that no output returns and
-    that nothing outside it reads after it (the backend schedules it after their
-    other readers). ``cpu``: the program runs on CPU (the ``cpu_matmul`` kernel choices)."""
+    inputs in place does so when they are program inputs that no output returns, nor
+    any value that may share their memory (:func:`may_view`), and that nothing outside
+    it reads, directly or through such a value, after it (the backend schedules it
+    after those readers). ``cpu``: the program runs on CPU (the ``cpu_matmul`` kernel
+    choices)."""
     m = _Matcher(prog, cpu)
     readers: dict = {}
     for k, ins in enumerate(prog.instrs):
@@ -479,12 +482,14 @@ def fuse(prog: Program, donate: bool = False, cpu: bool = False) -> Program:
     at = {last: f for last, f in fusions}
     inputs = set(prog.inputs)
 
-    def read_by(v) -> set:  # the readers of v, and of broadcasts of it (a backend may alias those)
-        out = set()
-        for r in readers.get(v, ()):
-            out.add(r)
-            if prog.instrs[r].op.name == "broadcast":
-                out |= read_by(prog.instrs[r].outs[0])
+    def sharing(v) -> set:  # v and the values that may share its memory (views of it, of those...)
+        out, todo = {v}, [v]
+        while todo:
+            for r in readers.get(todo.pop(), ()):
+                if may_view(prog.instrs[r].op):
+                    new = set(prog.instrs[r].outs) - out
+                    out |= new
+                    todo.extend(new)
         return out
 
     instrs = []
@@ -492,7 +497,8 @@ def fuse(prog: Program, donate: bool = False, cpu: bool = False) -> Program:
         if k in at:
             f = at[k]
             inplace = donate and f.donates and all(
-                v in inputs and v not in outputs and all(r < k for r in read_by(v) - f.covered)
+                v in inputs and not sharing(v) & outputs
+                and all(r < k for w in sharing(v) for r in readers.get(w, ()) if r not in f.covered)
                 for v in f.donates)
             emit = (lambda env, f=f: f.emit(env, inplace=True)) if inplace else f.emit
             op = FusedOp(f.name, Ob(*(prog.types[v] for v in f.outs)), emit, f.donates if inplace else ())
@@ -518,4 +524,14 @@ class FusedOp:
         return f"fused:{self.name}"
 
 
-__all__ = ["PATTERNS", "Fusion", "FusedOp", "fuse", "onednn_linear"]
+def may_view(op) -> bool:
+    """Whether ``op``'s result on torch may share memory with one of its inputs: its torch
+    rule is marked ``views`` (a reshape, a transpose, a broadcast...), or it is a fused
+    update made in place, which hands back the inputs it wrote into."""
+    if isinstance(op, FusedOp):
+        return bool(op.overwrites)
+    rule = RULES["torch"].lookup(op.prim)
+    return rule is not None and rule.may_view(op)
+
+
+__all__ = ["PATTERNS", "Fusion", "FusedOp", "fuse", "may_view", "onednn_linear"]

@@ -169,11 +169,18 @@ class Rule:
     """How one backend runs one primitive: ``fn`` (or a dict of them per dtype kind)
     and what else it is given (a subset of :data:`NEEDS`). A ``staged`` rule is called
     once, with the attributes and needs alone, and returns the kernel: work that
-    depends only on types (a BLAS plan, normalised axes) is then done at compile time."""
+    depends only on types (a BLAS plan, normalised axes) is then done at compile time.
+    ``views``: the result may share memory with an input (a view of it, or the input
+    itself), always (``True``) or for the ops ``views(op)`` holds of. A backend that
+    writes into an input in place must wait for every reader of such results."""
 
     fn: Any
     needs: frozenset = frozenset()
     staged: bool = False
+    views: Any = False
+
+    def may_view(self, op) -> bool:
+        return bool(self.views(op) if callable(self.views) else self.views)
 
     def resolve(self, kind: str):
         fn = self.fn
@@ -192,11 +199,11 @@ class RuleTable(dict):
         super().__init__()
         self.name, self.dtype, self.parent, self.unsupported = name, dtype, parent, frozenset(unsupported)
 
-    def register(self, prim: Primitive, fn, needs=(), staged: bool = False) -> None:
+    def register(self, prim: Primitive, fn, needs=(), staged: bool = False, views=False) -> None:
         bad = set(needs) - set(NEEDS)
         if bad:
             raise ValueError(f"rule for {prim.name!r} on {self.name}: unknown needs {sorted(bad)}")
-        self[prim] = Rule(fn, frozenset(needs), staged)
+        self[prim] = Rule(fn, frozenset(needs), staged, views)
 
     def lookup(self, prim: Primitive) -> Optional[Rule]:
         t = self

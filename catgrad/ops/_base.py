@@ -64,20 +64,23 @@ SYMPY = rule_table("sympy", dtype=lambda d: np.dtype(object), parent="numpy")
 
 def declare(name: str, type_rule, numpy, rd=None, torch=None, sympy=None, doc="", *, arity=1,
             kind="elementwise", samples=None, needs=(), torch_needs=None, staged=False,
-            torch_staged=False) -> OpFunction:
+            torch_staged=False, torch_views=False) -> OpFunction:
     """Register a primitive and return its :class:`OpFunction`.
 
     ``numpy=``, ``torch=`` and ``sympy=`` are sugar for registering rules in those
     backends' tables (other backends register theirs in their own modules);
     ``needs`` and ``staged`` describe the numpy rule (and the torch rule, unless
-    ``torch_needs`` says otherwise). ``samples`` returns the :class:`Sample` list the
-    conformance suite runs the op at; every primitive must have some.
+    ``torch_needs`` says otherwise); ``torch_views`` marks a torch rule whose result may
+    share memory with an input (:class:`~catgrad.core.primitive.Rule`). ``samples``
+    returns the :class:`Sample` list the conformance suite runs the op at; every
+    primitive must have some.
     """
     prim = Primitive(name, type_rule, rd=rd, arity=arity, kind=kind, samples=samples or (lambda: []), doc=doc)
     register(prim)
     NUMPY.register(prim, numpy, needs, staged)
     if torch is not None:  # the torch rule is described by needs/staged too, unless torch_needs is given
-        TORCH.register(prim, torch, *((needs, staged) if torch_needs is None else (torch_needs, torch_staged)))
+        TORCH.register(prim, torch, *((needs, staged) if torch_needs is None else (torch_needs, torch_staged)),
+                       views=torch_views)
     if sympy is not None:
         SYMPY.register(prim, sympy)
     return OpFunction(prim)

@@ -93,6 +93,7 @@ neg = declare(
     _unary("neg"),
     numpy={"float": np.negative, "int": np.negative, "bit": _ident},
     torch={"float": lambda x: torch.neg(x), "int": lambda x: torch.neg(x), "bit": _ident},
+    torch_views=lambda op: op.dom[0].dtype.name == "bit",
     rd=lambda xs, ys, dys: [-dys[0]],
     doc="-x (the identity on bits). R: (x, d) -> -d.",
     samples=both(samples_of(1), bit_samples(1)),
@@ -245,11 +246,12 @@ cast = declare(
     # the op's own dtype= attribute is replaced by the backend's dtype object of the output
     numpy=lambda x, dtype: x.astype(dtype),
     torch=lambda x, dtype: x.to(dtype),
+    torch_views=lambda op: op.cod[0].dtype == op.dom[0].dtype,  # .to() of the same dtype is x itself
     needs=("dtype",),
     rd=_cast_rd,
     doc="Convert to another dtype. Between floats R casts back; otherwise R = 0.",
     samples=lambda: [Sample(Ob(f32[3, 2]), {"dtype": f64}), Sample(Ob(f64["B"]), {"dtype": f32}),
-                     Sample(Ob(f64[4]), {"dtype": i64})],
+                     Sample(Ob(f64[4]), {"dtype": i64}), Sample(Ob(f64[2, 3]), {"dtype": f64})],
 )
 
 

@@ -75,7 +75,7 @@ all_reduce = declare(
     "all_reduce",
     _type,
     numpy=lambda *xs: tuple(np.array(x, copy=True) for x in xs) if len(xs) > 1 else np.array(xs[0], copy=True),
-    torch=_torch_rule,
+    torch=_torch_rule, torch_views=True,  # the identity in one process
     rd=lambda xs, ys, dys: _rd(xs, dys),
     doc="The mean of each wire over the processes of a data-parallel run, in one collective "
         "(the identity in one process). R: (x, d) -> all_reduce(d).",

@@ -287,7 +287,7 @@ unfold = declare(
     "unfold",
     _unfold_rule,
     numpy=_np_unfold, needs=("dom",), staged=True,
-    torch=_torch_unfold, torch_needs=("dom",),
+    torch=_torch_unfold, torch_needs=("dom",), torch_views=True,
     rd=lambda xs, ys, dys, kernel, stride=1, padding=0, dilation=1, fill=0.0: [
         fold(dys[0], kernel=kernel, size=xs[0].shape[2:], stride=stride, padding=padding, dilation=dilation)],
     kind="data_movement", samples=_window_samples("unfold"),

@@ -88,7 +88,7 @@ split = declare(
     "split",
     _split_rule,
     numpy=_np_split,
-    torch=_torch_split, torch_needs=("dom",),
+    torch=_torch_split, torch_needs=("dom",), torch_views=True,
     rd=lambda xs, ys, dys, axis, sizes: [concat(*dys, axis=axis)],
     kind="data_movement",
     samples=lambda: [Sample(Ob(f64[2, 6]), {"axis": 1, "sizes": (3, 1, 2)}),
