@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import catgrad as cg
-from catgrad.compiler import Program, compile_numpy, lower, prepare, torch_backend, torch_export, torch_fusion
+from catgrad.compiler import Instr, Program, compile_numpy, lower, prepare, torch_backend, torch_export, torch_fusion
 from catgrad.ops.convolution import geometry
 from test_buffers_order import _block_bytes, _order
 from test_buffers_plan import check, predicates
@@ -58,21 +58,22 @@ SHAPE = (4, 3)
 HYPER = dict(t1=3.0, lr=0.1, b1=0.8, b2=0.99, eps=1e-6)
 
 
-def _adam(grad, extra=None, z_shape=(2,) + SHAPE):
-    """One Adam update of a [4, 3] parameter written out term by term, as the optimizer
-    builds it (``grad(x)`` the gradient it uses for the first moment; the second moment
-    always reads ``x * x``); ``extra(p, m, v, z)``, if given, gives further outputs (one
-    value or a tuple) computed before the update."""
-    t = F64[SHAPE]
+def _adam(grad, extra=None, z_shape=(2,) + SHAPE, shape=SHAPE, weight=lambda b1: 1.0 - b1):
+    """One Adam update of a parameter (of ``shape``) written out term by term, as the
+    optimizer builds it (``grad(x)`` the gradient it uses for the first moment; the second
+    moment always reads ``x * x``); ``extra(p, m, v, z)``, if given, gives further outputs
+    (one value or a tuple) computed before the update. ``weight(b1)``: the gradient's weight in
+    the first moment (Adam's is ``1 - b1``)."""
+    t = F64[shape]
 
     def bc(s):
-        return s.broadcast(*SHAPE)
+        return s.broadcast(*shape)
 
     @cg.trace(t, t, t, t, F64[z_shape], S, S, S, S, S)
     def f(p, m, v, x, z, t1, lr, b1, b2, eps):
         more = () if extra is None else extra(p, m, v, z)
         outs = list(more) if isinstance(more, tuple) else [more]
-        m1 = bc(b1) * m + bc(1.0 - b1) * grad(x)
+        m1 = bc(b1) * m + bc(weight(b1)) * grad(x)
         v1 = bc(b2) * v + bc(1.0 - b2) * (x * x)
         c1 = 1.0 - O.exp(t1 * O.log(b1))
         c2 = O.sqrt(1.0 - O.exp(t1 * O.log(b2)))
@@ -82,16 +83,19 @@ def _adam(grad, extra=None, z_shape=(2,) + SHAPE):
     return f
 
 
-def _adam_args(seed=0, z_shape=(2,) + SHAPE):
+WRITERS = [torch_backend.program_module, torch_backend.graph_module]
+
+
+def _adam_args(seed=0, z_shape=(2,) + SHAPE, shape=SHAPE):
     rng = np.random.default_rng(seed)
-    p, m, x = (rng.standard_normal(SHAPE) for _ in range(3))
-    v = rng.random(SHAPE)
+    p, m, x = (rng.standard_normal(shape) for _ in range(3))
+    v = rng.random(shape)
     z = rng.standard_normal(z_shape)
     return [p, m, v, x, z] + [np.array(h) for h in HYPER.values()]
 
 
-def _adam_by_hand(p, m, v, g, t1, lr, b1, b2, eps):
-    m1 = b1 * m + (1 - b1) * g
+def _adam_by_hand(p, m, v, g, t1, lr, b1, b2, eps, weight=lambda b1: 1.0 - b1):
+    m1 = b1 * m + weight(b1) * g
     v1 = b2 * v + (1 - b2) * g * g
     return p - lr / (1 - b1 ** t1) * m1 / (np.sqrt(v1) / np.sqrt(1 - b2 ** t1) + eps), m1, v1
 
@@ -103,6 +107,8 @@ def test_a_hand_written_adam_update_is_one_fused_kernel_on_both_writers(grad, si
     the unfused graph, numpy and the update computed by hand (float64)."""
     prog = prepare(_adam(grad))
     assert _fused_names(prog) == ["fused:adam"]
+    # not in place unless asked (donate=True)
+    assert [i.op.overwrites for i in torch_fusion.fuse(prog).instrs if isinstance(i.op, torch_fusion.FusedOp)] == [()]
     args = _adam_args()
     p, m, v, x, z, *h = args
     want = _adam_by_hand(p, m, v, sign * x, *h)
@@ -131,6 +137,65 @@ def test_a_first_moment_of_another_function_of_the_gradient_is_not_fused():
     _assert_same(compile_numpy(prog)(*args), [p1, m1, v1])
 
 
+@pytest.mark.parametrize("weight, fused", [(lambda b1: 1.0 - b1, True), (lambda b1: 2.0 - b1, False),
+                                       (lambda b1: b1 - 1.0, False)], ids=["1-b1", "2-b1", "b1-1"])
+def test_adam_is_fused_only_with_its_own_constants_in_their_own_order(weight, fused):
+    """The first moment ``b1 m + w x`` is Adam's for ``w = 1 - b1`` only: not with another
+    constant (2 - b1), nor with the operands of the (non-commutative) subtraction swapped."""
+    prog = prepare(_adam(lambda x: x, weight=weight))
+    assert _fused_names(prog) == (["fused:adam"] if fused else [])
+    args = _adam_args(5)
+    p, m, v, x, z, *h = args
+    want = _adam_by_hand(p, m, v, x, *h, weight=weight)
+    for writer in WRITERS:
+        _assert_same(_run(writer(prog), args), want)
+
+
+def test_adam_of_a_scalar_parameter_is_fused():
+    """A 0-d parameter: nothing is broadcast (the pattern's broadcasts match the values
+    themselves), and the update is still the one fused kernel."""
+    prog = prepare(_adam(lambda x: x, shape=()))
+    assert "broadcast" not in [i.op.name for i in prog.instrs]
+    assert _fused_names(prog) == ["fused:adam"]
+    args = _adam_args(6, shape=())
+    p, m, v, x, z, *h = args
+    for writer in WRITERS:
+        mod = writer(prog)
+        assert "_fused_adam.default(" in _fx_code(mod)
+        _assert_same(_run(mod, args), _adam_by_hand(p, m, v, x, *h))
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_an_update_whose_moment_is_read_before_the_update_ends_is_not_fused(writer):
+    """m' is made early in the update; a reader of m' placed before the update's last
+    instruction would find no value if the update became one instruction there."""
+    prog = prepare(_adam(lambda x: x))
+    _last_update_last(prog)
+    m1, s = prog.outputs[1], len(prog.types)
+    prog.types.append(prog.types[m1])
+    prog.instrs.insert(len(prog.instrs) - 1, Instr(O.sin.prim.op(cg.Ob(prog.types[m1])), (m1,), (s,)))
+    prog.outputs.append(s)
+    assert _fused_names(prog) == []
+    args = _adam_args(7)
+    p, m, v, x, z, *h = args
+    want = _adam_by_hand(p, m, v, x, *h)
+    _assert_same(_run(writer(prog), args), [*want, np.sin(want[1])])
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_product_of_three_plus_a_bias_is_not_a_dense_layer(writer):
+    """``x W U + b`` as one three-operand einsum has the shape of ``x @ W + b`` but is not it."""
+    @cg.trace(F64[(5, 4)], F64[(4, 3)], F64[(3, 2)], F64[(2,)])
+    def f(x, w, u, b):
+        return O.einsum(x, w, u, spec="ab,bc,cd->ad") + b.broadcast(5, 2)
+
+    prog = prepare(f)
+    assert _fused_names(prog) == _fused_names(prog, cpu=True) == []
+    rng = np.random.default_rng(8)
+    args = [rng.standard_normal(s) for s in ((5, 4), (4, 3), (3, 2), (2,))]
+    _assert_same(_run(writer(prog), args), [args[0] @ args[1] @ args[2] + args[3]])
+
+
 def _deep(z):
     return O.sin(O.tanh(O.sin(O.tanh(z))))
 
@@ -154,9 +219,6 @@ def _check_donated(prog, writer, args, want):
     _assert_same([o.numpy() for o in got], want)
     for k in range(3):  # p, m and v hold p', m' and v'
         assert torch.equal(ts[k], got[k])
-
-
-WRITERS = [torch_backend.program_module, torch_backend.graph_module]
 
 
 #: How the deep reader reads the value: (the shape of z, the value as read in catgrad, in numpy).
@@ -219,6 +281,27 @@ def test_a_donated_adam_waits_for_the_deepest_reader_not_the_last_one(writer):
     args = _adam_args(3, SHAPE)
     p, m, v, x, z, *h = args
     _check_donated(prog, writer, args, [*_adam_by_hand(p, m, v, x, *h), _deep_np(z) + m, 3.0 * m])
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("rows", [2, "B"])
+def test_the_torch_writers_group_same_depth_ops_only_where_torch_has_a_multi_tensor_form(writer, rows):
+    """A program as lowered (no passes): the constant 2.0 is an instruction with no inputs
+    (depth 0 in the schedule; made once as a buffer, or per call where its shape is the
+    batch's). sin(a) and sin(b) are independent, at one depth: one ``_foreach_sin`` call.
+    relu(a) and relu(b) are too, but relu has no multi-tensor form: two calls. All equal
+    numpy's numbers."""
+    @cg.trace(F64[(rows, 3)], F64[(rows, 3)])
+    def f(a, b):
+        return O.relu(a) * 2.0, O.relu(b), O.sin(a), O.sin(b)
+
+    prog = lower(f)
+    assert "constant" in [i.op.name for i in prog.instrs]
+    mod = writer(prog)
+    code = _fx_code(mod)
+    assert code.count("_foreach_sin(") == 1 and code.count("relu(") == 2, code
+    args = [np.linspace(-1, 1, 6).reshape(2, 3), np.linspace(2, -3, 6).reshape(2, 3)]
+    _assert_same(_run(mod, args), cg.evaluate(f, *args))
 
 
 # -- the other fusion patterns, and programs that only look like them ----------------------------

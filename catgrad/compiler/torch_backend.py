@@ -139,7 +139,12 @@ def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProg
     env = {v: fx.Proxy(graph.placeholder(names[v]), tracer) for v in prog.inputs}
     for v in _buffers(prog, root, names):
         env[v] = fx.Proxy(graph.get_attr(names[v]), tracer)
-    _lower(prog, env, foreach, lambda fn, lists: fn(*lists))
+
+    def held(v, t):  # made from no input (a constant op): a buffer, as the program's constants
+        root.register_buffer(names[v], t)
+        return fx.Proxy(graph.get_attr(names[v]), tracer)
+
+    _lower(prog, env, foreach, lambda fn, lists: fn(*lists), held)
     outs = tuple(env[v].node if isinstance(env[v], fx.Proxy) else env[v] for v in prog.outputs)
     graph.output(outs)
     graph.lint()
@@ -366,10 +371,12 @@ def _buffers(prog: Program, root: torch.nn.Module, names: dict) -> list:
     return out
 
 
-def _lower(prog: Program, env: dict, foreach: bool, many) -> None:
+def _lower(prog: Program, env: dict, foreach: bool, many, held=None) -> None:
     """Run the torch rule of every instruction on the stand-ins in ``env`` (value ->
     fx proxy or recorded value; the inputs and constants on entry, every value on
-    return). ``many(fn, lists)`` makes one multi-tensor call of a foreach group."""
+    return). ``many(fn, lists)`` makes one multi-tensor call of a foreach group;
+    ``held(value, tensor)``, if given, is the stand-in for a tensor a rule computed
+    from no stand-in (fx would otherwise write the tensor's repr into the code)."""
     binding = _Sizes({d: (env[v], k) for v in reversed(prog.inputs)
                       for k, d in enumerate(prog.types[v].shape) if isinstance(d, str)})
     implicit = implicit_broadcasts(prog)
@@ -396,7 +403,7 @@ def _lower(prog: Program, env: dict, foreach: bool, many) -> None:
         elif isinstance(res, (fx.Proxy, _Var)):
             res = [res[k] for k in range(len(ins.outs))]
         for o, r in zip(ins.outs, res):
-            env[o] = r
+            env[o] = held(o, r) if held is not None and isinstance(r, torch.Tensor) else r
 
 
 class _Sizes(dict):
