@@ -404,15 +404,66 @@ def test_a_dense_layer_whose_product_is_read_elsewhere_is_not_fused():
     _assert_same(_run(torch_backend.graph_module(prog), args), compile_numpy(prog)(*args))
 
 
-@pytest.mark.parametrize("cols, narrow", [(2, True), (15, True), (16, False), (1, False)])
-def test_narrow_products_have_two_to_fifteen_columns(cols, narrow):
-    """On CPU a float64 product ``[20, 30] @ [30, cols]`` runs transposed exactly for
-    ``2 <= cols < 16`` (``fused:narrow_matmul``), and equals numpy either way."""
-    f = O.einsum(F64[20, 30], F64[30, cols], spec="ab,bc->ac")
+#: Sums that look like ``x @ W + b`` but are not a dense layer: (the program, its inputs' shapes, numpy).
+NOT_DENSE = {
+    "a bias of one entry": (lambda x, w, b: x @ w + b.broadcast(20, 3), ((20, 4), (4, 3), (1,)),
+                            lambda x, w, b: x @ w + b),
+    "a full square addend": (lambda x, w, c: c + x @ w, ((5, 4), (4, 5), (5, 5)), lambda x, w, c: c + x @ w),
+    "a full addend first": (lambda x, w, c: c + x @ w, ((20, 4), (4, 3), (20, 3)), lambda x, w, c: c + x @ w),
+    "a transposed weight": (lambda x, w, b: O.einsum(x, w, spec="ab,cb->ac") + b.broadcast(20, 3),
+                            ((20, 4), (3, 4), (3,)), lambda x, w, b: x @ w.T + b),
+}
+
+
+@pytest.mark.parametrize("dtype", [cg.f32, F64])
+@pytest.mark.parametrize("case", list(NOT_DENSE))
+def test_sums_that_are_not_a_dense_layer_are_not_fused_as_one(case, dtype):
+    """Not ``affine``, on CPU (the oneDNN and transposed kernels, which take only a
+    bias of the output's width) or elsewhere; the numbers are numpy's."""
+    fn, shapes, ref = NOT_DENSE[case]
+    prog = prepare(cg.trace(*(dtype[s] for s in shapes))(fn))
+    assert "fused:affine" not in _fused_names(prog) + _fused_names(prog, cpu=True)
+    rng = np.random.default_rng(9)
+    args = [rng.standard_normal(s).astype(dtype.numpy) for s in shapes]
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == cg.f32 else {}
+    for mod in (torch_backend.program_module(prog), torch_backend.program_module(prog, cpu=True)):
+        got = mod(*[torch.as_tensor(a) for a in args])
+        _assert_same([got[0].numpy()], [ref(*args)], **tol)
+
+
+@pytest.mark.parametrize("relu_first", [True, False])
+def test_r_of_relu_reads_the_forwards_relu_where_it_is_made_before(relu_first):
+    """The fused R of relu reads ``relu(z)`` instead of ``z`` when the forward pass made it
+    before (as torch's autograd does, so that ``z`` is free once relu has read it), and
+    ``z`` when relu(z) comes only after the fused instruction's place."""
+    step = prepare(cg.R(_dense_relu_dense()))  # (relu is scheduled after R of relu)
+    k = next(j for j, ins in enumerate(step.instrs) if ins.op.name == "relu")
+    relu = step.instrs[k]
+    mul = next(j for j, ins in enumerate(step.instrs) if ins.op.name == "mul")
+    assert mul < k
+    if relu_first:
+        z_at = next(j for j, ins in enumerate(step.instrs) if ins.outs[0] == relu.ins[0])
+        step.instrs.insert(z_at + 1, step.instrs.pop(k))
+    fused = torch_fusion.fuse(step)
+    made_by = {o: ins for ins in fused.instrs for o in ins.outs}
+    (rd,) = [i for i in fused.instrs if repr(i.op) == "fused:relu_rd"]
+    assert rd.ins[1] == (relu.outs[0] if relu_first else relu.ins[0])
+    rng = np.random.default_rng(10)
+    args = [rng.standard_normal(s) for s in ((5, 7), (7,), (7, 3), (3,), (6, 5), (6, 3))]
+    _assert_same(_run(torch_backend.program_module(step), args), compile_numpy(step)(*args))
+
+
+@pytest.mark.parametrize("rows, cols, narrow", [(20, 2, True), (20, 15, True), (20, 16, False), (20, 1, False),
+                                              (16, 4, True), (15, 4, False)])
+def test_narrow_products_have_two_to_fifteen_columns(rows, cols, narrow):
+    """On CPU a float64 product ``[rows, 30] @ [30, cols]`` runs transposed exactly for
+    ``2 <= cols < 16`` and at least 16 rows (``fused:narrow_matmul``), and equals numpy
+    either way."""
+    f = O.einsum(F64[rows, 30], F64[30, cols], spec="ab,bc->ac")
     prog = prepare(f)
     assert _fused_names(prog, cpu=True) == (["fused:narrow_matmul"] if narrow else [])
     rng = np.random.default_rng(cols)
-    args = [rng.standard_normal((20, 30)), rng.standard_normal((30, cols))]
+    args = [rng.standard_normal((rows, 30)), rng.standard_normal((30, cols))]
     _assert_same(_run(torch_backend.graph_module(prog, cpu=True), args), [args[0] @ args[1]])
 
 
@@ -459,6 +510,45 @@ def test_the_source_writer_names_non_finite_numbers_and_objects_it_cannot_write_
     for got, want in zip(scope["f"](x), rule(x)):
         assert got.dtype == want.dtype and torch.equal(got.isnan(), want.isnan())
         assert torch.equal(torch.nan_to_num(got), torch.nan_to_num(want))
+
+
+def test_the_source_writer_names_its_globals_after_what_they_are():
+    """A global is named after the object's ``__name__`` or, without one, its type, in
+    letters, digits and inner underscores (``g`` when nothing is left), numbered."""
+    def ___():
+        pass
+
+    def _X_ray_():
+        pass
+
+    src = torch_backend._Source()
+    objs = [torch.float32, float("inf"), torch.add, lambda: 0, ___, _X_ray_]
+    assert [src.glob(o) for o in objs] == ["dtype_g0", "float_g1", "add_g2", "lambda_g3", "g_g4", "X_ray_g5"]
+    assert src.glob(torch.add) == "add_g2" and src.globals["lambda_g3"] is objs[3]
+
+
+def test_the_recorder_writes_down_calls_attributes_and_keyword_arguments():
+    """A recorded value: its dunder lookups fail as on any object without them (numpy and
+    hasattr probe those); a torch function given it only by keyword is still written down;
+    an attribute torch tensors do not have (a field of a returned tuple, say) is read."""
+    src = torch_backend._Source()
+    x = torch_backend._Var(src, "x")
+    with pytest.raises(AttributeError) as e:
+        x.__array_interface__
+    assert str(e.value) == "__array_interface__"
+    assert not hasattr(x, "__array__")
+    y = torch.add(torch.ones(3, dtype=torch.float64), other=x)
+    field = y.some_field
+    assert src.lines[-1] == f"    {field._name} = {y._name}.some_field"
+    scope = dict(src.globals)
+    exec("def f(x):\n" + "\n".join(src.lines[:-1]) + f"\n    return {y._name}\n", scope)
+    assert torch.equal(scope["f"](torch.arange(3.0, dtype=torch.float64)), torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+
+
+def test_a_name_nothing_reads_is_freed_where_it_is_made():
+    lines = ["    a = f(x)", "    b = g(x)", "    c = h(a)"]
+    assert torch_backend._free_after_last_use(lines, "c") == [
+        "    a = f(x)", "    b = g(x)", "    del b", "    c = h(a)", "    del a"]
 
 
 def test_freeing_reads_only_the_right_hand_side_of_each_line():
