@@ -159,7 +159,7 @@ def test_signature_repr_and_graph_module():
     assert sig == {
         "params": {"l2.W": "f64[4, 2]", "l2.b": "f64[2]", "l1.W": "f64[3, 4]", "l1.b": "f64[4]"},
         "opt_state": {k: t for k, t in sig["opt_state"].items()},
-        "optimizer": repr(step.optimizer),
+        "optimizer": "momentum(lr=0.1, gamma=0.5, dampening=0)",
         "input": "f64[B, 3]",
         "output": "f64[B, 2]",
     }
@@ -226,3 +226,52 @@ def test_init_depends_on_the_seed_only():
     ref = mlp().init(1)
     for name, v in zip(mlp().names, ref):
         np.testing.assert_array_equal(a.params[name], v)
+
+
+def test_the_step_keeps_the_optimizer_it_was_given_and_whether_it_donates():
+    opt = cg.optim.adam(lr=0.01)
+    step = cg.compile(mlp(), loss="mse", optimizer=opt)
+    assert step.optimizer is opt and step.donates is False
+    donating = cg.compile(mlp(), loss="mse", optimizer=opt, donate=True)
+    assert donating.donates is True and donating.donating() is donating
+
+
+def test_a_backend_that_cannot_donate_has_no_donating_twin():
+    from test_circuit_rda import RDA
+
+    step = cg.compile(RDA["iris3"], loss="xor", optimizer="gradient_update()", backend="circuit")
+    assert step.donating() is None
+    assert cg.compile(mlp(), loss="mse").donating().donates is True
+
+
+def test_the_programs_name_their_inputs_and_the_prediction_keeps_the_backend_options():
+    """The step's program takes ``p_<param>, s_<state>, x, y``; the prediction's takes the
+    parameters and ``x``, with the options the step was compiled with."""
+    step = cg.compile(mlp(), loss="mse", optimizer="momentum(lr=0.1)", reuse=False)
+    assert step._run.input_names == [f"p_{n}" for n in step.param_names] + [f"s_{k}" for k in step.opt_keys] + ["x", "y"]
+    assert step._run.reuse is False
+    step.predict(step.init(0), batch()[0])
+    assert step._predict.input_names == [f"p_{n}" for n in step.param_names] + ["x"]
+    assert step._predict.reuse is False
+
+
+def test_a_distributed_step_averages_gradients_over_the_world(monkeypatch):
+    """``distributed=True`` puts one all_reduce into the step, for the world size the
+    process group reports, and the step shards its batch by it (here a world of 2
+    stands in for a process group, which a test in one process does not have)."""
+    import catgrad.compiler.compiled_step as cs
+
+    monkeypatch.setattr(cs, "_world_size", lambda backend: 2)
+    step = cg.compile(mlp(), loss="mse", backend="torch", distributed=True)
+    assert step.world_size == 2
+    assert [b.prim.name for b, *_ in step.diagram.graph.boxes].count("all_reduce") == 1
+    plain = cg.compile(mlp(), loss="mse", backend="torch")
+    assert plain.world_size is None and "all_reduce" not in [b.prim.name for b, *_ in plain.diagram.graph.boxes]
+
+
+def test_a_stateful_model_runs_in_train_or_eval_mode_only():
+    m = loads("import nn\ndef f : f64[B, 3] -> f64[B, 3] = nn.batchnorm[3]\n", "<test>")["f"]
+    assert m.forward("eval").body != m.forward("train").body
+    with pytest.raises(cg.CatgradError) as e:
+        m.forward("evaluate")
+    assert str(e.value) == "a stateful model runs in mode 'train' or 'eval', got 'evaluate'"

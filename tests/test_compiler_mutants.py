@@ -20,7 +20,8 @@ import pytest
 import torch
 
 import catgrad as cg
-from catgrad.compiler import Instr, Program, compile_numpy, lower, prepare, torch_backend, torch_export, torch_fusion
+from catgrad.compiler import Instr, Program, compile_numpy, lower, numpy_backend, prepare, torch_backend, torch_export, torch_fusion
+from catgrad.compiler.numpy_backend import NumpyProgram
 from catgrad.ops.convolution import geometry
 from test_buffers_order import _block_bytes, _order
 from test_buffers_plan import check, predicates
@@ -641,6 +642,58 @@ def test_arrays_of_the_declared_dtypes_are_not_converted():
 
     run._convert = no_conversion
     _assert_same(run(*args), want, rtol=0, atol=0)
+    # other dtypes: float32 and integer inputs, passed as arrays of those dtypes
+    @cg.trace(cg.f32[3], cg.i64[3])
+    def g(x, k):
+        return (x * O.cast(k, dtype=cg.f32),)
+
+    run = compile_numpy(g)
+    run._convert = no_conversion
+    got = run(np.array([1.5, 2.0, -1.0], np.float32), np.array([2, 3, 4]))[0]
+    assert got.dtype == np.float32 and got.tolist() == [3.0, 6.0, -4.0]
+
+
+def test_a_numpy_program_made_directly_optimizes_and_reuses_buffers_by_default():
+    """``NumpyProgram(program)`` and ``generate`` default to the passes and to planned
+    buffers; ``compile_numpy(..., passes=False)`` runs the program as given."""
+    @cg.trace(F64[4, 3])
+    def f(x):
+        return (O.sin(O.exp(x) * 2.0) + 1.0,)
+
+    prog = lower(f)
+    assert "constant" in [i.op.name for i in prog.instrs]
+    fn = NumpyProgram(prog).specialise(((4, 3),))
+    assert "constant" not in [i.op.name for i in fn.program.instrs] and "buffer(s) in one block" in fn.source
+    assert "buffer(s) in one block" in numpy_backend.generate(prog, {}).source
+    raw = compile_numpy(prog, passes=False).specialise(((4, 3),))
+    assert [i.op.name for i in raw.program.instrs] == [i.op.name for i in prog.instrs]
+    x = np.linspace(-1, 1, 12).reshape(4, 3)
+    _assert_same(raw(x), [np.sin(np.exp(x) * 2.0) + 1.0])
+
+
+def test_a_broadcast_returned_in_a_donated_input_is_copied_into_it():
+    """A vector broadcast to a matrix, returned where the matrix input is donated: numpy
+    copies it into the caller's array, which the call hands back."""
+    @cg.trace(F64[2, 3], F64[3])
+    def f(w, b):
+        return (b.broadcast(2, 3),)
+
+    run = compile_numpy(f, donate={0: 0})
+    w, b = np.zeros((2, 3)), np.array([1.0, 2.0, 3.0])
+    (got,) = run(w, b)
+    assert got is w and got.tolist() == [[1.0, 2.0, 3.0]] * 2
+
+
+def test_equal_entry_constants_become_single_numbers_whatever_comes_before_them():
+    """Each folded constant is looked at on its own: a 0-d one and one of varied entries
+    before it do not stop a constant of equal entries (read elementwise with an array of
+    the full shape) from being passed as one number."""
+    t = F64[2, 2]
+    prog = Program([F64[()], t, t, t, t, t], [3], [5], [], {0: np.array(2.0), 1: np.array([[1.0, 2.0], [3.0, 4.0]]),
+                                                          2: np.full((2, 2), 0.5)})
+    prog.instrs = [Instr(O.mul.prim.op(cg.Ob(t, t)), (3, 1), (4,)), Instr(O.add.prim.op(cg.Ob(t, t)), (4, 2), (5,))]
+    scalars = numpy_backend._scalar_consts(prog)
+    assert list(scalars) == [2] and scalars[2].shape == () and scalars[2] == 0.5
 
 
 def test_a_diagram_given_to_compile_numpy_is_optimized_once_there():

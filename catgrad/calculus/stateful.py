@@ -33,7 +33,7 @@ import numpy as np
 from ..core.diagram import Diagram, build
 from ..core.retype import retype
 from ..core.types import Ob, i64
-from ..errors import CatgradTypeError
+from ..errors import CatgradError, CatgradTypeError
 from ..init import key as key_init
 from .para import Para, Param
 
@@ -89,7 +89,10 @@ class Stateful:
         return [p.initial(rng) for p in self.state]
 
     def forward(self, mode: str = "train") -> Para:
-        """The model in ``mode`` as a Para ``P x (S x A) -> B`` (the new state discarded)."""
+        """The model in ``mode`` (``"train"`` or ``"eval"``) as a Para ``P x (S x A) -> B``
+        (the new state discarded)."""
+        if mode not in ("train", "eval"):
+            raise CatgradError(f"a stateful model runs in mode 'train' or 'eval', got {mode!r}")
         d = self.train if mode == "train" else self.eval
         b = len(self.cod)
         return Para(self.params, build(d.dom, lambda bl, ins: bl.call(d, ins)[:b]))
