@@ -145,7 +145,7 @@ def graph_module(prog: Program, input_names=None, class_name: str = "CatgradProg
         return fx.Proxy(graph.get_attr(names[v]), tracer)
 
     _lower(prog, env, foreach, lambda fn, lists: fn(*lists), held)
-    outs = tuple(env[v].node if isinstance(env[v], fx.Proxy) else env[v] for v in prog.outputs)
+    outs = tuple(env[v].node for v in prog.outputs)  # (every value is a proxy: see held)
     graph.output(outs)
     graph.lint()
     return fx.GraphModule(root, graph, class_name=class_name)

@@ -264,9 +264,7 @@ def _adam(m: _Matcher, j: int):
         return None
     if not m.match(_ADAM_V, env["V1"], env, covered):
         return None
-    p_t = m.prog.types[env["P"]]
-    if not p_t.dtype.is_float or any(m.prog.types[env[k]] != p_t for k in ("M", "V", "X", "M1", "V1")):
-        return None
+    # (P, M, V, X, M1 and V1 share one float type: the elementwise ops' type rules see to that)
     if any(m.prog.types[env[k]].shape != () for k in ("LR", "B1", "B2", "EPS", "T1")):
         return None
     P, M, V, X, T1 = (env[k] for k in ("P", "M", "V", "X", "T1"))
