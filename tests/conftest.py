@@ -28,11 +28,24 @@ def pytest_configure(config):
     """Under mutmut, each mutant's tests run in a process forked from one that has already
     imported catgrad and the test modules, so work done at import time (the rule tables,
     the samples, cached ops) is the unmutated code's. Forgetting those modules makes this
-    session import them again with the mutant active; numpy and torch stay loaded."""
-    if os.environ.get("MUTANT_UNDER_TEST") and "catgrad" in sys.modules:
-        here = os.path.dirname(os.path.abspath(__file__))
-        for name, mod in list(sys.modules.items()):
-            path = getattr(mod, "__file__", None) or ""
-            ours = name == "catgrad" or name.startswith("catgrad.")
-            if ours or (path.startswith(here + os.sep) and os.path.basename(path) != "conftest.py"):
-                del sys.modules[name]
+    session import them again with the mutant active; numpy and torch stay loaded.
+
+    ``CATGRAD_MUTATION=calls``: the mutated code runs only when called (the compiler, the
+    optimizers), so only what the parent cached is forgotten (the torch modules built
+    per program, the ops made per type): much faster than importing again."""
+    if not os.environ.get("MUTANT_UNDER_TEST") or "catgrad" not in sys.modules:
+        return
+    if os.environ.get("CATGRAD_MUTATION") == "calls":
+        torch_backend = sys.modules.get("catgrad.compiler.torch_backend")
+        if torch_backend is not None:
+            torch_backend._CACHE.clear()
+        primitive = sys.modules["catgrad.core.primitive"]
+        primitive._OPS.clear()
+        primitive._rule_params.cache_clear()
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name, mod in list(sys.modules.items()):
+        path = getattr(mod, "__file__", None) or ""
+        ours = name == "catgrad" or name.startswith("catgrad.")
+        if ours or (path.startswith(here + os.sep) and os.path.basename(path) != "conftest.py"):
+            del sys.modules[name]
