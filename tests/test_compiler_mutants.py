@@ -594,6 +594,31 @@ def test_the_fx_fallback_keeps_the_cpu_kernel_choices(monkeypatch):
     _assert_same(_run(fallback, args), _run(written, args), rtol=0, atol=0)
 
 
+def test_the_fx_fallback_keeps_the_input_names_the_groups_and_donation(monkeypatch):
+    """The fallback gets every option the writer was given: the input names, grouping
+    independent ops of one kind (the two exps), in-place updates (donate=True)."""
+    prog = prepare(_adam(lambda x: x, extra=lambda p, m, v, z: (O.exp(O.sin(z)), O.exp(O.cos(z)))))
+    _last_update_last(prog)
+    real_bind = torch_backend.bind
+
+    def branching_bind(op, backend, binding):  # cos's rule branches on its (traced) input
+        rule = real_bind(op, backend, binding)
+        if op.name != "cos":
+            return rule
+        return lambda x: rule(x) if isinstance(x, torch.fx.Proxy) or bool(x.new_ones(())) else None
+
+    monkeypatch.setattr(torch_backend, "bind", branching_bind)
+    names = ["P", "M", "V", "X", "Z", "T1", "LR", "B1", "B2", "EPS"]
+    fallback = torch_backend.program_module(prog, input_names=names, donate=True)
+    monkeypatch.undo()
+    assert isinstance(fallback, torch.fx.GraphModule)
+    assert fallback.code.lstrip().startswith("def forward(self, p, m, v, x, z, t1, lr, b1, b2, eps):")
+    assert "_foreach_exp(" in fallback.code and "_fused_adam_(" in fallback.code
+    args = _adam_args(12)
+    p, m, v, x, z, *h = args
+    _assert_same(_run(fallback, args), [*_adam_by_hand(p, m, v, x, *h), np.exp(np.sin(z)), np.exp(np.cos(z))])
+
+
 def test_the_torch_program_on_cpu_runs_narrow_products_transposed():
     f = O.einsum(F64["B", 30], F64[30, 10], spec="ab,bc->ac")
     run = torch_backend.compile_torch(f)

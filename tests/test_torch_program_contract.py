@@ -76,3 +76,59 @@ def test_the_module_class_is_named_catgrad_program_by_default():
     prog = prepare(cg.trace(cg.f64[2])(lambda x: O.sin(x)))
     assert type(torch_backend.program_module(prog)).__name__ == "CatgradProgram"
     assert type(torch_backend.graph_module(prog)).__name__ == "CatgradProgram"
+
+
+def test_the_class_is_named_as_asked_and_catgrad_program_by_default():
+    f = cg.trace(cg.f64[2])(lambda x: O.sin(x))
+    assert type(compile_torch(f).module).__name__ == "CatgradProgram"
+    assert type(compile_torch(f, class_name="Mine").module).__name__ == "Mine"
+
+
+def test_compile_torch_optimizes_a_diagram_unless_told_not_to():
+    f = cg.trace(cg.f64[3])(lambda x: O.sin(x) * 2.0)
+    assert "constant" not in [i.op.name for i in compile_torch(f).program.instrs]
+    raw = compile_torch(f, passes=False)
+    assert "constant" in [i.op.name for i in raw.program.instrs]
+    np.testing.assert_array_equal(raw(np.arange(3.0))[0].numpy(), np.sin(np.arange(3.0)) * 2.0)
+
+
+def test_programs_differing_only_in_a_constant_do_not_share_a_module():
+    two = compile_torch(cg.trace(cg.f64[3])(lambda x: x * 2.0))
+    three = compile_torch(cg.trace(cg.f64[3])(lambda x: x * 3.0))
+    assert torch_backend.structural_key(two.program) != torch_backend.structural_key(three.program)
+    assert two(np.ones(3))[0].tolist() == [2.0] * 3 and three(np.ones(3))[0].tolist() == [3.0] * 3
+
+
+def test_constants_are_held_in_their_wires_dtype_bfloat16_too():
+    """numpy has no bfloat16: a constant of a bf16 wire is made in float32, and the
+    module's buffer holds it as bfloat16, so the product stays bfloat16."""
+    f = cg.trace(cg.bf16[3])(lambda x: x * 2.5)
+    got = compile_torch(f)(torch.ones(3, dtype=torch.bfloat16))[0]
+    assert got.dtype == torch.bfloat16 and got.tolist() == [2.5] * 3
+
+
+def test_cuda_devices_are_checked_against_what_torch_sees(monkeypatch):
+    """With one CUDA device (torch made to report one, so that this runs anywhere):
+    ``cuda`` and ``cuda:0`` are accepted, ``cuda:1`` is refused with the count."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert torch_backend._device("cuda") == torch.device("cuda")
+    assert torch_backend._device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(cg.CatgradError) as e:
+        torch_backend._device("cuda:1")
+    assert str(e.value) == "device 'cuda:1' is not available: there are 1 CUDA devices"
+    with pytest.raises(cg.CatgradError, match=r"^device 'mps': the torch backend runs on cpu or cuda$"):
+        torch_backend._device("mps")
+
+
+def test_program_module_defaults_group_elementwise_ops_and_keep_the_plain_layouts():
+    """By default the module groups independent elementwise ops (``_foreach_*``) and does
+    not choose the CPU layouts (a narrow product stays one product, not transposed)."""
+    @cg.trace(cg.f64[20, 30], cg.f64[30, 4], cg.f64[3], cg.f64[3])
+    def f(x, w, a, b):
+        return x @ w, O.sin(a), O.sin(b)
+
+    prog = prepare(f)
+    code = torch_backend.program_module(prog).graph_module.code
+    assert "_foreach_sin" in code and "torch.t(" not in code
+    assert "torch.t(" in torch_backend.program_module(prog, cpu=True).graph_module.code
