@@ -166,6 +166,13 @@ def test_adam_of_a_scalar_parameter_is_fused():
         _assert_same(_run(mod, args), _adam_by_hand(p, m, v, x, *h))
 
 
+def test_a_fused_instructions_op_has_the_types_of_its_outputs():
+    prog = prepare(cg.R(_dense_relu_dense()))
+    for p in (torch_fusion.fuse(prog), torch_fusion.fuse(prepare(_adam(lambda x: x)), donate=True)):
+        fused = [i for i in p.instrs if isinstance(i.op, torch_fusion.FusedOp)]
+        assert fused and all(tuple(i.op.cod) == tuple(p.types[o] for o in i.outs) for i in fused)
+
+
 @pytest.mark.parametrize("writer", WRITERS)
 def test_an_update_whose_moment_is_read_before_the_update_ends_is_not_fused(writer):
     """m' is made early in the update; a reader of m' placed before the update's last

@@ -132,3 +132,9 @@ def test_program_module_defaults_group_elementwise_ops_and_keep_the_plain_layout
     code = torch_backend.program_module(prog).graph_module.code
     assert "_foreach_sin" in code and "torch.t(" not in code
     assert "torch.t(" in torch_backend.program_module(prog, cpu=True).graph_module.code
+    ungrouped = torch_backend.program_module(prog, foreach=False)
+    assert "_foreach" not in ungrouped.graph_module.code
+    args = [torch.ones(20, 30, dtype=torch.float64), torch.ones(30, 4, dtype=torch.float64), torch.zeros(3), torch.ones(3)]
+    args[2:] = [a.double() for a in args[2:]]
+    for got, want in zip(ungrouped(*args), torch_backend.program_module(prog)(*args)):
+        assert torch.equal(got, want)

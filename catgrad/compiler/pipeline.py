@@ -46,10 +46,10 @@ def _const_name(c) -> str | None:
     c = np.asarray(c)
     if c.size != 1:
         return None
-    v = c.reshape(()).item()
+    v = c.item()
     text = repr(float(v)) if isinstance(v, float) else str(int(v))
-    text = text.removesuffix(".0").replace("-", "neg").replace(".", "p").replace("+", "")
-    return "c_" + text if re.fullmatch(r"\w+", text) else None
+    # (a float's repr is digits, '.', 'e', '+', '-', 'inf' or 'nan': a name once these are replaced)
+    return "c_" + text.removesuffix(".0").replace("-", "neg").replace(".", "p").replace("+", "")
 
 
 def value_names(prog: Program, input_names=None) -> dict:
