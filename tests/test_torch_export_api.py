@@ -105,6 +105,8 @@ def test_export_has_a_batch_dimension_from_one_up_and_leaves_scalars_alone():
     m = cg.to_torch(model, {"w": np.array([1.0, 2.0, 3.0])})
     s = torch.tensor(2.0, dtype=torch.float64)
     ep = export_program(m, (torch.ones(4, 3, dtype=torch.float64), s))
+    # the program states its range (torch's module() runs a batch of 1 even when it says 2)
+    assert [(r.lower, str(r.upper)) for r in ep.range_constraints.values()] == [(1, "int_oo")]
     run = ep.module()
     for b in (1, 2, 7):
         np.testing.assert_array_equal(run(torch.ones(b, 3, dtype=torch.float64), s).detach().numpy(),

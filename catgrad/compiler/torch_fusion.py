@@ -404,9 +404,7 @@ def _relu_rd(m: _Matcher, j: int):
     out = m.prog.instrs[j].outs[0]
     if not m.match(_RELU_RD, out, env, covered):
         return None
-    DY, Z = env["DY"], env["Z"]
-    if not (m.prog.types[DY] == m.prog.types[Z] == m.prog.types[out] and m.prog.types[out].dtype.is_float):
-        return None
+    DY, Z = env["DY"], env["Z"]  # (of one float type: heaviside's and mul's type rules see to that)
     # relu(z) > 0 exactly where z > 0 (and both are NaN together): reading the forward's
     # relu(z) instead of z, as torch's autograd does, lets z be freed after the forward
     r = m.relu_of().get(Z)
