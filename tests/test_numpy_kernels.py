@@ -312,7 +312,7 @@ def test_a_kernel_takes_out_exactly_when_it_is_marked_so():
     assert seen >= 40  # (a guard: the rule tables do mark their out-writing kernels)
 
 
-@pytest.mark.parametrize("shape,axes,fast", [((6, 4, 3), (1, 2), True), ((6, 8), (1,), True), ((6, 40), (1,), False),
+@pytest.mark.parametrize("shape,axes,fast", [((6, 4, 3), (1, 2), True), ((6, 4, 3), (2,), True), ((6, 8), (1,), True), ((6, 40), (1,), False),
                                              ((6, 4, 3), (0, 1), False), (("B", 4), (1,), True)])
 def test_a_sum_over_a_few_trailing_entries_is_a_matrix_vector_product(shape, axes, fast):
     """Summing 2-32 trailing entries (pooling windows) binds the matrix-vector kernel, which
@@ -323,7 +323,12 @@ def test_a_sum_over_a_few_trailing_entries_is_a_matrix_vector_product(shape, axe
     k = bind(PRIMITIVES["sum"].op(t, axes=axes), "numpy", {"B": 5})
     assert (getattr(k, "__name__", "") == "windows") == fast
     x = np.random.default_rng(0).standard_normal(tuple(5 if d == "B" else d for d in shape))
-    np.testing.assert_allclose(k(x), x.sum(axis=axes), rtol=1e-14, atol=1e-14)
+    want = x.sum(axis=axes)
+    np.testing.assert_allclose(k(x), want, rtol=1e-14, atol=1e-14)
+    # into a given out=: contiguous, every other entry of a larger array, rows of a wider one
+    for out in _outs_like(want):
+        assert k(x, out=out) is out
+        np.testing.assert_allclose(out, want, rtol=1e-14, atol=1e-14)
 
 
 @pytest.mark.parametrize("shape,axes", [((4, 3, 5, 2), (0, 2, 3)), ((4, 2, 3, 5), (0, 1, 3)), ((3, 4, 5), (0, 2))])
@@ -336,3 +341,38 @@ def test_a_sum_over_leading_and_trailing_axes_is_two_matrix_vector_products(shap
     assert k.__name__ == "outer_and_inner"
     x = np.random.default_rng(1).standard_normal(shape)
     np.testing.assert_allclose(k(x), x.sum(axis=axes), rtol=1e-14, atol=1e-14)
+
+
+def _outs_like(a):
+    """Arrays of ``a``'s shape and dtype to write into: a contiguous one, every other entry
+    of a larger array, and the rows of a wider array (no single stride walks those)."""
+    wide = a.shape[:-1] + (2 * a.shape[-1],)
+    return [np.empty_like(a), np.empty(wide, a.dtype)[..., ::2], np.empty(a.shape[:-1] + (a.shape[-1] + 1,), a.dtype)[..., :-1]]
+
+
+def test_a_kernel_writes_into_any_out_it_is_given_contiguous_or_not():
+    """Every kernel that takes ``out=`` writes its result there, whether ``out`` is a
+    contiguous array or a strided view (:func:`_outs_like`): the same numbers as without
+    ``out``, in ``out``. Checked for every primitive at every sample."""
+    from catgrad.compiler.numpy_backend import _writes_out
+    from catgrad.core.primitive import PRIMITIVES, bind
+    from test_conformance import _values
+
+    seen = 0
+    for name, prim in sorted(PRIMITIVES.items()):
+        for k, sample in enumerate(prim.samples()):
+            op = prim.op(sample.dom, **sample.attrs)
+            kernel = bind(op, "numpy", {"B": 3})
+            if isinstance(kernel, np.ufunc) or not _writes_out(kernel) or len(op.cod) != 1:
+                continue
+            rng = np.random.default_rng(k)
+            xs = [_values(rng, t, sample.domain) for t in op.dom]
+            want = np.asarray(kernel(*xs))
+            if want.ndim == 0:
+                continue
+            for out in _outs_like(want):
+                got = kernel(*xs, out=out)
+                assert got is out or np.shares_memory(got, out), (name, k)
+                np.testing.assert_array_equal(out, want, err_msg=f"{name} sample {k}")
+            seen += 1
+    assert seen >= 30
