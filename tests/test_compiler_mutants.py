@@ -553,6 +553,17 @@ def test_the_recorder_writes_down_calls_attributes_and_keyword_arguments():
     assert torch.equal(scope["f"](torch.arange(3.0, dtype=torch.float64)), torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
 
 
+def test_the_source_writer_writes_plain_values_as_literals():
+    """Arguments are written as Python literals where they are ones: numbers, strings,
+    None, booleans, lists, tuples (one-element ones with their comma) and dicts; a
+    recorded value by its name; anything else by a global's name."""
+    src = torch_backend._Source()
+    x = torch_backend._Var(src, "x")
+    assert src.ref([x, 2, 1.5, None, True, "s", (3,), (4, 5), {"k": x, 1: -0.5}]) == \
+        "[x, 2, 1.5, None, True, 's', (3,), (4, 5), {'k': x, 1: -0.5}]"
+    assert src.ref((x,)) == "(x,)" and src.ref(float("inf")) == "float_g0"
+
+
 def test_a_name_nothing_reads_is_freed_where_it_is_made():
     lines = ["    a = f(x)", "    b = g(x)", "    c = h(a)"]
     assert torch_backend._free_after_last_use(lines, "c") == [

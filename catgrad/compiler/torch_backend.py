@@ -170,7 +170,7 @@ class _Untraceable(Exception):
 class _Source:
     def __init__(self):
         self.lines: list = []
-        self.globals: dict = {"torch": torch}
+        self.globals: dict = {}  # (what the lines call, by the names glob gives)
         self._ids: dict = {}
         self._n = 0
 
