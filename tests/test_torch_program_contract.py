@@ -138,3 +138,20 @@ def test_program_module_defaults_group_elementwise_ops_and_keep_the_plain_layout
     args[2:] = [a.double() for a in args[2:]]
     for got, want in zip(ungrouped(*args), torch_backend.program_module(prog)(*args)):
         assert torch.equal(got, want)
+
+
+def test_a_torch_program_made_directly_has_the_documented_defaults():
+    """``TorchProgram(program)``: on cpu, grouped and fused, not donating, its module class
+    ``CatgradProgram``; programs that differ only in their input names get their own
+    modules, each naming its arguments."""
+    @cg.trace(cg.f64[3], cg.f64[3])
+    def f(a, b):
+        return O.sin(a), O.sin(b)
+
+    prog = prepare(f)
+    tp = torch_backend.TorchProgram(prog)
+    assert tp.device == torch.device("cpu") and tp.donate is False
+    assert type(tp.module).__name__ == "CatgradProgram" and "_foreach_sin" in tp.code
+    named = [torch_backend.TorchProgram(prog, input_names=n) for n in (["u", "v"], ["p", "q"])]
+    assert named[0].module is not named[1].module
+    assert "forward(self, u, v)" in named[0].code and "forward(self, p, q)" in named[1].code
