@@ -589,23 +589,31 @@ def test_input_names_reach_both_writers_lower_cased():
     assert [n.name for n in gm.graph.nodes if n.op == "placeholder"] == ["w1", "b1", "w2", "b2", "x"]
 
 
+def _through_fx(monkeypatch, prim: str, prog, **options):
+    """``program_module(prog, **options)`` where ``prim``'s rule branches on its traced
+    input, which the source writer cannot record: the module fx traces instead."""
+    real_bind = torch_backend.bind
+
+    def branching_bind(op, backend, binding):
+        rule = real_bind(op, backend, binding)
+        if op.name != prim:
+            return rule
+        return lambda x: rule(x) if isinstance(x, torch.fx.Proxy) or bool(x.new_ones(())) else None
+
+    monkeypatch.setattr(torch_backend, "bind", branching_bind)
+    fallback = torch_backend.program_module(prog, **options)
+    monkeypatch.undo()
+    assert isinstance(fallback, torch.fx.GraphModule)
+    return fallback
+
+
 def test_the_fx_fallback_keeps_the_cpu_kernel_choices(monkeypatch):
     """Where the source writer cannot record a rule, the module is traced by fx instead,
     with the same options: on CPU the narrow output layer ([B, 3]) is still a transposed
     addmm, and the results equal those of the written source."""
     prog = prepare(_dense_relu_dense())
-    real_bind = torch_backend.bind
-
-    def branching_bind(op, backend, binding):  # relu's rule branches on its (traced) input
-        rule = real_bind(op, backend, binding)
-        if op.name != "relu":
-            return rule
-        return lambda x: rule(x) if isinstance(x, torch.fx.Proxy) or bool(x.new_ones(())) else None
-
-    monkeypatch.setattr(torch_backend, "bind", branching_bind)
-    fallback = torch_backend.program_module(prog, cpu=True)
-    monkeypatch.undo()
-    assert isinstance(fallback, torch.fx.GraphModule) and "torch.unsqueeze(" in fallback.code
+    fallback = _through_fx(monkeypatch, "relu", prog, cpu=True)
+    assert "torch.unsqueeze(" in fallback.code
     written = torch_backend.program_module(prog, cpu=True)
     rng = np.random.default_rng(0)
     args = [rng.standard_normal(s) for s in ((5, 7), (7,), (7, 3), (3,), (6, 5))]
@@ -617,19 +625,8 @@ def test_the_fx_fallback_keeps_the_input_names_the_groups_and_donation(monkeypat
     independent ops of one kind (the two exps), in-place updates (donate=True)."""
     prog = prepare(_adam(lambda x: x, extra=lambda p, m, v, z: (O.exp(O.sin(z)), O.exp(O.cos(z)))))
     _last_update_last(prog)
-    real_bind = torch_backend.bind
-
-    def branching_bind(op, backend, binding):  # cos's rule branches on its (traced) input
-        rule = real_bind(op, backend, binding)
-        if op.name != "cos":
-            return rule
-        return lambda x: rule(x) if isinstance(x, torch.fx.Proxy) or bool(x.new_ones(())) else None
-
-    monkeypatch.setattr(torch_backend, "bind", branching_bind)
     names = ["P", "M", "V", "X", "Z", "T1", "LR", "B1", "B2", "EPS"]
-    fallback = torch_backend.program_module(prog, input_names=names, donate=True)
-    monkeypatch.undo()
-    assert isinstance(fallback, torch.fx.GraphModule)
+    fallback = _through_fx(monkeypatch, "cos", prog, input_names=names, donate=True)
     assert fallback.code.lstrip().startswith("def forward(self, p, m, v, x, z, t1, lr, b1, b2, eps):")
     assert "_foreach_exp(" in fallback.code and "_fused_adam_(" in fallback.code
     args = _adam_args(12)
