@@ -634,6 +634,22 @@ def test_the_fx_fallback_keeps_the_input_names_the_groups_and_donation(monkeypat
     _assert_same(_run(fallback, args), [*_adam_by_hand(p, m, v, x, *h), np.exp(np.sin(z)), np.exp(np.cos(z))])
 
 
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_rule_may_give_its_outputs_as_one_traced_value(writer, monkeypatch):
+    """A rule of several outputs may hand back one traced value (``torch.split``'s tuple,
+    recorded as one value or one fx proxy): the writers index it once per output."""
+    prog = prepare(cg.trace(F64[3])(lambda x: O.split(x, axis=0, sizes=(1, 2))))
+    real_bind = torch_backend.bind
+
+    def bind(op, backend, binding):
+        return (lambda x: torch.split(x, [1, 2], dim=0)) if op.name == "split" else real_bind(op, backend, binding)
+
+    monkeypatch.setattr(torch_backend, "bind", bind)
+    mod = writer(prog)
+    monkeypatch.undo()
+    assert [g.tolist() for g in _run(mod, [np.arange(3.0)])] == [[0.0], [1.0, 2.0]]
+
+
 def test_the_torch_program_on_cpu_runs_narrow_products_transposed():
     f = O.einsum(F64["B", 30], F64[30, 10], spec="ab,bc->ac")
     run = torch_backend.compile_torch(f)
