@@ -274,7 +274,8 @@ def _window_samples(op: str):
         out = [Sample(Ob(f64[2, 3, 7]), {"kernel": 3}),
                Sample(Ob(f64["B", 2, 6, 5]), {"kernel": (2, 3), "stride": (2, 1), "padding": (1, 0)}),
                Sample(Ob(f32[2, 1, 7, 6]), {"kernel": 2, "dilation": 2, "padding": 1, "stride": 2}),
-               Sample(Ob(f64[1, 2, 4, 3, 5]), {"kernel": (2, 2, 3), "stride": (1, 2, 1)})]
+               Sample(Ob(f64[1, 2, 4, 3, 5]), {"kernel": (2, 2, 3), "stride": (1, 2, 1)}),
+               Sample(Ob(f64[2, 2, 8]), {"kernel": 3, "stride": 2, "padding": 1})]  # (1-d, padded)
         if op == "fold":  # the windows of those inputs
             out = [Sample(Ob(unfold.prim.op(s.dom, **s.attrs).cod[0]),
                           {**s.attrs, "size": s.dom[0].shape[2:]}) for s in out]
