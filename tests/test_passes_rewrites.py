@@ -9,6 +9,7 @@ import pytest
 import catgrad as cg
 from catgrad.compiler import Instr, Program, compile_numpy, cse, dce, fold_constants, lower, optimize, \
     simplify_scales, simplify_signs
+from catgrad.compiler import prepare
 from catgrad.compiler.passes import schedule
 
 O = cg.ops
@@ -311,3 +312,19 @@ def test_doubling_reads_the_product_operand_as_rewritten():
     (ins,) = q.instrs
     assert ins.op.name == "mul" and q.inputs[0] in ins.ins
     same_numbers(q, f, np.random.default_rng(0).standard_normal((2, 2, 3)))
+
+
+def test_a_one_entry_constant_of_one_is_an_identity_too():
+    """``sin(x) * 1.0`` for a 0-d ``x``: the constant has one entry, and the product goes."""
+    prog = prepare(cg.trace(cg.f64[()])(lambda x: cg.ops.sin(x) * 1.0))
+    assert [i.op.name for i in prog.instrs] == ["sin"]
+
+
+def test_the_schedule_keeps_the_order_of_independent_operands():
+    """Three independent operands of one instruction keep their order in the program
+    (the schedule reorders only what it must)."""
+    g = cg.trace(cg.f64[3])(lambda x: cg.ops.concat(cg.ops.sin(x), cg.ops.cos(x), cg.ops.tanh(x), axis=0))
+    p = lower(g)
+    for perm in ((0, 1, 2, 3), (2, 0, 1, 3)):
+        p.instrs = [lower(g).instrs[j] for j in perm]
+        assert schedule(p).instrs == p.instrs

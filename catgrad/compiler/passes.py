@@ -293,7 +293,6 @@ def schedule(p: Program) -> Program:
     # reordering keeps its order (the forward pass stays in front)
     needs = [sorted({producer[v] for v in ins.ins if v in producer}) for ins in p.instrs]
     n = len(p.instrs)
-    done = [False] * n
     seen = [False] * n
     order: list = []
     # a sink that reads inputs waits for their other readers: pending[j] counts those not
@@ -312,7 +311,6 @@ def schedule(p: Program) -> Program:
     free: list = []  # a heap of (when it began to wait, sink) for waiting sinks no longer held up
 
     def run(j):
-        done[j] = True
         order.append(j)
         for w in blocks.get(j, ()):
             pending[w] -= 1
