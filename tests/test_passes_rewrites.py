@@ -328,3 +328,16 @@ def test_the_schedule_keeps_the_order_of_independent_operands():
     for perm in ((0, 1, 2, 3), (2, 0, 1, 3)):
         p.instrs = [lower(g).instrs[j] for j in perm]
         assert schedule(p).instrs == p.instrs
+
+
+def test_doubling_keeps_a_sum_whose_product_is_needed_elsewhere():
+    """``a = b * 0.25``, doubled, and also returned (and read by sin): ``a`` is needed
+    anyway, so ``a + a`` stays a sum rather than becoming a second product."""
+    def f(b):
+        a = b * 0.25
+        return a, cg.ops.sin(a), a + a
+
+    f = cg.trace(cg.f64[3])(f)
+    q = simplify_scales(cse(fold_constants(cse(lower(f)))))
+    assert sorted(i.op.name for i in q.instrs) == ["add", "mul", "sin"], str(q)
+    same_numbers(q, f, np.array([0.5, -3.0, 7.0]))

@@ -223,7 +223,7 @@ def simplify_scales(p: Program) -> Program:
             uses[v] = uses.get(v, 0) + 1
     for v in p.outputs:
         uses[v] = uses.get(v, 0) + 1
-    made = {ins.outs[0]: ins for ins in p.instrs if len(ins.outs) == 1}
+    made: dict = {}  # value -> its instruction as kept (filled in order: producers come first)
     consts, types = dict(p.consts), list(p.types)
     kept = []
     sub: dict = {}
