@@ -341,3 +341,27 @@ def test_doubling_keeps_a_sum_whose_product_is_needed_elsewhere():
     q = simplify_scales(cse(fold_constants(cse(lower(f)))))
     assert sorted(i.op.name for i in q.instrs) == ["add", "mul", "sin"], str(q)
     same_numbers(q, f, np.array([0.5, -3.0, 7.0]))
+
+
+@pytest.mark.parametrize("case", ["square", "sum of two"])
+def test_only_a_sum_of_a_product_with_itself_is_doubling(case):
+    """``a * a`` and ``a + b`` (``a = b * 0.25``, read elsewhere too) are no ``a + a``."""
+    def f(b):
+        a = b * 0.25
+        return (a * a,) if case == "square" else (a + b, cg.ops.sin(a))
+
+    f = cg.trace(cg.f64[3])(f)
+    q = simplify_scales(cse(fold_constants(cse(lower(f)))))
+    same_numbers(q, f, np.array([0.5, -3.0, 7.0]))
+
+
+def test_folding_an_op_of_several_outputs_gives_each_its_constant():
+    """``split`` of a constant folds into one constant per part."""
+    def f(x):
+        parts = cg.ops.split(x.const(2.0) * cg.ops.exp(x.const(1.0)), axis=0, sizes=(1, 2))
+        return tuple(p + q for p, q in zip(parts, cg.ops.split(x, axis=0, sizes=(1, 2))))
+
+    f = cg.trace(cg.f64[3])(f)
+    q = fold_constants(lower(f))
+    assert "split" in [i.op.name for i in q.instrs] and len(q.instrs) == 3  # (x's split and the two sums)
+    same_numbers(q, f, np.array([0.5, -3.0, 7.0]))
