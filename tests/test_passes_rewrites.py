@@ -365,3 +365,15 @@ def test_folding_an_op_of_several_outputs_gives_each_its_constant():
     q = fold_constants(lower(f))
     assert "split" in [i.op.name for i in q.instrs] and len(q.instrs) == 3  # (x's split and the two sums)
     same_numbers(q, f, np.array([0.5, -3.0, 7.0]))
+
+
+def test_a_broadcast_or_reshape_to_its_own_type_is_dropped_and_the_rest_kept():
+    t = cg.f64[3]
+    f = cg.trace(t)(lambda x: cg.ops.sin(cg.ops.reshape(x, shape=(3,))) * 2.0)
+    q = fold_constants(lower(f))
+    assert [i.op.name for i in q.instrs] == ["sin", "mul"], str(q)
+    same_numbers(q, f, np.array([0.5, -3.0, 7.0]))
+    # (tracing writes no broadcast to the same shape: built by hand)
+    p = Program([t, t, t], [0], [2], [Instr(cg.ops.broadcast.prim.op(cg.Ob(t), shape=(3,)), (0,), (1,)),
+                                      Instr(cg.ops.sin.prim.op(cg.Ob(t)), (1,), (2,))])
+    assert [i.op.name for i in fold_constants(p).instrs] == ["sin"]
