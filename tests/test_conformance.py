@@ -113,8 +113,9 @@ def test_torch_rules_mark_exactly_the_results_that_may_share_an_input():
     says so (``torch_views``): the torch backend orders an in-place update of a donated
     input after every reader of such results. Checked on every sample: each result that
     shares memory comes from an op the rule marks, and each mark is borne out by a sample
-    (a mark that never holds would only cost the backend in-place updates)."""
-    unmarked, borne_out = [], set()
+    (a mark that never holds would only cost the backend in-place updates). A mark given
+    as a predicate of the op holds exactly where the result shares memory."""
+    unmarked, imprecise, borne_out = [], [], set()
     for name, k in CASES:
         prim = PRIMITIVES[name]
         rule = RULES["torch"].lookup(prim)
@@ -128,9 +129,11 @@ def test_torch_rules_mark_exactly_the_results_that_may_share_an_input():
         shares = any(_shares_memory(o, x) for o in (out if isinstance(out, (list, tuple)) else [out]) for x in xs)
         if shares and not rule.may_view(op):
             unmarked.append(f"{name} sample {k}")
+        if callable(rule.views) and rule.may_view(op) != shares:
+            imprecise.append(f"{name} sample {k}")
         if shares:
             borne_out.add(name)
-    assert unmarked == []
+    assert unmarked == [] and imprecise == []
     marked = {n for n, p in PRIMITIVES.items() if RULES["torch"].lookup(p) is not None and RULES["torch"].lookup(p).views}
     assert marked == borne_out
 

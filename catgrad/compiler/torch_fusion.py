@@ -489,14 +489,16 @@ def fuse(prog: Program, donate: bool = False, cpu: bool = False) -> Program:
                     todo.extend(new)
         return out
 
+    def overwritable(v, k, covered) -> bool:  # an input nothing returns or reads after k, through views too
+        shared = sharing(v)
+        return v in inputs and not shared & outputs and \
+            all(r < k for w in shared for r in readers.get(w, ()) if r not in covered)
+
     instrs = []
     for k, ins in enumerate(prog.instrs):
         if k in at:
             f = at[k]
-            inplace = donate and f.donates and all(
-                v in inputs and not sharing(v) & outputs
-                and all(r < k for w in sharing(v) for r in readers.get(w, ()) if r not in f.covered)
-                for v in f.donates)
+            inplace = donate and f.donates and all(overwritable(v, k, f.covered) for v in f.donates)
             emit = (lambda env, f=f: f.emit(env, inplace=True)) if inplace else f.emit
             op = FusedOp(f.name, Ob(*(prog.types[v] for v in f.outs)), emit, f.donates if inplace else ())
             instrs.append(Instr(op, tuple(f.ins), tuple(f.outs)))
