@@ -18,6 +18,7 @@ the suite (docs/testing.md, mutation testing; each mutant run in a fresh process
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -59,6 +60,8 @@ ERRORS = {
                       "cast needs dtype= one of ['bf16', 'bit', 'f32', 'f64', 'i64']"),
     "where on bits": (lambda: O.where(bit[3], bit[3], bit[3]), CatgradTypeError,
                       "where is not defined on bits (use c x + (1 + c) y), got bit[3]"),
+    "where types": (lambda: O.where(f64[3], f64[3], f32[3]), CatgradTypeError,
+                    "where needs inputs of one type, got f64[3] and f32[3]"),
     "all_reduce of nothing": (lambda: O.all_reduce(), CatgradTypeError, "all_reduce takes at least one wire"),
     "all_reduce on ints": (lambda: O.all_reduce(f64[2], i64[3]), CatgradTypeError,
                            "all_reduce needs a float input (f32 or f64), got i64[3]"),
@@ -328,6 +331,8 @@ def test_index_out_of_range_at_run_time():
         cg.evaluate(f, np.zeros((3, 2)), np.array([0, 3]))
     with pytest.raises(ShapeError, match=r"^index -4 is out of range for a table of 3 rows \(-3 \.\. 2\)$"):
         cg.evaluate(f, np.zeros((3, 2)), np.array([-4, -3]))
+    with pytest.raises(ShapeError, match=r"^index 3 is out of range for a table of 3 rows \(-3 \.\. 2\)$"):
+        cg.evaluate(f, np.zeros((3, 2)), np.array([-3, 3]))  # -3 is the first row, not the culprit
     g = O.scatter_add(i64[2], f64[2], size=4)
     with pytest.raises(ShapeError, match=r"^index 4 is out of range for a table of 4 rows \(-4 \.\. 3\)$"):
         cg.evaluate(g, np.array([4, 0]), np.ones(2))
@@ -715,6 +720,21 @@ def test_pool_kernels_and_R_against_loops_and_torch(shape, attrs, dt, which):
 # -- einsum: the numpy plans and the torch matmul spellings against np.einsum -----------------------
 
 
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_R_of_maxpool_never_shares_with_the_padding(backend):
+    """Padding takes no part in a maximum, even where the largest real entry of a border
+    window is 0 (as after relu): the whole cotangent goes to that entry."""
+    x = -np.arange(1.0, 26.0).reshape(1, 1, 5, 5)
+    x[0, 0, 0, 0] = x[0, 0, 4, 4] = 0.0
+    f = O.maxpool(f64[1, 1, 5, 5], kernel=3, stride=2, padding=1)
+    v = np.random.default_rng(0).standard_normal(f.cod[0].shape)
+    args = [x, v] if backend == "numpy" else [torch.tensor(x), torch.tensor(v)]
+    (got,) = cg.evaluate(cg.R(f), *args, backend=backend)
+    got = got.numpy() if backend == "torch" else got
+    np.testing.assert_allclose(got, torch_vjp(f, [x], [v])[0], rtol=1e-13, atol=1e-13)
+    assert got[0, 0, 0, 0] == v[0, 0, 0, 0] and got[0, 0, 4, 4] == v[0, 0, 2, 2]
+
 def _two_operand_specs():
     """Every mix of batch (in both operands and the output), contracted, left-only and
     right-only indices up to small counts, each term in a scrambled order."""
@@ -955,6 +975,63 @@ def test_streams_and_split_keys_are_independent():
     again = cg.evaluate(O.random_split(i64[()]), np.int64(key))
     assert [int(k1), int(k2)] == [int(k) for k in again]
 
+
+
+# The generator as documented (docs/language.md, "Random numbers"), in Python integers.
+_M32, _GOLDEN = 0xFFFFFFFF, 0x9E3779B9
+
+
+def _seed_ref(key: int, stream: int) -> int:
+    lo, hi = key & _M32, (key >> 32) & _M32
+    return _lowbias32(_lowbias32(lo) ^ hi ^ ((stream * _GOLDEN) & _M32))
+
+
+def _uniform01_ref(key: int, n: int, stream: int, bits: int) -> list:
+    s = _seed_ref(key, stream)
+    out = []
+    for c in range(n):
+        h1 = _lowbias32(_lowbias32((2 * c) & _M32) ^ s)
+        h2 = _lowbias32(_lowbias32((2 * c + 1) & _M32) ^ s)
+        out.append((((h1 << 21) | (h2 >> 11)) >> (53 - bits)) * 2.0**-bits)
+    return out
+
+
+def _split_ref(key: int) -> list:
+    def derive(stream):
+        v = ((_lowbias32(_seed_ref(key, stream) ^ 0x5BD1E995) << 32) | _seed_ref(key, stream + 1)) & (2**64 - 1)
+        return v - 2**64 if v >= 2**63 else v  # an i64 key
+
+    return [derive(11), derive(13)]
+
+
+@pytest.mark.filterwarnings("error")  # the products wrap on purpose: no overflow warnings
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("key", KEYS)
+def test_draws_follow_the_documented_generator_bit_for_bit(key, backend):
+    """uniform, bernoulli, normal and random_split against the generator written out in
+    Python integers: the same bits on every backend, and from one version to the next
+    (a checkpoint's key must keep drawing the same numbers), and no warnings."""
+    for t, bits in ((f64[3, 5], 53), (f32[7], 24)):
+        n = math.prod(t.shape)
+        u = np.array(_uniform01_ref(key, n, 0, bits)).reshape(t.shape)
+        (got,) = _draw("uniform", key, backend, type=t, low=-2.0, high=3.0)
+        assert got.tobytes() == (-2.0 + 5.0 * u).astype(t.dtype.numpy).tobytes(), (t, backend)
+        (got,) = _draw("bernoulli", key, backend, type=t, p=0.375)
+        assert got.tobytes() == (u < 0.375).astype(t.dtype.numpy).tobytes()
+        u0, u1 = (np.array(_uniform01_ref(key, n, s, 53)) for s in (1, 2))
+        z = [math.sqrt(-2.0 * math.log1p(-a)) * math.cos(2.0 * math.pi * b) for a, b in zip(u0, u1)]
+        (got,) = _draw("normal", key, backend, type=t, mean=0.5, std=2.0)
+        assert got.dtype == t.dtype.numpy
+        np.testing.assert_allclose(got, (0.5 + 2.0 * np.array(z)).reshape(t.shape).astype(t.dtype.numpy),
+                                   rtol=1e-14 if t.dtype is f64 else 1e-6, atol=1e-14)
+    k = np.int64(key) if backend == "numpy" else torch.tensor(key, dtype=torch.int64)
+    assert [int(v) for v in cg.evaluate(O.random_split(i64[()]), k, backend=backend)] == _split_ref(key)
+
+
+def test_op_functions_carry_their_primitives_name_and_doc():
+    for name in ("exp", "maxpool", "uniform", "einsum"):
+        fn = getattr(O, name)
+        assert fn.__name__ == name and fn.__doc__ == lookup(name).doc and fn.__doc__
 
 # -- reverse derivatives against torch.autograd at the attributes tests/test_ops.py leaves out -----
 
