@@ -45,13 +45,42 @@ def train(name, rank=0, world=1, distributed=False):
     return {k: to_host(v) for k, v in state.params.items()}, np.array(losses)
 
 
+def collective_inputs(rank):
+    """Wires of three dtypes and ranks 0 to 3 (their means over ranks are tested)."""
+    import torch
+
+    return [torch.arange(12, dtype=torch.float64).reshape(3, 4) * (rank + 1),
+            torch.tensor([rank, 2 * rank + 1], dtype=torch.float32),
+            torch.tensor(rank + 0.5, dtype=torch.float64),
+            torch.arange(4, dtype=torch.float32).reshape(2, 1, 2) - 3 * rank,
+            torch.full((3, 2), 7.0 * rank, dtype=torch.float64)]
+
+
+def collectives(rank):
+    """``all_reduce`` of mixed wires: the kernel, the op evaluated, and the op in a compiled graph."""
+    from catgrad.compiler.torch_backend import compile_torch
+    from catgrad.ops.collective import all_reduce_mean_torch
+
+    xs = collective_inputs(rank)
+    types = [cg.f64[3, 4], cg.f32[2], cg.f64[()], cg.f32[2, 1, 2], cg.f64["B", 2]]
+    f = cg.ops.all_reduce(*types)
+    runs = {"kernel": all_reduce_mean_torch(*xs), "evaluate": cg.evaluate(f, *xs, backend="torch"),
+            "graph": compile_torch(f)(*xs)}
+    for x in xs:  # the outputs are new tensors: changing the inputs afterwards leaves them be
+        x.add_(1000.0)
+    return {f"{how}/{i}": o.numpy() for how, outs in runs.items() for i, o in enumerate(outs)}
+
+
 def main(out):
     import torch.distributed as dist
 
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=int(os.environ.get("DP_TIMEOUT", 60))))
     rank, world = dist.get_rank(), dist.get_world_size()
     result = {}
-    for name in CASES:
+    if os.environ.get("DP_COLLECTIVES"):
+        result = collectives(rank)
+        dist.barrier()
+    for name in () if result else CASES:
         params, losses = train(name, rank, world, distributed=True)
         result.update({f"{name}/{k}": v for k, v in params.items()})
         result[f"{name}/#loss"] = losses

@@ -77,6 +77,22 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
         assert max(np.max(np.abs(v - init[k])) for k, v in params.items()) > 1e-2  # training moved them
 
 
+def test_all_reduce_of_wires_of_several_dtypes_and_ranks(tmp_path):
+    """The collective on wires of f64 and f32 and of ranks 0 to 3, in two processes: each
+    output is the mean of the two ranks' inputs with its own dtype and shape, whether the
+    kernel is called, the op is evaluated or it runs inside a compiled graph."""
+    out = tmp_path / "coll.npz"
+    run_ranks(out, DP_COLLECTIVES="1")
+    got = np.load(out)
+    want = [(a.numpy() + b.numpy()) / 2 for a, b in zip(dp_worker.collective_inputs(0), dp_worker.collective_inputs(1))]
+    for how in ("kernel", "evaluate", "graph"):
+        assert sorted(k for k in got.files if k.startswith(how + "/")) == [f"{how}/{i}" for i in range(len(want))]
+        for i, w in enumerate(want):
+            g = got[f"{how}/{i}"]
+            assert g.dtype == w.dtype and g.shape == w.shape, (how, i)
+            np.testing.assert_array_equal(g, w, err_msg=f"{how}/{i}")
+
+
 def test_distributed_needs_a_process_group_and_the_torch_backend():
     with pytest.raises(cg.CatgradError, match="init_process_group.*torchrun"):
         cg.compile(dp_worker.mlp(), loss="mse", backend="torch", distributed=True)

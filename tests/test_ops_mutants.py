@@ -191,6 +191,14 @@ ERRORS = {
                       "matmul needs operands of rank >= 1, got f64[] and f64[3]"),
     "matmul rank 0 right": (lambda: O.matmul(f64[3], f64[()]), CatgradTypeError,
                             "matmul needs operands of rank >= 1, got f64[3] and f64[]"),
+    "matmul batched ranks": (lambda: O.matmul(f64[2, 3], f64[4, 3, 5]), CatgradTypeError,
+                             "batched matmul needs equal ranks, got f64[2, 3] and f64[4, 3, 5]"),
+    "matmul letters": (lambda: O.matmul(f64[(1,) * 52], f64[1, 1]), CatgradTypeError,
+                       "matmul of a rank-52 and a rank-2 operand needs 53 einsum indices; there are 52 "
+                       "(the letters a-z, A-Z)"),
+    "matmul letters, vector": (lambda: O.matmul(f64[(1,) * 53], f64[1]), CatgradTypeError,
+                               "matmul of a rank-53 and a rank-1 operand needs 53 einsum indices; there are 52 "
+                               "(the letters a-z, A-Z)"),
     "batched matmul": (lambda: O.matmul(f64[2, 3, 4], f64[5, 2, 4, 3]), CatgradTypeError,
                        "batched matmul needs equal ranks, got f64[2, 3, 4] and f64[5, 2, 4, 3]"),
     "matmul arity": (lambda: O.matmul(f64[3]), CatgradTypeError, "matmul takes 2 operands, got 1"),
@@ -341,6 +349,8 @@ def test_index_out_of_range_at_run_time():
 # -- the inputs each check must still accept (its boundary), with the output types -----------------
 
 ACCEPTED = {
+    "matmul with every letter": (lambda: O.matmul(f64[(1,) * 51], f64[1, 2]), [f64[(1,) * 50 + (2,)]]),
+    "matmul with every letter, vector": (lambda: O.matmul(f64[(1,) * 52], f64[1]), [f64[(1,) * 51]]),
     "slice empty at the end": (lambda: O.slice(f64[3, 4], axis=1, start=4, stop=4), [f64[3, 0]]),
     "slice whole axis, negative axis": (lambda: O.slice(f64[3, 4], axis=-2, start=0, stop=3), [f64[3, 4]]),
     "slice numpy ints": (lambda: O.slice(f64[3, 4], axis=np.int64(1), start=np.int64(1), stop=np.int32(2)),
@@ -489,7 +499,7 @@ SUMS = [((6, 4), (1,)), ((5, 3, 2), (1, 2)), ((5, 3, 2), (2,)), ((3, 40), (1,)),
         ((4, 5, 6), (0,)), ((4, 5, 6), (0, 1)), ((4, 5, 6), (0, 2)), ((2, 3, 4, 5), (0, 2, 3)),
         ((2, 3, 4, 5), (0, 1, 3)), ((2, 3, 4, 5), (0, 3)), ((0, 3, 2), (0, 2)), ((2, 0, 3), (0, 2)),
         ((2, 3, 4), (1,)), ((2, 3, 4), (0, 1, 2)), ((2, 3, 4), None), ((2, 3, 4), ()), ((), None), ((7,), (0,)),
-        ((3, 4), (-1, 0))]
+        ((3, 4), (-1, 0)), ((2, 3, 0), (0, 2))]
 # every set of axes of a rank-5 operand (each path, and the sets that look like one but are not)
 SUMS += [((2, 3, 1, 2, 3), tuple(a for a in range(5) if m >> a & 1)) for m in range(32)]
 
@@ -538,6 +548,8 @@ CONVS = [  # x shape, w shape, attributes: each numpy path (batch-first, channel
     ((4, 2, 6), (3, 2, 3), {"padding": 3}),  # padding larger than the kernel's reach
     ((5, 16, 28, 28), (4, 16, 3, 3), {}),  # several blocks of images
     ((8, 12, 28, 28), (4, 12, 3, 3), {"padding": 1}),  # several blocks of channels when read channels-first
+    ((64, 1, 28, 28), (4, 1, 3, 3), {}),  # one channel (MNIST's first layer): blocks of images
+    ((1, 1100, 16, 16), (300, 1100, 1, 1), {}),  # one image, a weight larger than it: blocks of channels
 ]
 
 
@@ -772,6 +784,18 @@ def test_two_operand_einsum_on_numpy_and_torch(spec, dt):
     (t,) = cg.evaluate(cg.Diagram.from_op(op), torch.tensor(a), torch.tensor(b), backend="torch")
     assert t.numpy().dtype == want.dtype and np.array_equal(t.numpy(), want)
 
+
+
+@pytest.mark.parametrize("spec", ["ij, jk -> ik", " bij,bjk ->bik", "ji , kj->ik", "i,i -> "])
+def test_einsum_specs_may_have_spaces(spec):
+    x, y = spec.replace(" ", "").split("->")[0].split(",")
+    rng = np.random.default_rng(len(spec))
+    a, b = (rng.standard_normal([SIZES[c] for c in t]) for t in (x, y))
+    want = np.einsum(spec.replace(" ", ""), a, b)
+    op = lookup("einsum").op([f64[a.shape], f64[b.shape]], spec=spec)
+    check_kernel(op, [a, b], want, 1e-13)
+    (t,) = cg.evaluate(cg.Diagram.from_op(op), torch.tensor(a), torch.tensor(b), backend="torch")
+    np.testing.assert_allclose(t.numpy(), want, rtol=1e-13, atol=1e-13)
 
 @pytest.mark.parametrize("spec, shapes", [("ab,bc,cd->ad", [(2, 3), (3, 4), (4, 2)]), ("ij->ji", [(3, 4)]),
                                           ("ijk->kij", [(2, 3, 4)]), ("a,b,c->abc", [(2,), (3,), (2,)])])
