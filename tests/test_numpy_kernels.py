@@ -80,16 +80,17 @@ def test_sums_over_leading_axes_are_ones_times_the_matrix(shape, axes, keepdims)
 
 
 @pytest.mark.parametrize("shape, axes, keepdims", [((8, 4096), 0, False), ((2, 4, 4096), (0, 1), False),
-                                                    ((8, 4096), 0, True)])
+                                                    ((8, 4096), 0, True), ((4096, 8), 0, False)])
 def test_a_sum_over_leading_axes_writes_straight_into_a_contiguous_out(shape, axes, keepdims):
     """Given a C-contiguous ``out`` of its dtype, the product ``1^T X`` is written into it:
-    no result-sized temporary is made and copied (the reason the kernel takes ``out``)."""
+    no result-sized temporary is made and copied (the reason the kernel takes ``out``), and
+    the vector of ones is made once, not on every call (32 kB at 4096 rows)."""
     x = np.random.default_rng(5).normal(size=shape)
     kernel = _sum_kernel(shape, axes, keepdims)
     out = np.empty(np.sum(x, axis=axes, keepdims=keepdims).shape)
     assert kernel(x, out=out) is out
     np.testing.assert_allclose(out, np.sum(x, axis=axes, keepdims=keepdims), rtol=1e-13, atol=1e-13)
-    assert _allocated(lambda: kernel(x, out=out)) < out.nbytes // 4
+    assert _allocated(lambda: kernel(x, out=out)) < 4096
 
 def test_a_bias_gradient_is_the_same_compiled_and_interpreted():
     """One kernel per primitive: the compiled sum over the batch (written out as

@@ -322,6 +322,16 @@ ERRORS = {
     # Z2
     "not on floats": (lambda: O.not_(f64[3]), CatgradTypeError, "not is defined on bits, got f64[3]"),
     "or on floats": (lambda: O.or_(f64[3], f64[3]), CatgradTypeError, "or is defined on bits, got f64[3]"),
+    "or of two types": (lambda: O.or_(bit[2], bit[3]), CatgradTypeError,
+                        "or needs inputs of one type, got bit[2] and bit[3]"),
+    "sub of two types": (lambda: O.sub(f64[3], f32[3]), CatgradTypeError,
+                         "sub needs inputs of one type, got f64[3] and f32[3]"),
+    "div on ints": (lambda: O.div(i64[3], i64[3]), CatgradTypeError, "div needs a float input (f32 or f64), got i64[3]"),
+    "sum axis": (lambda: O.sum(f64[2, 3], axes=5), CatgradTypeError, "sum: axis 5 is out of range for f64[2, 3]"),
+    "mean axes repeated": (lambda: O.mean(f64[2, 3], axes=(1, -1)), CatgradTypeError,
+                           "mean: repeated axis in (1, -1)"),
+    "logsumexp axis": (lambda: O.logsumexp(f64[2, 3], axes=-3), CatgradTypeError,
+                       "logsumexp: axis -3 is out of range for f64[2, 3]"),
 }
 
 
@@ -1457,3 +1467,9 @@ def test_window_copies_go_straight_into_out(attrs):
     np.testing.assert_allclose(img, _fold_reference(cols, size=(32, 32), **attrs), rtol=1e-6, atol=1e-5)
     if attrs["kernel"] == attrs["stride"]:  # (overlapping windows are added up in a working array)
         assert _allocated(lambda: fold(cols, out=img)) < 16_000
+
+
+@pytest.mark.parametrize("name", ["exp", "sigmoid", "abs"])
+def test_sympy_rules_take_an_empty_operand(name):
+    (sym,) = cg.evaluate(getattr(O, name)(f64[0, 3]), np.empty((0, 3), object), backend="sympy")
+    assert sym.shape == (0, 3) and sym.dtype == object

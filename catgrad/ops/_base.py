@@ -62,8 +62,8 @@ TORCH = rule_table("torch", dtype=lambda d: d.torch())
 SYMPY = rule_table("sympy", dtype=lambda d: np.dtype(object), parent="numpy")
 
 
-def declare(name: str, type_rule, numpy, rd=None, torch=None, sympy=None, doc="", *, arity=1,
-            kind="elementwise", samples=None, needs=(), torch_needs=None, staged=False,
+def declare(name: str, type_rule, numpy, rd=None, torch=None, sympy=None, *, doc: str, samples, arity=1,
+            kind="elementwise", needs=(), torch_needs=None, staged=False,
             torch_staged=False, torch_views=False) -> OpFunction:
     """Register a primitive and return its :class:`OpFunction`.
 
@@ -73,9 +73,9 @@ def declare(name: str, type_rule, numpy, rd=None, torch=None, sympy=None, doc=""
     ``torch_needs`` says otherwise); ``torch_views`` marks a torch rule whose result may
     share memory with an input (:class:`~catgrad.core.primitive.Rule`). ``samples``
     returns the :class:`Sample` list the conformance suite runs the op at; every
-    primitive must have some.
+    primitive must have some, and a ``doc``.
     """
-    prim = Primitive(name, type_rule, rd=rd, arity=arity, kind=kind, samples=samples or (lambda: []), doc=doc)
+    prim = Primitive(name, type_rule, rd=rd, arity=arity, kind=kind, samples=samples, doc=doc)
     register(prim)
     NUMPY.register(prim, numpy, needs, staged)
     if torch is not None:  # the torch rule is described by needs/staged too, unless torch_needs is given

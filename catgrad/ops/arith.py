@@ -28,14 +28,12 @@ def _binary(name: str, floats_only: bool = False, allow_bit: bool = True):
     return rule
 
 
-def _unary(name: str, floats_only: bool = False, allow_bit: bool = True):
+def _unary(name: str, floats_only: bool = False):
     """The type rule of a one-input elementwise op: the output type is the input's.
     It takes no attributes, so ``sin(x, foo=1)`` is refused as an unknown attribute."""
     def rule(dom):
         if floats_only:
             expect_float(name, dom[0])
-        if not allow_bit and dom[0].dtype.name == "bit":
-            raise CatgradTypeError(f"{name} is not defined on bits, got {dom[0]}")
         return dom[0]
 
     return rule
