@@ -324,6 +324,9 @@ ERRORS = {
     "or on floats": (lambda: O.or_(f64[3], f64[3]), CatgradTypeError, "or is defined on bits, got f64[3]"),
     "or of two types": (lambda: O.or_(bit[2], bit[3]), CatgradTypeError,
                         "or needs inputs of one type, got bit[2] and bit[3]"),
+    "maxpool kernel": (lambda: O.maxpool(f64[1, 1, 3], kernel=5), CatgradTypeError,
+                       "maxpool: the kernel spans 5 pixels on spatial axis 0 but the padded input has only 3 "
+                       "(size 3 + 2 x padding 0) in f64[1, 1, 3]"),
     "sub of two types": (lambda: O.sub(f64[3], f32[3]), CatgradTypeError,
                          "sub needs inputs of one type, got f64[3] and f32[3]"),
     "div on ints": (lambda: O.div(i64[3], i64[3]), CatgradTypeError, "div needs a float input (f32 or f64), got i64[3]"),
