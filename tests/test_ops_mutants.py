@@ -327,6 +327,8 @@ ERRORS = {
     "maxpool kernel": (lambda: O.maxpool(f64[1, 1, 3], kernel=5), CatgradTypeError,
                        "maxpool: the kernel spans 5 pixels on spatial axis 0 but the padded input has only 3 "
                        "(size 3 + 2 x padding 0) in f64[1, 1, 3]"),
+    "exp on ints": (lambda: O.exp(i64[3]), CatgradTypeError, "exp needs a float input (f32 or f64), got i64[3]"),
+    "tanh on bits": (lambda: O.tanh(bit[2]), CatgradTypeError, "tanh needs a float input (f32 or f64), got bit[2]"),
     "sub of two types": (lambda: O.sub(f64[3], f32[3]), CatgradTypeError,
                          "sub needs inputs of one type, got f64[3] and f32[3]"),
     "div on ints": (lambda: O.div(i64[3], i64[3]), CatgradTypeError, "div needs a float input (f32 or f64), got i64[3]"),
@@ -362,6 +364,7 @@ def test_index_out_of_range_at_run_time():
 # -- the inputs each check must still accept (its boundary), with the output types -----------------
 
 ACCEPTED = {
+    "bernoulli without p": (lambda: O.bernoulli(i64[()], type=f64[3]), [f64[3]]),
     "matmul with every letter": (lambda: O.matmul(f64[(1,) * 51], f64[1, 2]), [f64[(1,) * 50 + (2,)]]),
     "matmul with every letter, vector": (lambda: O.matmul(f64[(1,) * 52], f64[1]), [f64[(1,) * 51]]),
     "slice empty at the end": (lambda: O.slice(f64[3, 4], axis=1, start=4, stop=4), [f64[3, 0]]),
