@@ -2,7 +2,9 @@
 
 Usage: ``python dp_worker.py OUT.npz`` with torch.distributed's environment (RANK,
 WORLD_SIZE, MASTER_ADDR, MASTER_PORT). Trains each case of ``CASES`` for ``STEPS``
-steps on this rank's shard of every global batch; rank 0 writes the parameters.
+steps on this rank's shard of every global batch; rank 0 writes the parameters. With
+``DP_COLLECTIVES`` set it instead reduces the wires of :func:`collective_inputs` and writes
+the means.
 """
 
 import datetime
@@ -77,13 +79,14 @@ def main(out):
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=int(os.environ.get("DP_TIMEOUT", 60))))
     rank, world = dist.get_rank(), dist.get_world_size()
     result = {}
-    if os.environ.get("DP_COLLECTIVES"):
+    if os.environ.get("DP_COLLECTIVES"):  # tests/test_distributed.py's check of the collective itself
         result = collectives(rank)
         dist.barrier()
-    for name in () if result else CASES:
-        params, losses = train(name, rank, world, distributed=True)
-        result.update({f"{name}/{k}": v for k, v in params.items()})
-        result[f"{name}/#loss"] = losses
+    else:
+        for name in CASES:
+            params, losses = train(name, rank, world, distributed=True)
+            result.update({f"{name}/{k}": v for k, v in params.items()})
+            result[f"{name}/#loss"] = losses
     if rank == 0:
         np.savez(out, **result)
     dist.destroy_process_group()

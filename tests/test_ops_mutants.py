@@ -1017,7 +1017,7 @@ def test_streams_and_split_keys_are_independent():
 
 
 
-# The generator as documented (docs/language.md, "Random numbers"), in Python integers.
+# The generator as documented (docs/language.md, "The generator"), in Python integers.
 _M32, _GOLDEN = 0xFFFFFFFF, 0x9E3779B9
 
 
