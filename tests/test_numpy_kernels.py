@@ -78,7 +78,6 @@ def test_sums_over_leading_axes_are_ones_times_the_matrix(shape, axes, keepdims)
         assert np.array_equal(kernel(x, out=big[..., 0]), want) and np.isnan(big[..., 1]).all()
 
 
-
 @pytest.mark.parametrize("shape, axes, keepdims", [((8, 4096), 0, False), ((2, 4, 4096), (0, 1), False),
                                                     ((8, 4096), 0, True), ((4096, 8), 0, False)])
 def test_a_sum_over_leading_axes_writes_straight_into_a_contiguous_out(shape, axes, keepdims):
@@ -91,6 +90,7 @@ def test_a_sum_over_leading_axes_writes_straight_into_a_contiguous_out(shape, ax
     assert kernel(x, out=out) is out
     np.testing.assert_allclose(out, np.sum(x, axis=axes, keepdims=keepdims), rtol=1e-13, atol=1e-13)
     assert _allocated(lambda: kernel(x, out=out)) < 4096
+
 
 def test_a_bias_gradient_is_the_same_compiled_and_interpreted():
     """One kernel per primitive: the compiled sum over the batch (written out as
