@@ -14,8 +14,12 @@ hand-written step that also makes new arrays (``W = W - lr gW``); with ``donate=
 it writes into the state it is given, so it is set against the hand-written step that
 updates in place (``W -= lr gW``), the way one writes it by hand.
 
+A third catgrad form, ``step.update(state, x, y)``, advances the state itself (the
+donating program underneath) and returns only the loss, as ``optimizer.step()`` does in
+torch; it is set against the hand-written in-place step too.
+
 Reported per model: microseconds per step (thread CPU time, best of 5 rounds in which
-all four take turns), the ratios (goal <= 1.05), the bytes allocated per step after
+all five take turns), the ratios (goal <= 1.05), the bytes allocated per step after
 the first (tracemalloc peak over one step, after warm-up) as a fraction of the
 parameters' size (goal <= 5%), the same for the compiled program alone ("program":
 without the step's new ``TrainState``, its dicts and the loss as a float), and the CPU time from ``cg.compile`` to the end of the
@@ -210,6 +214,9 @@ def bench(name, sizes, dt, act, batch, n, adam=False):
         bs = [np.array(init[f"l{k}.b"]) for k in range(nlayers)]
         h = hand_adam_step(Ws, bs, lr, inplace) if adam else hand_step(Ws, bs, act, npdt.type(lr), inplace)
         fns.append(lambda h=h: h(x, y))
+    state = step.init(0)
+    state.step = 10**6  # (from here on the step counter is a new int every step)
+    fns.append(lambda: step.update(state, x, y))  # the state advanced in place
     param_bytes = sum(a.nbytes for a in init.values())
     t = timeit(fns, n)
     a = [allocated(f) for f in fns]
@@ -226,14 +233,17 @@ def main():
     for depth in (4, 16, 64):
         cases.append((f"mlp256 depth {depth}", (256,) * (depth + 1), cg.f32, "tanh", 128, max(10, 4000 // depth // q),
                       False))
-    print("us per step (thread CPU time); ours: the default step / donate=True; hand: new arrays / in place")
-    print(f"{'model':<18}{'ours':>9}{'donate':>9}{'hand new':>10}{'hand inpl':>10}{'ratio':>7}{'ratio d':>8}"
-          f"{'alloc/step':>12}{'donate':>9}{'hand new':>11}{'% params':>9}{'program':>9}{'ms/layer':>9}")
+    print("us per step (thread CPU time); ours: the default step / donate=True / step.update (in place);"
+          " hand: new arrays / in place")
+    print(f"{'model':<18}{'ours':>9}{'donate':>9}{'update':>9}{'hand new':>10}{'hand inpl':>10}{'ratio':>7}"
+          f"{'ratio d':>8}{'ratio u':>8}{'alloc/step':>12}{'donate':>9}{'update':>8}{'hand new':>11}"
+          f"{'% params':>9}{'update %':>9}{'program':>9}{'ms/layer':>9}")
     for name, sizes, dt, act, batch, n, adam in cases:
         r = bench(name, sizes, dt, act, batch, n, adam)
         t, a = r["t"], r["alloc"]
-        print(f"{r['name']:<18}{t[0]:>9.1f}{t[1]:>9.1f}{t[2]:>10.1f}{t[3]:>10.1f}{t[0] / t[2]:>7.2f}{t[1] / t[3]:>8.2f}"
-              f"{a[0]:>12,}{a[1]:>9,}{a[2]:>11,}{100 * a[0] / r['params']:>8.1f}%{r['prog_alloc']:>9,}"
+        print(f"{r['name']:<18}{t[0]:>9.1f}{t[1]:>9.1f}{t[4]:>9.1f}{t[2]:>10.1f}{t[3]:>10.1f}{t[0] / t[2]:>7.2f}"
+              f"{t[1] / t[3]:>8.2f}{t[4] / t[3]:>8.2f}{a[0]:>12,}{a[1]:>9,}{a[4]:>8,}{a[2]:>11,}"
+              f"{100 * a[0] / r['params']:>8.1f}%{100 * a[4] / r['params']:>8.1f}%{r['prog_alloc']:>9,}"
               f"{r['compile_ms_per_layer']:>9.1f}")
 
 

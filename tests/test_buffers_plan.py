@@ -89,7 +89,7 @@ def check(prog, fresh, inplace, donate=None, rings=False):
     writer = {o: j for j, ins in enumerate(prog.instrs) for o in ins.outs}
     for j, ins in enumerate(prog.instrs):
         where = pl.target.get(j)
-        eligible = fresh(j) and len(ins.outs) == 1 and prog.types[ins.outs[0]].rank > 0 \
+        eligible = fresh(j) and len(ins.outs) == 1 \
             and all(prog.types[v].dtype == prog.types[ins.outs[0]].dtype for v in ins.ins)
         if not eligible:
             assert where is None, (j, ins, where)
@@ -223,7 +223,7 @@ def test_views_extend_the_life_of_what_they_see():
     assert check(prog, fresh, inplace, rings=True).target[je] == ("ring", 1)
 
 
-def test_no_plan_for_scalars_casts_or_several_outputs():
+def test_scalars_are_planned_and_casts_or_several_outputs_are_not():
     t = cg.f64[3]
 
     @cg.trace(t, cg.f64[()])
@@ -233,8 +233,11 @@ def test_no_plan_for_scalars_casts_or_several_outputs():
     prog = lower(f)
     fresh, inplace = predicates(prog)
     pl = check(prog, fresh, inplace)
+    scalars = [j for j, ins in enumerate(prog.instrs) if prog.types[ins.outs[0]].rank == 0]
+    assert len(scalars) == 2 and pl.target[scalars[0]] == pl.target[scalars[1]]  # exp(exp(s)) in one 0-d buffer
+    assert pl.buffers[pl.target[scalars[0]][1]].rank == 0
     for j, ins in enumerate(prog.instrs):
-        if prog.types[ins.outs[0]].rank == 0 or ins.op.name == "cast":
+        if ins.op.name == "cast":
             assert j not in pl.target
 
     class Two:

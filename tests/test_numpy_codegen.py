@@ -141,3 +141,94 @@ def test_constants_with_different_entries_or_nan_are_kept_whole():
     assert _scalar_consts(unread) == {}
     two_consts = Program([t, t, t], [0], [2], [Instr(mul, (1, 1), (2,))], {1: np.full(3, 4.0)})
     assert _scalar_consts(two_consts) == {}  # its reader has no full-shape operand of its own
+
+
+def _dense_step(donate):
+    def dense(name, i, o):
+        @cg.trace(cg.f64[i, o], cg.f64[o], cg.f64["B", i])
+        def body(W, b, x):
+            return cg.ops.sigmoid(x @ W + b.reshape(1, o).broadcast("B", o))
+
+        return cg.Para([cg.Param(f"{name}.W", cg.f64[i, o]), cg.Param(f"{name}.b", cg.f64[o])], body)
+
+    return cg.compile(dense("l0", 4, 3) >> dense("l1", 3, 2), loss=cg.loss.mse(reduction="half_sum"),
+                      optimizer="sgd(lr=0.1)", donate=donate)
+
+
+def test_views_of_buffered_values_are_made_once_and_views_of_kept_inputs_kept():
+    """``.T`` and ``.reshape`` make a new Python object per call. Of a value in a planned
+    buffer the view is made once, when the code is generated; of an input that a donating
+    step gets again on the next call (its state, its batch) it is kept with the array."""
+    shapes = ((3, 2), (2,), (4, 3), (3,), (), (), (), (), (6, 4), (6, 2))
+    for donate in (False, True):
+        step = _dense_step(donate)
+        src = step.program.source(*shapes)
+        env = step.program.specialise(shapes).__globals__
+        hoisted = [k for k, v in env.items() if re.fullmatch(r"_h\d+", k) and isinstance(v, np.ndarray)]
+        assert hoisted and all(any(np.shares_memory(env[h], env[b]) for b in env if b.startswith("_buf"))
+                               for h in hoisted)
+        assert ", p_l0_b)" in src and ", p_l1_b)" in src and "reshape" not in src  # b's row: numpy broadcasts it
+        per_call = re.findall(r"\b(\w+)\.T\b", src)
+        kept = re.findall(r"(_h\d+) = \1_c\[1\] if \1_c\[0\] is (\w+) else _keep_view", src)
+        if donate:
+            assert per_call == [] and sorted(a for _, a in kept) == ["p_l1_W", "x"]
+        else:
+            assert sorted(per_call) == ["p_l1_W", "x"] and kept == []
+
+
+def test_a_reshape_that_moves_axes_of_length_one_is_still_made():
+    @cg.trace(cg.f64[3], cg.f64[3, 4])
+    def f(b, x):
+        return (x + b.reshape(3, 1).broadcast(3, 4),)
+
+    run = compile_numpy(f)
+    assert "a0.reshape((3, 1))" in run.source((3,), (3, 4))
+    b, x = np.arange(3.0), np.ones((3, 4))
+    np.testing.assert_array_equal(run(b, x)[0], x + b[:, None])
+
+
+def test_kept_views_follow_the_array_that_comes_in():
+    @cg.trace(cg.f64[3, 2], cg.f64[5, 3], cg.f64[5, 2])
+    def f(w, x, y):
+        return (w - x.T @ y,)
+
+    run = compile_numpy(f, donate={0: 0})
+    assert "_keep_view(" in run.source((3, 2), (5, 3), (5, 2))
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(3, 2))
+    y = rng.normal(size=(5, 2))
+    for x in (rng.normal(size=(5, 3)), rng.normal(size=(5, 3))):
+        want = w - x.T @ y
+        (w,) = run(w, x, y)
+        np.testing.assert_allclose(w, want, rtol=1e-15, atol=0)
+    x *= 2.0  # the same array, changed in place: the kept view sees it
+    want = w - x.T @ y
+    (w,) = run(w, x, y)
+    np.testing.assert_allclose(w, want, rtol=1e-15, atol=0)
+
+
+def test_scalars_are_written_into_buffers_and_rings_and_come_back_as_arrays():
+    @cg.trace(cg.f64[3])
+    def f(x):
+        return ((x * x).sum() * 0.5,)
+
+    run = compile_numpy(f)
+    src = run.source((3,))
+    assert "_asarray" not in src and re.search(r"out=_buf\d+\); sum_\d+ = _buf\d+", src) and "; mul_" in src
+    first = run(np.array([1.0, 2.0, 3.0]))[0]
+    second = run(np.array([2.0, 2.0, 2.0]))[0]  # the first one is held: a ring's other array
+    assert type(first) is np.ndarray and first.shape == () and first == 7.0 and second == 6.0
+
+
+def test_an_update_of_one_entry_in_place_goes_through_a_scratch_array():
+    """numpy copies an operand that overlaps ``out=`` when the arrays have one entry (about
+    1 kB allocated per call): such an update is written next to it and copied over."""
+    f = cg.trace(cg.f32[()], cg.f32[2])(lambda t, v: (t + 1.0, v * 2.0))
+    run = compile_numpy(f, donate=True)
+    src = run.source((), (2,))
+    assert re.search(r"np\.add\(a0, \w+, out=_one\d+\); np\.copyto\(a0, _one\d+\); add_\d+ = a0", src), src
+    assert re.search(r"np\.multiply\(a1, \w+, out=a1\)", src)  # (two entries: numpy writes over it)
+    t, v = np.zeros((), np.float32), np.ones(2, np.float32)
+    for k in range(3):
+        t2, v2 = run(t, v)
+        assert t2 is t and v2 is v and t == k + 1 and v.tolist() == [2.0 ** (k + 1)] * 2

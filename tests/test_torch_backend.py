@@ -615,7 +615,7 @@ def test_a_donated_input_read_after_its_fused_update_is_not_overwritten(reader):
     state = step.init(0)
     rng = np.random.default_rng(7)
     x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
-    args = [*step._get_p(state.params), *step._get_s(state.opt_state), torch.as_tensor(x), torch.as_tensor(y)]
+    args = list(step._args(state.params, state.opt_state, {}, torch.as_tensor(x), torch.as_tensor(y)))
     want = torch_backend.graph_module(prog, fused=False)(*[a.clone() for a in args])
     donated = torch_backend.graph_module(prog, donate=True)
     assert "_fused_adam_" in donated.code  # (the others still update in place)

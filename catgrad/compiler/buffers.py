@@ -137,7 +137,7 @@ def plan(prog, writes_out, elementwise_inplace, donate: dict | None = None, ring
         if not fresh[j] or len(ins.outs) != 1:
             return False
         t = types[ins.outs[0]]
-        return t.rank > 0 and all(types[v].dtype == t.dtype for v in ins.ins)
+        return all(types[v].dtype == t.dtype for v in ins.ins)
 
     # donation: output o is written into input u by its instruction j when nothing reads u
     # (or a view of it) after j, and j reads u directly only if it may write over it; of

@@ -9,9 +9,9 @@ are whatever the backend computes on: numpy arrays, or torch tensors on a device
 
 from __future__ import annotations
 
+import builtins
 import copy
 import gc
-import operator
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -47,6 +47,7 @@ class Step:
         self.diagram, self.backend = diagram, backend
         # the forward-only program is built on first use: training never needs it
         self._run, self._predict, self._predict_thunk = run, None, predict_run
+        self._call = getattr(run, "fast", run)  # (the numpy program's plain-function form)
         # backends that compute on their own arrays (torch tensors) convert host values
         self._to_backend = getattr(run, "asarray", lambda x, t: x)
         self.param_names = list(model.names)
@@ -56,9 +57,8 @@ class Step:
         self._n, self._k, self._m = len(self.param_names), len(self.opt_keys), len(self.state_names)
         self._checked: set = set()
         self._bits = model.cod[0].dtype.name == "bit"
-        # the state's values in the program's argument order, each a tuple (one C call)
-        self._get_p, self._get_s, self._get_m = (_getter(names) for names in
-                                                 (self.param_names, self.opt_keys, self.state_names))
+        # the program's arguments from a state and a batch, and the new state's values put back
+        self._args, self._put = _plumbing(self.param_names, self.opt_keys, self.state_names)
         self.donates = False  # compiled with donate=True: each call uses up the state it is given
         self._donating_run = None  # () -> the same program compiled to donate, where the backend can
         self._donating = None  # ... that program as a Step, once made
@@ -121,6 +121,27 @@ class Step:
             raise CatgradError(f"the train state lacks {', '.join(missing[:5])}: it belongs to a different model or optimizer")
 
     def __call__(self, state: TrainState, x, y):
+        outs = self._outputs(state, x, y)
+        n, k, m = self._n, self._k, self._m
+        return (TrainState(dict(zip(self.param_names, outs)), dict(zip(self.opt_keys, outs[n:])), state.step + 1,
+                           dict(zip(self.state_names, outs[n + k :])) if m else {}),
+                StepOutput(self._loss(outs[n + k + m]), outs[n + k + m + 1]))
+
+    def update(self, state: TrainState, x, y) -> float:
+        """One step that advances ``state`` itself and returns the loss: afterwards
+        ``state`` holds what ``step(state, x, y)[0]`` would. Its arrays are overwritten
+        where the backend can (the step compiled to donate, :meth:`donating`); the
+        predictions are not handed back. On numpy, once the shapes have been seen, a call
+        allocates no memory besides, on a few calls, the step counter's new ``int``:
+        the form for a training loop of one's own, as ``optimizer.step()`` is in torch.
+        Arrays of ``state`` held elsewhere change with it; copy them first to keep them."""
+        run = self.donating() or self
+        outs = run._outputs(state, x, y)
+        self._put(outs, state.params, state.opt_state, state.model_state)
+        state.step += 1
+        return self._loss(outs[self._n + self._k + self._m])
+
+    def _outputs(self, state: TrainState, x, y) -> tuple:
         try:
             key = (x.shape, y.shape)  # (a torch.Size is a tuple too)
         except AttributeError:
@@ -128,16 +149,14 @@ class Step:
         if key not in self._checked:  # once per pair of shapes
             self._check(state, key)
         try:
-            outs = self._run(*self._get_p(state.params), *self._get_s(state.opt_state),
-                             *self._get_m(state.model_state), x, y)
+            args = self._args(state.params, state.opt_state, state.model_state, x, y)
         except KeyError:
             self._check_keys(state)
             raise
-        n, k, m = self._n, self._k, self._m
-        loss = outs[n + k + m]
-        return (TrainState(dict(zip(self.param_names, outs)), dict(zip(self.opt_keys, outs[n:])), state.step + 1,
-                           dict(zip(self.state_names, outs[n + k :])) if m else {}),
-                StepOutput(float(loss.sum()) if self._bits else float(loss), outs[n + k + m + 1]))
+        return self._call(*args)
+
+    def _loss(self, loss) -> float:
+        return float(loss.sum()) if self._bits else float(loss)
 
     def donating(self) -> "Step | None":
         """This step compiled with ``donate=True`` (made on first use, then kept): each call
@@ -155,6 +174,7 @@ class Step:
             else:
                 twin = copy.copy(self)
                 twin._run, twin.donates, twin._checked, twin._donating_run = run, True, set(), None
+                twin._call = getattr(run, "fast", run)
             self._donating = twin
         return twin
 
@@ -184,13 +204,19 @@ class Step:
         return f"<Step {self.model!r} optimizer={self.optimizer!r} backend={self.backend!r}>"
 
 
-def _getter(names):
-    """``d -> tuple(d[n] for n in names)``, as one C call."""
-    if not names:
-        return lambda d: ()
-    if len(names) == 1:
-        return lambda d, g=operator.itemgetter(names[0]): (g(d),)
-    return operator.itemgetter(*names)
+def _plumbing(params, opt_keys, state_names):
+    """``args(P, S, M, x, y)``: the program's arguments, the values of ``P``, ``S`` and
+    ``M`` (parameters, optimizer state, model state) under these names in order, then
+    ``x`` and ``y``; ``put(outs, P, S, M)``: the new state's values (the program's
+    first outputs, in the same order) put back under the names. Written out as
+    straight-line code, which makes no Python object but the tuple of arguments."""
+    names = [("P", n) for n in params] + [("S", k) for k in opt_keys] + [("M", n) for n in state_names]
+    src = (f"def args(P, S, M, x, y):\n    return ({''.join(f'{d}[{n!r}], ' for d, n in names)}x, y)\n\n\n"
+           f"def put(outs, P, S, M):\n" + "".join(f"    {d}[{n!r}] = outs[{i}]\n" for i, (d, n) in enumerate(names))
+           + "    return None\n")
+    env: dict = {}
+    exec(builtins.compile(src, "<catgrad step plumbing>", "exec"), env)  # noqa: S102 - our own generated code
+    return env["args"], env["put"]
 
 
 def _shape(x) -> tuple:

@@ -7,7 +7,9 @@ it binds the symbolic dimensions, folds the constants that now have known shapes
 and generates code such as ``tanh_12 = np.tanh(add_11)`` whose kernels come from
 the numpy rule table (:func:`~catgrad.core.primitive.bind`): staged rules do their
 type-only work here, once (a BLAS plan for each two-operand einsum, normalised
-reduction axes). Later calls with the same shapes only look the function up.
+reduction axes). A later call whose arguments have the last call's shapes and dtypes
+goes straight to its function (``fits``: straight-line checks that make no objects);
+others look theirs up by shapes.
 
 Intermediate values are written with ``out=`` into buffers planned once per shape
 (:mod:`.buffers`) and reused by later calls; outputs are never such buffers, so what a
@@ -19,12 +21,21 @@ an array from being recycled; a raw pointer (``a.ctypes.data``) or a weak refere
 does not. Outputs may share memory with inputs (an input handed straight back, a
 reshaped view): treat arrays as immutable. Input arrays are only written when
 donated (``donate=``).
+
+A step on a small model is mostly Python: each Python object a call makes (a view for
+``.T``, a numpy scalar) costs about as much as a small kernel, and all of it is memory
+allocated per step. So the generated code makes none where it can: views of values in
+planned buffers are made once, scalars (a loss) are written into 0-d buffers and rings
+like any value, and a donating program keeps the views it takes of its inputs
+(``x.T``) with the array they came from, for as long as the same array comes in (it
+holds a reference to that array meanwhile, as to the donated arrays its checks passed).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import re
 import sys
 from collections import Counter
 
@@ -141,12 +152,103 @@ def _writes_out(kernel) -> bool:
     return isinstance(kernel, np.ufunc) or getattr(kernel, "writes_out", False) is True
 
 
+# an operand's view in a kernel's call template: ``{0}.T``, ``{1}.reshape(-1)``
+_OPERAND_VIEW = re.compile(r"\{(\d+)\}\.(T\b|reshape\((?:[^()]|\([^()]*\))*\))")
+
+
+def _keep_view(cell: list, a, make):
+    """``make(a)``, remembered in ``cell`` with ``a`` until another array comes in."""
+    cell[0], cell[1] = a, make(a)
+    return cell[1]
+
+
+class _Views:
+    """Views (``.T``, ``.reshape(...)``) the generated code would otherwise make on every
+    call, each a new Python object: of a value that lives in a planned buffer, made once
+    here (``resident``: value name -> the array it lives in); of an input that keeps its
+    identity from call to call (``kept``), made on the first call with that array and kept
+    with it until another comes in (which holds a reference to it meanwhile)."""
+
+    def __init__(self, env: dict, lines: list, kept: set):
+        self.env, self.lines, self.kept = env, lines, set(kept)
+        self.resident: dict = {}
+        self._made: dict = {}
+
+    def of(self, value: str, suffix: str) -> str | None:
+        """The name of ``value.<suffix>`` made once or kept, or None (written as it is)."""
+        key = (value, suffix)
+        view = self._made.get(key)
+        if view is not None:
+            return view
+        view = f"_h{len(self._made)}"
+        if value in self.resident:
+            self.env[view] = eval(f"{self.resident[value]}.{suffix}", self.env)  # noqa: S307 - our own suffix
+            self.resident[view] = view
+        elif value in self.kept:
+            self.env[f"{view}_c"] = [None, None]
+            self.env[f"{view}_m"] = eval(f"lambda a: a.{suffix}")  # noqa: S307 - our own suffix
+            self.lines.append(f"    {view} = {view}_c[1] if {view}_c[0] is {value} else "
+                              f"_keep_view({view}_c, {value}, {view}_m)")
+            self.kept.add(view)
+        else:
+            return None
+        self._made[key] = view
+        return view
+
+
+def _view_method(op, binding) -> str | None:
+    """``reshape((2, 3))``, ``T`` or ``transpose((1, 2, 0))``: the array method that makes
+    the view a reshape or a transpose op computes."""
+    if op.name == "reshape":
+        return f"reshape({resolve_shape(op.cod[0].shape, binding)!r})"
+    if op.name == "transpose":
+        perm = op.kwargs.get("perm")
+        return "T" if perm is None else f"transpose({tuple(int(i) for i in perm)!r})"
+    return None
+
+
+def _kept_inputs(prog: Program, planned: Plan, donate: dict | None) -> set:
+    """Positions of inputs that a loop feeding a donating program its own outputs passes
+    the same array every call: those not donated, and donated ones whose output is the
+    input itself or written into its array. (Not without donation: there the state
+    comes back in new arrays, or ring arrays that a kept view would hold on to.)"""
+    if not donate:
+        return set()
+    writer = {ins.outs[0]: j for j, ins in enumerate(prog.instrs) if len(ins.outs) == 1}
+    kept = set(range(len(prog.inputs)))
+    for p, i in donate.items():
+        o = prog.outputs[p]
+        if o != prog.inputs[i] and planned.target.get(writer.get(o)) != ("in", i):
+            kept.discard(i)
+    return kept
+
+
+def _leading_one_reshapes(prog: Program, kernels: list) -> set:
+    """Reshapes that only add or drop leading axes of length 1 and are read only by
+    broadcasts into planned arrays: ``np.copyto`` broadcasts the operand as it is."""
+    readers: dict = {}
+    for j, ins in enumerate(prog.instrs):
+        for v in ins.ins:
+            readers.setdefault(v, []).append(j)
+
+    def core(shape):
+        shape = list(shape)
+        while shape and shape[0] == 1:
+            shape.pop(0)
+        return shape
+
+    return {j for j, ins in enumerate(prog.instrs)
+            if ins.op.name == "reshape" and ins.outs[0] not in prog.outputs
+            and core(prog.types[ins.outs[0]].shape) == core(prog.types[ins.ins[0]].shape)
+            and readers.get(ins.outs[0]) and all(kernels[r] is _COPYTO for r in readers[ins.outs[0]])}
+
+
 def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True, donate: dict | None = None):
     """Straight-line Python for ``prog`` (already folded for ``binding``). ``reuse``:
     kernels that can write into preallocated buffers do so (:mod:`.buffers`);
     ``donate`` (``{output position: input position}``) lets them write outputs into
     the caller's input arrays."""
-    env = {"np": np, "_asarray": np.asarray, "_rc": sys.getrefcount}
+    env = {"np": np, "_asarray": np.asarray, "_rc": sys.getrefcount, "_keep_view": _keep_view}
     name = value_names(prog, input_names)
     lines = []
     scalars = _scalar_consts(prog)
@@ -214,14 +316,21 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     if planned.buffers:
         lines.append(f"    # {len(planned.buffers)} buffer(s) in one block of {total} bytes kept across calls: "
                      + ", ".join(f"_buf{k}: {t}" for k, t in enumerate(planned.buffers)))
+    views = _Views(env, lines, {name[prog.inputs[i]] for i in _kept_inputs(prog, planned, donate)})
+    bypass = _leading_one_reshapes(prog, kernels)
+    storage = {name[v]: name[v] for v in prog.inputs}  # value -> the array it was written into
     for j, ins in enumerate(prog.instrs):
-        if j in implicit:  # numpy's own broadcasting in the consumers does it
+        if j in implicit or j in bypass:  # numpy's own broadcasting in the consumers does it
             name[ins.outs[0]] = name[ins.ins[0]]
             continue
         kernel = kernels[j]
-        if ins.op.name == "reshape":  # the method itself: the rule's np.reshape is a Python wrapper around it
-            shape = resolve_shape(ins.op.cod[0].shape, binding)
-            lines.append(f"    {name[ins.outs[0]]} = {name[ins.ins[0]]}.reshape({shape!r})")
+        method = _view_method(ins.op, binding)
+        if method is not None:  # the method itself: the rules' np.reshape, np.transpose are Python wrappers
+            view = views.of(name[ins.ins[0]], method)
+            if view is not None:  # a view made once, or kept while the same array comes in
+                name[ins.outs[0]] = view
+                continue
+            lines.append(f"    {name[ins.outs[0]]} = {name[ins.ins[0]]}.{method}")
             continue
         where = planned.target.get(j)
         if kernel is _COPYTO:  # a broadcast into the array planned for it, or a new one
@@ -234,6 +343,8 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
             else:
                 dst = f"_buf{where[1]}" if where[0] == "buf" else name[prog.inputs[where[1]]]
             lines.append(f"    {name[ins.outs[0]]} = {dst}; np.copyto({name[ins.outs[0]]}, {name[ins.ins[0]]})")
+            if where is not None and where[0] == "buf":
+                views.resident[name[ins.outs[0]]] = dst
             continue
         template = getattr(kernel, "inline", None)  # a kernel that says how to write its call out
         at = getattr(kernel, "inline_at", None)  # ... or how, given the operands' shapes
@@ -248,28 +359,69 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         call, kws = _inline_call(kernel) or (f"_{name[ins.outs[0]]}", "")
         if call.startswith("_") and template is None:
             env[call] = kernel
+        dst = None  # the array written into, when the kernel's result is taken from it
+        scratch = None  # ... through this one first
         if where is not None and where[0] == "ring":
             lines.append(_take_from_ring(where[1]))
             kws += ", out=_o"
+            dst = "_o"
         elif where is not None:
-            kws += f", out=_buf{where[1]}" if where[0] == "buf" else f", out={name[prog.inputs[where[1]]]}"
+            dst = f"_buf{where[1]}" if where[0] == "buf" else name[prog.inputs[where[1]]]
+            t = prog.types[ins.outs[0]]
+            if math.prod(resolve_shape(t.shape, binding)) == 1 and any(storage.get(name[i]) == dst for i in ins.ins):
+                # numpy copies an operand that overlaps out= when they have one entry (about
+                # 1 kB allocated per call, as Adam's step count t + 1): written next to it
+                scratch = env[f"_one{j}"] = np.empty(resolve_shape(t.shape, binding), np.dtype(t.dtype.numpy))
+                scratch = f"_one{j}"
+            kws += f", out={scratch or dst}"
         lhs = ", ".join(name[o] for o in ins.outs) + ("," if len(ins.outs) > 1 else "")
         if template is not None:
-            lines.append(f"    {lhs} = {template.format(*(name[i] for i in ins.ins), out=kws)}")
+            operands = [name[i] for i in ins.ins]
+            template = _OPERAND_VIEW.sub(lambda m: views.of(operands[int(m[1])], m[2]) or m[0], template)
+            call = template.format(*operands, out=kws)
         else:
-            lines.append(f"    {lhs} = {call}({', '.join(name[i] for i in ins.ins)}{kws})")
+            call = f"{call}({', '.join(name[i] for i in ins.ins)}{kws})"
+        if scratch is not None:
+            lines.append(f"    {call}; np.copyto({dst}, {scratch}); {lhs} = {dst}")
+        elif dst is not None and prog.types[ins.outs[0]].rank == 0:
+            # (kernels such as np.dot hand back a new numpy scalar even when they write out=)
+            lines.append(f"    {call}; {lhs} = {dst}")
+        else:
+            lines.append(f"    {lhs} = {call}")
+        if where is not None and where[0] != "ring":
+            storage[name[ins.outs[0]]] = dst
+        if where is not None and where[0] == "buf":
+            views.resident[name[ins.outs[0]]] = dst
     rets = []
     computed = {o for ins in prog.instrs for o in ins.outs}
+    planned_outs = {prog.instrs[j].outs[0] for j in planned.target}
     for v in prog.outputs:
         # kernels may give numpy scalars for rank 0; hand back 0-d arrays of the declared dtype
-        rets.append(f"_asarray({name[v]})" if prog.types[v].rank == 0 and v in computed else name[v])
+        rets.append(f"_asarray({name[v]})" if prog.types[v].rank == 0 and v in computed - planned_outs else name[v])
     lines.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
     args = ", ".join(name[v] for v in prog.inputs)
     src = f"def run({args}):\n" + "\n".join(lines)
-    exec(compile(src, "<catgrad numpy program>", "exec"), env)  # noqa: S102 - our own generated code
+    # fits(*args): whether a call may skip NumpyProgram's checks and run this function:
+    # every argument a numpy array of the shape and dtype bound here, every donated one
+    # the array the checks passed last time (owned[i]: C-contiguous, passed once), still
+    # writeable, and not passed again in another place of its shape and dtype.
+    # Straight-line code, which makes no Python object but the flags it reads
+    env["_nd"], env["_owned"] = np.ndarray, [None] * len(prog.inputs)
+    donated = set((donate or {}).values())
+    checks, kinds = [], []
+    for k, v in enumerate(prog.inputs):
+        env[f"_dt{k}"] = np.dtype(prog.types[v].dtype.numpy)
+        kinds.append((resolve_shape(prog.types[v].shape, binding), env[f"_dt{k}"]))
+        same = f"{name[v]} is _owned[{k}] and {name[v]}.flags.writeable" if k in donated else f"type({name[v]}) is _nd"
+        checks.append(f"{same} and {name[v]}.shape == {kinds[k][0]!r} and {name[v]}.dtype is _dt{k}")
+    checks += [f"{name[prog.inputs[i]]} is not {name[prog.inputs[k]]}" for i in range(len(kinds)) if i not in donated
+               for k in sorted(donated) if kinds[k] == kinds[i]]
+    fits = f"def fits({args}):\n    return ({' and '.join(checks) or 'True'})\n"
+    exec(compile(src + "\n\n\n" + fits, "<catgrad numpy program>", "exec"), env)  # noqa: S102 - our own generated code
     fn = env["run"]
     fn.source = src
     fn.program = prog  # (in the order the code runs it)
+    fn.fits, fn.owned = env["fits"], env["_owned"]
     return fn
 
 
@@ -288,7 +440,9 @@ class NumpyProgram:
     array may be overwritten by the call: the caller gives it up and uses the returned
     arrays instead. Arrays that are not writeable numpy arrays, or that are passed in
     two places at once, or not C-contiguous, are copied first (views of one another are
-    not detected).
+    not detected). The program keeps a reference to the donated arrays of its last
+    call (passed again, they skip the checks) and to the inputs it took views of,
+    until other arrays come in.
     """
 
     def __init__(self, program: Program, passes: bool = True, input_names=None, reuse: bool = True,
@@ -309,7 +463,10 @@ class NumpyProgram:
             raise CatgradError(f"donate: output/input pairs {bad} do not exist or differ in type")
         self._donated = sorted(set(self.donate.values()))
         self._dtypes = [np.dtype(t.dtype.numpy) for t in self.dom]
+        self._arity = len(self.dom)
         self._cache: dict = {}
+        self._hot = None
+        self.fast = self._entry()  # the same as calling the program, without the cost of a method call
 
     def specialise(self, shapes: tuple):
         binding: dict = {}
@@ -332,8 +489,24 @@ class NumpyProgram:
         return args
 
     def __call__(self, *args):
-        # the common case costs two list comprehensions: the shapes (the cache key) and
-        # the dtypes, compared with the declared ones (identical dtype objects compare fast)
+        return self.fast(*args)
+
+    def _entry(self):
+        """The program as a plain function. (Calling the object or a bound method of it
+        with more than four arguments makes CPython copy them into a new array first.)"""
+        slow, arity = self._call, self._arity
+
+        def fast(*args):
+            fn = self._hot  # the function of the last call: a loop calls with the same shapes
+            if fn is not None and len(args) == arity and fn.fits(*args):
+                return fn(*args)
+            return slow(args)
+
+        return fast
+
+    def _call(self, args):
+        # the shapes (the cache key) and the dtypes, compared with the declared ones
+        # (identical dtype objects compare fast)
         try:
             key = tuple([a.shape for a in args])
             ok = [a.dtype for a in args] == self._dtypes
@@ -347,6 +520,9 @@ class NumpyProgram:
         fn = self._cache.get(key)
         if fn is None:
             fn = self._cache[key] = self.specialise(key)
+        for i in self._donated:  # (checked by _own: fn.fits lets the same arrays through next time)
+            fn.owned[i] = args[i]
+        self._hot = fn
         return fn(*args)
 
     def _convert(self, args):

@@ -93,7 +93,9 @@ def _np_relu(x, out=None):
 
 
 _np_relu.writes_out = True
-_np_relu.inline = "np.maximum({0}, 0{out})"
+# for code generators: the zero as a 0-d array of the operand's dtype, made once (numpy
+# converts a Python 0 into a new array on every call)
+_np_relu.inline_at = lambda shapes, dtypes: ("np.maximum({0}, {c0}{out})", [np.zeros((), dtypes[0])])
 
 heaviside = _float_unary(
     "heaviside",
