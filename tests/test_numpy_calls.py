@@ -121,13 +121,15 @@ def test_a_donated_scalar_or_an_undonated_program_never_writes_its_inputs():
 
 
 def test_a_call_like_the_last_one_skips_the_checks_and_any_other_takes_them():
-    """``fits``: the arguments of the last call's shapes and dtypes (and, donated, the very
-    arrays the checks passed) go straight to the generated function; others are converted,
-    copied or refused as on a first call."""
+    """``fits`` (made when a function is called twice in a row): the arguments of the last
+    call's shapes and dtypes (and, donated, the very arrays the checks passed) go straight
+    to the generated function; others are converted, copied or refused as on a first call."""
     run = compile_numpy(F)
     x, b = np.ones((2, 3)), np.full(3, 0.5)
     run(x, b)
     fn = run._hot
+    assert not fn.fits(x, b)  # (made on the second call)
+    run(x, b)
     assert fn.fits(x, b) and fn.fits(np.zeros((2, 3)), b)
     assert not fn.fits(x.astype(np.float32), b) and not fn.fits(np.ones((5, 3)), b) and not fn.fits(x.tolist(), b)
     with pytest.raises(cg.ShapeError, match=r"^input 0: expected f64\[B, 3\] but got an array of dtype float32"):
@@ -147,6 +149,7 @@ def test_a_donated_array_passed_again_elsewhere_or_made_read_only_is_not_written
     f = cg.trace(cg.f64[3], cg.f64[3])(lambda a, b: (cg.ops.exp(a), cg.ops.exp(a) + b))
     run = compile_numpy(f, donate={0: 0})
     a, c = np.array([0.0, 1.0, 2.0]), np.array([0.5, -0.5, 1.0])
+    (ea, _) = run(a, c)
     (ea, _) = run(a, c)
     assert ea is a and run._hot.fits(a, c) and not run._hot.fits(a, a)
     before = a.copy()
