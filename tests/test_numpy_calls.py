@@ -140,6 +140,8 @@ def test_a_call_like_the_last_one_skips_the_checks_and_any_other_takes_them():
     assert run._hot is fn  # (the same shapes: the same function)
     with pytest.raises(cg.ShapeError, match="input 1"):
         run(x, np.zeros(4))
+    with pytest.raises(cg.ShapeError, match=r"^the program takes 2 input\(s\)"):
+        run(x)
 
 
 def test_a_donated_array_passed_again_elsewhere_or_made_read_only_is_not_written():
@@ -157,9 +159,30 @@ def test_a_donated_array_passed_again_elsewhere_or_made_read_only_is_not_written
     np.testing.assert_array_equal(a, before)
     np.testing.assert_array_equal(e, np.exp(before))
     np.testing.assert_array_equal(s, np.exp(before) + before)
+    run(a, c)  # (a is the donated array the checks passed again)
+    before = a.copy()
+    assert run._hot.fits(a, c)
     a.flags.writeable = False
     assert not run._hot.fits(a, c)
     e, s = run(a, c)
     assert e is not a
     np.testing.assert_array_equal(a, before)
     np.testing.assert_array_equal(s, np.exp(before) + c)
+
+
+def test_another_donated_array_takes_the_checks_even_of_the_same_shape():
+    """Only the very array the checks passed skips them: a Fortran-ordered one of the same
+    shape (np.dot writes only into C-ordered arrays) is copied first."""
+    @cg.trace(cg.f64[3, 3], cg.f64[3, 3])
+    def g(a, b):
+        return (b @ b,)
+
+    run = compile_numpy(g, donate={0: 0})
+    b = np.arange(9.0).reshape(3, 3) + 1
+    a = np.zeros((3, 3))
+    for _ in range(2):
+        (a,) = run(a, b)
+    fortran = np.asfortranarray(np.zeros((3, 3)))
+    assert run._hot.fits(a, b) and not run._hot.fits(fortran, b)
+    (p,) = run(fortran, b)
+    assert p.flags.c_contiguous and np.array_equal(p, b @ b)

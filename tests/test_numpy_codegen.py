@@ -232,3 +232,91 @@ def test_an_update_of_one_entry_in_place_goes_through_a_scratch_array():
     for k in range(3):
         t2, v2 = run(t, v)
         assert t2 is t and v2 is v and t == k + 1 and v.tolist() == [2.0 ** (k + 1)] * 2
+    # a chain: the second update reads what the first wrote into t's array
+    g = cg.trace(cg.f64[1])(lambda t: ((t + 1.0) * 3.0,))
+    run = compile_numpy(g, donate=True)
+    src = run.source((1,))
+    assert len(re.findall(r"np\.copyto\(a0, _one\d+\)", src)) == 2, src
+    t = np.zeros(1)
+    for k in range(2):
+        assert run(t)[0] is t
+    assert t.tolist() == [12.0]
+
+
+def test_a_view_of_a_view_of_a_buffered_value_is_made_once_too():
+    @cg.trace(cg.f64[2, 3], cg.f64[3, 4])
+    def f(x, y):
+        return (cg.ops.exp(x).reshape(3, 2).transpose() @ cg.ops.exp(y),)
+
+    run = compile_numpy(f)
+    src = run.source((2, 3), (3, 4))
+    assert ".T" not in src and "reshape" not in src and "transpose" not in src, src
+    x, y = np.arange(6.0).reshape(2, 3) / 6, np.arange(12.0).reshape(3, 4) / 12
+    for _ in range(2):
+        np.testing.assert_allclose(run(x, y)[0], np.exp(x).reshape(3, 2).T @ np.exp(y), rtol=1e-15)
+
+
+def test_a_reshape_read_elsewhere_too_or_handed_back_is_still_made():
+    """The reshape before a broadcast is skipped only when broadcasts are all that read it."""
+    @cg.trace(cg.f64[3], cg.f64[2, 3])
+    def f(b, x):
+        row = b.reshape(1, 3)
+        return row, x + row.broadcast(2, 3), row * 2.0
+
+    run = compile_numpy(f)
+    b, x = np.array([1.0, 2.0, 3.0]), np.ones((2, 3))
+    for _ in range(2):
+        row, s, twice = run(b, x)
+        assert row.shape == (1, 3) and twice.shape == (1, 3)
+        np.testing.assert_array_equal(s, x + b)
+        np.testing.assert_array_equal(twice, 2.0 * b[None])
+
+    @cg.trace(cg.f64[3], cg.f64[2, 3])
+    def g(b, x):
+        row = b.reshape(1, 3)
+        return x + row.broadcast(2, 3), row * 2.0
+
+    run = compile_numpy(g)
+    assert "a0.reshape((1, 3))" in run.source((3,), (2, 3))
+    s, twice = run(b, x)
+    assert twice.shape == (1, 3) and np.array_equal(twice, 2.0 * b[None]) and np.array_equal(s, x + b)
+
+
+def test_each_kept_view_is_taken_once_per_call_and_views_of_it_kept_too():
+    """A donating program reads ``x.T`` twice and a transpose of ``x``'s reshape: one kept
+    view each (one ``_keep_view`` line), none made per call."""
+    @cg.trace(cg.f64[3, 2], cg.f64[3, 2], cg.f64[15], cg.f64[5, 2])
+    def f(w, v, x, y):
+        x2 = x.reshape(5, 3)
+        return w - x2.T @ y, v - x2.T @ (y * 2.0)
+
+    run = compile_numpy(f, donate={0: 0, 1: 1})
+    src = run.source((3, 2), (3, 2), (15,), (5, 2))
+    assert src.count("_keep_view(") == 2 and ".T" not in src and "reshape" not in src, src
+    rng = np.random.default_rng(1)
+    w, v, y = rng.normal(size=(3, 2)), rng.normal(size=(3, 2)), rng.normal(size=(5, 2))
+    for x in (rng.normal(size=15), rng.normal(size=15)):
+        want = (w - x.reshape(5, 3).T @ y, v - x.reshape(5, 3).T @ (y * 2.0))
+        w, v = run(w, v, x, y)
+        np.testing.assert_allclose(w, want[0], rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(v, want[1], rtol=1e-15, atol=1e-15)
+
+
+def test_an_input_whose_new_value_comes_in_a_new_array_is_not_kept():
+    """A donated input whose output cannot be written into its array comes back in another
+    array every step: a view kept of it would hold the old one (and keep the ring from
+    reusing it), so its views are made per call."""
+    @cg.trace(cg.f64[3, 3], cg.f64[3, 3])
+    def f(w, x):
+        w2 = w * 2.0
+        return w2, w2 @ w.T, x @ x.T  # (w.T is read after w2 is made: w2 cannot go into w's array)
+
+    run = compile_numpy(f, donate={0: 0})
+    src = run.source((3, 3), (3, 3))
+    assert "a0.T" in src and "out=a0" not in src and re.findall(r"_keep_view\(\w+, (\w+),", src) == ["a1"], src
+    w, x = np.arange(9.0).reshape(3, 3), np.eye(3)
+    for _ in range(3):
+        w2, p, q = run(w, x)
+        np.testing.assert_array_equal(w2, 2 * w)
+        np.testing.assert_array_equal(p, 2 * w @ w.T)
+        w = w2

@@ -320,7 +320,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     bypass = _leading_one_reshapes(prog, kernels)
     storage = {name[v]: name[v] for v in prog.inputs}  # value -> the array it was written into
     for j, ins in enumerate(prog.instrs):
-        if j in implicit or j in bypass:  # numpy's own broadcasting in the consumers does it
+        if j in implicit or j in bypass:  # numpy's own broadcasting in the readers (or np.copyto) does it
             name[ins.outs[0]] = name[ins.ins[0]]
             continue
         kernel = kernels[j]
@@ -371,8 +371,8 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
             if math.prod(resolve_shape(t.shape, binding)) == 1 and any(storage.get(name[i]) == dst for i in ins.ins):
                 # numpy copies an operand that overlaps out= when they have one entry (about
                 # 1 kB allocated per call, as Adam's step count t + 1): written next to it
-                scratch = env[f"_one{j}"] = np.empty(resolve_shape(t.shape, binding), np.dtype(t.dtype.numpy))
                 scratch = f"_one{j}"
+                env[scratch] = np.empty(resolve_shape(t.shape, binding), np.dtype(t.dtype.numpy))
             kws += f", out={scratch or dst}"
         lhs = ", ".join(name[o] for o in ins.outs) + ("," if len(ins.outs) > 1 else "")
         if template is not None:
@@ -401,12 +401,24 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     lines.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
     args = ", ".join(name[v] for v in prog.inputs)
     src = f"def run({args}):\n" + "\n".join(lines)
-    # fits(*args): whether a call may skip NumpyProgram's checks and run this function:
-    # every argument a numpy array of the shape and dtype bound here, every donated one
-    # the array the checks passed last time (owned[i]: C-contiguous, passed once), still
-    # writeable, and not passed again in another place of its shape and dtype.
-    # Straight-line code, which makes no Python object but the flags it reads
-    env["_nd"], env["_owned"] = np.ndarray, [None] * len(prog.inputs)
+    exec(compile(src, "<catgrad numpy program>", "exec"), env)  # noqa: S102 - our own generated code
+    fn = env["run"]
+    fn.source = src
+    fn.program = prog  # (in the order the code runs it)
+    env["_owned"] = fn.owned = [None] * len(prog.inputs)
+    # compiled on the function's second call (a shape met once, as an epoch's last short
+    # batch, never needs it; it costs about a third of compiling ``run``)
+    fn.fits, fn.fits_source, fn.fits_env = _not_yet, _fits_source(prog, name, binding, donate, env), env
+    return fn
+
+
+def _fits_source(prog: Program, name: dict, binding: dict, donate: dict | None, env: dict) -> str:
+    """``fits(*args)``: whether a call may skip NumpyProgram's checks and run the
+    generated function: every argument a numpy array of the shape and dtype bound here,
+    every donated one the array the checks passed last time (``_owned[i]``: C-contiguous,
+    passed once), still writeable, and not passed again in another place of its shape
+    and dtype. Straight-line code, which makes no Python object but the flags it reads."""
+    env["_nd"] = np.ndarray
     donated = set((donate or {}).values())
     checks, kinds = [], []
     for k, v in enumerate(prog.inputs):
@@ -416,16 +428,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         checks.append(f"{same} and {name[v]}.shape == {kinds[k][0]!r} and {name[v]}.dtype is _dt{k}")
     checks += [f"{name[prog.inputs[i]]} is not {name[prog.inputs[k]]}" for i in range(len(kinds)) if i not in donated
                for k in sorted(donated) if kinds[k] == kinds[i]]
-    exec(compile(src, "<catgrad numpy program>", "exec"), env)  # noqa: S102 - our own generated code
-    fn = env["run"]
-    fn.source = src
-    fn.program = prog  # (in the order the code runs it)
-    fn.owned = env["_owned"]
-    # compiled on the function's second call (a shape met once, as an epoch's last short
-    # batch, never needs it; it costs about a third of compiling ``run``)
-    fn.fits, fn.fits_source = _not_yet, f"def fits({args}):\n    return ({' and '.join(checks) or 'True'})\n"
-    fn.fits_env = env
-    return fn
+    return f"def fits({', '.join(name[v] for v in prog.inputs)}):\n    return ({' and '.join(checks) or 'True'})\n"
 
 
 def _not_yet(*args) -> bool:
