@@ -327,3 +327,20 @@ def test_an_input_whose_new_value_comes_in_a_new_array_is_not_kept():
         np.testing.assert_array_equal(w2, 2 * w)
         np.testing.assert_array_equal(p, 2 * w @ w.T)
         w = w2
+
+
+def test_two_products_with_the_same_transposed_operand_share_one_kept_view():
+    @cg.trace(cg.f64[3, 2], cg.f64[3, 2], cg.f64[5, 3], cg.f64[5, 2])
+    def f(w, v, x, y):
+        return (w - cg.ops.einsum(x, y, spec="ba,bc->ac"),
+                v - cg.ops.einsum(x, cg.ops.exp(y), spec="ba,bc->ac"))
+
+    run = compile_numpy(f, donate={0: 0, 1: 1})
+    src = run.source((3, 2), (3, 2), (5, 3), (5, 2))
+    assert src.count("_keep_view(") == 1 and src.count("np.dot(_h0, ") == 2, src
+    rng = np.random.default_rng(2)
+    w, v, x, y = (rng.normal(size=s) for s in ((3, 2), (3, 2), (5, 3), (5, 2)))
+    want = (w - x.T @ y, v - x.T @ np.exp(y))
+    got = run(w, v, x, y)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-15, atol=1e-15)
