@@ -383,8 +383,9 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
             call = f"{call}({', '.join(name[i] for i in ins.ins)}{kws})"
         if scratch is not None:
             lines.append(f"    {call}; np.copyto({dst}, {scratch}); {lhs} = {dst}")
-        elif dst is not None and prog.types[ins.outs[0]].rank == 0:
-            # (kernels such as np.dot hand back a new numpy scalar even when they write out=)
+        elif dst is not None and prog.types[ins.outs[0]].rank == 0 and not isinstance(kernel, np.ufunc):
+            # (kernels such as np.dot hand back a new numpy scalar even when they write out=;
+            # a ufunc hands back the out= array itself)
             lines.append(f"    {call}; {lhs} = {dst}")
         else:
             lines.append(f"    {lhs} = {call}")
@@ -408,12 +409,13 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     env["_owned"] = fn.owned = [None] * len(prog.inputs)
     # compiled on the function's second call (a shape met once, as an epoch's last short
     # batch, never needs it; it costs about a third of compiling ``run``)
-    fn.fits, fn.fits_source, fn.fits_env = _not_yet, _fits_source(prog, name, binding, donate, env), env
+    fn.fits, fn.fits_env = _not_yet, env
+    fn.fits_source = functools.partial(_fits_source, prog, {v: name[v] for v in prog.inputs}, binding, donate, env)
     return fn
 
 
 def _fits_source(prog: Program, name: dict, binding: dict, donate: dict | None, env: dict) -> str:
-    """``fits(*args)``: whether a call may skip NumpyProgram's checks and run the
+    """The source of ``fits(*args)`` (``name``: each input's name in the generated code): whether a call may skip NumpyProgram's checks and run the
     generated function: every argument a numpy array of the shape and dtype bound here,
     every donated one the array the checks passed last time (``_owned[i]``: C-contiguous,
     passed once), still writeable, and not passed again in another place of its shape
@@ -437,7 +439,7 @@ def _not_yet(*args) -> bool:
 
 def _make_fits(fn) -> None:
     """Compile ``fn.fits`` from its source (see :func:`generate`)."""
-    exec(compile(fn.fits_source, "<catgrad numpy program>", "exec"), fn.fits_env)  # noqa: S102 - our own generated code
+    exec(compile(fn.fits_source(), "<catgrad numpy program>", "exec"), fn.fits_env)  # noqa: S102 - our own generated code
     fn.fits = fn.fits_env["fits"]
 
 
