@@ -368,7 +368,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         elif where is not None:
             dst = f"_buf{where[1]}" if where[0] == "buf" else name[prog.inputs[where[1]]]
             t = prog.types[ins.outs[0]]
-            if math.prod(resolve_shape(t.shape, binding)) == 1 and any(storage.get(name[i]) == dst for i in ins.ins):
+            if any(storage.get(name[i]) == dst for i in ins.ins) and math.prod(resolve_shape(t.shape, binding)) == 1:
                 # numpy copies an operand that overlaps out= when they have one entry (about
                 # 1 kB allocated per call, as Adam's step count t + 1): written next to it
                 scratch = f"_one{j}"
