@@ -160,6 +160,12 @@ def _writes_out(kernel) -> bool:
 _OPERAND_VIEW = re.compile(r"\{(\d+)\}\.(T\b|reshape\((?:[^()]|\([^()]*\))*\))")
 
 
+@functools.lru_cache(maxsize=1024)
+def _view_maker(suffix: str):
+    """``lambda a: a.<suffix>`` (``T``, ``reshape((2, 3))``...), compiled once per suffix."""
+    return eval(f"lambda a: a.{suffix}")  # noqa: S307 - our own suffix
+
+
 def _keep_view(cell: list, a, make):
     """``make(a)``, remembered in ``cell`` with ``a`` until another array comes in."""
     cell[0], cell[1] = a, make(a)
@@ -186,11 +192,11 @@ class _Views:
             return view
         view = f"_h{len(self._made)}"
         if value in self.resident:
-            self.env[view] = eval(f"{self.resident[value]}.{suffix}", self.env)  # noqa: S307 - our own suffix
+            self.env[view] = _view_maker(suffix)(self.env[self.resident[value]])
             self.resident[view] = view
         elif value in self.kept:
             self.env[f"{view}_c"] = [None, None]
-            self.env[f"{view}_m"] = eval(f"lambda a: a.{suffix}")  # noqa: S307 - our own suffix
+            self.env[f"{view}_m"] = _view_maker(suffix)
             self.lines.append(f"    {view} = {view}_c[1] if {view}_c[0] is {value} else "
                               f"_keep_view({view}_c, {value}, {view}_m)")
             self.kept.add(view)
@@ -372,7 +378,8 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         elif where is not None:
             dst = f"_buf{where[1]}" if where[0] == "buf" else name[prog.inputs[where[1]]]
             t = prog.types[ins.outs[0]]
-            if any(storage.get(name[i]) == dst for i in ins.ins) and math.prod(resolve_shape(t.shape, binding)) == 1:
+            if (ins.op.prim.elementwise and dst in {storage.get(name[i]) for i in ins.ins}
+                    and math.prod(resolve_shape(t.shape, binding)) == 1):
                 # numpy copies an operand that overlaps out= when they have one entry (about
                 # 1 kB allocated per call, as Adam's step count t + 1): written next to it
                 scratch = f"_one{j}"
@@ -381,7 +388,8 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         lhs = ", ".join(name[o] for o in ins.outs) + ("," if len(ins.outs) > 1 else "")
         if template is not None:
             operands = [name[i] for i in ins.ins]
-            template = _OPERAND_VIEW.sub(lambda m: views.of(operands[int(m[1])], m[2]) or m[0], template)
+            if "}." in template:  # an operand's view
+                template = _OPERAND_VIEW.sub(lambda m: views.of(operands[int(m[1])], m[2]) or m[0], template)
             call = template.format(*operands, out=kws)
         else:
             call = f"{call}({', '.join(name[i] for i in ins.ins)}{kws})"
@@ -398,11 +406,11 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
         if where is not None and where[0] == "buf":
             views.resident[name[ins.outs[0]]] = dst
     rets = []
-    computed = {o for ins in prog.instrs for o in ins.outs}
-    planned_outs = {prog.instrs[j].outs[0] for j in planned.target}
+    # kernels may give numpy scalars for rank 0: hand back 0-d arrays of the declared dtype
+    # (a value planned into an array is that array already)
+    loose = {o for ins in prog.instrs for o in ins.outs} - {prog.instrs[j].outs[0] for j in planned.target}
     for v in prog.outputs:
-        # kernels may give numpy scalars for rank 0; hand back 0-d arrays of the declared dtype
-        rets.append(f"_asarray({name[v]})" if prog.types[v].rank == 0 and v in computed - planned_outs else name[v])
+        rets.append(f"_asarray({name[v]})" if prog.types[v].rank == 0 and v in loose else name[v])
     lines.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
     args = ", ".join(name[v] for v in prog.inputs)
     src = f"def run({args}):\n" + "\n".join(lines)
