@@ -60,7 +60,8 @@ def test_update_writes_the_numpy_arrays_of_the_state_in_place():
 
 
 def test_update_advances_model_state_and_the_key():
-    src = "import nn\ndef f(k : i64[], x : f64[B, 4]) = nn.dense[6, 3](nn.dropout[30](k, nn.batchnorm[6](tanh(nn.dense[4, 6](x)))))"
+    src = ("import nn\ndef f(k : i64[], x : f64[B, 4]) =\n"
+           "  nn.dense[6, 3](nn.dropout[30](k, nn.batchnorm[6](tanh(nn.dense[4, 6](x)))))")
     step = cg.compile(loads(src, "<test>")["f"], loss="mse", optimizer="adam(lr=1e-2)")
     functional, in_place = step.init(1), step.init(1)
     rng = np.random.default_rng(0)

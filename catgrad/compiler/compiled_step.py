@@ -132,8 +132,9 @@ class Step:
         ``state`` holds what ``step(state, x, y)[0]`` would. Its arrays are overwritten
         where the backend can (the step compiled to donate, :meth:`donating`); the
         predictions are not handed back. On numpy, once the shapes have been seen, a call
-        allocates no memory besides, on a few calls, the step counter's new ``int``:
-        the form for a training loop of one's own, as ``optimizer.step()`` is in torch.
+        makes no Python object but the step counter's new ``int`` (past step 256) and,
+        with 20 or more state arrays, the tuple of the program's outputs: the form for a
+        training loop of one's own, as ``optimizer.step()`` is in torch.
         Arrays of ``state`` held elsewhere change with it; copy them first to keep them."""
         run = self.donating() or self
         outs = run._outputs(state, x, y)

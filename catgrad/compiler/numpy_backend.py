@@ -427,8 +427,9 @@ def generate(prog: Program, binding: dict, input_names=None, reuse: bool = True,
 
 
 def _fits_source(prog: Program, name: dict, binding: dict, donate: dict | None, env: dict) -> str:
-    """The source of ``fits(*args)`` (``name``: each input's name in the generated code): whether a call may skip NumpyProgram's checks and run the
-    generated function: every argument a numpy array of the shape and dtype bound here,
+    """The source of ``fits(*args)`` (``name``: each input's name in the generated code):
+    whether a call may skip NumpyProgram's checks and run the generated function: every
+    argument a numpy array of the shape and dtype bound here,
     every donated one the array the checks passed last time (``_owned[i]``: C-contiguous,
     passed once), still writeable, and not passed again in another place of its shape
     and dtype. Straight-line code, which makes no Python object but the flags it reads."""
@@ -451,7 +452,8 @@ def _not_yet(*args) -> bool:
 
 def _make_fits(fn) -> None:
     """Compile ``fn.fits`` from its source (see :func:`generate`)."""
-    exec(compile(fn.fits_source(), "<catgrad numpy program>", "exec"), fn.fits_env)  # noqa: S102 - our own generated code
+    code = compile(fn.fits_source(), "<catgrad numpy program>", "exec")
+    exec(code, fn.fits_env)  # noqa: S102 - our own generated code
     fn.fits = fn.fits_env["fits"]
 
 
