@@ -108,8 +108,8 @@ def _allocated(fn) -> int:
 def test_update_allocates_under_five_percent_of_the_parameters(sizes, dt, act, opt, loss, batch):
     """The numpy backend's goal for a step after the first, on two of its benchmark models
     (the Iris MLP's parameters are 1,304 bytes: 65 of them). The functional step, which
-    returns a new state, does not meet it on Iris. (What is left is Python's: the tuple of
-    outputs, from CPython's free lists when there are fewer than 20.)"""
+    returns a new state, does not meet it on Iris. (What is left is Python's: the step counter's
+    int, and the tuples of arguments and outputs, from CPython's free lists under 20.)"""
     step = cg.compile(mlp(sizes, dt, act), loss=loss, optimizer=opt)
     state = step.init(0)
     state.step = 10**6  # (an int that is allocated anew on every step)

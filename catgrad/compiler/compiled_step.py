@@ -133,7 +133,7 @@ class Step:
         where the backend can (the step compiled to donate, :meth:`donating`); the
         predictions are not handed back. On numpy, once the shapes have been seen, a call
         makes no Python object but the step counter's new ``int`` (past step 256) and,
-        with 20 or more state arrays, the tuple of the program's outputs: the form for a
+        with 20 or more state arrays, the tuples of the program's arguments and outputs: the form for a
         training loop of one's own, as ``optimizer.step()`` is in torch.
         Arrays of ``state`` held elsewhere change with it; copy them first to keep them."""
         run = self.donating() or self
