@@ -111,6 +111,9 @@ def test_update_allocates_under_five_percent_of_the_parameters(sizes, dt, act, o
     returns a new state, does not meet it on Iris. (What is left is Python's: the step counter's
     int, and the tuples of arguments and outputs, from CPython's free lists under 20.)"""
     step = cg.compile(mlp(sizes, dt, act), loss=loss, optimizer=opt)
+    # both forms call the program as a plain function: calling the object itself with more
+    # than four arguments copies them into a new array first
+    assert step._call is step.program.fast and step.donating()._call is step.donating().program.fast
     state = step.init(0)
     state.step = 10**6  # (an int that is allocated anew on every step)
     x, y = _batches(sizes, dt, 1, batch=batch)[0]
