@@ -50,7 +50,7 @@ def test_update_writes_the_numpy_arrays_of_the_state_in_place():
     sizes, dt, act, opt, red = CASES[1]
     step = cg.compile(mlp(sizes, dt, act), loss=cg.loss.mse(reduction=red), optimizer=opt)
     state = step.init(0)
-    before = {k: v for k, v in {**state.params, **state.opt_state}.items()}
+    before = {**state.params, **state.opt_state}
     copies = {k: v.copy() for k, v in before.items()}
     x, y = _batches(sizes, dt, 1)[0]
     step.update(state, x, y)
