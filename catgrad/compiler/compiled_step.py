@@ -47,7 +47,7 @@ class Step:
         self.diagram, self.backend = diagram, backend
         # the forward-only program is built on first use: training never needs it
         self._run, self._predict, self._predict_thunk = run, None, predict_run
-        self._call = getattr(run, "fast", run)  # (the numpy program's plain-function form)
+        self._call = _plain(run)
         # backends that compute on their own arrays (torch tensors) convert host values
         self._to_backend = getattr(run, "asarray", lambda x, t: x)
         self.param_names = list(model.names)
@@ -175,7 +175,7 @@ class Step:
             else:
                 twin = copy.copy(self)
                 twin._run, twin.donates, twin._checked, twin._donating_run = run, True, set(), None
-                twin._call = getattr(run, "fast", run)
+                twin._call = _plain(run)
             self._donating = twin
         return twin
 
@@ -203,6 +203,11 @@ class Step:
 
     def __repr__(self):
         return f"<Step {self.model!r} optimizer={self.optimizer!r} backend={self.backend!r}>"
+
+
+def _plain(run):
+    """``run`` as a plain function where the backend has one (the numpy program's ``fast``)."""
+    return getattr(run, "fast", run)
 
 
 def _plumbing(params, opt_keys, state_names):
